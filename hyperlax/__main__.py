@@ -1,0 +1,3 @@
+from hyperlax.cli import main
+
+main()
