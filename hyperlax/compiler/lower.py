@@ -1,0 +1,173 @@
+"""Group samples by structure and slice them into entries, then assemble the Plan."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+import hyperlax
+from hyperlax.compiler.sample import sample_seed, sobol_balance_warning, unit_points, values_at
+from hyperlax.errors import HyperlaxError
+from hyperlax.planfile import Entry, Group, HyperParamRow, Plan, Sample, Structure, SubBatch
+from hyperlax.spec.distributions import is_log_scale, to_builtins
+from hyperlax.spec.envs import env_dirname
+from hyperlax.spec.params import cross_field_problems, steps_per_update
+from hyperlax.spec.resolve import Resolved, resolve_file, sha256_text
+
+MAX_REPORTED = 5
+
+
+def compile_manifest(path: Path) -> tuple[Plan, list[str]]:
+    """(plan, warnings) for the manifest at ``path``; raises HyperlaxError on bad input."""
+    return lower(resolve_file(path), manifest_name=path.name)
+
+
+def lower(resolved: Resolved, manifest_name: str) -> tuple[Plan, list[str]]:
+    settings = resolved.settings
+    source = manifest_name
+    warnings = [w for w in [sobol_balance_warning(settings.sampling, settings.num_samples)] if w]
+
+    points = unit_points(settings.sampling, settings.num_samples, len(resolved.space),
+                         settings.seed)
+    structural = [n for n, p in resolved.table.items() if p.role == "structural"]
+    structure_index: dict[str, int] = {}
+    structures: list[Structure] = []
+    samples: list[Sample] = []
+    problems: dict[str, list[int]] = {}  # message -> samples it applies to
+    described: dict[str, str] = {}
+    for i, point in enumerate(points):
+        values = values_at(point, resolved.space)
+        full = {**resolved.constants, **values}
+        for problem in _sample_problems(settings, full):
+            problems.setdefault(problem, []).append(i)
+            described.setdefault(problem, _describe(values, structural))
+        shape = {n: full[n] for n in structural}
+        key = json.dumps(shape, sort_keys=True)
+        if key not in structure_index:
+            structure_index[key] = len(structures)
+            structures.append(Structure(index=len(structures), values=shape))
+        samples.append(Sample(index=i, seed=sample_seed(settings.seed, i),
+                              structure=structure_index[key], unit=[float(u) for u in point],
+                              values=values))
+    if problems:
+        shown = []
+        for message, indices in list(problems.items())[:MAX_REPORTED]:
+            if len(indices) == 1:
+                shown.append((f"sample {indices[0]}", f"{message}; {described[message]}"))
+            elif len(indices) == len(points):
+                shown.append(("every sample", message))
+            else:
+                shown.append((f"{len(indices)} samples ({_ranges(indices)})",
+                              f"{message}; e.g. sample {indices[0]}: {described[message]}"))
+        if len(problems) > MAX_REPORTED:
+            shown.append(("", f"... and {len(problems) - MAX_REPORTED} more problems"))
+        raise HyperlaxError(source, shown, "narrow the [space] ranges (or pin a value in "
+                                           "[fixed]) so every combination is valid")
+
+    groups = _groups(samples, len(structures))
+    entries = _entries(settings, samples, groups)
+    rows = [HyperParamRow(
+        name=name, type=param.type, role=param.role, source=resolved.sources[name],
+        value=resolved.constants.get(name),
+        distribution=to_builtins(resolved.space[name]) if name in resolved.space else None,
+        log_scale=name in resolved.space and is_log_scale(resolved.space[name]),
+    ) for name, param in resolved.table.items()]
+    plan = Plan(
+        hyperlax_version=hyperlax.__version__, manifest_name=manifest_name,
+        manifest_text=resolved.manifest_text, manifest_sha256=sha256_text(resolved.manifest_text),
+        recipe_text=resolved.recipe_text, settings=settings, hyperparams=rows,
+        constants=resolved.constants, sampled=list(resolved.space), structures=structures,
+        samples=samples, groups=groups, entries=entries,
+    )
+    return plan, warnings
+
+
+def _sample_problems(settings: Any, values: dict[str, Any]) -> list[str]:
+    problems = cross_field_problems(settings.algorithm, values)
+    per_update = steps_per_update(settings.algorithm, values)
+    needed = per_update * settings.num_evaluations
+    if settings.total_timesteps < needed:
+        problems.append(f"total_timesteps = {settings.total_timesteps} is less than "
+                        f"num_evaluations x num_envs x rollout_length = {needed}, so some "
+                        "evaluation would come before any update")
+    return problems
+
+
+def _ranges(indices: list[int]) -> str:
+    parts = [str(i) for i in indices[:MAX_REPORTED]]
+    return ", ".join(parts) + (", ..." if len(indices) > MAX_REPORTED else "")
+
+
+def _describe(values: dict[str, Any], structural: list[str]) -> str:
+    shown = {n: v for n, v in values.items() if n in structural}
+    if not shown:
+        return "no structural hyperparameter is sampled"
+    return "sampled " + ", ".join(f"{n} = {v}" for n, v in shown.items())
+
+
+def _groups(samples: list[Sample], num_structures: int) -> list[Group]:
+    members: list[list[int]] = [[] for _ in range(num_structures)]
+    for s in samples:
+        members[s.structure].append(s.index)
+    return [Group(index=i, structure=i, samples=m) for i, m in enumerate(members)]
+
+
+def _entries(settings: Any, samples: list[Sample], groups: list[Group]) -> list[Entry]:
+    base = f"{settings.recipe}/{env_dirname(settings.env)}/samples"
+    size = settings.batch_size
+    entries: list[Entry] = []
+
+    def add(indices: list[int], group: int | None, widths: dict[int, int]) -> None:
+        by_structure: dict[int, list[int]] = {}
+        for i in indices:
+            by_structure.setdefault(samples[i].structure, []).append(i)
+        subs = [SubBatch(structure=s, samples=m, width=widths.get(s) or _pow2_width(len(m), s))
+                for s, m in by_structure.items()]
+        name = f"run_{len(entries):04d}" if settings.mode == "sequential" else \
+            f"batch_{len(entries):05d}"
+        entries.append(Entry(index=len(entries), path=f"{base}/{name}", group=group,
+                             samples=indices, sub_batches=subs))
+
+    structure_sizes = [len(g.samples) for g in groups]
+
+    def _pow2_width(n: int, structure: int) -> int:
+        # batched mode: round a sub-batch up to a power of two, capped at the batch size and at
+        # the structure's sample count, so a structure compiles at most ~log2(batch) times and
+        # padding never more than doubles the work.
+        cap = min(size, structure_sizes[structure])
+        width = 1
+        while width < n:
+            width *= 2
+        return min(width, cap)
+
+    if settings.mode == "sequential":
+        for s in samples:
+            add([s.index], None, {s.structure: 1})
+    elif settings.mode == "grouped":
+        for g in groups:
+            width = min(size, len(g.samples))  # every batch of a group: one compiled function
+            for start in range(0, len(g.samples), size):
+                add(g.samples[start:start + size], g.index, {g.structure: width})
+    else:
+        order = [s.index for s in samples]
+        for start in range(0, len(order), size):
+            add(order[start:start + size], None, {})
+    return entries
+
+
+def plan_summary(plan: Plan, plan_id: str) -> dict[str, Any]:
+    calls = {(sb.structure, sb.width) for e in plan.entries for sb in e.sub_batches}
+    lanes = sum(sb.width for e in plan.entries for sb in e.sub_batches)
+    return {
+        "samples": len(plan.samples),
+        "structures": len(plan.structures),
+        "groups": len(plan.groups),
+        "entries": len(plan.entries),
+        "compiles": len(calls),
+        "padding_lanes": lanes - len(plan.samples),
+        "plan_id": plan_id,
+    }
+
+

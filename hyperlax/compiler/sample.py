@@ -1,0 +1,49 @@
+"""Unit-cube points and the values they map to.
+
+Axes are the sampled hyperparameters sorted by name, so the order of keys in the TOML changes
+nothing. ``qmc_sobol`` is scipy's scrambled Sobol sequence; ``random`` is numpy's PCG64
+Generator; both are seeded from the manifest seed alone.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+from scipy.stats import qmc
+
+from hyperlax.spec.distributions import Distribution
+
+
+def unit_points(method: str, num_samples: int, dims: int, seed: int) -> np.ndarray:
+    """An array [num_samples, dims] of points in [0, 1)."""
+    if dims == 0:
+        return np.zeros((num_samples, 0))
+    if method == "qmc_sobol":
+        sobol = qmc.Sobol(d=dims, scramble=True, rng=np.random.default_rng(seed))
+        with warnings.catch_warnings():
+            # scipy warns when n is not a power of two; the compiler reports that itself.
+            warnings.simplefilter("ignore", UserWarning)
+            return sobol.random(num_samples)
+    return np.random.default_rng(seed).random((num_samples, dims))
+
+
+def sobol_balance_warning(method: str, num_samples: int) -> str | None:
+    if method != "qmc_sobol" or num_samples & (num_samples - 1) == 0:
+        return None
+    lower, upper = 2 ** int(math.log2(num_samples)), 2 ** math.ceil(math.log2(num_samples))
+    return (f"num_samples = {num_samples} is not a power of two: Sobol points are best balanced "
+            f"at powers of two (e.g. {lower} or {upper})")
+
+
+def values_at(point: np.ndarray, space: dict[str, Distribution]) -> dict[str, Any]:
+    return {name: dist.ppf(float(u)) for (name, dist), u in zip(space.items(), point)}
+
+
+def sample_seed(manifest_seed: int, index: int) -> int:
+    """The training seed of sample ``index``: depends on the manifest seed and the index only,
+    never on batching, so a sample trains the same in any batch and any mode."""
+    state = np.random.SeedSequence(manifest_seed, spawn_key=(index,)).generate_state(1)
+    return int(state[0]) & 0x7FFF_FFFF

@@ -1,0 +1,157 @@
+"""Human- and machine-readable accounts of a plan: ``show``, ``show --samples`` and ``check``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from typing import Any
+
+import msgspec
+
+from hyperlax.compiler.lower import plan_summary
+from hyperlax.planfile import Plan
+
+
+def describe(plan: Plan, plan_id: str, fmt: str) -> str:
+    summary = plan_summary(plan, plan_id)
+    widths = Counter(sb.width for e in plan.entries for sb in e.sub_batches)
+    if fmt == "json":
+        return json.dumps({
+            "plan_id": plan_id,
+            "hyperlax_version": plan.hyperlax_version,
+            "manifest": plan.manifest_name,
+            "manifest_sha256": plan.manifest_sha256,
+            "settings": msgspec.to_builtins(plan.settings),
+            "summary": summary,
+            "batch_width_histogram": {str(k): v for k, v in sorted(widths.items())},
+            "hyperparams": msgspec.to_builtins(plan.hyperparams),
+            "structures": msgspec.to_builtins(plan.structures),
+            "entries": [{"index": e.index, "path": e.path, "group": e.group,
+                         "samples": e.samples,
+                         "sub_batches": msgspec.to_builtins(e.sub_batches)}
+                        for e in plan.entries],
+        }, indent=2) + "\n"
+    if fmt == "csv":
+        return samples_table(plan, "csv")
+    s = plan.settings
+    out = [f"plan {plan_id}",
+           f"  manifest   {plan.manifest_name} (sha256 {plan.manifest_sha256[:12]}), "
+           f"hyperlax {plan.hyperlax_version}",
+           f"  sweep      {s.name}: {s.recipe} ({s.algorithm}) on {s.env}",
+           f"  sampling   {s.num_samples} samples, {s.sampling}, seed {s.seed}, "
+           f"{s.seeds_per_sample} seed(s) per sample",
+           f"  budget     {s.total_timesteps:,} env steps per run, {s.num_evaluations} "
+           f"evaluations of {s.eval_episodes} episodes",
+           f"  execution  {s.mode}, batch size {s.batch_size}, output root {s.output_root}",
+           f"  cost       {summary['structures']} distinct structures, {summary['entries']} "
+           f"entries, {summary['compiles']} compiles, {summary['padding_lanes']} padding lanes",
+           "  batch widths " + ", ".join(f"{w}: {n}" for w, n in sorted(widths.items())),
+           "", "hyperparameters"]
+    name_width = max(len(r.name) for r in plan.hyperparams)
+    for r in plan.hyperparams:
+        what = _dist_text(r.distribution) if r.distribution else json.dumps(r.value)
+        out.append(f"  {r.name:<{name_width}}  {r.role:<10}  {r.source:<14}  {what}")
+    out += ["", "groups (samples that share a structure)"]
+    for g in plan.groups[:20]:
+        out.append(f"  group {g.index}: {len(g.samples)} samples  "
+                   + _structure_text(plan.structures[g.structure].values, plan))
+    if len(plan.groups) > 20:
+        out.append(f"  ... {len(plan.groups) - 20} more groups")
+    out += ["", "entries"]
+    for e in plan.entries[:20]:
+        subs = ", ".join(f"{len(sb.samples)}/{sb.width}" for sb in e.sub_batches)
+        out.append(f"  {e.path}  samples {_ranges(e.samples)}  calls (samples/width) {subs}")
+    if len(plan.entries) > 20:
+        out.append(f"  ... {len(plan.entries) - 20} more entries")
+    return "\n".join(out) + "\n"
+
+
+def _structure_text(values: dict[str, Any], plan: Plan) -> str:
+    varying = {r.name for r in plan.hyperparams if r.distribution is not None}
+    shown = {k: v for k, v in values.items() if k in varying} or values
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in shown.items())
+
+
+def _dist_text(d: dict[str, Any]) -> str:
+    args = ", ".join(f"{k}={json.dumps(v)}" for k, v in d.items() if k != "dist" and v is not None)
+    return f"{d['dist']}({args})"
+
+
+def _ranges(indices: list[int]) -> str:
+    parts, start = [], None
+    for i, x in enumerate(indices):
+        if start is None:
+            start = x
+        if i + 1 == len(indices) or indices[i + 1] != x + 1:
+            parts.append(str(start) if start == x else f"{start}-{x}")
+            start = None
+    return ",".join(parts)
+
+
+def sample_rows(plan: Plan) -> list[dict[str, Any]]:
+    return [{"sample": s.index, "seed": s.seed, "structure": s.structure, **s.values}
+            for s in plan.samples]
+
+
+def samples_table(plan: Plan, fmt: str) -> str:
+    rows = sample_rows(plan)
+    if fmt == "json":
+        return json.dumps(rows, indent=2) + "\n"
+    header = ["sample", "seed", "structure", *plan.sampled]
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([_cell(row[h]) for h in header])
+        return buf.getvalue()
+    cells = [[_cell(row[h]) for h in header] for row in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, bool)):
+        return json.dumps(value)
+    return str(value)
+
+
+def differences(old: Plan, new: Plan, limit: int = 10) -> list[str]:
+    """What changed between two plans, most telling first."""
+    lines: list[str] = []
+    if old.hyperlax_version != new.hyperlax_version:
+        lines.append(f"hyperlax version: {old.hyperlax_version} -> {new.hyperlax_version}")
+    if old.manifest_sha256 != new.manifest_sha256:
+        lines.append("manifest text changed since the plan was written")
+    if old.recipe_text != new.recipe_text:
+        lines.append("recipe text changed since the plan was written")
+    for field in old.settings.__struct_fields__:
+        a, b = getattr(old.settings, field), getattr(new.settings, field)
+        if a != b:
+            lines.append(f"settings.{field}: {a!r} -> {b!r}")
+    old_rows = {r.name: r for r in old.hyperparams}
+    for r in new.hyperparams:
+        o = old_rows.get(r.name)
+        if o != r:
+            was = "absent" if o is None else (_dist_text(o.distribution) if o.distribution
+                                              else json.dumps(o.value))
+            now = _dist_text(r.distribution) if r.distribution else json.dumps(r.value)
+            lines.append(f"hyperparameter {r.name}: {was} -> {now}")
+    changed = [i for i, (a, b) in enumerate(zip(old.samples, new.samples)) if a != b]
+    if len(old.samples) != len(new.samples):
+        lines.append(f"samples: {len(old.samples)} -> {len(new.samples)}")
+    if changed:
+        lines.append(f"{len(changed)} samples differ, first: sample {changed[0]}")
+    if len(old.entries) != len(new.entries) or old.entries != new.entries:
+        lines.append(f"entries: {len(old.entries)} -> {len(new.entries)}"
+                     + ("" if len(old.entries) != len(new.entries) else " (same count, "
+                        "different contents)"))
+    if not lines:
+        lines.append("the plans differ in encoding only (written by another hyperlax version?)")
+    return lines[:limit]

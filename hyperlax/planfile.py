@@ -1,0 +1,150 @@
+"""The plan file: the frozen contract between review time (``plan``) and run time (``exec``).
+
+A plan file is msgpack of a ``PlanFile`` envelope holding the format version, the plan id and
+the ``Plan``. The plan id is the sha256 of the plan's canonical msgpack bytes; decoding
+re-encodes the plan and refuses a file whose id does not match, so a hand-edited or damaged
+plan is caught before anything runs. Canonical means: Struct fields in declaration order, dict
+keys in the order the compiler inserted them (sorted by name), no timestamps, no absolute paths,
+no host names. JAX-free.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from hyperlax.errors import HyperlaxError
+from hyperlax.spec.resolve import Settings
+
+FORMAT = "hyperlax-plan"
+FORMAT_VERSION = 1
+
+
+class HyperParamRow(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    type: str
+    role: str                 # "scalar" (vmapped leaf) or "structural" (one compile per value)
+    source: str               # default | recipe default | fixed | recipe space | space
+    value: Any = None         # the constant, when not sampled
+    distribution: dict[str, Any] | None = None  # as written, when sampled
+    log_scale: bool = False
+
+
+class Structure(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    index: int
+    values: dict[str, Any]    # every structural hyperparameter, sorted by name
+
+
+class Sample(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    index: int
+    seed: int                 # training seed; replicate r uses fold_in(key(seed), r)
+    structure: int
+    unit: list[float]         # the unit-cube point, one coordinate per sampled hyperparameter
+    values: dict[str, Any]    # the sampled hyperparameters' values, sorted by name
+
+
+class Group(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    index: int
+    structure: int
+    samples: list[int]
+
+
+class SubBatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Samples of one entry that share a structure: one vmapped call of ``width`` lanes.
+    Lanes past ``len(samples)`` are padding (copies of the first sample) whose results are
+    dropped; widths are chosen so that calls of one structure reuse one compiled function."""
+
+    structure: int
+    samples: list[int]
+    width: int
+
+
+class Entry(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    index: int
+    path: str                 # relative to the output root, '/'-separated
+    group: int | None         # the group, in grouped mode
+    samples: list[int]
+    sub_batches: list[SubBatch]
+
+
+class Plan(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    hyperlax_version: str
+    manifest_name: str        # the manifest's file name, no directory
+    manifest_text: str
+    manifest_sha256: str
+    recipe_text: str
+    settings: Settings
+    hyperparams: list[HyperParamRow]
+    constants: dict[str, Any]
+    sampled: list[str]        # names of the sampled hyperparameters, the unit-cube axes
+    structures: list[Structure]
+    samples: list[Sample]
+    groups: list[Group]
+    entries: list[Entry]
+
+    def sample_values(self, index: int) -> dict[str, Any]:
+        """Every hyperparameter's value for one sample."""
+        return {**self.constants, **self.samples[index].values}
+
+
+class PlanFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    format: str
+    format_version: int
+    plan_id: str
+    plan: Plan
+
+
+class _Header(msgspec.Struct):
+    format: str = ""
+    format_version: int = 0
+
+
+def plan_id(plan: Plan) -> str:
+    return hashlib.sha256(msgspec.msgpack.encode(plan)).hexdigest()
+
+
+def encode_plan(plan: Plan) -> bytes:
+    return msgspec.msgpack.encode(PlanFile(format=FORMAT, format_version=FORMAT_VERSION,
+                                           plan_id=plan_id(plan), plan=plan))
+
+
+def decode_plan(data: bytes, source: str) -> tuple[Plan, str]:
+    """(plan, plan id) from plan-file bytes, or a HyperlaxError saying what is wrong."""
+    remake = "re-create it with: hyperlax plan <manifest>"
+    try:
+        header = msgspec.msgpack.decode(data, type=_Header)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise HyperlaxError(source, f"not a hyperlax plan file (corrupt or truncated: {exc})",
+                            remake) from None
+    if header.format != FORMAT:
+        raise HyperlaxError(source, "not a hyperlax plan file", remake)
+    if header.format_version > FORMAT_VERSION:
+        raise HyperlaxError(source, f"plan format version {header.format_version} is newer than "
+                                    f"this hyperlax reads ({FORMAT_VERSION})",
+                            "upgrade hyperlax, or re-plan the manifest with this version")
+    if header.format_version < FORMAT_VERSION:
+        raise HyperlaxError(source, f"plan format version {header.format_version} is older than "
+                                    f"this hyperlax reads ({FORMAT_VERSION})", remake)
+    try:
+        envelope = msgspec.msgpack.decode(data, type=PlanFile)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise HyperlaxError(source, f"damaged plan file: {exc}", remake) from None
+    actual = plan_id(envelope.plan)
+    if actual != envelope.plan_id:
+        raise HyperlaxError(source, "plan id does not match its contents: the file was edited "
+                                    "or damaged after it was written", remake)
+    return envelope.plan, actual
+
+
+def read_plan(path: Path) -> tuple[Plan, str]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise HyperlaxError(str(path), "no such plan file",
+                            "create one with: hyperlax plan <manifest> -o " + str(path)) from None
+    except OSError as exc:
+        raise HyperlaxError(str(path), f"cannot read plan file: {exc.strerror}") from None
+    return decode_plan(data, str(path))

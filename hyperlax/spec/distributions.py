@@ -1,0 +1,137 @@
+"""Search-space distributions. Each maps a unit-cube coordinate u in [0, 1) to a value by its
+inverse CDF, so Sobol points and random points go through the same code.
+
+Exact rules (documented in the README, pinned by tests):
+- uniform(low, high):         low + u * (high - low)
+- log_uniform(low, high):     exp(log(low) + u * (log(high) - log(low)))
+- int_uniform(low, high):     low + min(floor(u * n), n - 1) with n = high - low + 1, in integer
+                              arithmetic: each of the n integers gets an equal share of [0, 1)
+- int_log_uniform(low, high): floor(exp(log(low) + u * (log(high + 1) - log(low)))), clamped to
+                              [low, high]: integer k gets the share log((k+1)/k) / log((high+1)/low)
+- categorical(values, weights): the first i with u < (w_0 + ... + w_i) / sum(w); equal weights
+                              when omitted
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from typing import Any, Union
+
+import msgspec
+
+
+class _Dist(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="dist"):
+    pass
+
+
+class Uniform(_Dist, tag="uniform"):
+    low: float
+    high: float
+
+    def problems(self) -> list[tuple[str, str]]:
+        return _range_problems(self.low, self.high, allow_equal=False)
+
+    def ppf(self, u: float) -> float:
+        return self.low + u * (self.high - self.low)
+
+
+class LogUniform(_Dist, tag="log_uniform"):
+    low: float
+    high: float
+
+    def problems(self) -> list[tuple[str, str]]:
+        found = []
+        if not self.low > 0:
+            found.append(("low", "must be > 0 for log_uniform"))
+        if not self.high > 0:
+            found.append(("high", "must be > 0 for log_uniform"))
+        return found or _range_problems(self.low, self.high, allow_equal=False)
+
+    def ppf(self, u: float) -> float:
+        log_low = math.log(self.low)
+        return math.exp(log_low + u * (math.log(self.high) - log_low))
+
+
+class IntUniform(_Dist, tag="int_uniform"):
+    low: int
+    high: int
+
+    def problems(self) -> list[tuple[str, str]]:
+        return _range_problems(self.low, self.high, allow_equal=True)
+
+    def ppf(self, u: float) -> int:
+        n = self.high - self.low + 1
+        return self.low + min(int(math.floor(u * n)), n - 1)
+
+
+class IntLogUniform(_Dist, tag="int_log_uniform"):
+    low: int
+    high: int
+
+    def problems(self) -> list[tuple[str, str]]:
+        if not self.low > 0:
+            return [("low", "must be > 0 for int_log_uniform")]
+        return _range_problems(self.low, self.high, allow_equal=True)
+
+    def ppf(self, u: float) -> int:
+        log_low = math.log(self.low)
+        x = math.exp(log_low + u * (math.log(self.high + 1) - log_low))
+        return max(self.low, min(int(math.floor(x)), self.high))
+
+
+Value = Union[float, int, bool, str, list[int]]
+
+
+class Categorical(_Dist, tag="categorical"):
+    values: list[Any]
+    weights: list[float] | None = None
+
+    def problems(self) -> list[tuple[str, str]]:
+        if not self.values:
+            return [("values", "must list at least one value")]
+        if self.weights is not None:
+            if len(self.weights) != len(self.values):
+                return [("weights", f"has {len(self.weights)} entries but values has "
+                                    f"{len(self.values)}; give one weight per value")]
+            for i, w in enumerate(self.weights):
+                if isinstance(w, bool) or not isinstance(w, (int, float)) or not (
+                        math.isfinite(w) and w > 0):
+                    return [(f"weights[{i}]", f"must be a positive number, got {w!r}")]
+        for i, v in enumerate(self.values):
+            if v in self.values[:i]:
+                return [(f"values[{i}]", f"repeats {v!r}; use weights to make a value likelier")]
+        return []
+
+    def ppf(self, u: float) -> Any:
+        n = len(self.values)
+        if self.weights is None:
+            return self.values[min(int(math.floor(u * n)), n - 1)]
+        total = math.fsum(self.weights)
+        cumulative, running = [], 0.0
+        for w in self.weights:
+            running += w
+            cumulative.append(running / total)
+        return self.values[min(bisect.bisect_right(cumulative, u), n - 1)]
+
+
+Distribution = Union[Uniform, LogUniform, IntUniform, IntLogUniform, Categorical]
+DIST_NAMES = ("uniform", "log_uniform", "int_uniform", "int_log_uniform", "categorical")
+
+
+def is_log_scale(dist: Distribution) -> bool:
+    return isinstance(dist, (LogUniform, IntLogUniform))
+
+
+def _range_problems(low: float, high: float, *, allow_equal: bool) -> list[tuple[str, str]]:
+    for name, v in (("low", low), ("high", high)):
+        if isinstance(v, float) and not math.isfinite(v):
+            return [(name, f"must be finite, got {v}")]
+    if high < low or (high == low and not allow_equal):
+        relation = "<=" if allow_equal else "<"
+        return [("", f"empty range: needs low {relation} high, got low = {low}, high = {high}")]
+    return []
+
+
+def to_builtins(dist: Distribution) -> dict[str, Any]:
+    return msgspec.to_builtins(dist)

@@ -1,0 +1,172 @@
+"""The sweep manifest (TOML) and recipe files as msgspec Structs, decoded with located errors.
+
+The Structs are the truth about the formats: schemas/ is generated from them. Decoding goes in
+two steps so that every error names its place: the TOML text is parsed first (syntax errors get
+line and column), then each section is converted on its own, so a bad entry of ``[space]`` is
+reported as ``space.actor_lr.low`` rather than msgspec's anonymous ``$.space[...]``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from typing import Any, Literal
+
+import msgspec
+
+from hyperlax.errors import HyperlaxError
+from hyperlax.spec.distributions import DIST_NAMES, Distribution
+
+Sampling = Literal["qmc_sobol", "random"]
+Mode = Literal["batched", "sequential", "grouped"]
+
+
+class SweepSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    recipe: str
+    env: str
+    num_samples: int
+    sampling: Sampling = "qmc_sobol"
+    seed: int = 0
+    mode: Mode = "batched"
+    batch_size: int = 16
+    output_root: str | None = None      # default: runs/<name>
+    seeds_per_sample: int = 1
+    total_timesteps: int | None = None  # None: the recipe's default
+    num_evaluations: int | None = None
+    eval_episodes: int | None = None
+
+
+class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    sweep: SweepSection
+    fixed: dict[str, Any] = {}
+    space: dict[str, Distribution] = {}
+
+
+class RecipeSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    total_timesteps: int
+    num_evaluations: int
+    eval_episodes: int
+
+
+class Recipe(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    algorithm: str
+    description: str = ""
+    settings: RecipeSettings
+    defaults: dict[str, Any] = {}
+    space: dict[str, Distribution] = {}
+
+
+_SECTION_FIELDS = {
+    Manifest: {"sweep": SweepSection},
+    Recipe: {"settings": RecipeSettings},
+}
+
+
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise HyperlaxError(source, f"TOML syntax error: {exc}",
+                            "fix the TOML syntax at that line and column") from None
+
+
+def decode_manifest(text: str, source: str) -> Manifest:
+    return _decode(parse_toml(text, source), Manifest, source)
+
+
+def decode_recipe(text: str, source: str) -> Recipe:
+    return _decode(parse_toml(text, source), Recipe, source)
+
+
+def _decode(raw: dict[str, Any], struct: type, source: str) -> Any:
+    """Convert parsed TOML into ``struct``, collecting every located problem before raising."""
+    problems: list[tuple[str, str]] = []
+    known = set(struct.__struct_fields__)
+    for key in raw:
+        if key not in known:
+            problems.append((key, f"unknown section{_did_you_mean(key, known)}"))
+    for key, sub in _SECTION_FIELDS[struct].items():
+        if key not in raw:
+            problems.append((key, f"missing section [{key}]"))
+        elif not isinstance(raw[key], dict):
+            problems.append((key, "must be a table"))
+        else:
+            problems.extend(_struct_problems(raw[key], sub, key))
+    space: dict[str, Any] = {}
+    if "space" in raw:
+        if not isinstance(raw["space"], dict):
+            problems.append(("space", "must be a table of distributions"))
+        else:
+            for name, value in raw["space"].items():
+                try:
+                    space[name] = msgspec.convert(value, Distribution)
+                except msgspec.ValidationError as exc:
+                    problems.append(_dist_problem(f"space.{name}", value, exc))
+    for mapping in ("fixed", "defaults"):
+        if mapping in raw and mapping in known and not isinstance(raw[mapping], dict):
+            problems.append((mapping, "must be a table of name = value"))
+    if problems:
+        raise HyperlaxError(source, problems)
+    decoded = msgspec.convert({k: v for k, v in raw.items() if k != "space"}, struct)
+    return msgspec.structs.replace(decoded, space=space)
+
+
+def _struct_problems(value: dict[str, Any], struct: type, prefix: str) -> list[tuple[str, str]]:
+    problems = []
+    known = set(struct.__struct_fields__)
+    for key in value:
+        if key not in known:
+            problems.append((f"{prefix}.{key}", f"unknown key{_did_you_mean(key, known)}"))
+    clean = {k: v for k, v in value.items() if k in known}
+    try:
+        msgspec.convert(clean, struct)
+    except msgspec.ValidationError as exc:
+        problems.append(_translate(str(exc), prefix))
+    return problems
+
+
+def _dist_problem(prefix: str, value: Any, exc: msgspec.ValidationError) -> tuple[str, str]:
+    if not isinstance(value, dict):
+        return (prefix, "must be a distribution table such as "
+                        "{ dist = \"uniform\", low = 0.0, high = 1.0 }")
+    dist = value.get("dist")
+    if dist is None:
+        return (prefix, f"missing key dist (one of {', '.join(DIST_NAMES)})")
+    if dist not in DIST_NAMES:
+        return (f"{prefix}.dist", f"unknown distribution {dist!r}"
+                                  f"{_did_you_mean(str(dist), DIST_NAMES)}; one of "
+                                  f"{', '.join(DIST_NAMES)}")
+    location, message = _translate(str(exc), prefix)
+    if message.startswith("unknown key"):
+        return location, f"{message} for {dist}"
+    return location, message
+
+
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
+
+
+def _translate(message: str, prefix: str) -> tuple[str, str]:
+    """msgspec's 'Expected `int`, got `str` - at `$.x`' -> ('prefix.x', 'expected int, got str')."""
+    match = _AT.match(message)
+    text, path = match["msg"], (match["path"] or "")
+    location = prefix + path
+    unknown = re.match(r"Object contains unknown field `(.+)`", text)
+    if unknown:
+        return f"{location}.{unknown[1]}", "unknown key"
+    missing = re.match(r"Object missing required field `(.+)`", text)
+    if missing:
+        return location, f"missing required key {missing[1]}"
+    text = text.replace("`", "")
+    text = re.sub(r"^Expected object", "Expected a table", text)
+    text = re.sub(r"^Invalid enum value (.+)", r"invalid value \1", text)
+    return location, text[0].lower() + text[1:]
+
+
+def _did_you_mean(word: str, candidates: Any) -> str:
+    close = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+did_you_mean = _did_you_mean

@@ -1,0 +1,239 @@
+"""Validate a manifest against its recipe and the hyperparameter tables, and merge them into one
+resolved search problem: the constant value of every hyperparameter not sampled, and the
+distribution of every one that is. Every problem found is reported with its location at once."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from hyperlax.errors import HyperlaxError
+from hyperlax.spec.distributions import (Categorical, Distribution, IntLogUniform, IntUniform,
+                                         LogUniform, Uniform)
+from hyperlax.spec.envs import ENVS, EnvInfo
+from hyperlax.spec.manifest import Manifest, Recipe, decode_manifest, decode_recipe, did_you_mean
+from hyperlax.spec.params import ALGORITHM_ACTIONS, ALGORITHMS, HyperParam
+from hyperlax.spec.recipes import load_recipe_text
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+MAX_SAMPLES = 1_000_000
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Everything about a sweep that is not a hyperparameter, with defaults filled in."""
+
+    name: str
+    recipe: str           # recipe name used in output paths (file stem for a recipe path)
+    algorithm: str
+    env: str
+    num_samples: int
+    sampling: str
+    seed: int
+    mode: str
+    batch_size: int
+    output_root: str
+    seeds_per_sample: int
+    total_timesteps: int
+    num_evaluations: int
+    eval_episodes: int
+
+
+class Resolved(msgspec.Struct, frozen=True, kw_only=True):
+    manifest: Manifest
+    manifest_text: str
+    recipe_text: str
+    settings: Settings
+    env: EnvInfo
+    table: dict[str, HyperParam]           # the algorithm's declarations, sorted by name
+    constants: dict[str, Any]              # every hyperparameter not sampled, sorted by name
+    space: dict[str, Distribution]         # every sampled hyperparameter, sorted by name
+    sources: dict[str, str]                # name -> where its value or distribution came from
+
+
+def resolve_file(path: Path) -> Resolved:
+    source = path.name
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise HyperlaxError(str(path), "no such manifest file",
+                            "create one with: hyperlax init -o " + str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HyperlaxError(str(path), f"cannot read manifest: {exc}") from None
+    return resolve_text(text, source, path.parent)
+
+
+def resolve_text(text: str, source: str, manifest_dir: Path) -> Resolved:
+    manifest = decode_manifest(text, source)
+    sweep = manifest.sweep
+    recipe_name, recipe_text = load_recipe_text(sweep.recipe, manifest_dir, source)
+    recipe_source = sweep.recipe if recipe_name != sweep.recipe else f"recipe {recipe_name}"
+    recipe = decode_recipe(recipe_text, recipe_source)
+    if recipe.algorithm not in ALGORITHMS:
+        raise HyperlaxError(recipe_source, [("algorithm", f"unknown algorithm "
+                                             f"{recipe.algorithm!r}; one of "
+                                             f"{', '.join(ALGORITHMS)}")])
+    table = ALGORITHMS[recipe.algorithm]
+
+    problems: list[tuple[str, str]] = []
+    env = ENVS.get(sweep.env)
+    if env is None:
+        problems.append(("sweep.env", f"unknown env {sweep.env!r}"
+                         f"{did_you_mean(sweep.env, ENVS)}; one of {', '.join(ENVS)}"))
+    elif env.action_space not in ALGORITHM_ACTIONS[recipe.algorithm]:
+        fitting = [e for e, i in ENVS.items()
+                   if i.action_space in ALGORITHM_ACTIONS[recipe.algorithm]]
+        problems.append(("sweep.env", f"{recipe.algorithm.upper()} needs a "
+                         f"{ALGORITHM_ACTIONS[recipe.algorithm][0]} action space but {env.id} "
+                         f"is {env.action_space}; use one of {', '.join(fitting)}"))
+    problems += _sweep_problems(manifest, recipe)
+
+    # Recipe problems are the recipe author's; report them against the recipe file.
+    recipe_problems = _names_problems(recipe.defaults, "defaults", table)
+    recipe_problems += _value_problems(recipe.defaults, "defaults", table)
+    recipe_problems += _space_problems(recipe.space, "space", table)
+    if recipe_problems:
+        raise HyperlaxError(recipe_source, recipe_problems)
+
+    problems += _names_problems(manifest.fixed, "fixed", table)
+    problems += _names_problems(manifest.space, "space", table)
+    problems += _value_problems(manifest.fixed, "fixed", table)
+    problems += _space_problems(manifest.space, "space", table)
+    for name in manifest.space:
+        if name in manifest.fixed:
+            problems.append((f"space.{name}", "is also pinned in [fixed]; keep only one"))
+    if problems:
+        raise HyperlaxError(source, problems)
+
+    constants, space, sources = {}, {}, {}
+    for name, param in table.items():
+        if name in manifest.fixed:
+            constants[name], sources[name] = manifest.fixed[name], "fixed"
+        elif name in manifest.space:
+            space[name], sources[name] = manifest.space[name], "space"
+        elif name in recipe.space:
+            space[name], sources[name] = recipe.space[name], "recipe space"
+        elif name in recipe.defaults:
+            constants[name], sources[name] = recipe.defaults[name], "recipe default"
+        else:
+            constants[name], sources[name] = param.default, "default"
+
+    settings = Settings(
+        name=sweep.name, recipe=recipe_name, algorithm=recipe.algorithm, env=sweep.env,
+        num_samples=sweep.num_samples, sampling=sweep.sampling, seed=sweep.seed, mode=sweep.mode,
+        batch_size=sweep.batch_size,
+        output_root=sweep.output_root if sweep.output_root is not None else f"runs/{sweep.name}",
+        seeds_per_sample=sweep.seeds_per_sample,
+        total_timesteps=_or(sweep.total_timesteps, recipe.settings.total_timesteps),
+        num_evaluations=_or(sweep.num_evaluations, recipe.settings.num_evaluations),
+        eval_episodes=_or(sweep.eval_episodes, recipe.settings.eval_episodes),
+    )
+    return Resolved(manifest=manifest, manifest_text=text, recipe_text=recipe_text,
+                    settings=settings, env=env, table=table, constants=constants, space=space,
+                    sources=sources)
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def _sweep_problems(manifest: Manifest, recipe: Recipe) -> list[tuple[str, str]]:
+    sweep, problems = manifest.sweep, []
+    if not NAME_PATTERN.match(sweep.name):
+        problems.append(("sweep.name", f"{sweep.name!r} must be 1-100 letters, digits, '.', '_' "
+                                       "or '-', starting with a letter or digit"))
+    positive = {"num_samples": sweep.num_samples, "batch_size": sweep.batch_size,
+                "seeds_per_sample": sweep.seeds_per_sample,
+                "total_timesteps": sweep.total_timesteps,
+                "num_evaluations": sweep.num_evaluations, "eval_episodes": sweep.eval_episodes}
+    for key, value in positive.items():
+        if value is not None and value < 1:
+            problems.append((f"sweep.{key}", f"must be >= 1, got {value}"))
+    if sweep.num_samples > MAX_SAMPLES:
+        problems.append(("sweep.num_samples", f"must be <= {MAX_SAMPLES:,}, got "
+                                              f"{sweep.num_samples:,}"))
+    if not 0 <= sweep.seed < 2**63:
+        problems.append(("sweep.seed", f"must be between 0 and 2**63 - 1, got {sweep.seed}"))
+    if sweep.seeds_per_sample > 1024:
+        problems.append(("sweep.seeds_per_sample", f"must be <= 1024, got "
+                                                   f"{sweep.seeds_per_sample}"))
+    if sweep.output_root is not None and not sweep.output_root.strip():
+        problems.append(("sweep.output_root", "must not be empty"))
+    evaluations = _or(sweep.num_evaluations, recipe.settings.num_evaluations)
+    timesteps = _or(sweep.total_timesteps, recipe.settings.total_timesteps)
+    if evaluations >= 1 and timesteps >= 1 and evaluations > timesteps:
+        problems.append(("sweep.num_evaluations", f"{evaluations} evaluations cannot fit in "
+                                                  f"total_timesteps = {timesteps}"))
+    return problems
+
+
+def _names_problems(mapping: dict[str, Any], section: str,
+                    table: dict[str, HyperParam]) -> list[tuple[str, str]]:
+    return [(f"{section}.{name}", "unknown hyperparameter"
+                                  + (did_you_mean(name, table) or f"; known: {', '.join(table)}"))
+            for name in mapping if name not in table]
+
+
+def _value_problems(mapping: dict[str, Any], section: str,
+                    table: dict[str, HyperParam]) -> list[tuple[str, str]]:
+    problems = []
+    for name, value in mapping.items():
+        if name in table:
+            problem = table[name].check_value(value)
+            if problem:
+                problems.append((f"{section}.{name}", problem))
+    return problems
+
+
+_FITTING = {
+    "float": (Uniform, LogUniform, Categorical),
+    "int": (IntUniform, IntLogUniform, Categorical),
+    "bool": (Categorical,),
+    "str": (Categorical,),
+    "int_list": (Categorical,),
+}
+_ADVICE = {
+    "float": "uniform, log_uniform or categorical",
+    "int": "int_uniform, int_log_uniform or categorical",
+    "bool": "categorical with values = [true, false]",
+    "str": "categorical",
+    "int_list": "categorical with values that are lists, e.g. [[64, 64], [128, 128]]",
+}
+
+
+def _space_problems(space: dict[str, Distribution], section: str,
+                    table: dict[str, HyperParam]) -> list[tuple[str, str]]:
+    problems = []
+    for name, dist in space.items():
+        param = table.get(name)
+        if param is None:
+            continue
+        where = f"{section}.{name}"
+        tag = type(dist).__struct_config__.tag
+        if not isinstance(dist, _FITTING[param.type]):
+            problems.append((f"{where}.dist", f"{tag} does not fit {param.type} hyperparameter "
+                                              f"{name}; use {_ADVICE[param.type]}"))
+            continue
+        own = dist.problems()
+        if own:
+            problems += [(f"{where}.{loc}" if loc else where, msg) for loc, msg in own]
+            continue
+        if isinstance(dist, Categorical):
+            for i, value in enumerate(dist.values):
+                problem = param.check_value(value)
+                if problem:
+                    problems.append((f"{where}.values[{i}]", problem))
+        else:
+            for end in ("low", "high"):
+                problem = param.check_value(getattr(dist, end))
+                if problem:
+                    problems.append((f"{where}.{end}", f"{problem} (allowed range of {name}: "
+                                                       f"{param.bounds_text()})"))
+    return problems

@@ -1,0 +1,77 @@
+"""``hyperlax init``: a complete starter manifest, with the recipe's search space spelled out so
+the user edits ranges instead of looking them up."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+import tomli_w
+
+from hyperlax.errors import HyperlaxError
+from hyperlax.spec.envs import ENVS
+from hyperlax.spec.manifest import decode_recipe, did_you_mean
+from hyperlax.spec.params import ALGORITHM_ACTIONS
+from hyperlax.spec.recipes import load_recipe_text
+
+SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "manifest.schema.json"
+
+
+def starter_manifest(recipe: str, env_id: str, name: str | None, num_samples: int,
+                     output: Path) -> str:
+    recipe_name, recipe_text = load_recipe_text(recipe, Path.cwd(), "--recipe")
+    parsed = decode_recipe(recipe_text, f"recipe {recipe_name}")
+    if env_id not in ENVS:
+        raise HyperlaxError("--env", f"unknown env {env_id!r}{did_you_mean(env_id, ENVS)}; "
+                                     f"one of {', '.join(ENVS)}")
+    if ENVS[env_id].action_space not in ALGORITHM_ACTIONS[parsed.algorithm]:
+        fitting = [e for e, i in ENVS.items()
+                   if i.action_space in ALGORITHM_ACTIONS[parsed.algorithm]]
+        raise HyperlaxError("--env", f"{recipe_name} cannot act in {env_id}; use one of "
+                                     f"{', '.join(fitting)}")
+    if num_samples < 1:
+        raise HyperlaxError("--num-samples", "must be >= 1")
+    sweep = {
+        "name": name or f"{recipe_name}-{env_id.split('.')[-1]}".replace("_", "-"),
+        "recipe": recipe,
+        "env": env_id,
+        "num_samples": num_samples,
+        "sampling": "qmc_sobol",
+        "seed": 0,
+        "mode": "batched",
+        "batch_size": min(16, num_samples),
+        "seeds_per_sample": 1,
+        "total_timesteps": parsed.settings.total_timesteps,
+        "num_evaluations": parsed.settings.num_evaluations,
+        "eval_episodes": parsed.settings.eval_episodes,
+    }
+    header = []
+    if SCHEMA.exists():
+        rel = os.path.relpath(SCHEMA, output.resolve().parent)
+        header.append(f"#:schema {Path(rel).as_posix()}")
+    header += [
+        f"# hyperlax sweep manifest: {parsed.description or recipe_name}.",
+        "# Plan it with `hyperlax plan <this file>`, then run the plan with `hyperlax exec`.",
+        "# [fixed] pins hyperparameters to a value; [space] gives the distributions to sample.",
+        "",
+    ]
+    lines = header + [tomli_w.dumps({"sweep": sweep}).rstrip("\n"), "",
+                      "[fixed]", "# total_timesteps lives in [sweep]; pin hyperparameters here, e.g.",
+                      "# gamma = 0.99", "", "[space]"]
+    for key, dist in sorted(parsed.space.items()):
+        fields = {f: v for f, v in msgspec.to_builtins(dist).items() if v is not None}
+        inline = ", ".join(f"{f} = {_toml_value(v)}" for f, v in fields.items())
+        lines.append(f"{_toml_key(key)} = {{ {inline} }}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: object) -> str:
+    """One value as inline TOML (tomli-w renders scalars; lists stay on one line)."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return tomli_w.dumps({"v": value}).split(" = ", 1)[1].rstrip("\n")
+
+
+def _toml_key(key: str) -> str:
+    return tomli_w.dumps({key: 0}).split(" = ", 1)[0]

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+
+# Tests never write to the user's compile cache.
+os.environ.setdefault("HYPERLAX_COMPILE_CACHE", str(ROOT / ".pytest_cache" / "jax"))
+
+
+@pytest.fixture
+def write_manifest(tmp_path):
+    def write(text: str, name: str = "sweep.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+    return write
+
+
+MINIMAL = """\
+[sweep]
+name = "t"
+recipe = "ppo_mlp_no_network_search"
+env = "gymnax.pendulum"
+num_samples = {n}
+mode = "{mode}"
+batch_size = {batch}
+seed = {seed}
+total_timesteps = 100_000
+"""
