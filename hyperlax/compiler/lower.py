@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ def lower(resolved: Resolved, manifest_name: str) -> tuple[Plan, list[str]]:
     points = unit_points(settings.sampling, settings.num_samples, len(resolved.space),
                          settings.seed)
     structural = [n for n, p in resolved.table.items() if p.role == "structural"]
-    structure_index: dict[str, int] = {}
+    structure_index: dict[tuple, int] = {}
     structures: list[Structure] = []
     samples: list[Sample] = []
     problems: dict[str, list[int]] = {}  # message -> samples it applies to
@@ -44,7 +43,7 @@ def lower(resolved: Resolved, manifest_name: str) -> tuple[Plan, list[str]]:
             problems.setdefault(problem, []).append(i)
             described.setdefault(problem, _describe(values, structural))
         shape = {n: full[n] for n in structural}
-        key = json.dumps(shape, sort_keys=True)
+        key = tuple(tuple(v) if isinstance(v, list) else v for v in shape.values())
         if key not in structure_index:
             structure_index[key] = len(structures)
             structures.append(Structure(index=len(structures), values=shape))
