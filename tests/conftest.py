@@ -8,8 +8,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 
-# Tests never write to the user's compile cache.
-os.environ.setdefault("HYPERLAX_COMPILE_CACHE", str(ROOT / ".pytest_cache" / "jax"))
+# Tests never write to the user's compile cache; they share one of their own, so the many
+# tests that train the same tiny program compile it once per machine.
+COMPILE_CACHE = ROOT / ".pytest_cache" / "jax"
+os.environ.setdefault("HYPERLAX_COMPILE_CACHE", str(COMPILE_CACHE))
+
+
+def pytest_configure(config):
+    from hyperlax.runtime.executor import enable_compile_cache
+
+    enable_compile_cache(COMPILE_CACHE)
 
 
 @pytest.fixture

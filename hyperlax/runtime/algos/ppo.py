@@ -1,0 +1,345 @@
+"""PPO for discrete and continuous gymnax classic-control environments.
+
+Shaped like purejaxrl's ``ppo.py``: ``make_train`` does the Python setup for one structure and
+returns a pure ``train(hp, key)``; training is nested ``lax.scan``s (evaluation chunks >
+updates > rollout steps | epochs > minibatches) over small named steps, with NamedTuple carries.
+
+Choices, so a reader need not reverse-engineer them:
+
+- Policy: categorical over logits (discrete), or a diagonal Gaussian whose mean is the actor
+  MLP's output and whose log-std is a state-independent learnable vector initialized to 0
+  (std 1). Sampled actions are stored unclipped (their log-prob is exact) and clipped to the
+  action bounds only when stepping the env. Evaluation is deterministic: argmax of the logits,
+  or the Gaussian mean clipped to the bounds.
+- Separate actor and critic MLPs with separate optimizers, each
+  ``inject_hyperparams(chain(clip_by_global_norm(max_grad_norm), adam(lr, eps=1e-5)))`` so the
+  learning rates and the clip norm are data. Each network's gradient is clipped by its own
+  global norm. The loss is ``policy_loss - ent_coef * entropy + vf_coef * value_loss``.
+- Value loss: plain (unclipped) ``0.5 * (V - target)^2``; value clipping is not used.
+  Advantages are normalized per minibatch.
+- Bootstrapping (gymnax >= 1.0 step API): on termination the next-state value is 0; on a
+  truncation that is not also a termination it is the critic's value of
+  ``info["final_observation"]``; the GAE recursion is cut at every episode end.
+- Observation normalization (structural ``normalize_observations``): running mean/variance
+  (parallel Welford, count starting at 1e-4, first updated from the initial reset
+  observations) kept in the training carry and updated after every vectorized env step with
+  that step's observations; the policy sees ``clip((obs - mean) / sqrt(var + 1e-8), -10, 10)``.
+  The rollout stores the normalized observations it acted on, so the update's log-probs match
+  the behaviour policy's. Evaluation uses the statistics at that point, frozen.
+- Losses (``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl``) are means over every
+  minibatch step of a chunk's updates.
+- Evaluation at the end of each chunk uses ``hyperlax.runtime.envs.evaluate``. ``finite`` is
+  True when every actor and critic parameter and every chunk loss is finite; a diverging
+  sample keeps running (on NaNs) and simply reports False.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from hyperlax.runtime.algos import TrainMetrics, TrainSettings, num_updates
+from hyperlax.runtime.envs import action_info, evaluate, make_env
+from hyperlax.runtime.networks import MLP
+
+LOSS_NAMES = ("policy_loss", "value_loss", "entropy", "approx_kl")
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+# --- carries and batches -------------------------------------------------------------------
+
+class ObsNorm(NamedTuple):
+    mean: jax.Array
+    var: jax.Array
+    count: jax.Array
+
+
+class Learner(NamedTuple):
+    actor_params: Any
+    critic_params: Any
+    actor_opt: Any
+    critic_opt: Any
+
+
+class Runner(NamedTuple):
+    learner: Learner
+    norm: ObsNorm
+    env_state: Any
+    obs: jax.Array  # raw observations the envs are in now, [num_envs, *obs_shape]
+    key: jax.Array
+
+
+class Transition(NamedTuple):
+    obs: jax.Array        # normalized observation acted on
+    action: jax.Array     # sampled (unclipped) action
+    log_prob: jax.Array
+    value: jax.Array
+    reward: jax.Array
+    done: jax.Array       # terminated or truncated: the GAE recursion stops here
+    bootstrap: jax.Array  # value of the next state at an episode end (0 on termination)
+
+
+class Batch(NamedTuple):
+    obs: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    advantage: jax.Array
+    target: jax.Array
+
+
+class Epoch(NamedTuple):
+    learner: Learner
+    batch: Batch  # the update's whole flattened rollout, reshuffled each epoch
+
+
+class Losses(NamedTuple):
+    policy_loss: jax.Array
+    value_loss: jax.Array
+    entropy: jax.Array
+    approx_kl: jax.Array
+
+
+class ChunkOut(NamedTuple):
+    eval_return: jax.Array
+    losses: Losses
+    finite: jax.Array
+
+
+# --- small pure helpers --------------------------------------------------------------------
+
+def _clipped_adam(learning_rate, max_grad_norm):
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm),
+                       optax.adam(learning_rate, eps=1e-5))
+
+
+def _norm_init(obs_shape: tuple[int, ...]) -> ObsNorm:
+    return ObsNorm(jnp.zeros(obs_shape), jnp.ones(obs_shape), jnp.asarray(1e-4))
+
+
+def _norm_update(norm: ObsNorm, batch: jax.Array) -> ObsNorm:
+    """Merge a batch [n, *obs_shape] into the running statistics (parallel Welford)."""
+    n = batch.shape[0]
+    b_mean, b_var = batch.mean(axis=0), batch.var(axis=0)
+    total = norm.count + n
+    delta = b_mean - norm.mean
+    mean = norm.mean + delta * (n / total)
+    m2 = norm.var * norm.count + b_var * n + jnp.square(delta) * norm.count * n / total
+    return ObsNorm(mean, m2 / total, total)
+
+
+def _normalize(norm: ObsNorm, obs: jax.Array) -> jax.Array:
+    return jnp.clip((obs - norm.mean) / jnp.sqrt(norm.var + 1e-8), -10.0, 10.0)
+
+
+def _gae(traj: Transition, last_value: jax.Array, gamma, gae_lambda):
+    """Advantages and value targets of a [T, num_envs] trajectory."""
+
+    def step(carry, t: Transition):
+        advantage, next_value = carry
+        next_value = jnp.where(t.done, t.bootstrap, next_value)
+        delta = t.reward + gamma * next_value - t.value
+        advantage = delta + gamma * gae_lambda * jnp.where(t.done, 0.0, advantage)
+        return (advantage, t.value), advantage
+
+    init = (jnp.zeros_like(last_value), last_value)
+    _, advantages = jax.lax.scan(step, init, traj, reverse=True)
+    return advantages, advantages + traj.value
+
+
+def _finite(tree) -> jax.Array:
+    leaves = jax.tree.leaves(tree)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+# --- make_train ----------------------------------------------------------------------------
+
+def make_train(env_id: str, structure: dict, settings: TrainSettings):
+    env, env_params = make_env(env_id)
+    discrete, action_dim, action_low, action_high = action_info(env, env_params)
+    obs_shape = tuple(env.observation_space(env_params).shape)
+
+    num_envs = int(structure["num_envs"])
+    rollout_length = int(structure["rollout_length"])
+    update_epochs = int(structure["update_epochs"])
+    num_minibatches = int(structure["num_minibatches"])
+    normalize = bool(structure["normalize_observations"])
+    batch_size = num_envs * rollout_length
+    if batch_size % num_minibatches:
+        raise ValueError(f"num_envs x rollout_length = {batch_size} is not divisible by "
+                         f"num_minibatches = {num_minibatches}")
+    minibatch_size = batch_size // num_minibatches
+    updates_per_eval, _ = num_updates(settings, batch_size)
+    eval_steps = np.arange(1, settings.num_evaluations + 1, dtype=np.int64) * (
+        updates_per_eval * batch_size)
+    if eval_steps[-1] > np.iinfo(np.int32).max:
+        raise ValueError(f"{int(eval_steps[-1])} env steps do not fit the int32 eval_steps")
+
+    actor = MLP(layer_sizes=tuple(structure["network.actor.layer_sizes"]),
+                activation=structure["network.activation"], out_dim=action_dim,
+                head_scale=0.01)
+    critic = MLP(layer_sizes=tuple(structure["network.critic.layer_sizes"]),
+                 activation=structure["network.activation"], out_dim=1, head_scale=1.0)
+
+    # --- policy and value ---
+
+    def value_fn(critic_params, obs):
+        return critic.apply(critic_params, obs)[..., 0]
+
+    def dist_params(actor_params, obs):
+        out = actor.apply(actor_params["net"], obs)
+        return out, actor_params.get("log_std")
+
+    def log_prob_entropy(actor_params, obs, action):
+        out, log_std = dist_params(actor_params, obs)
+        if discrete:
+            logp_all = jax.nn.log_softmax(out)
+            logp = jnp.take_along_axis(logp_all, action[..., None].astype(jnp.int32),
+                                       axis=-1)[..., 0]
+            entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1)
+        else:
+            z = (action - out) * jnp.exp(-log_std)
+            logp = jnp.sum(-0.5 * jnp.square(z) - log_std - 0.5 * _LOG_2PI, axis=-1)
+            entropy = jnp.broadcast_to(jnp.sum(0.5 + 0.5 * _LOG_2PI + log_std),
+                                       logp.shape)
+        return logp, entropy
+
+    def sample_action(actor_params, obs, key):
+        out, log_std = dist_params(actor_params, obs)
+        if discrete:
+            action = jax.random.categorical(key, out, axis=-1)
+        else:
+            action = out + jnp.exp(log_std) * jax.random.normal(key, out.shape)
+        logp, _ = log_prob_entropy(actor_params, obs, action)
+        return action, logp
+
+    def env_action(action):
+        return action if discrete else jnp.clip(action, action_low, action_high)
+
+    def prepare(norm, obs):
+        return _normalize(norm, obs) if normalize else obs
+
+    def greedy_act(actor_params, norm):
+        def act(obs, key):
+            out, _ = dist_params(actor_params, prepare(norm, obs))
+            return jnp.argmax(out, axis=-1) if discrete else env_action(out)
+        return act
+
+    # --- the pure training function ---
+
+    def train(hp: dict, key: jax.Array) -> TrainMetrics:
+        hp = {k: jnp.asarray(v, jnp.float32) for k, v in hp.items()}
+        gamma, gae_lambda, clip_eps = hp["gamma"], hp["gae_lambda"], hp["clip_eps"]
+        actor_tx = optax.inject_hyperparams(_clipped_adam)(
+            learning_rate=hp["actor_lr"], max_grad_norm=hp["max_grad_norm"])
+        critic_tx = optax.inject_hyperparams(_clipped_adam)(
+            learning_rate=hp["critic_lr"], max_grad_norm=hp["max_grad_norm"])
+
+        def env_step(runner: Runner, _):
+            learner, norm = runner.learner, runner.norm
+            key, act_key, step_key = jax.random.split(runner.key, 3)
+            obs = prepare(norm, runner.obs)
+            action, log_prob = sample_action(learner.actor_params, obs, act_key)
+            value = value_fn(learner.critic_params, obs)
+            next_obs, env_state, reward, terminated, truncated, info = jax.vmap(
+                env.step, in_axes=(0, 0, 0, None))(
+                jax.random.split(step_key, num_envs), runner.env_state, env_action(action),
+                env_params)
+            final_value = value_fn(learner.critic_params,
+                                   prepare(norm, info["final_observation"]))
+            bootstrap = jnp.where(terminated, 0.0, final_value)
+            if normalize:
+                norm = _norm_update(norm, next_obs)
+            transition = Transition(obs, action, log_prob, value, reward.astype(jnp.float32),
+                                    terminated | truncated, bootstrap)
+            return Runner(learner, norm, env_state, next_obs, key), transition
+
+        def loss_fn(params, mb: Batch):
+            actor_params, critic_params = params
+            log_prob, entropy = log_prob_entropy(actor_params, mb.obs, mb.action)
+            log_ratio = log_prob - mb.log_prob
+            ratio = jnp.exp(log_ratio)
+            adv = (mb.advantage - mb.advantage.mean()) / (mb.advantage.std() + 1e-8)
+            policy_loss = -jnp.minimum(ratio * adv,
+                                       jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * adv
+                                       ).mean()
+            value_loss = 0.5 * jnp.square(value_fn(critic_params, mb.obs) - mb.target).mean()
+            entropy = entropy.mean()
+            total = policy_loss - hp["ent_coef"] * entropy + hp["vf_coef"] * value_loss
+            approx_kl = ((ratio - 1.0) - log_ratio).mean()
+            return total, Losses(policy_loss, value_loss, entropy, approx_kl)
+
+        def minibatch_step(learner: Learner, mb: Batch):
+            grads, losses = jax.grad(loss_fn, has_aux=True)(
+                (learner.actor_params, learner.critic_params), mb)
+            actor_updates, actor_opt = actor_tx.update(grads[0], learner.actor_opt,
+                                                       learner.actor_params)
+            critic_updates, critic_opt = critic_tx.update(grads[1], learner.critic_opt,
+                                                          learner.critic_params)
+            return Learner(optax.apply_updates(learner.actor_params, actor_updates),
+                           optax.apply_updates(learner.critic_params, critic_updates),
+                           actor_opt, critic_opt), losses
+
+        def epoch_step(carry: Epoch, epoch_key):
+            learner, batch = carry
+            order = jax.random.permutation(epoch_key, batch_size)
+            minibatches = jax.tree.map(
+                lambda x: x[order].reshape((num_minibatches, minibatch_size) + x.shape[1:]),
+                batch)
+            learner, losses = jax.lax.scan(minibatch_step, learner, minibatches)
+            return Epoch(learner, batch), losses
+
+        def update_step(runner: Runner, _):
+            runner, traj = jax.lax.scan(env_step, runner, None, rollout_length)
+            last_value = value_fn(runner.learner.critic_params,
+                                  prepare(runner.norm, runner.obs))
+            advantages, targets = _gae(traj, last_value, gamma, gae_lambda)
+            batch = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]),
+                                 Batch(traj.obs, traj.action, traj.log_prob, advantages,
+                                       targets))
+            key, epochs_key = jax.random.split(runner.key)
+            epoch_keys = jax.random.split(epochs_key, update_epochs)
+            (learner, _), losses = jax.lax.scan(epoch_step, Epoch(runner.learner, batch),
+                                                epoch_keys)
+            losses = jax.tree.map(jnp.mean, losses)
+            return runner._replace(learner=learner, key=key), losses
+
+        def chunk_step(runner: Runner, _):
+            runner, losses = jax.lax.scan(update_step, runner, None, updates_per_eval)
+            losses = jax.tree.map(jnp.mean, losses)
+            key, eval_key = jax.random.split(runner.key)
+            learner = runner.learner
+            eval_return = evaluate(env, env_params,
+                                   greedy_act(learner.actor_params, runner.norm), eval_key,
+                                   settings.eval_episodes)
+            finite = _finite((learner.actor_params, learner.critic_params, losses))
+            return runner._replace(key=key), ChunkOut(eval_return, losses, finite)
+
+        # --- initialization, all from `key` ---
+        key, actor_key, critic_key, reset_key = jax.random.split(key, 4)
+        dummy = jnp.zeros((1,) + obs_shape)
+        actor_params = {"net": actor.init(actor_key, dummy)}
+        if not discrete:
+            actor_params["log_std"] = jnp.zeros(action_dim)
+        critic_params = critic.init(critic_key, dummy)
+        learner = Learner(actor_params, critic_params, actor_tx.init(actor_params),
+                          critic_tx.init(critic_params))
+        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
+            jax.random.split(reset_key, num_envs), env_params)
+        norm = _norm_init(obs_shape)
+        if normalize:
+            norm = _norm_update(norm, obs)
+        runner = Runner(learner, norm, env_state, obs, key)
+
+        _, out = jax.lax.scan(chunk_step, runner, None, settings.num_evaluations)
+        return TrainMetrics(
+            eval_steps=jnp.asarray(eval_steps, jnp.int32),
+            eval_returns=out.eval_return,
+            losses=out.losses._asdict(),
+            finite=out.finite,
+        )
+
+    return train

@@ -1,0 +1,143 @@
+"""An entry's outputs, in open formats (README: "Outputs"), and its completion marker.
+
+    samples.json   every sample's hyperparameter values, seed and structure
+    curves.npz     eval_steps [E], sample [S], returns / finite / loss_<name> [S, R, E]
+    curves.csv     the same curves in long form: sample, replicate, step, return, losses
+    summary.json   per sample: status (ok | diverged), final and best return (mean and std over
+                   replicates), steps, wall and compile time; per replicate the same
+    success.txt    written last, atomically, with the sha256 of each file above
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hyperlax.planfile import Entry, Plan
+from hyperlax.store import SweepDir, atomic_write, write_json
+
+FILES = ["samples.json", "curves.npz", "curves.csv", "summary.json"]
+
+
+@dataclass
+class SubBatchResult:
+    samples: list[int]
+    eval_steps: np.ndarray          # [E]
+    returns: np.ndarray             # [S, R, E]
+    losses: dict[str, np.ndarray]   # name -> [S, R, E]
+    finite: np.ndarray              # [S, R, E]
+    steps_per_run: int
+    train_seconds: float
+    compile_seconds: float
+
+
+@dataclass
+class EntryResult:
+    sub_batches: list[SubBatchResult]
+    seconds: float
+
+
+def _num(x: float) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def replicate_summary(eval_steps: np.ndarray, returns: np.ndarray,
+                      finite: np.ndarray) -> dict[str, Any]:
+    """One replicate's outcome from its curve; a non-finite point marks it diverged there."""
+    bad = np.flatnonzero(~finite)
+    if bad.size:
+        first = int(bad[0])
+        good = returns[:first]
+        return {"status": "diverged", "diverged_at_step": int(eval_steps[first]),
+                "final_return": None,
+                "best_return": _num(np.max(good)) if good.size else None}
+    return {"status": "ok", "diverged_at_step": None, "final_return": _num(returns[-1]),
+            "best_return": _num(np.max(returns))}
+
+
+def sample_summary(index: int, eval_steps: np.ndarray, returns: np.ndarray,
+                   finite: np.ndarray, steps: int) -> dict[str, Any]:
+    reps = [replicate_summary(eval_steps, returns[r], finite[r]) for r in range(len(returns))]
+    diverged = [r["diverged_at_step"] for r in reps if r["status"] == "diverged"]
+    finals = [r["final_return"] for r in reps if r["final_return"] is not None]
+    bests = [r["best_return"] for r in reps if r["best_return"] is not None]
+    return {
+        "sample": index,
+        "status": "diverged" if diverged else "ok",
+        "diverged_at_step": min(diverged) if diverged else None,
+        "final_return": _num(np.mean(finals)) if finals else None,
+        "final_return_std": _num(np.std(finals)) if finals else None,
+        "best_return": _num(np.mean(bests)) if bests else None,
+        "best_return_std": _num(np.std(bests)) if bests else None,
+        "steps": steps,
+        "replicates": reps,
+    }
+
+
+def write_entry(sweep: SweepDir, plan: Plan, plan_id: str, entry: Entry,
+                result: EntryResult) -> None:
+    directory = sweep.fresh_entry_dir(entry.path)
+    by_sample = {}
+    for sb in result.sub_batches:
+        for lane, i in enumerate(sb.samples):
+            by_sample[i] = (sb, lane)
+    order = entry.samples
+    eval_steps = result.sub_batches[0].eval_steps
+    loss_names = sorted(result.sub_batches[0].losses)
+
+    def stack(pick) -> np.ndarray:
+        return np.stack([pick(*by_sample[i]) for i in order])
+
+    returns = stack(lambda sb, k: sb.returns[k])
+    finite = stack(lambda sb, k: sb.finite[k])
+    losses = {n: stack(lambda sb, k, n=n: sb.losses[n][k]) for n in loss_names}
+    # Sub-batches of different structures run different numbers of updates, so eval steps are
+    # per sample; they are equal within a sub-batch.
+    steps_of = {i: by_sample[i][0].eval_steps for i in order}
+    if len({tuple(v) for v in steps_of.values()}) > 1:
+        eval_steps_arr = np.stack([steps_of[i] for i in order])
+    else:
+        eval_steps_arr = eval_steps
+
+    samples_doc = [{"sample": i, "seed": plan.samples[i].seed,
+                    "structure": plan.samples[i].structure,
+                    "values": plan.sample_values(i)} for i in order]
+    write_json(directory / "samples.json", samples_doc)
+
+    buf = io.BytesIO()
+    np.savez(buf, sample=np.asarray(order), eval_steps=eval_steps_arr, returns=returns,
+             finite=finite, **{f"loss_{n}": v for n, v in losses.items()})
+    atomic_write(directory / "curves.npz", buf.getvalue())
+
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["sample", "replicate", "step", "return", *loss_names])
+    for s_pos, i in enumerate(order):
+        steps = steps_of[i]
+        for r in range(returns.shape[1]):
+            for e in range(returns.shape[2]):
+                writer.writerow([i, r, int(steps[e]), repr(float(returns[s_pos, r, e])),
+                                 *(repr(float(losses[n][s_pos, r, e])) for n in loss_names)])
+    atomic_write(directory / "curves.csv", text.getvalue().encode("utf-8"))
+
+    summaries = []
+    for s_pos, i in enumerate(order):
+        sb, _ = by_sample[i]
+        summary = sample_summary(i, steps_of[i], returns[s_pos], finite[s_pos], sb.steps_per_run)
+        summary["train_seconds"] = round(sb.train_seconds, 3)
+        summary["compile_seconds"] = round(sb.compile_seconds, 3)
+        summaries.append(summary)
+    write_json(directory / "summary.json", {
+        "entry": entry.index, "path": entry.path,
+        "wall_seconds": round(result.seconds, 3),
+        "compile_seconds": round(sum(sb.compile_seconds for sb in result.sub_batches), 3),
+        "train_seconds": round(sum(sb.train_seconds for sb in result.sub_batches), 3),
+        "samples": summaries,
+    })
+    sweep.complete(entry.path, plan_id, entry.index, FILES)
