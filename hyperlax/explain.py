@@ -41,13 +41,15 @@ def describe(plan: Plan, plan_id: str, fmt: str) -> str:
            f"hyperlax {plan.hyperlax_version}",
            f"  sweep      {s.name}: {s.recipe} ({s.algorithm}) on {s.env}",
            f"  sampling   {s.num_samples} samples, {s.sampling}, seed {s.seed}, "
-           f"{s.seeds_per_sample} seed(s) per sample",
+           f"{s.seeds_per_sample} seed(s) per sample"
+           + (f", two-level: {s.structures} structural points" if s.structures else ""),
            f"  budget     {s.total_timesteps:,} env steps per run, {s.num_evaluations} "
            f"evaluations of {s.eval_episodes} episodes",
            f"  execution  {s.mode}, batch size {s.batch_size}, output root {s.output_root}",
            f"  cost       {summary['structures']} distinct structures, {summary['entries']} "
            f"entries, {summary['compiles']} compiles, {summary['padding_lanes']} padding lanes",
-           "  batch widths " + ", ".join(f"{w}: {n}" for w, n in sorted(widths.items())),
+           "  batch widths (width: calls) "
+           + ", ".join(f"{w}: {n}" for w, n in sorted(widths.items())),
            "", "hyperparameters"]
     name_width = max(len(r.name) for r in plan.hyperparams)
     for r in plan.hyperparams:

@@ -7,7 +7,8 @@ from typing import Any
 
 
 import hyperlax
-from hyperlax.compiler.sample import sample_seed, sobol_balance_warning, unit_points, values_at
+from hyperlax.compiler.sample import (sample_seed, sobol_balance_warning, structured_points,
+                                      unit_points, values_at)
 from hyperlax.errors import HyperlaxError
 from hyperlax.planfile import Entry, Group, HyperParamRow, Plan, Sample, Structure, SubBatch
 from hyperlax.spec.distributions import is_log_scale, to_builtins
@@ -28,9 +29,17 @@ def lower(resolved: Resolved, manifest_name: str) -> tuple[Plan, list[str]]:
     source = manifest_name
     warnings = [w for w in [sobol_balance_warning(settings.sampling, settings.num_samples)] if w]
 
-    points = unit_points(settings.sampling, settings.num_samples, len(resolved.space),
-                         settings.seed)
     structural = [n for n, p in resolved.table.items() if p.role == "structural"]
+    if settings.structures is None:
+        points = unit_points(settings.sampling, settings.num_samples, len(resolved.space),
+                             settings.seed)
+    else:
+        points, distinct = structured_points(settings.sampling, settings.num_samples,
+                                             resolved.space, set(structural),
+                                             settings.structures, settings.seed)
+        if distinct < settings.structures:
+            warnings.append(f"structures = {settings.structures} drew {distinct} distinct "
+                            "structures (repeated combinations of categorical values collapse)")
     structure_index: dict[tuple, int] = {}
     structures: list[Structure] = []
     samples: list[Sample] = []

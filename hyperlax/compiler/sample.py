@@ -17,7 +17,7 @@ import numpy as np
 from hyperlax.spec.distributions import Distribution
 
 
-def unit_points(method: str, num_samples: int, dims: int, seed: int) -> np.ndarray:
+def unit_points(method: str, num_samples: int, dims: int, seed: int | list[int]) -> np.ndarray:
     """An array [num_samples, dims] of points in [0, 1)."""
     if dims == 0:
         return np.zeros((num_samples, 0))
@@ -30,6 +30,43 @@ def unit_points(method: str, num_samples: int, dims: int, seed: int) -> np.ndarr
             warnings.simplefilter("ignore", UserWarning)
             return sobol.random(num_samples)
     return np.random.default_rng(seed).random((num_samples, dims))
+
+
+def structured_points(method: str, num_samples: int, space: dict[str, Distribution],
+                      structural: set[str], num_structures: int,
+                      seed: int) -> tuple[np.ndarray, int]:
+    """Two-level sampling: (points [num_samples, dims], number of distinct structures).
+
+    ``num_structures`` points are drawn over the sampled structural axes only; points that map
+    to the same structural values collapse into one. ``num_samples`` is split across the
+    distinct structures as evenly as possible (earlier structures get the remainder), in
+    contiguous blocks of one sequence over the scalar axes: the whole sweep's scalar points
+    are exactly a plain ``num_samples``-point sequence, and each structure's block of a Sobol
+    sequence is itself balanced when its size is a power of two. Samples are ordered by
+    structure, so batched slices stay homogeneous too.
+    """
+    names = list(space)
+    struct_axes = [j for j, n in enumerate(names) if n in structural]
+    scalar_axes = [j for j, n in enumerate(names) if n not in structural]
+    struct_space = {names[j]: space[names[j]] for j in struct_axes}
+    drawn = unit_points(method, num_structures, len(struct_axes), [seed, 1])
+    distinct: list[np.ndarray] = []
+    seen: set[str] = set()
+    for point in drawn:
+        key = repr(list(values_at(point, struct_space).values()))
+        if key not in seen:
+            seen.add(key)
+            distinct.append(point)
+    scalar = unit_points(method, num_samples, len(scalar_axes), [seed, 2])
+    points = np.empty((num_samples, len(names)))
+    base, extra = divmod(num_samples, len(distinct))
+    start = 0
+    for j, struct_point in enumerate(distinct):
+        size = base + (1 if j < extra else 0)
+        points[start:start + size, struct_axes] = struct_point
+        points[start:start + size, scalar_axes] = scalar[start:start + size]
+        start += size
+    return points, len(distinct)
 
 
 def sobol_balance_warning(method: str, num_samples: int) -> str | None:

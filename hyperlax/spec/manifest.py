@@ -36,6 +36,7 @@ class SweepSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     total_timesteps: int | None = None  # None: the recipe's default
     num_evaluations: int | None = None
     eval_episodes: int | None = None
+    structures: int | None = None       # two-level sampling: draw this many structures
 
 
 class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

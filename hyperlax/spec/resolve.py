@@ -23,8 +23,11 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAX_SAMPLES = 1_000_000
 
 
-class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Everything about a sweep that is not a hyperparameter, with defaults filled in."""
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True,
+               omit_defaults=True):
+    """Everything about a sweep that is not a hyperparameter, with defaults filled in.
+    Fields added after format 1 have defaults and are omitted when unset
+    (``omit_defaults``), so plans that do not use them keep their bytes."""
 
     name: str
     recipe: str           # recipe name used in output paths (file stem for a recipe path)
@@ -40,6 +43,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     total_timesteps: int
     num_evaluations: int
     eval_episodes: int
+    structures: int | None = None  # two-level sampling: this many structural points
 
 
 class Resolved(msgspec.Struct, frozen=True, kw_only=True):
@@ -105,6 +109,12 @@ def resolve_text(text: str, source: str, manifest_dir: Path) -> Resolved:
     for name in manifest.space:
         if name in manifest.fixed:
             problems.append((f"space.{name}", "is also pinned in [fixed]; keep only one"))
+    if sweep.structures is not None and not problems:
+        sampled = set(manifest.space) | (set(recipe.space) - set(manifest.fixed))
+        if not any(table[n].role == "structural" for n in sampled):
+            problems.append(("sweep.structures", "no structural hyperparameter is sampled, so "
+                                                 "there is nothing to draw structures from; "
+                                                 "remove structures"))
     if problems:
         raise HyperlaxError(source, problems)
 
@@ -130,6 +140,7 @@ def resolve_text(text: str, source: str, manifest_dir: Path) -> Resolved:
         total_timesteps=_or(sweep.total_timesteps, recipe.settings.total_timesteps),
         num_evaluations=_or(sweep.num_evaluations, recipe.settings.num_evaluations),
         eval_episodes=_or(sweep.eval_episodes, recipe.settings.eval_episodes),
+        structures=sweep.structures,
     )
     return Resolved(manifest=manifest, manifest_text=text, recipe_text=recipe_text,
                     settings=settings, env=env, table=table, constants=constants, space=space,
@@ -156,6 +167,9 @@ def _sweep_problems(manifest: Manifest, recipe: Recipe) -> list[tuple[str, str]]
     for key, value in positive.items():
         if value is not None and value < 1:
             problems.append((f"sweep.{key}", f"must be >= 1, got {value}"))
+    if sweep.structures is not None and not 1 <= sweep.structures <= sweep.num_samples:
+        problems.append(("sweep.structures", f"must be between 1 and num_samples = "
+                                             f"{sweep.num_samples}, got {sweep.structures}"))
     if sweep.num_samples > MAX_SAMPLES:
         problems.append(("sweep.num_samples", f"must be <= {MAX_SAMPLES:,}, got "
                                               f"{sweep.num_samples:,}"))
