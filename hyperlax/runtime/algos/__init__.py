@@ -14,9 +14,10 @@ never branch in Python on a value in ``hp``.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
+import jax.numpy as jnp
 
 
 class TrainSettings(NamedTuple):
@@ -40,6 +41,20 @@ def num_updates(settings: TrainSettings, steps_per_update: int) -> tuple[int, in
     per_eval = settings.total_timesteps // steps_per_update // settings.num_evaluations
     per_eval = max(per_eval, 1)
     return per_eval, per_eval * settings.num_evaluations
+
+
+def all_finite(tree: Any) -> jax.Array:
+    """True when every leaf of ``tree`` is finite: what ``TrainMetrics.finite`` reports."""
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+def structure_with_defaults(table: dict, structure: dict) -> dict:
+    """The sample's structural values, completed with the table's defaults."""
+    structural = {name: p.default for name, p in table.items() if p.role == "structural"}
+    unknown = sorted(set(structure) - set(structural))
+    if unknown:
+        raise ValueError(f"unknown structural hyperparameters: {', '.join(unknown)}")
+    return {**structural, **structure}
 
 
 def get_make_train(algorithm: str) -> Callable:

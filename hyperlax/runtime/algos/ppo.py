@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from hyperlax.runtime.algos import TrainMetrics, TrainSettings, num_updates
+from hyperlax.runtime.algos import TrainMetrics, TrainSettings, all_finite, num_updates
 from hyperlax.runtime.envs import action_info, evaluate, make_env
 from hyperlax.runtime.networks import MLP
 
@@ -148,11 +148,6 @@ def _gae(traj: Transition, last_value: jax.Array, gamma, gae_lambda):
     init = (jnp.zeros_like(last_value), last_value)
     _, advantages = jax.lax.scan(step, init, traj, reverse=True)
     return advantages, advantages + traj.value
-
-
-def _finite(tree) -> jax.Array:
-    leaves = jax.tree.leaves(tree)
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
 # --- make_train ----------------------------------------------------------------------------
@@ -315,7 +310,7 @@ def make_train(env_id: str, structure: dict, settings: TrainSettings):
             eval_return = evaluate(env, env_params,
                                    greedy_act(learner.actor_params, runner.norm), eval_key,
                                    settings.eval_episodes)
-            finite = _finite((learner.actor_params, learner.critic_params, losses))
+            finite = all_finite((learner.actor_params, learner.critic_params, losses))
             return runner._replace(key=key), ChunkOut(eval_return, losses, finite)
 
         # --- initialization, all from `key` ---

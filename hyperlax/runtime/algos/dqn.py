@@ -1,0 +1,209 @@
+"""DQN: epsilon-greedy acting, an on-device replay buffer, a target network, Huber TD loss.
+
+Shaped like the other algorithms: ``make_train`` does the Python setup for one structure and
+returns a pure ``train(hp, key)``; training is nested ``lax.scan``s (evaluation chunks >
+iterations > env steps | gradient steps) with NamedTuple carries. One iteration steps
+``num_envs`` envs for ``rollout_length`` steps, adds the transitions to the replay buffer,
+then runs ``train_epochs`` gradient steps.
+
+Choices, so a reader need not reverse-engineer them:
+
+- Every scalar hyperparameter is data: warm-up, the epsilon schedule and the target update
+  are arithmetic (``jnp.where``) on traced step counters, never Python branches.
+- Epsilon decays linearly from ``epsilon_start`` to ``epsilon_end`` over
+  ``epsilon_decay_fraction`` of the env steps actually trained, counted from step 0; during
+  warm-up (fewer than ``warmup_steps`` env steps collected) actions are uniformly random and
+  no update is applied. Evaluation acts greedily (argmax Q).
+- TD target ``r + gamma * (1 - terminated) * Q'(s', a*)`` with ``s'`` the step's own next
+  observation (``info["final_observation"]``), so truncation bootstraps and termination does
+  not. ``a*`` is the online net's argmax when ``double_q`` (structural), else the target
+  net's. Loss: mean Huber(``huber_delta``); optimizer
+  ``inject_hyperparams(chain(clip_by_global_norm(max_grad_norm), adam(learning_rate)))``.
+- The target moves towards the online net, ``target = tau * online + (1 - tau) * target``
+  (``optax.incremental_update``; ``tau = 1`` is an exact copy), after every
+  ``target_update_period``-th applied gradient step.
+- Reported ``q_loss`` is the mean over all of a chunk's gradient steps; during warm-up it is
+  evaluated (at the untouched parameters) but not applied.
+- flax's default (LeCun-normal) initialization, which also keeps QR decompositions
+  (orthogonal init) out of the vmapped, possibly sharded, program.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from hyperlax.runtime import replay
+from hyperlax.runtime.algos import (TrainMetrics, TrainSettings, all_finite, num_updates,
+                                    structure_with_defaults)
+from hyperlax.runtime.envs import action_info, evaluate, make_env
+from hyperlax.runtime.networks import ACTIVATIONS
+from hyperlax.spec.params import DQN
+
+
+class QNetwork(nn.Module):
+    """MLP from observation to one Q-value per action (flax's default initialization)."""
+
+    layer_sizes: Sequence[int]
+    activation: str
+    num_actions: int
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        act = ACTIVATIONS[self.activation]
+        x = obs
+        for width in self.layer_sizes:
+            x = act(nn.Dense(width)(x))
+        return nn.Dense(self.num_actions)(x)
+
+
+class Transition(NamedTuple):
+    obs: jax.Array
+    action: jax.Array
+    reward: jax.Array
+    next_obs: jax.Array  # the step's own next observation (before auto-reset)
+    done: jax.Array      # terminated only: truncated transitions still bootstrap
+
+
+class Learner(NamedTuple):
+    params: Any
+    target_params: Any
+    opt_state: Any
+    grad_steps: jax.Array  # int32: gradient steps applied so far
+
+
+class Runner(NamedTuple):
+    learner: Learner
+    buffer: replay.Buffer
+    env_state: Any
+    obs: jax.Array
+    env_steps: jax.Array  # int32: env steps consumed so far (all envs)
+    key: jax.Array
+
+
+def make_train(env_id: str, structure: dict, settings: TrainSettings):
+    s = structure_with_defaults(DQN, structure)
+    env, env_params = make_env(env_id)
+    discrete, num_actions, _, _ = action_info(env, env_params)
+    if not discrete:
+        raise ValueError(f"dqn needs a discrete action space; {env_id} is continuous")
+    num_envs, rollout_length = s["num_envs"], s["rollout_length"]
+    train_epochs, batch_size = s["train_epochs"], s["replay_batch_size"]
+    warmup_steps, target_period = s["warmup_steps"], s["target_update_period"]
+    double_q = s["double_q"]
+    steps_per_iter = num_envs * rollout_length
+    updates_per_eval, total_updates = num_updates(settings, steps_per_iter)
+    total_env_steps = total_updates * steps_per_iter
+
+    network = QNetwork(tuple(s["network.q.layer_sizes"]), s["network.activation"], num_actions)
+    obs_shape = env.observation_space(env_params).shape
+    v_reset = jax.vmap(env.reset, in_axes=(0, None))
+    v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    def make_optimizer(learning_rate, max_grad_norm):
+        return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate))
+
+    def train(hp: dict, key: jax.Array) -> TrainMetrics:
+        tx = optax.inject_hyperparams(make_optimizer)(
+            learning_rate=hp["learning_rate"], max_grad_norm=hp["max_grad_norm"])
+
+        def epsilon(env_steps):
+            decay_steps = hp["epsilon_decay_fraction"] * total_env_steps
+            frac = jnp.clip(env_steps / decay_steps, 0.0, 1.0)
+            eps = hp["epsilon_start"] + frac * (hp["epsilon_end"] - hp["epsilon_start"])
+            return jnp.where(env_steps < warmup_steps, 1.0, eps)  # warm-up: uniformly random
+
+        # --- acting ------------------------------------------------------------------
+        def env_step(runner: Runner, _):
+            key, k_explore, k_random, k_env = jax.random.split(runner.key, 4)
+            greedy = jnp.argmax(network.apply(runner.learner.params, runner.obs), axis=-1)
+            random = jax.random.randint(k_random, (num_envs,), 0, num_actions)
+            explore = jax.random.uniform(k_explore, (num_envs,)) < epsilon(runner.env_steps)
+            action = jnp.where(explore, random, greedy)
+            obs, env_state, reward, terminated, _, info = v_step(
+                jax.random.split(k_env, num_envs), runner.env_state, action, env_params)
+            transition = Transition(runner.obs, action, reward.astype(jnp.float32),
+                                    info["final_observation"], terminated.astype(jnp.float32))
+            runner = runner._replace(env_state=env_state, obs=obs, key=key,
+                                     env_steps=runner.env_steps + num_envs)
+            return runner, transition
+
+        # --- learning ----------------------------------------------------------------
+        def q_loss(params, target_params, batch: Transition):
+            q = network.apply(params, batch.obs)
+            q_taken = jnp.take_along_axis(q, batch.action[:, None], axis=-1)[:, 0]
+            q_next_target = network.apply(target_params, batch.next_obs)
+            if double_q:  # structural: online net picks the action, target net values it
+                next_action = jnp.argmax(network.apply(params, batch.next_obs), axis=-1)
+                q_next = jnp.take_along_axis(q_next_target, next_action[:, None], axis=-1)[:, 0]
+            else:
+                q_next = jnp.max(q_next_target, axis=-1)
+            target = batch.reward + hp["gamma"] * (1.0 - batch.done) * q_next
+            target = jax.lax.stop_gradient(target)
+            return optax.huber_loss(q_taken, target, delta=hp["huber_delta"]).mean()
+
+        def gradient_step(carry, key):
+            learner, buffer, learning = carry
+            batch = replay.sample(buffer, key, batch_size)
+            loss, grads = jax.value_and_grad(q_loss)(learner.params, learner.target_params,
+                                                     batch)
+            updates, opt_state = tx.update(grads, learner.opt_state, learner.params)
+            params = optax.apply_updates(learner.params, updates)
+            grad_steps = learner.grad_steps + 1
+            refresh = (grad_steps % target_period) == 0
+            target = optax.incremental_update(params, learner.target_params, hp["tau"])
+            target = jax.tree.map(lambda new, old: jnp.where(refresh, new, old),
+                                  target, learner.target_params)
+            updated = Learner(params, target, opt_state, grad_steps)
+            # warm-up: nothing is applied until enough env steps were collected
+            learner = jax.tree.map(lambda new, old: jnp.where(learning, new, old),
+                                   updated, learner)
+            return (learner, buffer, learning), loss
+
+        def update_step(runner: Runner, _):
+            runner, traj = jax.lax.scan(env_step, runner, None, rollout_length)
+            flat = jax.tree.map(lambda x: x.reshape((steps_per_iter,) + x.shape[2:]), traj)
+            buffer = replay.add(runner.buffer, flat)
+            key, k_train = jax.random.split(runner.key)
+            learning = runner.env_steps >= warmup_steps
+            (learner, _, _), losses = jax.lax.scan(
+                gradient_step, (runner.learner, buffer, learning),
+                jax.random.split(k_train, train_epochs))
+            runner = runner._replace(learner=learner, buffer=buffer, key=key)
+            return runner, losses.mean()
+
+        # --- evaluation chunks -------------------------------------------------------
+        def eval_chunk(runner: Runner, _):
+            runner, losses = jax.lax.scan(update_step, runner, None, updates_per_eval)
+            key, k_eval = jax.random.split(runner.key)
+            params = runner.learner.params
+
+            def act(obs, _key):
+                return jnp.argmax(network.apply(params, obs), axis=-1)
+
+            returns = evaluate(env, env_params, act, k_eval, settings.eval_episodes)
+            loss = losses.mean()
+            finite = all_finite(params) & jnp.isfinite(loss)
+            runner = runner._replace(key=key)
+            return runner, (runner.env_steps, returns, loss, finite)
+
+        key, k_init, k_reset = jax.random.split(key, 3)
+        obs, env_state = v_reset(jax.random.split(k_reset, num_envs), env_params)
+        params = network.init(k_init, jnp.zeros(obs_shape, jnp.float32))
+        example = Transition(jnp.zeros(obs_shape, jnp.float32), jnp.zeros((), jnp.int32),
+                             jnp.zeros(()), jnp.zeros(obs_shape, jnp.float32), jnp.zeros(()))
+        runner = Runner(
+            learner=Learner(params, params, tx.init(params), jnp.zeros((), jnp.int32)),
+            buffer=replay.init(example, s["buffer_size"]),
+            env_state=env_state, obs=obs, env_steps=jnp.zeros((), jnp.int32), key=key)
+        _, (steps, returns, loss, finite) = jax.lax.scan(
+            eval_chunk, runner, None, settings.num_evaluations)
+        return TrainMetrics(eval_steps=steps.astype(jnp.int32),
+                            eval_returns=returns.astype(jnp.float32),
+                            losses={"q_loss": loss.astype(jnp.float32)}, finite=finite)
+
+    return train

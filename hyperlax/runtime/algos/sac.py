@@ -1,0 +1,294 @@
+"""SAC for continuous gymnax environments: tanh-squashed Gaussian actor, twin Q critics with
+soft-updated targets, automatic entropy tuning, an on-device replay buffer.
+
+Shaped like the other algorithms: ``make_train`` does the Python setup for one structure and
+returns a pure ``train(hp, key)``; training is nested ``lax.scan``s (evaluation chunks >
+iterations > env steps | gradient steps) with NamedTuple carries.
+
+Choices, so a reader need not reverse-engineer them:
+
+- Actor: MLP trunk, then linear heads for the mean and the log-std of a diagonal Gaussian;
+  log-std is clipped to [-5, 2]. The sample ``u`` is squashed and scaled to the bounds,
+  ``a = tanh(u) * scale + center``; its log-prob includes the tanh and scale Jacobians.
+  Evaluation acts deterministically with ``tanh(mean) * scale + center``.
+- Critics: two independent MLPs on ``concat(obs, action)``; the TD target is
+  ``r + gamma * (1 - terminated) * (min(Q1', Q2')(s', a') - alpha * log pi(a'|s'))`` with
+  ``a' ~ pi(.|s')``, target critics following the critics by Polyak averaging with ``tau``
+  after every gradient step. Critic loss: ``mean((Q1 - y)^2) + mean((Q2 - y)^2)``.
+- Temperature: ``log_alpha`` starts at ``log(init_alpha)`` and minimizes
+  ``-log_alpha * (log pi + target_entropy)``, target entropy ``-target_entropy_scale *
+  action_dim``. One gradient step updates the critics, then the actor (against the updated
+  critics), then the temperature (with the actor's fresh log-probs).
+- Three optimizers, each ``inject_hyperparams(chain(clip_by_global_norm(max_grad_norm),
+  adam(lr)))`` so the learning rates and the clip norm are data.
+- Networks use flax's default (LeCun-normal) initialization, which also keeps QR
+  decompositions (orthogonal init) out of the vmapped, possibly sharded, program.
+- Warm-up: actions are uniform in the bounds and no update is applied (``jnp.where`` on the
+  traced env-step count) until ``warmup_steps`` env steps were collected. Reported losses
+  are the mean over all of a chunk's gradient steps; during warm-up they are evaluated (at
+  the untouched parameters) but not applied. ``alpha`` is the temperature after each step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from hyperlax.runtime import replay
+from hyperlax.runtime.algos import (TrainMetrics, TrainSettings, all_finite, num_updates,
+                                    structure_with_defaults)
+from hyperlax.runtime.envs import action_info, evaluate, make_env
+from hyperlax.runtime.networks import ACTIVATIONS
+from hyperlax.spec.params import SAC
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+# --- networks ----------------------------------------------------------------------------
+
+class Trunk(nn.Module):
+    layer_sizes: Sequence[int]
+    activation: str
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act = ACTIVATIONS[self.activation]
+        for width in self.layer_sizes:
+            x = act(nn.Dense(width)(x))
+        return x
+
+
+class Actor(nn.Module):
+    """Mean and log-std (clipped) of the pre-squash Gaussian."""
+
+    layer_sizes: Sequence[int]
+    activation: str
+    action_dim: int
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        x = Trunk(self.layer_sizes, self.activation)(obs)
+        mean = nn.Dense(self.action_dim)(x)
+        log_std = jnp.clip(nn.Dense(self.action_dim)(x), LOG_STD_MIN, LOG_STD_MAX)
+        return mean, log_std
+
+
+class TwinCritic(nn.Module):
+    """Two independent Q(s, a) MLPs; returns both, shape [2, ...]."""
+
+    layer_sizes: Sequence[int]
+    activation: str
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
+        x = jnp.concatenate([obs, action], axis=-1)
+        qs = [nn.Dense(1)(Trunk(self.layer_sizes, self.activation)(x))[..., 0]
+              for _ in range(2)]
+        return jnp.stack(qs)
+
+
+# --- carries and batches -------------------------------------------------------------------
+
+class Transition(NamedTuple):
+    obs: jax.Array
+    action: jax.Array    # as applied to the env, inside the bounds
+    reward: jax.Array
+    next_obs: jax.Array  # the step's own next observation (before auto-reset)
+    done: jax.Array      # terminated only: truncated transitions still bootstrap
+
+
+class Learner(NamedTuple):
+    actor_params: Any
+    critic_params: Any
+    target_critic_params: Any
+    log_alpha: jax.Array
+    actor_opt: Any
+    critic_opt: Any
+    alpha_opt: Any
+
+
+class Runner(NamedTuple):
+    learner: Learner
+    buffer: replay.Buffer
+    env_state: Any
+    obs: jax.Array
+    env_steps: jax.Array  # int32: env steps consumed so far (all envs)
+    key: jax.Array
+
+
+class Losses(NamedTuple):
+    q_loss: jax.Array
+    actor_loss: jax.Array
+    alpha: jax.Array
+
+
+def make_train(env_id: str, structure: dict, settings: TrainSettings):
+    s = structure_with_defaults(SAC, structure)
+    env, env_params = make_env(env_id)
+    discrete, action_dim, low, high = action_info(env, env_params)
+    if discrete:
+        raise ValueError(f"sac needs a continuous action space; {env_id} is discrete")
+    num_envs, rollout_length = s["num_envs"], s["rollout_length"]
+    train_epochs, batch_size = s["train_epochs"], s["replay_batch_size"]
+    warmup_steps = s["warmup_steps"]
+    steps_per_iter = num_envs * rollout_length
+    updates_per_eval, _ = num_updates(settings, steps_per_iter)
+    scale, center = (high - low) / 2.0, (high + low) / 2.0
+
+    actor = Actor(tuple(s["network.actor.layer_sizes"]), s["network.activation"], action_dim)
+    critic = TwinCritic(tuple(s["network.critic.layer_sizes"]), s["network.activation"])
+    obs_shape = env.observation_space(env_params).shape
+    v_reset = jax.vmap(env.reset, in_axes=(0, None))
+    v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    def make_optimizer(learning_rate, max_grad_norm):
+        return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate))
+
+    def sample_action(actor_params, obs, key):
+        """Squashed, scaled action and its log-prob (summed over action dimensions)."""
+        mean, log_std = actor.apply(actor_params, obs)
+        noise = jax.random.normal(key, mean.shape)
+        u = mean + jnp.exp(log_std) * noise
+        log_prob = -0.5 * noise ** 2 - log_std - _HALF_LOG_2PI
+        # log |d tanh(u)/du| = log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), stable
+        log_prob -= 2.0 * (math.log(2.0) - u - jax.nn.softplus(-2.0 * u)) + math.log(scale)
+        return jnp.tanh(u) * scale + center, log_prob.sum(-1)
+
+    def deterministic_action(actor_params, obs):
+        mean, _ = actor.apply(actor_params, obs)
+        return jnp.tanh(mean) * scale + center
+
+    def train(hp: dict, key: jax.Array) -> TrainMetrics:
+        actor_tx, critic_tx, alpha_tx = (
+            optax.inject_hyperparams(make_optimizer)(learning_rate=hp[lr],
+                                                     max_grad_norm=hp["max_grad_norm"])
+            for lr in ("actor_lr", "q_lr", "alpha_lr"))
+        target_entropy = -hp["target_entropy_scale"] * action_dim
+
+        # --- acting ------------------------------------------------------------------
+        def env_step(runner: Runner, _):
+            key, k_policy, k_random, k_env = jax.random.split(runner.key, 4)
+            policy, _ = sample_action(runner.learner.actor_params, runner.obs, k_policy)
+            random = jax.random.uniform(k_random, (num_envs, action_dim), minval=low,
+                                        maxval=high)
+            action = jnp.where(runner.env_steps < warmup_steps, random, policy)
+            obs, env_state, reward, terminated, _, info = v_step(
+                jax.random.split(k_env, num_envs), runner.env_state, action, env_params)
+            transition = Transition(runner.obs, action, reward.astype(jnp.float32),
+                                    info["final_observation"], terminated.astype(jnp.float32))
+            runner = runner._replace(env_state=env_state, obs=obs, key=key,
+                                     env_steps=runner.env_steps + num_envs)
+            return runner, transition
+
+        # --- learning ----------------------------------------------------------------
+        def critic_loss(critic_params, learner: Learner, batch: Transition, key):
+            next_action, next_log_prob = sample_action(learner.actor_params, batch.next_obs, key)
+            next_q = critic.apply(learner.target_critic_params, batch.next_obs, next_action)
+            alpha = jnp.exp(learner.log_alpha)
+            next_value = jnp.min(next_q, axis=0) - alpha * next_log_prob
+            target = batch.reward + hp["gamma"] * (1.0 - batch.done) * next_value
+            q = critic.apply(critic_params, batch.obs, batch.action)
+            return jnp.sum(jnp.mean((q - jax.lax.stop_gradient(target)) ** 2, axis=-1))
+
+        def actor_loss(actor_params, learner: Learner, batch: Transition, key):
+            action, log_prob = sample_action(actor_params, batch.obs, key)
+            q = jnp.min(critic.apply(learner.critic_params, batch.obs, action), axis=0)
+            alpha = jnp.exp(learner.log_alpha)
+            return jnp.mean(alpha * log_prob - q), log_prob
+
+        def alpha_loss(log_alpha, log_prob):
+            return -jnp.mean(log_alpha * jax.lax.stop_gradient(log_prob + target_entropy))
+
+        def gradient_step(carry, key):
+            learner, buffer, learning = carry
+            k_batch, k_critic, k_actor = jax.random.split(key, 3)
+            batch = replay.sample(buffer, k_batch, batch_size)
+
+            def gate(new: Learner, old: Learner) -> Learner:
+                # warm-up: nothing is applied until enough env steps were collected, so every
+                # loss below is also evaluated at the current (untouched) parameters
+                return jax.tree.map(lambda n, o: jnp.where(learning, n, o), new, old)
+
+            q_loss, grads = jax.value_and_grad(critic_loss)(
+                learner.critic_params, learner, batch, k_critic)
+            updates, critic_opt = critic_tx.update(grads, learner.critic_opt,
+                                                   learner.critic_params)
+            learner = gate(learner._replace(
+                critic_params=optax.apply_updates(learner.critic_params, updates),
+                critic_opt=critic_opt), learner)
+
+            (pi_loss, log_prob), grads = jax.value_and_grad(actor_loss, has_aux=True)(
+                learner.actor_params, learner, batch, k_actor)
+            updates, actor_opt = actor_tx.update(grads, learner.actor_opt,
+                                                 learner.actor_params)
+            learner = gate(learner._replace(
+                actor_params=optax.apply_updates(learner.actor_params, updates),
+                actor_opt=actor_opt), learner)
+
+            grads = jax.grad(alpha_loss)(learner.log_alpha, log_prob)
+            updates, alpha_opt = alpha_tx.update(grads, learner.alpha_opt, learner.log_alpha)
+            learner = gate(learner._replace(
+                log_alpha=optax.apply_updates(learner.log_alpha, updates),
+                alpha_opt=alpha_opt), learner)
+
+            learner = gate(learner._replace(target_critic_params=optax.incremental_update(
+                learner.critic_params, learner.target_critic_params, hp["tau"])), learner)
+            losses = Losses(q_loss, pi_loss, jnp.exp(learner.log_alpha))
+            return (learner, buffer, learning), losses
+
+        def update_step(runner: Runner, _):
+            runner, traj = jax.lax.scan(env_step, runner, None, rollout_length)
+            flat = jax.tree.map(lambda x: x.reshape((steps_per_iter,) + x.shape[2:]), traj)
+            buffer = replay.add(runner.buffer, flat)
+            key, k_train = jax.random.split(runner.key)
+            learning = runner.env_steps >= warmup_steps
+            (learner, _, _), losses = jax.lax.scan(
+                gradient_step, (runner.learner, buffer, learning),
+                jax.random.split(k_train, train_epochs))
+            runner = runner._replace(learner=learner, buffer=buffer, key=key)
+            return runner, jax.tree.map(jnp.mean, losses)
+
+        # --- evaluation chunks -------------------------------------------------------
+        def eval_chunk(runner: Runner, _):
+            runner, losses = jax.lax.scan(update_step, runner, None, updates_per_eval)
+            key, k_eval = jax.random.split(runner.key)
+            actor_params = runner.learner.actor_params
+            returns = evaluate(env, env_params,
+                               lambda obs, _key: deterministic_action(actor_params, obs),
+                               k_eval, settings.eval_episodes)
+            losses = jax.tree.map(jnp.mean, losses)
+            learner = runner.learner
+            finite = (all_finite((learner.actor_params, learner.critic_params,
+                                  learner.target_critic_params, learner.log_alpha))
+                      & all_finite(losses))
+            runner = runner._replace(key=key)
+            return runner, (runner.env_steps, returns, losses, finite)
+
+        key, k_actor, k_critic, k_reset = jax.random.split(key, 4)
+        obs, env_state = v_reset(jax.random.split(k_reset, num_envs), env_params)
+        dummy_obs = jnp.zeros(obs_shape, jnp.float32)
+        dummy_action = jnp.zeros((action_dim,), jnp.float32)
+        actor_params = actor.init(k_actor, dummy_obs)
+        critic_params = critic.init(k_critic, dummy_obs, dummy_action)
+        log_alpha = jnp.log(hp["init_alpha"]).astype(jnp.float32)
+        learner = Learner(actor_params, critic_params, critic_params, log_alpha,
+                          actor_tx.init(actor_params), critic_tx.init(critic_params),
+                          alpha_tx.init(log_alpha))
+        example = Transition(dummy_obs, dummy_action, jnp.zeros(()), dummy_obs, jnp.zeros(()))
+        runner = Runner(learner, replay.init(example, s["buffer_size"]), env_state, obs,
+                        jnp.zeros((), jnp.int32), key)
+        _, (steps, returns, losses, finite) = jax.lax.scan(
+            eval_chunk, runner, None, settings.num_evaluations)
+        return TrainMetrics(eval_steps=steps.astype(jnp.int32),
+                            eval_returns=returns.astype(jnp.float32),
+                            losses={name: value.astype(jnp.float32)
+                                    for name, value in losses._asdict().items()},
+                            finite=finite)
+
+    return train

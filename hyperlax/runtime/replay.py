@@ -1,0 +1,60 @@
+"""A fixed-capacity circular replay buffer that lives on device, inside the jitted loop.
+
+The buffer is plain data: a pytree of ``[capacity, ...]`` arrays, an insert position and a
+size. It is part of a training loop's scan carry, so the executor's ``vmap`` over samples and
+replicates gives every sample-replicate its own buffer, and each one samples with its own key
+and its own (structural) batch size: no padding, no masks.
+
+    buffer = replay.init(example_transition, capacity)
+    buffer = replay.add(buffer, transitions)           # leading axis: how many to add
+    batch = replay.sample(buffer, key, batch_size)     # uniform, with replacement, below size
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class Buffer(NamedTuple):
+    data: Any          # pytree of [capacity, ...] arrays
+    position: jax.Array  # int32: where the next item is written
+    size: jax.Array      # int32: how many slots hold data (<= capacity)
+
+
+def capacity(buffer: Buffer) -> int:
+    return jax.tree.leaves(buffer.data)[0].shape[0]
+
+
+def init(example: Any, capacity: int) -> Buffer:
+    """An empty buffer for items shaped like ``example`` (one item, no leading axis)."""
+    if capacity < 1:
+        raise ValueError(f"replay buffer capacity must be >= 1, got {capacity}")
+    data = jax.tree.map(
+        lambda x: jnp.zeros((capacity,) + jnp.shape(x), jnp.result_type(x)), example)
+    return Buffer(data, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+
+
+def add(buffer: Buffer, items: Any) -> Buffer:
+    """Write ``items`` (a pytree whose leaves share a leading axis of n) at the insert
+    position, wrapping around and overwriting the oldest items once full."""
+    cap = capacity(buffer)
+    n = jax.tree.leaves(items)[0].shape[0]
+    if n > cap:  # only the newest ``cap`` items would survive: keep the indices distinct
+        items = jax.tree.map(lambda x: x[n - cap:], items)
+        buffer = buffer._replace(position=(buffer.position + (n - cap)) % cap)
+        n = cap
+    index = (buffer.position + jnp.arange(n, dtype=jnp.int32)) % cap
+    data = jax.tree.map(lambda store, x: store.at[index].set(x.astype(store.dtype)),
+                        buffer.data, items)
+    return Buffer(data, (buffer.position + n) % cap, jnp.minimum(buffer.size + n, cap))
+
+
+def sample(buffer: Buffer, key: jax.Array, batch_size: int) -> Any:
+    """``batch_size`` items drawn uniformly, with replacement, from the filled slots.
+
+    Sampling an empty buffer returns slot 0 (zeros): callers gate learning on warm-up."""
+    index = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1))
+    return jax.tree.map(lambda store: store[index], buffer.data)
