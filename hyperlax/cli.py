@@ -66,6 +66,11 @@ def plan_command(manifest: Path, output: Path) -> None:
     click.echo(f"wrote {output}: {s['samples']} samples, {s['structures']} structures, "
                f"{s['entries']} entries ({plan.settings.mode}), {s['compiles']} compiles, "
                f"plan id {s['plan_id'][:12]}")
+    if s["compiles"] > max(1, s["samples"] // 4):
+        click.echo(f"hint: {s['compiles']} compiles for {s['samples']} samples: every distinct "
+                   "structure compiles separately. Pin structural hyperparameters in [fixed], "
+                   "or set structures = K in [sweep] to sample K structures and fill each.",
+                   err=True)
 
 
 @main.command("show")
@@ -134,6 +139,85 @@ def _sweep_root(plan_settings_root: str, output_root: Path | None) -> Path:
     return output_root if output_root is not None else Path(plan_settings_root)
 
 
+EXIT_FAILED = 1  # exec/status: a disk error, or corrupt entries found (not the user's input)
+
+
+def _fail(exc: HyperlaxError, status: int) -> None:
+    """Print ``exc`` the way user_errors does, but exit with ``status``."""
+    for line in exc.render().splitlines():
+        click.echo(line if line.startswith("hint: ") else f"error: {line}", err=True)
+    sys.exit(status)
+
+
+def _exec_command_line(plan_file: Path, output_root: Path | None) -> str:
+    import shlex
+
+    words = ["hyperlax", "exec", str(plan_file)]
+    if output_root is not None:
+        words += ["--output-root", str(output_root)]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+class _Stopped(BaseException):
+    """SIGINT or SIGTERM during exec. A BaseException, like KeyboardInterrupt, so nothing on
+    the way up swallows it; atomic_write removes its temporary file as it passes."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_on_signals() -> Any:
+    """While exec runs, SIGINT and SIGTERM raise _Stopped where Python next runs (a running XLA
+    call finishes first). Files are written atomically and the marker last, so unwinding from
+    anywhere leaves the interrupted entry unmarked, to be redone on resume. The first signal
+    restores the previous handlers, so a second one acts as it normally would."""
+    import contextlib
+    import signal
+
+    @contextlib.contextmanager
+    def installed() -> Any:
+        signals = [signal.SIGINT, signal.SIGTERM]
+        previous = {s: signal.getsignal(s) for s in signals}
+
+        def handler(signum: int, frame: Any) -> None:
+            for s, h in previous.items():
+                signal.signal(s, h)
+            raise _Stopped(signum)
+
+        try:
+            for s in signals:
+                signal.signal(s, handler)
+        except ValueError:  # not the main thread: leave signals alone
+            yield
+            return
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+    return installed()
+
+
+def _verify_entries(sweep: Any, plan: Any, pid: str) -> dict[str, list[str]]:
+    """Problems of each complete entry whose files no longer match its marker."""
+    from hyperlax.store import storage_error
+
+    corrupt = {}
+    for entry in plan.entries:
+        if sweep.state(entry.path) != "done":
+            continue
+        try:
+            problems = sweep.verify(entry.path, pid, entry.index)
+        except OSError as exc:
+            raise storage_error(sweep.entry_dir(entry.path), exc, "cannot read this entry to "
+                                "verify it", "fix the permissions of the sweep directory") from None
+        if problems:
+            corrupt[entry.path] = problems
+    return corrupt
+
+
 @main.command("exec")
 @click.argument("plan_file", type=click.Path(path_type=Path))
 @click.option("--output-root", type=click.Path(path_type=Path), default=None,
@@ -141,52 +225,161 @@ def _sweep_root(plan_settings_root: str, output_root: Path | None) -> Path:
 @click.option("--compile-cache", type=click.Path(path_type=Path), default=None,
               envvar="HYPERLAX_COMPILE_CACHE",
               help="JAX persistent compilation cache [default: ~/.cache/hyperlax/jax]")
+@click.option("--manifest", type=click.Path(path_type=Path), default=None,
+              help="refuse to run unless this manifest is, byte for byte, the one the plan "
+                   "was compiled from")
+@click.option("--redo-corrupt", is_flag=True,
+              help="re-run complete entries whose files changed after completion "
+                   "[default: warn, leave them alone, exit 1]")
 @click.option("--quiet", "-q", is_flag=True, help="no progress output")
 @user_errors
 def exec_command(plan_file: Path, output_root: Path | None, compile_cache: Path | None,
-                 quiet: bool) -> None:
-    """Run PLAN_FILE's entries; entries already complete are skipped, so re-running resumes."""
-    from hyperlax.planfile import read_plan
+                 manifest: Path | None, redo_corrupt: bool, quiet: bool) -> None:
+    """Run PLAN_FILE's entries; entries already complete are skipped, so re-running resumes.
 
-    plan, pid = read_plan(plan_file)
+    Before running, every complete entry's files are checked against the checksums in its
+    marker; one that changed is reported and left alone unless --redo-corrupt is given.
+
+    \b
+    Exit status: 0 every entry complete; 1 a disk error (nothing is marked complete that
+    is not), or corrupt entries left alone; 2 bad input (plan, manifest, output root);
+    130 / 143 stopped by SIGINT / SIGTERM: run the same command again to resume.
+    """
+    state: dict[str, Any] = {}
+    with _stop_on_signals():
+        try:
+            _exec(plan_file, output_root, compile_cache, manifest, redo_corrupt, quiet, state)
+        except _Stopped as stop:
+            _report_stop(stop.signum, plan_file, output_root, state)
+        except HyperlaxError as exc:
+            if getattr(exc, "exit_status", EXIT_BAD_INPUT) != EXIT_BAD_INPUT:
+                _fail(exc, exc.exit_status)
+            raise
+
+
+def _exec(plan_file: Path, output_root: Path | None, compile_cache: Path | None,
+          manifest: Path | None, redo_corrupt: bool, quiet: bool, state: dict[str, Any]) -> None:
+    from hyperlax.planfile import read_plan_file
+    from hyperlax.store import StorageError, SweepDir
+
+    plan, pid, plan_bytes = read_plan_file(plan_file)
+    if manifest is not None:
+        _check_manifest_unchanged(manifest, plan, plan_file)
     root = _sweep_root(plan.settings.output_root, output_root)
-    from hyperlax.store import SweepDir
-
-    SweepDir(root).check_owner(pid)  # refuse a foreign directory before importing JAX
+    sweep = SweepDir(root)
+    state.update(plan=plan, sweep=sweep)
+    sweep.check_owner(pid)  # refuse a foreign directory before importing JAX
+    corrupt = _verify_entries(sweep, plan, pid) if root.exists() else {}
+    for path, problems in corrupt.items():
+        for problem in problems:
+            click.echo(f"warning: {path}: {problem}", err=True)
+        click.echo(f"warning: {path}: " + ("complete but corrupt; running it again "
+                                           "(--redo-corrupt)" if redo_corrupt else
+                                           "complete but corrupt; left alone"), err=True)
     from hyperlax.progress import Progress
     from hyperlax.runtime.executor import enable_compile_cache, execute
 
-    enable_compile_cache(compile_cache or Path.home() / ".cache" / "hyperlax" / "jax")
-    report = execute(plan, pid, plan_file.read_bytes(), root, progress=Progress(quiet=quiet))
+    cache = compile_cache or Path.home() / ".cache" / "hyperlax" / "jax"
+    try:
+        enable_compile_cache(cache)
+    except OSError as exc:
+        raise StorageError(str(cache), f"cannot create the compile cache: {exc.strerror}",
+                           "pass --compile-cache with a writable directory") from None
+    report = execute(plan, pid, plan_bytes, root, progress=Progress(quiet=quiet),
+                     redo=set(corrupt) if redo_corrupt else ())
     if not quiet:
         click.echo(f"{report.ran} entries run, {report.skipped} skipped; {report.compiles} "
                    f"compiles ({report.compile_seconds:.1f}s); {report.env_steps:,} env steps "
                    f"in {report.seconds:.1f}s; results in {root}")
+    if corrupt and not redo_corrupt:
+        raise StorageError(str(root), f"{len(corrupt)} complete entries have files that changed "
+                                      "after completion; they were left alone: "
+                                      + ", ".join(corrupt),
+                           "look at them (hyperlax status --verify), then re-run them with: "
+                           f"{_exec_command_line(plan_file, output_root)} --redo-corrupt")
+
+
+def _check_manifest_unchanged(manifest: Path, plan: Any, plan_file: Path) -> None:
+    from hyperlax.spec.resolve import sha256_text
+
+    try:
+        text = manifest.read_text("utf-8")  # as the compiler reads it
+    except FileNotFoundError:
+        raise HyperlaxError(str(manifest), "no such manifest file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HyperlaxError(str(manifest), f"cannot read manifest: {exc}") from None
+    actual = sha256_text(text)
+    if actual != plan.manifest_sha256:
+        raise HyperlaxError(str(manifest), f"changed after {plan_file} was compiled from it "
+                                           f"(sha256 {actual[:12]}, the plan records "
+                                           f"{plan.manifest_sha256[:12]}); nothing was run",
+                            f"see what differs with: hyperlax check {manifest} {plan_file}; "
+                            f"then re-plan with: hyperlax plan {manifest} -o {plan_file}")
+
+
+def _report_stop(signum: int, plan_file: Path, output_root: Path | None,
+                 state: dict[str, Any]) -> None:
+    import signal
+
+    plan, sweep = state.get("plan"), state.get("sweep")
+    counted = ""
+    if plan is not None and sweep is not None:
+        try:
+            done = sum(sweep.state(e.path) == "done" for e in plan.entries)
+            counted = f": {done} of {len(plan.entries)} entries complete"
+        except OSError:
+            pass
+    fresh_line = "\n" if sys.stderr.isatty() else ""  # after a redrawn progress line
+    click.echo(f"{fresh_line}interrupted by {signal.Signals(signum).name}{counted}; resume "
+               f"with: {_exec_command_line(plan_file, output_root)}", err=True)
+    sys.exit(128 + signum)
 
 
 @main.command("status")
 @click.argument("plan_file", type=click.Path(path_type=Path))
 @click.option("--output-root", type=click.Path(path_type=Path), default=None)
+@click.option("--verify", is_flag=True,
+              help="also check each complete entry's files against the checksums in its "
+                   "marker; exit 1 if any is corrupt")
 @user_errors
-def status_command(plan_file: Path, output_root: Path | None) -> None:
-    """Per entry: done, partial (interrupted) or pending; and a total."""
-    from hyperlax.planfile import read_plan
-    from hyperlax.store import SweepDir
+def status_command(plan_file: Path, output_root: Path | None, verify: bool) -> None:
+    """Per entry: done, partial (interrupted) or pending; and a total. With --verify, a
+    complete entry whose files changed, were truncated or went missing is 'corrupt'."""
+    from hyperlax.planfile import read_plan_file
+    from hyperlax.store import StorageError, SweepDir
 
-    plan, pid = read_plan(plan_file)
+    plan, pid, plan_bytes = read_plan_file(plan_file)
     root = _sweep_root(plan.settings.output_root, output_root)
     sweep = SweepDir(root)
     owner = sweep.owner() if root.exists() else None
     if owner is not None and owner != pid:
         raise HyperlaxError(str(root), f"belongs to another plan ({owner[:12]})",
                             "pass the --output-root this plan was run with")
-    counts = {"done": 0, "partial": 0, "pending": 0}
+    try:
+        corrupt = _verify_entries(sweep, plan, pid) if verify and root.exists() else {}
+    except StorageError as exc:
+        _fail(exc, EXIT_FAILED)
+    counts = {"done": 0, "partial": 0, "pending": 0, "corrupt": 0}
     for entry in plan.entries:
-        state = sweep.state(entry.path)
+        state = "corrupt" if entry.path in corrupt else sweep.state(entry.path)
         counts[state] += 1
-        click.echo(f"{state:<8} {entry.path}  ({len(entry.samples)} samples)")
+        why = f": {'; '.join(corrupt[entry.path])}" if entry.path in corrupt else ""
+        click.echo(f"{state:<8} {entry.path}  ({len(entry.samples)} samples){why}")
     click.echo(f"{counts['done']}/{len(plan.entries)} done, {counts['partial']} partial, "
-               f"{counts['pending']} pending in {root}")
+               f"{counts['pending']} pending" + (f", {counts['corrupt']} corrupt" if verify
+                                                  else "") + f" in {root}")
+    if corrupt:
+        click.echo(f"{len(corrupt)} complete entries changed after completion; exec leaves them "
+                   f"alone; re-run them with: {_exec_command_line(plan_file, output_root)} "
+                   "--redo-corrupt")
+        sys.exit(EXIT_FAILED)
+    if verify and counts["done"]:
+        click.echo(f"verified: the files of all {counts['done']} complete entries match "
+                   "their markers")
+
+
+from hyperlax.report.commands import register as _register_report  # noqa: E402
+_register_report(main)
 
 
 if __name__ == "__main__":

@@ -140,6 +140,13 @@ def decode_plan(data: bytes, source: str) -> tuple[Plan, str]:
 
 
 def read_plan(path: Path) -> tuple[Plan, str]:
+    plan, pid, _ = read_plan_file(path)
+    return plan, pid
+
+
+def read_plan_file(path: Path) -> tuple[Plan, str, bytes]:
+    """(plan, plan id, the file's bytes): the bytes that were verified, for callers that keep
+    a copy, so the copy is exactly what was checked even if the file changes meanwhile."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -147,4 +154,5 @@ def read_plan(path: Path) -> tuple[Plan, str]:
                             "create one with: hyperlax plan <manifest> -o " + str(path)) from None
     except OSError as exc:
         raise HyperlaxError(str(path), f"cannot read plan file: {exc.strerror}") from None
-    return decode_plan(data, str(path))
+    plan, pid = decode_plan(data, str(path))
+    return plan, pid, data

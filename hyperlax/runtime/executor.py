@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 import jax
 import jax.numpy as jnp
@@ -17,9 +17,9 @@ import numpy as np
 
 from hyperlax.planfile import Entry, Plan
 from hyperlax.runtime.algos import TrainSettings, get_make_train, num_updates
-from hyperlax.runtime.outputs import EntryResult, SubBatchResult, write_entry
+from hyperlax.runtime.outputs import EntryResult, SubBatchResult, pause_point, write_entry
 from hyperlax.spec.params import steps_per_update
-from hyperlax.store import SweepDir
+from hyperlax.store import SweepDir, storage_error
 
 
 def enable_compile_cache(directory: Path) -> None:
@@ -37,6 +37,7 @@ class CompiledRunner:
     plan: Plan
     compiles: int = 0
     compile_seconds: float = 0.0
+    entry: int = -1           # the entry being run, for the test-only pause hook
     _cache: dict[tuple[int, int], Callable] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -67,6 +68,7 @@ class CompiledRunner:
         values = self.plan.structures[structure].values
         train = self.make_train(self.plan.settings.env, values, self.settings)
         batched = jax.jit(jax.vmap(jax.vmap(train, in_axes=(None, 0)), in_axes=(0, 0)))
+        pause_point("compile", self.entry)
         start = time.perf_counter()
         executable = batched.lower(hp, keys).compile()
         seconds = time.perf_counter() - start
@@ -109,13 +111,22 @@ class ExecReport:
 
 
 def execute(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *,
-            progress: Any = None, entries: list[int] | None = None) -> ExecReport:
-    """Run every incomplete entry of ``plan`` (or of ``entries``) into ``root``, in plan order."""
+            progress: Any = None, entries: list[int] | None = None,
+            redo: Collection[str] = ()) -> ExecReport:
+    """Run every incomplete entry of ``plan`` (or of ``entries``) into ``root``, in plan order;
+    entries whose path is in ``redo`` run again even though marked complete (the CLI passes
+    the corrupt ones when asked to). A failed write raises StorageError: the entry being
+    written stays unmarked, and entries completed before it keep their markers."""
     sweep = SweepDir(root)
-    sweep.claim(plan_bytes, plan_id)
+    try:
+        sweep.claim(plan_bytes, plan_id)
+    except OSError as exc:
+        raise storage_error(root, exc, "cannot set up the sweep directory",
+                            "free disk space or fix permissions, or pass another "
+                            "--output-root") from None
     runner = CompiledRunner(plan)
     selected = [plan.entries[i] for i in entries] if entries is not None else plan.entries
-    todo = [e for e in selected if sweep.state(e.path) != "done"]
+    todo = [e for e in selected if e.path in redo or sweep.state(e.path) != "done"]
     skipped = len(selected) - len(todo)
     if progress:
         progress.start(total=len(selected), skipped=skipped,
@@ -123,8 +134,17 @@ def execute(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *,
     started = time.perf_counter()
     env_steps = 0
     for entry in todo:
+        pause_point("entry-start", entry.index)
+        runner.entry = entry.index
         result = run_entry(runner, entry)
-        write_entry(sweep, plan, plan_id, entry, result)
+        try:
+            write_entry(sweep, plan, plan_id, entry, result)
+        except OSError as exc:
+            raise storage_error(sweep.entry_dir(entry.path), exc, "cannot write this entry's "
+                                "outputs; it is not marked complete",
+                                "free disk space or fix permissions, then run the same command "
+                                "again: complete entries are kept and this one is redone"
+                                ) from None
         steps = sum(sb.steps_per_run * len(sb.samples) for sb in result.sub_batches)
         env_steps += steps * plan.settings.seeds_per_sample
         if progress:

@@ -5,7 +5,10 @@
     curves.csv     the same curves in long form: sample, replicate, step, return, losses
     summary.json   per sample: status (ok | diverged), final and best return (mean and std over
                    replicates), steps, wall and compile time; per replicate the same
-    success.txt    written last, atomically, with the sha256 of each file above
+    success.txt    written last, atomically, with the sha256 and size of each file above
+
+Crash safety: the entry's directory is emptied first, each file is written atomically, and the
+marker comes last, so an entry either has a marker vouching for complete files or is redone.
 """
 
 from __future__ import annotations
@@ -13,15 +16,32 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
+import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from hyperlax import store
 from hyperlax.planfile import Entry, Plan
-from hyperlax.store import SweepDir, atomic_write, write_json
+from hyperlax.store import ENTRY_FILES, SweepDir
 
-FILES = ["samples.json", "curves.npz", "curves.csv", "summary.json"]
+FILES = ENTRY_FILES
+
+PAUSE_VARIABLE = "HYPERLAX_TEST_PAUSE_AT"
+
+
+def pause_point(point: str, entry: int) -> None:
+    """Test-only hook, inert unless HYPERLAX_TEST_PAUSE_AT is set. Set to ``<point>`` (any
+    entry) or ``<point>@<entry index>``, exec prints ``HYPERLAX_PAUSED <point>`` to stderr when
+    it gets there and sleeps, so crash tests can kill it at an exact place. Points: ``compile``,
+    ``entry-start``, ``after-file:<name>`` (after each file of an entry), ``before-marker``."""
+    wanted = os.environ.get(PAUSE_VARIABLE)
+    if wanted and wanted in (point, f"{point}@{entry}"):
+        print(f"HYPERLAX_PAUSED {point}", file=sys.stderr, flush=True)
+        time.sleep(3600)
 
 
 @dataclass
@@ -108,12 +128,12 @@ def write_entry(sweep: SweepDir, plan: Plan, plan_id: str, entry: Entry,
     samples_doc = [{"sample": i, "seed": plan.samples[i].seed,
                     "structure": plan.samples[i].structure,
                     "values": plan.sample_values(i)} for i in order]
-    write_json(directory / "samples.json", samples_doc)
+    _write(directory / "samples.json", store.json_bytes(samples_doc), entry)
 
     buf = io.BytesIO()
     np.savez(buf, sample=np.asarray(order), eval_steps=eval_steps_arr, returns=returns,
              finite=finite, **{f"loss_{n}": v for n, v in losses.items()})
-    atomic_write(directory / "curves.npz", buf.getvalue())
+    _write(directory / "curves.npz", buf.getvalue(), entry)
 
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
@@ -124,7 +144,7 @@ def write_entry(sweep: SweepDir, plan: Plan, plan_id: str, entry: Entry,
             for e in range(returns.shape[2]):
                 writer.writerow([i, r, int(steps[e]), repr(float(returns[s_pos, r, e])),
                                  *(repr(float(losses[n][s_pos, r, e])) for n in loss_names)])
-    atomic_write(directory / "curves.csv", text.getvalue().encode("utf-8"))
+    _write(directory / "curves.csv", text.getvalue().encode("utf-8"), entry)
 
     summaries = []
     for s_pos, i in enumerate(order):
@@ -133,11 +153,17 @@ def write_entry(sweep: SweepDir, plan: Plan, plan_id: str, entry: Entry,
         summary["train_seconds"] = round(sb.train_seconds, 3)
         summary["compile_seconds"] = round(sb.compile_seconds, 3)
         summaries.append(summary)
-    write_json(directory / "summary.json", {
+    _write(directory / "summary.json", store.json_bytes({
         "entry": entry.index, "path": entry.path,
         "wall_seconds": round(result.seconds, 3),
         "compile_seconds": round(sum(sb.compile_seconds for sb in result.sub_batches), 3),
         "train_seconds": round(sum(sb.train_seconds for sb in result.sub_batches), 3),
         "samples": summaries,
-    })
+    }), entry)
+    pause_point("before-marker", entry.index)
     sweep.complete(entry.path, plan_id, entry.index, FILES)
+
+
+def _write(path: Any, data: bytes, entry: Entry) -> None:
+    store.atomic_write(path, data)  # looked up on the module, so tests can make it fail
+    pause_point(f"after-file:{path.name}", entry.index)
