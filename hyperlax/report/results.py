@@ -1,0 +1,348 @@
+"""A sweep's results, read back from its entries' files: one row per sample, the ranking, and the
+``[fixed]`` block that pins the best configuration. JAX-free and matplotlib-free.
+
+Only entries whose completion marker is present are read, and only after the files read here
+match the checksums in the marker; every other entry's samples are reported as missing, so a
+partial sweep still reports what it has.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tomli_w
+
+from hyperlax.errors import HyperlaxError
+from hyperlax.planfile import Entry, Plan
+from hyperlax.store import PLAN_COPY, SweepDir, sha256_file
+
+ENTRY_STATES = ("done", "partial", "pending", "damaged")
+READ_FILES = ("summary.json", "curves.npz")
+
+
+@dataclass
+class SampleResult:
+    index: int
+    entry: str                                # the entry's path, relative to the sweep dir
+    status: str                               # ok | diverged | missing
+    summary: dict[str, Any] | None = None     # the sample's record in summary.json
+    eval_steps: np.ndarray | None = None      # [E] env steps of each evaluation
+    returns: np.ndarray | None = None         # [R, E], NaN where not finite
+    wall_seconds: float | None = None         # its entry's wall time, shared by batch mates
+
+    def score(self, metric: str) -> float | None:
+        """Mean over replicates of the final or best return; None when there is none."""
+        return None if self.summary is None else self.summary[f"{metric}_return"]
+
+    def spread(self, metric: str) -> float | None:
+        return None if self.summary is None else self.summary[f"{metric}_return_std"]
+
+
+@dataclass
+class EntryState:
+    entry: Entry
+    state: str        # done | partial (interrupted) | pending | damaged (files fail checksums)
+    problem: str = ""
+
+
+@dataclass
+class Collected:
+    plan: Plan
+    plan_id: str
+    root: Path
+    entries: list[EntryState]
+    samples: list[SampleResult]   # plan order, one per sample
+
+    def entry_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(ENTRY_STATES, 0)
+        for e in self.entries:
+            counts[e.state] += 1
+        return counts
+
+    def sample_counts(self) -> dict[str, int]:
+        counts = {"ok": 0, "diverged": 0, "missing": 0}
+        for s in self.samples:
+            counts[s.status] += 1
+        return counts
+
+    @property
+    def complete(self) -> bool:
+        return all(e.state == "done" for e in self.entries)
+
+
+def collect(plan: Plan, plan_id: str, root: Path, plan_source: str) -> Collected:
+    """Read every completed entry of ``plan`` under the sweep directory ``root``."""
+    run_it = f"run the plan first: hyperlax exec {plan_source}"
+    if not root.is_dir():
+        raise HyperlaxError(str(root), "no such sweep directory",
+                            f"{run_it}; or pass the --output-root it was run with")
+    sweep = SweepDir(root)
+    owner = sweep.owner()
+    if owner is None:
+        raise HyperlaxError(str(root), "is not a hyperlax sweep directory (no "
+                                       "hyperlax-sweep.json in it)",
+                            "pass the --output-root this plan was run with")
+    if owner != plan_id:
+        raise HyperlaxError(str(root), f"belongs to another plan ({owner[:12]}), not this one "
+                                       f"({plan_id[:12]})",
+                            f"report the plan that ran it: hyperlax report {root / PLAN_COPY}")
+    entries: list[EntryState] = []
+    samples: dict[int, SampleResult] = {}
+    for entry in plan.entries:
+        state = sweep.state(entry.path)
+        problem = ""
+        if state == "done":
+            try:
+                samples.update(_read_entry(sweep, entry))
+            except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+                state, problem = "damaged", str(exc)
+        entries.append(EntryState(entry, state, problem))
+        for i in entry.samples:
+            samples.setdefault(i, SampleResult(index=i, entry=entry.path, status="missing"))
+    result = Collected(plan, plan_id, root, entries,
+                       [samples[s.index] for s in plan.samples])
+    if not any(e.state == "done" for e in entries):
+        counts = result.entry_counts()
+        raise HyperlaxError(str(root), f"no completed entries yet ({_counts_text(counts)})",
+                            run_it)
+    return result
+
+
+def _read_entry(sweep: SweepDir, entry: Entry) -> dict[int, SampleResult]:
+    directory = sweep.entry_dir(entry.path)
+    marker = sweep.read_marker(entry.path)
+    for name in READ_FILES:
+        if sha256_file(directory / name) != marker["files"][name]:
+            raise ValueError(f"{name} does not match the checksum in its completion marker")
+    summary = json.loads((directory / "summary.json").read_text("utf-8"))
+    by_sample = {s["sample"]: s for s in summary["samples"]}
+    with np.load(directory / "curves.npz") as npz:
+        order = [int(i) for i in npz["sample"]]
+        eval_steps = np.asarray(npz["eval_steps"])
+        returns = np.where(npz["finite"], npz["returns"], np.nan).astype(np.float64)
+    if sorted(order) != sorted(entry.samples) or set(by_sample) != set(entry.samples):
+        raise ValueError("its samples are not the plan's samples for this entry")
+    out = {}
+    for pos, i in enumerate(order):
+        record = by_sample[i]
+        out[i] = SampleResult(
+            index=i, entry=entry.path, status=record["status"], summary=record,
+            eval_steps=eval_steps[pos] if eval_steps.ndim == 2 else eval_steps,
+            returns=returns[pos], wall_seconds=summary.get("wall_seconds"))
+    return out
+
+
+def ranked(collected: Collected, metric: str) -> list[SampleResult]:
+    """Samples that finished without diverging, best first (ties: lower index first)."""
+    scored = [s for s in collected.samples if s.status == "ok" and s.score(metric) is not None]
+    return sorted(scored, key=lambda s: (-s.score(metric), s.index))
+
+
+# --- the results table -----------------------------------------------------------------------
+
+def hyperparam_names(plan: Plan) -> list[str]:
+    """Sampled hyperparameters first (the ones that vary), then the constants."""
+    return plan.sampled + [r.name for r in plan.hyperparams if r.name not in plan.sampled]
+
+
+def result_columns(plan: Plan) -> list[str]:
+    return ["sample", "status", "rank", "entry", "seed", "replicates",
+            *hyperparam_names(plan),
+            "final_return", "final_return_std", "best_return", "best_return_std",
+            "diverged_at_step", "steps", "train_seconds", "compile_seconds", "wall_seconds"]
+
+
+def result_rows(collected: Collected, metric: str) -> list[dict[str, Any]]:
+    plan = collected.plan
+    rank = {s.index: k + 1 for k, s in enumerate(ranked(collected, metric))}
+    rows = []
+    for s in collected.samples:
+        summary = s.summary or {}
+        values = plan.sample_values(s.index)
+        row = {"sample": s.index, "status": s.status, "rank": rank.get(s.index),
+               "entry": s.entry, "seed": plan.samples[s.index].seed,
+               "replicates": plan.settings.seeds_per_sample}
+        row.update({name: values[name] for name in hyperparam_names(plan)})
+        for key in ("final_return", "final_return_std", "best_return", "best_return_std",
+                    "diverged_at_step", "steps", "train_seconds", "compile_seconds"):
+            row[key] = summary.get(key)
+        row["wall_seconds"] = s.wall_seconds
+        rows.append(row)
+    return rows
+
+
+def results_csv(collected: Collected, metric: str) -> str:
+    columns = result_columns(collected.plan)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for row in result_rows(collected, metric):
+        writer.writerow([csv_cell(row[c]) for c in columns])
+    return buf.getvalue()
+
+
+def csv_cell(value: Any) -> str:
+    """Exact and unambiguous: floats round-trip, lists and booleans as JSON, None empty."""
+    if value is None:
+        return ""
+    if isinstance(value, bool) or isinstance(value, list):
+        return json.dumps(value)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+# --- the block that pins the best ------------------------------------------------------------
+
+def pinned_names(plan: Plan) -> list[str]:
+    """What a follow-up manifest must pin to reproduce a sample: everything this sweep sampled,
+    and everything its manifest already pinned (recipe defaults come with the recipe)."""
+    return [r.name for r in plan.hyperparams if r.name in plan.sampled or r.source == "fixed"]
+
+
+def best_fixed(collected: Collected, best: SampleResult) -> dict[str, Any]:
+    values = collected.plan.sample_values(best.index)
+    return {name: values[name] for name in pinned_names(collected.plan)}
+
+
+def fixed_block(collected: Collected, best: SampleResult, metric: str) -> str:
+    s = collected.plan.settings
+    lines = [f"# sample {best.index} of plan {collected.plan_id[:12]} ({s.name}: {s.recipe} on "
+             f"{s.env}), {metric} return {_num(best.score(metric))} ± "
+             f"{_num(best.spread(metric))} over {s.seeds_per_sample} replicate(s)",
+             f"# found with total_timesteps = {s.total_timesteps} in [sweep]",
+             "[fixed]"]
+    for name, value in best_fixed(collected, best).items():
+        lines.append(f"{toml_key(name)} = {toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def toml_value(value: Any) -> str:
+    """One value as inline TOML (tomli-w renders scalars; lists stay on one line)."""
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return tomli_w.dumps({"v": value}).split(" = ", 1)[1].rstrip("\n")
+
+
+def toml_key(key: str) -> str:
+    return tomli_w.dumps({key: 0}).split(" = ", 1)[0]
+
+
+# --- text for the terminal -------------------------------------------------------------------
+
+def _num(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.4g}" if math.isfinite(x) else str(x)
+
+
+def value_text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, bool)) or value is None:
+        return json.dumps(value)
+    return str(value)
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    total = sum(counts.values())
+    text = f"{counts['done']}/{total} entries done, {counts['partial']} partial, " \
+           f"{counts['pending']} pending"
+    return text + (f", {counts['damaged']} damaged" if counts.get("damaged") else "")
+
+
+def ranges_text(indices: list[int]) -> str:
+    parts, start = [], None
+    for k, x in enumerate(indices):
+        if start is None:
+            start = x
+        if k + 1 == len(indices) or indices[k + 1] != x + 1:
+            parts.append(str(start) if start == x else f"{start}-{x}")
+            start = None
+    return ",".join(parts)
+
+
+def status_lines(collected: Collected, plan_source: str, limit: int = 10) -> list[str]:
+    plan, s = collected.plan, collected.plan.settings
+    sc = collected.sample_counts()
+    lines = [f"sweep {s.name}: {s.recipe} ({s.algorithm}) on {s.env}, "
+             f"{s.total_timesteps:,} env steps per run, plan {collected.plan_id[:12]}",
+             f"{'complete' if collected.complete else 'PARTIAL'}: "
+             f"{_counts_text(collected.entry_counts())}; samples: {sc['ok']} ok, "
+             f"{sc['diverged']} diverged, {sc['missing']} missing of {len(plan.samples)}"]
+    if not collected.complete:
+        missing = [x.index for x in collected.samples if x.status == "missing"]
+        lines.append(f"  missing samples: {ranges_text(missing)}")
+        unfinished = [e for e in collected.entries if e.state != "done"]
+        for e in unfinished[:limit]:
+            why = f" ({e.problem})" if e.problem else ""
+            lines.append(f"  {e.state:<8} {e.entry.path}{why}")
+        if len(unfinished) > limit:
+            lines.append(f"  ... {len(unfinished) - limit} more")
+        lines.append(f"  finish it with: hyperlax exec {plan_source}  (completed entries are "
+                     "skipped)")
+    diverged = [x.index for x in collected.samples if x.status == "diverged"]
+    if diverged:
+        lines.append(f"  diverged samples (non-finite return): {ranges_text(diverged)}")
+    return lines
+
+
+def top_table(collected: Collected, top: list[SampleResult], metric: str) -> list[str]:
+    """The top samples as columns, hyperparameters as rows: readable with many of them."""
+    plan = collected.plan
+    other = "best" if metric == "final" else "final"
+    reps = plan.settings.seeds_per_sample
+    header = [f"top {len(top)} of {len(ranked(collected, metric))} finished samples by "
+              f"{metric} return (mean ± std over {reps} replicate{'s' if reps > 1 else ''})"]
+    rows: list[tuple[str, list[str]]] = [
+        ("", [f"#{k + 1}" for k in range(len(top))]),
+        ("sample", [str(s.index) for s in top]),
+        (f"{metric} return", [f"{_num(s.score(metric))} ± {_num(s.spread(metric))}"
+                              for s in top]),
+        (f"{other} return", [_num(s.score(other)) for s in top]),
+    ]
+    for name in plan.sampled:
+        rows.append((name, [value_text(plan.samples[s.index].values[name]) for s in top]))
+    label_w = max(len(label) for label, _ in rows)
+    col_w = [max(len(cells[k]) for _, cells in rows) for k in range(len(top))]
+    for label, cells in rows:
+        line = "  " + label.ljust(label_w) + "  " + "  ".join(
+            c.rjust(w) for c, w in zip(cells, col_w))
+        header.append(line.rstrip())
+    return header
+
+
+def report_document(collected: Collected, metric: str, top_k: int,
+                    files: list[str]) -> dict[str, Any]:
+    """Everything ``report`` says, for machines (``--format json`` and report.json)."""
+    plan, s = collected.plan, collected.plan.settings
+    order = ranked(collected, metric)
+    best = order[0] if order else None
+    return {
+        "plan_id": collected.plan_id,
+        "sweep": {"name": s.name, "recipe": s.recipe, "algorithm": s.algorithm, "env": s.env,
+                  "num_samples": s.num_samples, "seeds_per_sample": s.seeds_per_sample,
+                  "total_timesteps": s.total_timesteps, "mode": s.mode},
+        "sweep_dir": str(collected.root),
+        "complete": collected.complete,
+        "entries": collected.entry_counts(),
+        "unfinished_entries": [{"path": e.entry.path, "state": e.state, "problem": e.problem}
+                               for e in collected.entries if e.state != "done"],
+        "samples": collected.sample_counts(),
+        "metric": metric,
+        "top": [s.index for s in order[:top_k]],
+        "best": None if best is None else {
+            "sample": best.index, "score": best.score(metric), "spread": best.spread(metric),
+            "fixed": best_fixed(collected, best),
+            "fixed_toml": fixed_block(collected, best, metric)},
+        "columns": result_columns(plan),
+        "rows": result_rows(collected, metric),
+        "files": files,
+    }

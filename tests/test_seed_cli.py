@@ -1,0 +1,262 @@
+"""The seed system's command line as a thin front end: sweep-hp-samples builds the equivalent
+manifest, writes it and its plan into the sweep directory and executes it; --emit-manifest only
+writes the manifest; --resume-from skips completed entries; generate-hp-samples writes CSV."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import msgspec
+import pytest
+from click.testing import CliRunner
+
+from hyperlax.cli import main
+from hyperlax.compiler import compile_manifest
+from hyperlax.planfile import read_plan
+from hyperlax.store import MARKER, SWEEP_RECORD
+
+# The program of test_exec's tiny plan (same structure and budget, so the compile cache
+# serves it), as a recipe file the seed flag --algo-and-network-config can name.
+TINY_RECIPE = """\
+algorithm = "ppo"
+description = "tiny PPO for tests"
+
+[settings]
+total_timesteps = 128
+num_evaluations = 2
+eval_episodes = 2
+
+[defaults]
+num_envs = 4
+rollout_length = 16
+update_epochs = 1
+num_minibatches = 2
+"network.actor.layer_sizes" = [16]
+"network.critic.layer_sizes" = [16]
+"network.activation" = "tanh"
+
+[space]
+actor_lr = { dist = "log_uniform", low = 1e-4, high = 1e-2 }
+critic_lr = { dist = "log_uniform", low = 1e-4, high = 1e-2 }
+"""
+
+SAME_PLAN_FIELDS = ["settings", "hyperparams", "constants", "sampled", "structures", "samples",
+                    "groups", "entries", "recipe_text"]
+
+
+def invoke(*args: object):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def seed_flags(recipe: Path, root: Path, *extra: object) -> list[object]:
+    return ["sweep-hp-samples", "--algo-and-network-config", recipe,
+            "--env-config", "gymnax.cartpole", "--num-samples", 4, "--hparam-batch-size", 2,
+            "--sampling-method", "qmc_sobol", "--output-root", root, "--log-level", "INFO",
+            *extra]
+
+
+def files_of(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes()
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def seed_sweep(tmp_path_factory):
+    """`python -m hyperlax.cli sweep-hp-samples ...` run once (in-process) into a new dir."""
+    tmp = tmp_path_factory.mktemp("seed")
+    recipe = tmp / "tiny.toml"
+    recipe.write_text(TINY_RECIPE)
+    root = tmp / "sweeps"
+    result = invoke(*seed_flags(recipe, root))
+    assert result.exit_code == 0, result.output
+    return recipe, root, result.output
+
+
+def test_sweep_writes_manifest_plan_and_the_seed_layout(seed_sweep):
+    recipe, root, output = seed_sweep
+    assert "2 entries run, 0 skipped" in output and f"next: hyperlax report {root}" in output
+    assert {"sweep.toml", "plan.msgpack", SWEEP_RECORD} <= {p.name for p in root.iterdir()}
+    samples = root / "tiny" / "gymnax_cartpole" / "samples"
+    assert sorted(p.name for p in samples.iterdir()) == ["batch_00000", "batch_00001"]
+    for batch in samples.iterdir():
+        assert (batch / MARKER).exists() and (batch / "curves.npz").exists()
+    manifest = (root / "sweep.toml").read_text()
+    assert 'recipe = "../tiny.toml"' in manifest and 'mode = "batched"' in manifest
+    assert "sweep-hp-samples --algo-and-network-config" in manifest  # how it was made
+
+
+def test_sweep_plan_is_the_plan_of_its_manifest(seed_sweep, tmp_path):
+    recipe, root, _ = seed_sweep
+    result = invoke("plan", root / "sweep.toml", "-o", tmp_path / "p.msgpack")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "p.msgpack").read_bytes() == (root / "plan.msgpack").read_bytes()
+
+    # ... and the same plan as a hand-written equivalent manifest (comments and name aside)
+    hand = tmp_path / "hand.toml"
+    hand.write_text(f"""\
+[sweep]
+name = "tiny-cartpole"
+recipe = "{recipe.as_posix()}"
+env = "gymnax.cartpole"
+num_samples = 4
+batch_size = 2
+seed = 42
+output_root = "{root.as_posix()}"
+""")
+    hand_plan, _ = compile_manifest(hand)
+    seed_plan, _ = read_plan(root / "plan.msgpack")
+    for field in SAME_PLAN_FIELDS:
+        assert getattr(hand_plan, field) == getattr(seed_plan, field), field
+
+
+@pytest.mark.parametrize("flags, mode", [
+    ([], "batched"),
+    (["--sequential", "True"], "sequential"),
+    (["--sequential"], "sequential"),
+    (["--group-by-structural-hparams", "True"], "grouped"),
+    (["--group-by-structural-hparams", "False", "--sequential", "false"], "batched"),
+])
+def test_emit_manifest_equals_the_handwritten_manifest(tmp_path, flags, mode):
+    emitted = tmp_path / "a" / "sweep.toml"
+    result = invoke("sweep-hp-samples", "--algo-and-network-config", "ppo_mlp",
+                    "--env-config", "gymnax.pendulum", "--num-samples", 64,
+                    "--hparam-batch-size", 16, "--sampling-method", "qmc_sobol",
+                    "--output-root", "runs/pendulum", "--log-level", "INFO", *flags,
+                    "--emit-manifest", emitted)
+    assert result.exit_code == 0, result.output
+    assert f"wrote {emitted}: 64 samples" in result.output
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "sweep.toml"]  # no training
+    hand = tmp_path / "b" / "sweep.toml"
+    hand.parent.mkdir()
+    hand.write_text(f"""\
+[sweep]
+name = "pendulum-lr"
+recipe = "ppo_mlp"
+env = "gymnax.pendulum"
+num_samples = 64
+sampling = "qmc_sobol"
+seed = 42
+mode = "{mode}"
+batch_size = 16
+output_root = "runs/pendulum"
+""")
+    a, _ = compile_manifest(emitted)
+    b, _ = compile_manifest(hand)
+    assert a.settings == msgspec.structs.replace(b.settings, name=a.settings.name)
+    for field in SAME_PLAN_FIELDS[1:]:
+        assert getattr(a, field) == getattr(b, field), field
+    assert a.entries[0].path.startswith("ppo_mlp/gymnax_pendulum/samples/")
+
+    again = invoke("sweep-hp-samples", "--emit-manifest", emitted)
+    assert again.exit_code == 2 and "already exists" in again.output
+
+
+def test_rerunning_the_same_command_skips_everything(seed_sweep):
+    recipe, root, _ = seed_sweep
+    before = files_of(root)
+    result = invoke(*seed_flags(recipe, root))
+    assert result.exit_code == 0, result.output
+    assert "continuing sweep" in result.output and "0 entries run, 2 skipped" in result.output
+    quiet = invoke(*seed_flags(recipe, root)[:-2], "--log-level", "WARNING")
+    assert quiet.exit_code == 0 and quiet.output == ""
+    assert files_of(root) == before
+
+
+def test_resume_from_skips_completed_entries(seed_sweep, tmp_path):
+    recipe, root, _ = seed_sweep
+    copy = tmp_path / "sweeps"
+    shutil.copytree(root, copy)
+    samples = copy / "tiny" / "gymnax_cartpole" / "samples"
+    done_before = files_of(samples / "batch_00000")
+    shutil.rmtree(samples / "batch_00001")  # interrupted before its second batch
+    (samples / "batch_00000" / "stray.txt").write_text("not touched")
+    # as the seed documents it: --resume-from <output-root>/<recipe>/<env>/, bare --sequential
+    result = invoke("sweep-hp-samples", "--algo-and-network-config", recipe,
+                    "--env-config", "gymnax.cartpole", "--num-samples", 4,
+                    "--resume-from", copy / "tiny" / "gymnax_cartpole", "--log-level", "INFO")
+    assert result.exit_code == 0, result.output
+    assert f"resuming the sweep in {copy}" in result.output
+    assert "1 entries run, 1 skipped" in result.output
+    assert (samples / "batch_00001" / MARKER).exists()
+    after = files_of(samples / "batch_00000")
+    assert after.pop("stray.txt") == b"not touched" and after == done_before
+    original = root / "tiny" / "gymnax_cartpole" / "samples" / "batch_00001"
+    assert (samples / "batch_00001" / "curves.csv").read_bytes() == \
+        (original / "curves.csv").read_bytes()
+
+
+def test_resume_refuses_flags_that_contradict_the_sweep(seed_sweep):
+    recipe, root, _ = seed_sweep
+    before = files_of(root)
+    result = invoke("sweep-hp-samples", "--resume-from", root, "--num-samples", 8,
+                    "--sequential", "True")
+    assert result.exit_code == 2
+    assert "--num-samples: 8 differs from the sweep being resumed (4)" in result.output
+    assert "--sequential: True differs from the sweep being resumed (False)" in result.output
+    assert "hint: drop those flags" in result.output and "Traceback" not in result.output
+    result = invoke("sweep-hp-samples", "--resume-from", root.parent / "nowhere")
+    assert result.exit_code == 2 and "no such directory" in result.output
+    result = invoke("sweep-hp-samples", "--resume-from", recipe.parent)
+    assert result.exit_code == 2 and "is not a hyperlax sweep directory" in result.output
+    assert files_of(root) == before
+
+
+def test_foreign_directories_are_refused_untouched(seed_sweep, tmp_path):
+    recipe, root, _ = seed_sweep
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "thesis.tex").write_text("precious")
+    result = invoke(*seed_flags(recipe, home))
+    assert result.exit_code == 2 and "not a hyperlax sweep directory" in result.output
+    assert [p.name for p in home.iterdir()] == ["thesis.tex"]
+
+    before = files_of(root)
+    other = seed_flags(recipe, root)
+    other[other.index("--num-samples") + 1] = 8
+    result = invoke(*other)
+    assert result.exit_code == 2 and "holds another sweep" in result.output
+    assert f"hint: continue that sweep with --resume-from {root}" in result.output
+    assert files_of(root) == before
+
+
+def test_bad_flags_are_named(tmp_path):
+    result = invoke("sweep-hp-samples", "--num-samples", 0, "--output-root", tmp_path / "x")
+    assert result.exit_code == 2
+    assert "sweep-hp-samples: --num-samples: must be >= 1, got 0" in result.output
+    result = invoke("sweep-hp-samples", "--env-config", "gymnax.pendullum",
+                    "--output-root", tmp_path / "x")
+    assert result.exit_code == 2 and "--env-config: unknown env 'gymnax.pendullum'" in \
+        result.output
+    assert not (tmp_path / "x").exists()
+    result = invoke("sweep-hp-samples")
+    assert result.exit_code == 2 and "--output-root: is required" in result.output
+
+
+def test_generate_hp_samples_writes_the_plan_samples_as_csv(tmp_path):
+    out = tmp_path / "samples.csv"
+    result = invoke("generate-hp-samples", "--algo-and-network-config", "ppo_mlp",
+                    "--num-samples", 16, "--seed", 3, "--output-file", out)
+    assert result.exit_code == 0, result.output
+    result = invoke("sweep-hp-samples", "--algo-and-network-config", "ppo_mlp",
+                    "--num-samples", 16, "--seed", 3, "--emit-manifest", tmp_path / "m.toml")
+    assert result.exit_code == 0, result.output
+    assert invoke("plan", tmp_path / "m.toml", "-o", tmp_path / "p.msgpack").exit_code == 0
+    shown = invoke("show", tmp_path / "p.msgpack", "--samples", "--format", "csv")
+    assert out.read_text() == shown.output
+    lines = out.read_text().splitlines()
+    assert len(lines) == 17 and lines[0].startswith("sample,seed,structure,actor_lr")
+    stdout = invoke("generate-hp-samples", "--num-samples", 16, "--seed", 3)
+    assert stdout.output == shown.output
+
+
+def test_python_dash_m_entry_point():
+    result = subprocess.run(
+        [sys.executable, "-m", "hyperlax.cli", "generate-hp-samples", "--env-config",
+         "gymnax.cartpole", "--num-samples", "2", "--log-level", "INFO"],
+        capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("sample,seed,structure,") and len(
+        result.stdout.splitlines()) == 3
