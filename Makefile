@@ -23,7 +23,7 @@ test-fast: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/hyperlax plan specs/quickstart.toml -o runs/quickstart.plan.msgpack
 	$(BIN)/hyperlax exec runs/quickstart.plan.msgpack
-	$(BIN)/hyperlax status runs/quickstart.plan.msgpack
+	$(BIN)/hyperlax report runs/quickstart.plan.msgpack --top 8
 
 schemas: $(STAMP)
 	$(BIN)/python tools/gen_schemas.py

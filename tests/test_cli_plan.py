@@ -97,3 +97,9 @@ def test_help_lists_every_command():
     result = run("--help")
     for command in ("init", "plan", "show", "check", "exec", "status"):
         assert command in result.output
+
+
+def test_hyperparameter_docs_are_up_to_date():
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_docs.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
