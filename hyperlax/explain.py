@@ -64,7 +64,7 @@ def describe(plan: Plan, plan_id: str, fmt: str) -> str:
     out += ["", "entries"]
     for e in plan.entries[:20]:
         subs = ", ".join(f"{len(sb.samples)}/{sb.width}" for sb in e.sub_batches)
-        out.append(f"  {e.path}  samples {_ranges(e.samples)}  calls (samples/width) {subs}")
+        out.append(f"  {e.path}  samples {ranges_text(e.samples)}  calls (samples/width) {subs}")
     if len(plan.entries) > 20:
         out.append(f"  ... {len(plan.entries) - 20} more entries")
     return "\n".join(out) + "\n"
@@ -81,7 +81,8 @@ def _dist_text(d: dict[str, Any]) -> str:
     return f"{d['dist']}({args})"
 
 
-def _ranges(indices: list[int]) -> str:
+def ranges_text(indices: list[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> '0-2,5,7-8'."""
     parts, start = [], None
     for i, x in enumerate(indices):
         if start is None:

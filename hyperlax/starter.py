@@ -14,6 +14,7 @@ from hyperlax.spec.envs import ENVS
 from hyperlax.spec.manifest import decode_recipe, did_you_mean
 from hyperlax.spec.params import ALGORITHM_ACTIONS
 from hyperlax.spec.recipes import load_recipe_text
+from hyperlax.toml_inline import toml_key, toml_value
 
 SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "manifest.schema.json"
 
@@ -61,17 +62,6 @@ def starter_manifest(recipe: str, env_id: str, name: str | None, num_samples: in
                       "# gamma = 0.99", "", "[space]"]
     for key, dist in sorted(parsed.space.items()):
         fields = {f: v for f, v in msgspec.to_builtins(dist).items() if v is not None}
-        inline = ", ".join(f"{f} = {_toml_value(v)}" for f, v in fields.items())
-        lines.append(f"{_toml_key(key)} = {{ {inline} }}")
+        inline = ", ".join(f"{f} = {toml_value(v)}" for f, v in fields.items())
+        lines.append(f"{toml_key(key)} = {{ {inline} }}")
     return "\n".join(lines) + "\n"
-
-
-def _toml_value(value: object) -> str:
-    """One value as inline TOML (tomli-w renders scalars; lists stay on one line)."""
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return tomli_w.dumps({"v": value}).split(" = ", 1)[1].rstrip("\n")
-
-
-def _toml_key(key: str) -> str:
-    return tomli_w.dumps({key: 0}).split(" = ", 1)[0]

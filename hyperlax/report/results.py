@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tomli_w
 
 from hyperlax.errors import HyperlaxError
+from hyperlax.explain import ranges_text
 from hyperlax.planfile import Entry, Plan
 from hyperlax.store import PLAN_COPY, SweepDir, sha256_file
+from hyperlax.toml_inline import toml_key, toml_value
 
 ENTRY_STATES = ("done", "partial", "pending", "damaged")
 READ_FILES = ("summary.json", "curves.npz")
@@ -224,17 +225,6 @@ def fixed_block(collected: Collected, best: SampleResult, metric: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def toml_value(value: Any) -> str:
-    """One value as inline TOML (tomli-w renders scalars; lists stay on one line)."""
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    return tomli_w.dumps({"v": value}).split(" = ", 1)[1].rstrip("\n")
-
-
-def toml_key(key: str) -> str:
-    return tomli_w.dumps({key: 0}).split(" = ", 1)[0]
-
-
 # --- text for the terminal -------------------------------------------------------------------
 
 def _num(x: float | None) -> str:
@@ -256,17 +246,6 @@ def _counts_text(counts: dict[str, int]) -> str:
     text = f"{counts['done']}/{total} entries done, {counts['partial']} partial, " \
            f"{counts['pending']} pending"
     return text + (f", {counts['damaged']} damaged" if counts.get("damaged") else "")
-
-
-def ranges_text(indices: list[int]) -> str:
-    parts, start = [], None
-    for k, x in enumerate(indices):
-        if start is None:
-            start = x
-        if k + 1 == len(indices) or indices[k + 1] != x + 1:
-            parts.append(str(start) if start == x else f"{start}-{x}")
-            start = None
-    return ",".join(parts)
 
 
 def status_lines(collected: Collected, plan_source: str, limit: int = 10) -> list[str]:

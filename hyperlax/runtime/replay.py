@@ -12,7 +12,7 @@ and its own (structural) batch size: no padding, no masks.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -58,3 +58,22 @@ def sample(buffer: Buffer, key: jax.Array, batch_size: int) -> Any:
     Sampling an empty buffer returns slot 0 (zeros): callers gate learning on warm-up."""
     index = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1))
     return jax.tree.map(lambda store: store[index], buffer.data)
+
+
+def collect_and_train(runner: Any, env_step: Callable, gradient_step: Callable, *,
+                      rollout_length: int, warmup_steps: int, train_epochs: int
+                      ) -> tuple[Any, Any]:
+    """One off-policy iteration, shared by DQN and SAC: step the envs ``rollout_length`` times
+    with ``env_step``, add the transitions to ``runner.buffer``, then run ``train_epochs``
+    ``gradient_step``s. ``runner`` is a NamedTuple with ``learner``, ``buffer``, ``env_steps``
+    and ``key``; ``gradient_step((learner, buffer, learning), key)`` must leave the learner
+    unchanged while ``learning`` is False, i.e. before ``warmup_steps`` env steps. Returns the
+    new runner and the gradient steps' losses (leading axis ``train_epochs``)."""
+    runner, traj = jax.lax.scan(env_step, runner, None, rollout_length)
+    flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), traj)  # [steps x envs, ...]
+    buffer = add(runner.buffer, flat)
+    key, k_train = jax.random.split(runner.key)
+    learning = runner.env_steps >= warmup_steps
+    (learner, _, _), losses = jax.lax.scan(gradient_step, (runner.learner, buffer, learning),
+                                           jax.random.split(k_train, train_epochs))
+    return runner._replace(learner=learner, buffer=buffer, key=key), losses

@@ -165,15 +165,9 @@ def make_train(env_id: str, structure: dict, settings: TrainSettings):
             return (learner, buffer, learning), loss
 
         def update_step(runner: Runner, _):
-            runner, traj = jax.lax.scan(env_step, runner, None, rollout_length)
-            flat = jax.tree.map(lambda x: x.reshape((steps_per_iter,) + x.shape[2:]), traj)
-            buffer = replay.add(runner.buffer, flat)
-            key, k_train = jax.random.split(runner.key)
-            learning = runner.env_steps >= warmup_steps
-            (learner, _, _), losses = jax.lax.scan(
-                gradient_step, (runner.learner, buffer, learning),
-                jax.random.split(k_train, train_epochs))
-            runner = runner._replace(learner=learner, buffer=buffer, key=key)
+            runner, losses = replay.collect_and_train(
+                runner, env_step, gradient_step, rollout_length=rollout_length,
+                warmup_steps=warmup_steps, train_epochs=train_epochs)
             return runner, losses.mean()
 
         # --- evaluation chunks -------------------------------------------------------
