@@ -150,6 +150,8 @@ def main() -> None:
     parser.add_argument("--recipe", choices=sorted(MANIFESTS), default="ppo")
     parser.add_argument("--process-per-sample-max", type=int, default=16,
                         help="skip one-process-per-sample above this many samples")
+    parser.add_argument("--process-repeats", type=int, default=1,
+                        help="repeats of the (slow) one-process-per-sample case")
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}; recipe {args.recipe}; medians of "
@@ -165,8 +167,9 @@ def main() -> None:
                 cases.append(("process per sample", "sequential", True))
             for label, mode, per_process in cases:
                 plan_file = plan(workdir, args.recipe, n, mode)
+                repeats = args.process_repeats if per_process else args.repeats
                 runs = [run_mode(workdir, plan_file, label, per_process)
-                        for _ in range(args.repeats)]
+                        for _ in range(repeats)]
                 wall = statistics.median(r["wall"] for r in runs)
                 compile_s = statistics.median(r["compile"] for r in runs)
                 train_s = statistics.median(r["train"] for r in runs)
