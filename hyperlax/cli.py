@@ -66,7 +66,7 @@ def plan_command(manifest: Path, output: Path) -> None:
     click.echo(f"wrote {output}: {s['samples']} samples, {s['structures']} structures, "
                f"{s['entries']} entries ({plan.settings.mode}), {s['compiles']} compiles, "
                f"plan id {s['plan_id'][:12]}")
-    if s["compiles"] > max(1, s["samples"] // 4):
+    if s["compiles"] >= 4 and s["compiles"] > s["samples"] // 4:  # quiet for tiny sweeps
         click.echo(f"hint: {s['compiles']} compiles for {s['samples']} samples: every distinct "
                    "structure compiles separately. Pin structural hyperparameters in [fixed], "
                    "or set structures = K in [sweep] to sample K structures and fill each.",
@@ -149,13 +149,93 @@ def _fail(exc: HyperlaxError, status: int) -> None:
     sys.exit(status)
 
 
-def _exec_command_line(plan_file: Path, output_root: Path | None) -> str:
+def _exec_command_line(plan_file: Path, output_root: Path | None,
+                       options: _ScaleOptions | None = None) -> str:
     import shlex
 
     words = ["hyperlax", "exec", str(plan_file)]
     if output_root is not None:
         words += ["--output-root", str(output_root)]
+    if options is not None:
+        words += options.words()
     return " ".join(shlex.quote(w) for w in words)
+
+
+class _ScaleOptions:
+    """exec's options for running on several devices, as a shard, or on Ray; validated (exit
+    status 2) before anything is imported or touched."""
+
+    def __init__(self, devices: str | None, shard: tuple[int, int] | None,
+                 claim_timeout: float | None, ray_address: str | None, ray_cpus: float,
+                 ray_gpus: float, ray_retries: int):
+        from hyperlax.store import DEFAULT_CLAIM_TIMEOUT
+
+        self.devices, self.shard, self.ray_address = devices, shard, ray_address
+        self.claim_timeout_given = claim_timeout
+        self.claim_timeout = claim_timeout if claim_timeout is not None else \
+            DEFAULT_CLAIM_TIMEOUT
+        self.ray_cpus, self.ray_gpus, self.ray_retries = ray_cpus, ray_gpus, ray_retries
+
+    def entries(self, count: int) -> list[int] | None:
+        """The entry indices of this shard (i mod N = K), or None for all."""
+        if self.shard is None:
+            return None
+        k, n = self.shard
+        return [i for i in range(count) if i % n == k]
+
+    def words(self) -> list[str]:
+        """These options as exec arguments, for the resume hint."""
+        words = []
+        if self.devices is not None:
+            words += ["--devices", self.devices]
+        if self.shard is not None:
+            words += ["--shard", f"{self.shard[0]}/{self.shard[1]}"]
+        if self.claim_timeout_given is not None:
+            words += ["--claim-timeout", f"{self.claim_timeout_given:g}"]
+        if self.ray_address is not None:
+            words += [f"--ray={self.ray_address}" if self.ray_address else "--ray"]
+            if self.ray_cpus != 1.0:
+                words += ["--ray-cpus", f"{self.ray_cpus:g}"]
+            if self.ray_gpus != 0.0:
+                words += ["--ray-gpus", f"{self.ray_gpus:g}"]
+            if self.ray_retries != 3:
+                words += ["--ray-retries", str(self.ray_retries)]
+        return words
+
+
+def _parse_devices(text: str | None) -> str | None:
+    if text is None or text == "all":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise HyperlaxError("exec", [("--devices", f"{text!r}: expected 'all' or a positive "
+                                                   "number of devices")])
+    return str(n)
+
+
+def _parse_shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    k_text, slash, n_text = text.partition("/")
+    try:
+        k, n = int(k_text), int(n_text)
+    except ValueError:
+        slash = ""
+    if not slash:
+        raise HyperlaxError("exec", [("--shard", f"{text!r}: expected K/N, shard K of N "
+                                                 "(e.g. 0/4)")])
+    if n < 1:
+        raise HyperlaxError("exec", [("--shard", f"{text!r}: N must be at least 1")])
+    if not 0 <= k < n:
+        raise HyperlaxError("exec", [("--shard", f"{text!r}: K must be in 0..{n - 1}; shards "
+                                                 "are numbered from 0")],
+                            f"a SLURM job array --array=0-{n - 1} numbers its tasks "
+                            "($SLURM_ARRAY_TASK_ID) from 0, as a Kubernetes indexed Job does "
+                            "($JOB_COMPLETION_INDEX)")
+    return k, n
 
 
 class _Stopped(BaseException):
@@ -200,12 +280,14 @@ def _stop_on_signals() -> Any:
     return installed()
 
 
-def _verify_entries(sweep: Any, plan: Any, pid: str) -> dict[str, list[str]]:
-    """Problems of each complete entry whose files no longer match its marker."""
+def _verify_entries(sweep: Any, plan: Any, pid: str,
+                    entries: list[int] | None = None) -> dict[str, list[str]]:
+    """Problems of each complete entry (of ``entries``, default all) whose files no longer
+    match its marker."""
     from hyperlax.store import storage_error
 
     corrupt = {}
-    for entry in plan.entries:
+    for entry in plan.entries if entries is None else [plan.entries[i] for i in entries]:
         if sweep.state(entry.path) != "done":
             continue
         try:
@@ -231,21 +313,52 @@ def _verify_entries(sweep: Any, plan: Any, pid: str) -> dict[str, list[str]]:
 @click.option("--redo-corrupt", is_flag=True,
               help="re-run complete entries whose files changed after completion "
                    "[default: warn, leave them alone, exit 1]")
+@click.option("--devices", "devices", default=None, metavar="all|N",
+              help="split each batch's samples across N local devices (or all of them) "
+                   "[default: one device]")
+@click.option("--shard", "shard", default=None, metavar="K/N",
+              help="run only shard K of N (K = 0..N-1): the entries whose index i has "
+                   "i mod N = K; for array jobs")
+@click.option("--claim-timeout", type=click.FloatRange(min=1.0), default=None,
+              metavar="SECONDS",
+              help="take over another worker's entry when its claim has had no heartbeat for "
+                   "this long [default: 300]")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None,
+              metavar="[ADDRESS]",
+              help="run each entry as a Ray task: on the cluster at ADDRESS, or with no "
+                   "ADDRESS on RAY_ADDRESS's cluster or a new local one (pip install "
+                   "'hyperlax[ray]')")
+@click.option("--ray-cpus", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
+              help="CPUs each Ray task asks for")
+@click.option("--ray-gpus", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+              help="GPUs each Ray task asks for")
+@click.option("--ray-retries", type=click.IntRange(min=0), default=3, show_default=True,
+              help="times Ray re-runs a task whose worker died")
 @click.option("--quiet", "-q", is_flag=True, help="no progress output")
 @user_errors
 def exec_command(plan_file: Path, output_root: Path | None, compile_cache: Path | None,
-                 manifest: Path | None, redo_corrupt: bool, quiet: bool) -> None:
+                 manifest: Path | None, redo_corrupt: bool, quiet: bool,
+                 devices: str | None = None, shard: str | None = None,
+                 claim_timeout: float | None = None, ray_address: str | None = None,
+                 ray_cpus: float = 1.0, ray_gpus: float = 0.0, ray_retries: int = 3) -> None:
     """Run PLAN_FILE's entries; entries already complete are skipped, so re-running resumes.
 
     Before running, every complete entry's files are checked against the checksums in its
     marker; one that changed is reported and left alone unless --redo-corrupt is given.
 
+    Several execs of one plan into one output root (on several machines over a shared file
+    system, or array-job shards) cooperate: each entry is claimed by one worker at a time, and
+    an exec waits at the end for entries that other workers are running.
+
     \b
     Exit status: 0 every entry complete; 1 a disk error (nothing is marked complete that
-    is not), or corrupt entries left alone; 2 bad input (plan, manifest, output root);
-    130 / 143 stopped by SIGINT / SIGTERM: run the same command again to resume.
+    is not), or corrupt entries left alone; 2 bad input (plan, manifest, output root,
+    options); 130 / 143 stopped by SIGINT / SIGTERM: run the same command again to resume.
     """
-    state: dict[str, Any] = {}
+    options = _ScaleOptions(devices=_parse_devices(devices), shard=_parse_shard(shard),
+                            claim_timeout=claim_timeout, ray_address=ray_address,
+                            ray_cpus=ray_cpus, ray_gpus=ray_gpus, ray_retries=ray_retries)
+    state: dict[str, Any] = {"options": options}
     with _stop_on_signals():
         try:
             _exec(plan_file, output_root, compile_cache, manifest, redo_corrupt, quiet, state)
@@ -262,14 +375,20 @@ def _exec(plan_file: Path, output_root: Path | None, compile_cache: Path | None,
     from hyperlax.planfile import read_plan_file
     from hyperlax.store import StorageError, SweepDir
 
+    options: _ScaleOptions = state["options"]
     plan, pid, plan_bytes = read_plan_file(plan_file)
     if manifest is not None:
         _check_manifest_unchanged(manifest, plan, plan_file)
     root = _sweep_root(plan.settings.output_root, output_root)
     sweep = SweepDir(root)
-    state.update(plan=plan, sweep=sweep)
+    entries = options.entries(len(plan.entries))
+    state.update(plan=plan, sweep=sweep, entries=entries)
     sweep.check_owner(pid)  # refuse a foreign directory before importing JAX
-    corrupt = _verify_entries(sweep, plan, pid) if root.exists() else {}
+    if entries is not None and not quiet:
+        k, n = options.shard
+        click.echo(f"shard {k}/{n}: {len(entries)} of {len(plan.entries)} entries "
+                   "(entry i belongs to shard i mod N)", err=True)
+    corrupt = _verify_entries(sweep, plan, pid, entries) if root.exists() else {}
     for path, problems in corrupt.items():
         for problem in problems:
             click.echo(f"warning: {path}: {problem}", err=True)
@@ -285,18 +404,41 @@ def _exec(plan_file: Path, output_root: Path | None, compile_cache: Path | None,
     except OSError as exc:
         raise StorageError(str(cache), f"cannot create the compile cache: {exc.strerror}",
                            "pass --compile-cache with a writable directory") from None
-    report = execute(plan, pid, plan_bytes, root, progress=Progress(quiet=quiet),
-                     redo=set(corrupt) if redo_corrupt else ())
+    log = None if quiet else (lambda text: click.echo(text, err=True))
+    redo = set(corrupt) if redo_corrupt else set()
+    if options.ray_address is not None:
+        from hyperlax.runtime.ray_exec import execute_ray
+
+        report = execute_ray(plan, pid, plan_bytes, root, address=options.ray_address,
+                             cpus=options.ray_cpus, gpus=options.ray_gpus,
+                             retries=options.ray_retries, devices=options.devices,
+                             claim_timeout=options.claim_timeout,
+                             compile_cache=compile_cache, progress=Progress(quiet=quiet),
+                             entries=entries, redo=redo, log=log)
+    else:
+        from hyperlax.runtime.sharding import resolve_devices
+
+        try:
+            devices = resolve_devices(options.devices)
+        except ValueError as exc:
+            raise HyperlaxError("exec", [("--devices", str(exc))],
+                                "on CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N "
+                                "makes N host devices") from None
+        report = execute(plan, pid, plan_bytes, root, progress=Progress(quiet=quiet),
+                         entries=entries, redo=redo, devices=devices,
+                         claim_timeout=options.claim_timeout, log=log)
     if not quiet:
-        click.echo(f"{report.ran} entries run, {report.skipped} skipped; {report.compiles} "
-                   f"compiles ({report.compile_seconds:.1f}s); {report.env_steps:,} env steps "
-                   f"in {report.seconds:.1f}s; results in {root}")
+        others = f", {report.by_others} done by other workers" if report.by_others else ""
+        click.echo(f"{report.ran} entries run, {report.skipped} skipped{others}; "
+                   f"{report.compiles} compiles ({report.compile_seconds:.1f}s); "
+                   f"{report.env_steps:,} env steps in {report.seconds:.1f}s; results in {root}")
     if corrupt and not redo_corrupt:
         raise StorageError(str(root), f"{len(corrupt)} complete entries have files that changed "
                                       "after completion; they were left alone: "
                                       + ", ".join(corrupt),
                            "look at them (hyperlax status --verify), then re-run them with: "
-                           f"{_exec_command_line(plan_file, output_root)} --redo-corrupt")
+                           f"{_exec_command_line(plan_file, output_root, options)} "
+                           "--redo-corrupt")
 
 
 def _check_manifest_unchanged(manifest: Path, plan: Any, plan_file: Path) -> None:
@@ -324,14 +466,17 @@ def _report_stop(signum: int, plan_file: Path, output_root: Path | None,
     plan, sweep = state.get("plan"), state.get("sweep")
     counted = ""
     if plan is not None and sweep is not None:
+        indices = state.get("entries")
+        mine = plan.entries if indices is None else [plan.entries[i] for i in indices]
         try:
-            done = sum(sweep.state(e.path) == "done" for e in plan.entries)
-            counted = f": {done} of {len(plan.entries)} entries complete"
+            done = sum(sweep.state(e.path) == "done" for e in mine)
+            counted = f": {done} of {len(mine)} entries complete"
         except OSError:
             pass
     fresh_line = "\n" if sys.stderr.isatty() else ""  # after a redrawn progress line
     click.echo(f"{fresh_line}interrupted by {signal.Signals(signum).name}{counted}; resume "
-               f"with: {_exec_command_line(plan_file, output_root)}", err=True)
+               f"with: {_exec_command_line(plan_file, output_root, state.get('options'))}",
+               err=True)
     sys.exit(128 + signum)
 
 

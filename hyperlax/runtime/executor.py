@@ -1,12 +1,18 @@
-"""Execute a plan's entries: the loop, skipping, compile cache, outputs and markers.
+"""Execute a plan's entries: the loop, skipping, claims, compile cache, outputs and markers.
 
 The executor never samples, groups or slices: it runs exactly the sub-batches the plan lists,
-each as one call of ``jit(vmap(vmap(train)))`` over (padded) samples x replicates.
+each as one call of ``jit(vmap(vmap(train)))`` over (padded) samples x replicates, or, with
+several devices, the same program with the sample axis split across them (``sharding``).
+
+Several workers (``exec`` on several machines, array-job shards, Ray tasks) may run one plan
+into one sweep directory: a worker runs an entry only while it holds the entry's claim
+(``store.SweepDir.try_claim_entry``), so no entry runs in two places at once.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Collection
@@ -18,8 +24,10 @@ import numpy as np
 from hyperlax.planfile import Entry, Plan
 from hyperlax.runtime.algos import TrainSettings, get_make_train, num_updates
 from hyperlax.runtime.outputs import EntryResult, SubBatchResult, pause_point, write_entry
+from hyperlax.runtime.sharding import Sharded, padded_width
 from hyperlax.spec.params import steps_per_update
-from hyperlax.store import SweepDir, storage_error
+from hyperlax.store import (DEFAULT_CLAIM_TIMEOUT, ClaimInfo, ClaimLost, EntryClaim, SweepDir,
+                            storage_error)
 
 
 def enable_compile_cache(directory: Path) -> None:
@@ -32,19 +40,25 @@ def enable_compile_cache(directory: Path) -> None:
 
 @dataclass
 class CompiledRunner:
-    """One compiled program per (structure, width): every call of the same shape reuses it."""
+    """One compiled program per (structure, width, device count): every call of the same shape
+    reuses it. With ``devices`` (more than one local device), each sub-batch's sample axis is
+    split across them and widths are rounded up to a multiple of their number."""
 
     plan: Plan
+    devices: list[Any] | None = None
     compiles: int = 0
     compile_seconds: float = 0.0
     entry: int = -1           # the entry being run, for the test-only pause hook
-    _cache: dict[tuple[int, int], Callable] = field(default_factory=dict)
+    _cache: dict[tuple[int, int, int], Callable] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         s = self.plan.settings
         self.settings = TrainSettings(s.total_timesteps, s.num_evaluations, s.eval_episodes)
         self.scalar_names = [r.name for r in self.plan.hyperparams if r.role == "scalar"]
         self.make_train = get_make_train(s.algorithm)
+        many = self.devices is not None and len(self.devices) > 1
+        self.sharded = Sharded(self.devices) if many else None
+        self.num_devices = len(self.devices) if many else 1
 
     def inputs(self, samples: list[int], width: int) -> tuple[dict[str, jax.Array], jax.Array]:
         """The vmapped pytree of scalar hyperparameters and the [width, replicates] keys.
@@ -62,12 +76,13 @@ class CompiledRunner:
 
     def compiled(self, structure: int, hp: dict, keys: jax.Array) -> tuple[Callable, float]:
         width = keys.shape[0]
-        key = (structure, width)
+        key = (structure, width, self.num_devices)
         if key in self._cache:
             return self._cache[key], 0.0
         values = self.plan.structures[structure].values
         train = self.make_train(self.plan.settings.env, values, self.settings)
-        batched = jax.jit(jax.vmap(jax.vmap(train, in_axes=(None, 0)), in_axes=(0, 0)))
+        vmapped = jax.vmap(jax.vmap(train, in_axes=(None, 0)), in_axes=(0, 0))
+        batched = self.sharded.wrap(vmapped) if self.sharded else jax.jit(vmapped)
         pause_point("compile", self.entry)
         start = time.perf_counter()
         executable = batched.lower(hp, keys).compile()
@@ -78,7 +93,9 @@ class CompiledRunner:
         return executable, seconds
 
     def run(self, structure: int, samples: list[int], width: int) -> SubBatchResult:
-        hp, keys = self.inputs(samples, width)
+        hp, keys = self.inputs(samples, padded_width(width, self.num_devices))
+        if self.sharded:
+            hp, keys = self.sharded.place((hp, keys))
         executable, compile_seconds = self.compiled(structure, hp, keys)
         start = time.perf_counter()
         metrics = jax.block_until_ready(executable(hp, keys))
@@ -108,23 +125,118 @@ class ExecReport:
     compile_seconds: float
     env_steps: int
     seconds: float
+    by_others: int = 0        # entries another worker completed while this exec ran
+
+
+@dataclass
+class Attempt:
+    """What trying to run one entry came to: ``ran`` (this worker ran and marked it), ``done``
+    (already complete: another worker finished it) or ``busy`` (another worker holds its
+    claim, or took it over while this one ran; ``holder`` says who)."""
+
+    outcome: str
+    result: EntryResult | None = None
+    steps: int = 0
+    holder: ClaimInfo | None = None
+
+
+class _ClaimedSweep(SweepDir):
+    """The sweep directory as seen by the holder of one entry's claim: it empties the entry's
+    directory and writes its marker only while it still holds the claim."""
+
+    def __init__(self, root: Path, claim: EntryClaim):
+        super().__init__(root)
+        self._claim = claim
+
+    def fresh_entry_dir(self, entry_path: str) -> Path:
+        self._claim.check()
+        return super().fresh_entry_dir(entry_path)
+
+    def complete(self, *args: Any, **kwargs: Any) -> None:
+        self._claim.check()
+        super().complete(*args, **kwargs)
+
+
+def _finished(sweep: SweepDir, plan_id: str, entry: Entry, redo: bool) -> bool:
+    """Complete, and (for an entry being redone because it was corrupt) intact again."""
+    if sweep.state(entry.path) != "done":
+        return False
+    if not redo:
+        return True
+    try:
+        return not sweep.verify(entry.path, plan_id, entry.index)
+    except OSError:
+        return False
+
+
+def attempt_entry(sweep: SweepDir, runner: CompiledRunner, plan: Plan, plan_id: str,
+                  entry: Entry, *, redo: bool = False,
+                  claim_timeout: float = DEFAULT_CLAIM_TIMEOUT) -> Attempt:
+    """Claim ``entry``, run it and write its outputs and marker, then release the claim. The
+    one code path of every worker: plain exec, array-job shards and Ray tasks. A failed write
+    raises StorageError; the entry stays unmarked."""
+    if _finished(sweep, plan_id, entry, redo):
+        return Attempt("done")
+    try:
+        claim, holder = sweep.try_claim_entry(entry.path, entry.index, claim_timeout)
+    except OSError as exc:
+        raise storage_error(sweep.claim_path(entry.path), exc, "cannot claim this entry",
+                            "fix the permissions of the sweep directory, then run the same "
+                            "command again") from None
+    if claim is None:
+        return Attempt("busy", holder=holder)
+    with claim:
+        if _finished(sweep, plan_id, entry, redo):  # completed while we were getting here
+            return Attempt("done")
+        pause_point("entry-start", entry.index)
+        runner.entry = entry.index
+        result = run_entry(runner, entry)
+        try:
+            write_entry(_ClaimedSweep(sweep.root, claim), plan, plan_id, entry, result)
+        except ClaimLost:
+            return Attempt("busy", holder=sweep.read_entry_claim(entry.path))
+        except OSError as exc:
+            if not claim.held():  # taken over mid-write: the new holder's files, not ours
+                return Attempt("busy", holder=sweep.read_entry_claim(entry.path))
+            raise storage_error(sweep.entry_dir(entry.path), exc, "cannot write this entry's "
+                                "outputs; it is not marked complete",
+                                "free disk space or fix permissions, then run the same command "
+                                "again: complete entries are kept and this one is redone"
+                                ) from None
+    steps = sum(sb.steps_per_run * len(sb.samples) for sb in result.sub_batches)
+    return Attempt("ran", result=result, steps=steps * plan.settings.seeds_per_sample)
+
+
+def claim_sweep(sweep: SweepDir, plan_bytes: bytes, plan_id: str) -> None:
+    try:
+        sweep.claim(plan_bytes, plan_id)
+    except OSError as exc:
+        raise storage_error(sweep.root, exc, "cannot set up the sweep directory",
+                            "free disk space or fix permissions, or pass another "
+                            "--output-root") from None
+
+
+def describe_holders(holders: list[ClaimInfo | None]) -> str:
+    names = sorted({h.holder() for h in holders if h is not None})
+    return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
 
 
 def execute(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *,
             progress: Any = None, entries: list[int] | None = None,
-            redo: Collection[str] = ()) -> ExecReport:
+            redo: Collection[str] = (), devices: list[Any] | None = None,
+            claim_timeout: float = DEFAULT_CLAIM_TIMEOUT,
+            log: Callable[[str], None] | None = None) -> ExecReport:
     """Run every incomplete entry of ``plan`` (or of ``entries``) into ``root``, in plan order;
     entries whose path is in ``redo`` run again even though marked complete (the CLI passes
     the corrupt ones when asked to). A failed write raises StorageError: the entry being
-    written stays unmarked, and entries completed before it keep their markers."""
+    written stays unmarked, and entries completed before it keep their markers.
+
+    Entries another worker holds are skipped and come back at the end: this returns once every
+    selected entry is complete, by this worker or another, taking over the claims of workers
+    that stopped heartbeating for ``claim_timeout`` seconds (or died on this machine)."""
     sweep = SweepDir(root)
-    try:
-        sweep.claim(plan_bytes, plan_id)
-    except OSError as exc:
-        raise storage_error(root, exc, "cannot set up the sweep directory",
-                            "free disk space or fix permissions, or pass another "
-                            "--output-root") from None
-    runner = CompiledRunner(plan)
+    claim_sweep(sweep, plan_bytes, plan_id)
+    runner = CompiledRunner(plan, devices=devices)
     selected = [plan.entries[i] for i in entries] if entries is not None else plan.entries
     todo = [e for e in selected if e.path in redo or sweep.state(e.path) != "done"]
     skipped = len(selected) - len(todo)
@@ -132,29 +244,40 @@ def execute(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *,
         progress.start(total=len(selected), skipped=skipped,
                        steps_total=sum(_entry_steps(plan, e) for e in todo))
     started = time.perf_counter()
-    env_steps = 0
-    for entry in todo:
-        pause_point("entry-start", entry.index)
-        runner.entry = entry.index
-        result = run_entry(runner, entry)
-        try:
-            write_entry(sweep, plan, plan_id, entry, result)
-        except OSError as exc:
-            raise storage_error(sweep.entry_dir(entry.path), exc, "cannot write this entry's "
-                                "outputs; it is not marked complete",
-                                "free disk space or fix permissions, then run the same command "
-                                "again: complete entries are kept and this one is redone"
-                                ) from None
-        steps = sum(sb.steps_per_run * len(sb.samples) for sb in result.sub_batches)
-        env_steps += steps * plan.settings.seeds_per_sample
-        if progress:
-            progress.entry_done(entry, result, steps * plan.settings.seeds_per_sample)
+    env_steps = ran = by_others = 0
+    queue: deque[Entry] = deque(todo)
+    waiting: list[tuple[Entry, ClaimInfo | None]] = []
+    told = ""
+    while queue or waiting:
+        if not queue:
+            message = (f"waiting for {len(waiting)} entries that other workers are running "
+                       f"({describe_holders([h for _, h in waiting])}); their claims are taken "
+                       f"over if they stop for {claim_timeout:g}s")
+            if log and message != told:
+                log(message)
+                told = message
+            time.sleep(min(2.0, claim_timeout / 4))
+            queue, waiting = deque(e for e, _ in waiting), []
+        entry = queue.popleft()
+        attempt = attempt_entry(sweep, runner, plan, plan_id, entry, redo=entry.path in redo,
+                                claim_timeout=claim_timeout)
+        if attempt.outcome == "busy":
+            waiting.append((entry, attempt.holder))
+        elif attempt.outcome == "done":
+            by_others += 1
+            if log:
+                log(f"{entry.path}: completed by another worker")
+        else:
+            ran += 1
+            env_steps += attempt.steps
+            if progress:
+                progress.entry_done(entry, attempt.result, attempt.steps)
     seconds = time.perf_counter() - started
     if progress:
         progress.finish()
-    return ExecReport(total=len(selected), skipped=skipped, ran=len(todo),
+    return ExecReport(total=len(selected), skipped=skipped, ran=ran,
                       compiles=runner.compiles, compile_seconds=runner.compile_seconds,
-                      env_steps=env_steps, seconds=seconds)
+                      env_steps=env_steps, seconds=seconds, by_others=by_others)
 
 
 def run_entry(runner: CompiledRunner, entry: Entry) -> EntryResult:

@@ -1,0 +1,251 @@
+"""``hyperlax exec --ray``: each pending entry is one Ray task.
+
+The driver (the ``exec`` process) sets up the sweep directory, submits one task per pending
+entry with the resources asked for (``--ray-cpus``, ``--ray-gpus``), shows progress as tasks
+finish, and returns when every entry is complete. A task runs its entry exactly as a plain
+``exec`` does (``executor.attempt_entry``: claim, train, write files, marker, release), in the
+worker process, into the same output root, which must therefore be on a file system every Ray
+node sees at the same path. Each worker process keeps its compiled programs between tasks.
+
+Failures: a task whose worker process dies (killed, out of memory, node lost) is re-run by Ray
+up to ``--ray-retries`` times; the re-run takes over the dead worker's claim (at once on the
+same machine, after the claim timeout elsewhere) and redoes the entry from scratch. A task that
+fails in hyperlax itself (a disk error) is not retried: exec stops with exit status 1, as a
+plain exec would. An entry another worker holds (a plain exec elsewhere on the same sweep) is
+submitted again later, until it is complete.
+
+Ray is an optional dependency (``pip install 'hyperlax[ray]'``) imported only here.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable, Collection
+
+from hyperlax.errors import HyperlaxError
+from hyperlax.planfile import Plan
+from hyperlax.store import DEFAULT_CLAIM_TIMEOUT, SweepDir
+
+FORWARDED_PREFIX = "HYPERLAX_TEST_"   # test-only hooks travel from the driver to the tasks
+KILL_ONCE = "HYPERLAX_TEST_RAY_KILL_ONCE"
+
+
+class RayFailed(HyperlaxError):
+    """A Ray task failed for good (its retries used up) or Ray itself failed: not the user's
+    input, so exec exits with status 1. Entries completed before it keep their markers."""
+
+    exit_status = 1
+
+
+# --- in the worker ------------------------------------------------------------------------
+
+_WORKER: dict[tuple[str, str | None], Any] = {}
+
+
+def _worker(plan_bytes: bytes, plan_id: str, devices: str | None,
+            compile_cache: str | None) -> tuple[Plan, Any]:
+    """This worker process's decoded plan and compiled-program cache, made once."""
+    key = (plan_id, devices)
+    if key not in _WORKER:
+        from hyperlax.planfile import decode_plan
+        from hyperlax.runtime.executor import CompiledRunner, enable_compile_cache
+        from hyperlax.runtime.sharding import resolve_devices
+
+        enable_compile_cache(Path(compile_cache) if compile_cache else
+                             Path.home() / ".cache" / "hyperlax" / "jax")
+        plan, pid = decode_plan(plan_bytes, "the plan sent by the Ray driver")
+        if pid != plan_id:
+            raise HyperlaxError("ray task", f"plan id {pid[:12]} is not {plan_id[:12]}")
+        _WORKER[key] = (plan, CompiledRunner(plan, devices=resolve_devices(devices)))
+    return _WORKER[key]
+
+
+def _test_kill_hook(index: int) -> None:
+    """Test-only, inert unless HYPERLAX_TEST_RAY_KILL_ONCE names a directory: the first task
+    to get here (of all workers) writes ``victim`` there (``<pid> <entry index>``) and pauses
+    after writing its entry's curves.npz, for the test to SIGKILL this worker mid-entry."""
+    directory = os.environ.get(KILL_ONCE)
+    if not directory:
+        return
+    staged = Path(directory) / f".victim.{os.getpid()}"
+    staged.write_text(f"{os.getpid()} {index}\n")
+    try:
+        os.link(staged, Path(directory) / "victim")
+    except FileExistsError:
+        return
+    finally:
+        staged.unlink()
+    from hyperlax.runtime.outputs import PAUSE_VARIABLE
+
+    os.environ[PAUSE_VARIABLE] = f"after-file:curves.npz@{index}"
+
+
+def run_entry_task(plan_bytes: bytes, plan_id: str, root: str, index: int, redo: bool,
+                   devices: str | None, claim_timeout: float,
+                   compile_cache: str | None) -> dict[str, Any]:
+    """One Ray task: run entry ``index`` into ``root`` as a plain exec would."""
+    import socket
+
+    from hyperlax.runtime.executor import attempt_entry
+
+    plan, runner = _worker(plan_bytes, plan_id, devices, compile_cache)
+    _test_kill_hook(index)
+    compiles, compile_seconds = runner.compiles, runner.compile_seconds
+    attempt = attempt_entry(SweepDir(Path(root)), runner, plan, plan_id, plan.entries[index],
+                            redo=redo, claim_timeout=claim_timeout)
+    return {
+        "outcome": attempt.outcome,
+        "seconds": attempt.result.seconds if attempt.result else 0.0,
+        "steps": attempt.steps,
+        "compiles": runner.compiles - compiles,
+        "compile_seconds": runner.compile_seconds - compile_seconds,
+        "holder": attempt.holder.holder() if attempt.holder else None,
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+    }
+
+
+# --- in the driver ------------------------------------------------------------------------
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise HyperlaxError("exec", [("--ray", "Ray is not installed")],
+                            "pip install 'hyperlax[ray]'") from None
+    return ray
+
+
+def _init(ray: Any, address: str, log: Callable[[str], None] | None) -> bool:
+    """Connect to (or start) a cluster; True when this call did, so the caller shuts it
+    down."""
+    import logging
+
+    if ray.is_initialized():
+        return False
+    env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_PREFIX)}
+    kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+    if env:
+        kwargs["runtime_env"] = {"env_vars": env}
+    local = not address and not os.environ.get("RAY_ADDRESS")
+    if local:
+        kwargs["include_dashboard"] = False
+    try:
+        ray.init(address=address or None, **kwargs)
+    except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError...
+        where = address or os.environ.get("RAY_ADDRESS") or "a new local cluster"
+        raise HyperlaxError("exec", [("--ray", f"cannot start or reach Ray at {where}: "
+                                               f"{exc}")],
+                            "check the address (ray status), or leave it out to start a "
+                            "local cluster") from None
+    if log:
+        res = ray.cluster_resources()
+        log(f"ray: {'started a local cluster' if local else 'connected'}: "
+            f"{res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs, "
+            f"{len(ray.nodes())} nodes")
+    return True
+
+
+def execute_ray(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *, address: str,
+                cpus: float = 1.0, gpus: float = 0.0, retries: int = 3,
+                devices: str | None = None, claim_timeout: float = DEFAULT_CLAIM_TIMEOUT,
+                compile_cache: Path | None = None, progress: Any = None,
+                entries: list[int] | None = None, redo: Collection[str] = (),
+                log: Callable[[str], None] | None = None) -> Any:
+    """Run every incomplete entry of ``plan`` (or of ``entries``) as Ray tasks; returns an
+    ``executor.ExecReport``. ``address`` is a Ray address, or "" for RAY_ADDRESS's cluster or
+    a new local one."""
+    ray = _import_ray()
+    from hyperlax.runtime.executor import ExecReport, _entry_steps, claim_sweep
+
+    sweep = SweepDir(root)
+    claim_sweep(sweep, plan_bytes, plan_id)
+    selected = [plan.entries[i] for i in entries] if entries is not None else plan.entries
+    todo = [e for e in selected if e.path in redo or sweep.state(e.path) != "done"]
+    skipped = len(selected) - len(todo)
+    if progress:
+        progress.start(total=len(selected), skipped=skipped,
+                       steps_total=sum(_entry_steps(plan, e) for e in todo))
+    started = time.perf_counter()
+    report = ExecReport(total=len(selected), skipped=skipped, ran=0, compiles=0,
+                        compile_seconds=0.0, env_steps=0, seconds=0.0)
+    if not todo:
+        return report
+    started_ray = _init(ray, address, log)
+    running: dict[Any, Any] = {}
+    try:
+        task = ray.remote(run_entry_task).options(
+            num_cpus=cpus, num_gpus=gpus, max_retries=retries, retry_exceptions=False,
+            name="hyperlax-entry")
+        plan_ref = ray.put(plan_bytes)
+        absolute = str(root.resolve())
+        cache = str(compile_cache.resolve()) if compile_cache is not None else None
+
+        def submit(entry: Any) -> None:
+            ref = task.remote(plan_ref, plan_id, absolute, entry.index, entry.path in redo,
+                              devices, claim_timeout, cache)
+            running[ref] = entry
+
+        for entry in todo:
+            submit(entry)
+        later: list[tuple[float, Any]] = []  # (when, entry): held by a worker outside Ray
+        poll = min(2.0, claim_timeout / 4)
+        while running or later:
+            now = time.monotonic()
+            for when, entry in [x for x in later if x[0] <= now]:
+                later.remove((when, entry))
+                submit(entry)
+            if not running:
+                time.sleep(min(poll, max(0.0, min(w for w, _ in later) - now)))
+                continue
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+            for ref in ready:
+                entry = running.pop(ref)
+                out = _result(ray, ref, entry, retries)
+                report.compiles += out["compiles"]
+                report.compile_seconds += out["compile_seconds"]
+                if out["outcome"] == "busy":
+                    if log:
+                        log(f"{entry.path}: held by {out['holder']}; trying again later")
+                    later.append((time.monotonic() + poll, entry))
+                elif out["outcome"] == "done":
+                    report.by_others += 1
+                    if log:
+                        log(f"{entry.path}: completed by another worker")
+                else:
+                    report.ran += 1
+                    report.env_steps += out["steps"]
+                    if progress:
+                        result = SimpleNamespace(seconds=out["seconds"], sub_batches=[
+                            SimpleNamespace(compile_seconds=out["compile_seconds"])])
+                        progress.entry_done(entry, result, out["steps"])
+    finally:
+        # On a stop (SIGINT, SIGTERM) or an error, running tasks are not cancelled one by one
+        # (cancelling running tasks has crashed the driver in Ray 2.60): ending the driver's
+        # job ends them. Their claims then name dead processes: taken over at once on the same
+        # machine, after the claim timeout from another, and the entries are redone.
+        if started_ray:
+            ray.shutdown()
+    report.seconds = time.perf_counter() - started
+    if progress:
+        progress.finish()
+    return report
+
+
+def _result(ray: Any, ref: Any, entry: Any, retries: int) -> dict[str, Any]:
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, HyperlaxError):
+            raise cause from None
+        raise RayFailed(entry.path, f"the Ray task failed: {cause or exc}",
+                        "see the worker's log in the Ray session directory; complete entries "
+                        "are kept, run the same command again") from None
+    except ray.exceptions.RayError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RayFailed(entry.path, f"the Ray task failed after {retries} retries: {first}",
+                        "complete entries are kept; run the same command again, with more "
+                        "--ray-retries or memory per task") from None

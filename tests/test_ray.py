@@ -1,0 +1,134 @@
+"""exec --ray against a real local Ray cluster (started here on 127.0.0.1, in a temporary
+directory, stopped at the end): a plan completes with the same results as a plain exec, and a
+worker SIGKILLed in the middle of an entry is retried and the sweep completes, nothing lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray")
+
+from hyperlax.runtime.executor import execute  # noqa: E402
+from hyperlax.store import CLAIM_SUFFIX, MARKER  # noqa: E402
+from test_crash import assert_same_results, entry_dir, states  # noqa: E402
+from test_exec import tiny_plan  # noqa: E402
+
+RAY = Path(sys.executable).with_name("ray")
+TIMEOUT = 240
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A one-node Ray cluster with 2 CPUs on 127.0.0.1. Its files go to a temporary directory
+    (Ray writes ~/.ray and /tmp/ray by default); it runs in its own session, and is stopped by
+    signalling that process group only."""
+    tmp = tmp_path_factory.mktemp("ray")
+    (tmp / "home").mkdir()
+    env = {**os.environ, "HOME": str(tmp / "home"), "RAY_USAGE_STATS_ENABLED": "0",
+           # Ray otherwise swaps 127.0.0.1 for the machine's outward address
+           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+           "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}  # stop at once, no 30 s drain
+    port = free_port()
+    log = open(tmp / "ray-start.log", "w")
+    head = subprocess.Popen(
+        [str(RAY), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+         f"--port={port}", f"--temp-dir={tmp / 'ray'}", "--num-cpus=2", "--num-gpus=0",
+         "--include-dashboard=false", "--disable-usage-stats"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while "Ray runtime started" not in (tmp / "ray-start.log").read_text():
+            if head.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("ray start failed:\n" + (tmp / "ray-start.log").read_text())
+            time.sleep(0.5)
+        yield {"address": f"127.0.0.1:{port}", "env": env}
+    finally:
+        if head.poll() is None:
+            os.killpg(head.pid, signal.SIGTERM)
+            try:
+                head.wait(timeout=45)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(head.pid, signal.SIGKILL)  # whatever of this group is left
+        except ProcessLookupError:
+            pass
+        head.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rayplan")
+    plan, pid, data = tiny_plan(tmp, n=6, batch=2)
+    plan_file = tmp / "plan.msgpack"
+    plan_file.write_bytes(data)
+    execute(plan, pid, data, tmp / "reference")
+    return plan, pid, plan_file, tmp / "reference"
+
+
+def ray_exec(cluster, plan_file: Path, root: Path, **extra_env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "hyperlax", "exec", str(plan_file), "--output-root", str(root),
+         "--ray", cluster["address"], "--ray-retries", "2"],
+        env={**cluster["env"], **extra_env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+
+
+def test_ray_exec_gives_the_results_of_a_plain_exec(cluster, three, tmp_path):
+    plan, pid, plan_file, reference = three
+    root = tmp_path / "out"
+    driver = ray_exec(cluster, plan_file, root)
+    out, err = driver.communicate(timeout=TIMEOUT)
+    assert driver.returncode == 0, err
+    assert "ray: connected: 2 CPUs, 0 GPUs, 1 nodes" in err
+    assert "3 entries run, 0 skipped" in out
+    assert_same_results(root, reference, plan, pid)
+    assert not list(root.rglob(f"*{CLAIM_SUFFIX}"))
+
+
+def test_a_worker_killed_mid_entry_is_retried_and_nothing_is_lost(cluster, three, tmp_path):
+    plan, pid, plan_file, reference = three
+    root = tmp_path / "out"
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    driver = ray_exec(cluster, plan_file, root, HYPERLAX_TEST_RAY_KILL_ONCE=str(hook))
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not (hook / "victim").exists():
+            assert driver.poll() is None, driver.communicate()[1]
+            assert time.monotonic() < deadline, "no task reached the hook"
+            time.sleep(0.2)
+        victim, index = map(int, (hook / "victim").read_text().split())
+        entry = entry_dir(root, plan, index)
+        while not (entry / "curves.npz").exists():  # it pauses right after this file
+            assert time.monotonic() < deadline, "the victim never wrote curves.npz"
+            time.sleep(0.2)
+        assert not (entry / MARKER).exists()
+        os.kill(victim, signal.SIGKILL)  # a Ray worker process, mid-entry
+        out, err = driver.communicate(timeout=TIMEOUT)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    assert driver.returncode == 0, err
+    assert "3 entries run, 0 skipped" in out
+    assert states(root, plan) == ["done"] * 3
+    assert_same_results(root, reference, plan, pid)
+    assert not list(root.rglob(f"*{CLAIM_SUFFIX}")) and not list(root.rglob("*.tmp"))
+    with pytest.raises(ProcessLookupError):
+        os.kill(victim, 0)

@@ -1,0 +1,257 @@
+"""Several workers on one plan and output root: --shard K/N array-job partitions, entry claims
+(no entry runs in two places at once; a crashed worker's claim is taken over), and the sweep
+directory claimed safely by workers that start together."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hyperlax.cli import main
+from hyperlax.errors import HyperlaxError
+from hyperlax.runtime.executor import execute
+from hyperlax.store import (CLAIM_SUFFIX, HOST, PID_NAMESPACE, PLAN_COPY, SWEEP_RECORD,
+                            ClaimLost, SweepDir, read_claim)
+from test_crash import Exec, assert_same_results, states
+from test_exec import tiny_plan
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory):
+    """A 6-sample, 3-entry plan and one uninterrupted run of it."""
+    tmp = tmp_path_factory.mktemp("shards")
+    plan, pid, data = tiny_plan(tmp, n=6, batch=2)
+    plan_file = tmp / "plan.msgpack"
+    plan_file.write_bytes(data)
+    execute(plan, pid, data, tmp / "reference")
+    return plan, pid, plan_file, tmp / "reference"
+
+
+def exec_cli(plan_file: Path, root: Path, *args: str):
+    return CliRunner().invoke(main, ["exec", str(plan_file), "--output-root", str(root),
+                                     *args])
+
+
+def claims(root: Path) -> list[Path]:
+    return sorted(root.rglob(f"*{CLAIM_SUFFIX}"))
+
+
+# --- --shard K/N --------------------------------------------------------------------------
+
+def test_shards_partition_the_entries_by_index_mod_n(three, tmp_path):
+    plan, pid, plan_file, reference = three
+    root = tmp_path / "out"
+    result = exec_cli(plan_file, root, "--shard", "0/2")
+    assert result.exit_code == 0, result.output
+    assert "shard 0/2: 2 of 3 entries (entry i belongs to shard i mod N)" in result.output
+    assert "2 entries run, 0 skipped" in result.output
+    assert states(root, plan) == ["done", "pending", "done"]
+    result = exec_cli(plan_file, root, "--shard", "1/2")
+    assert result.exit_code == 0, result.output
+    assert "1 entries run, 0 skipped" in result.output
+    assert_same_results(root, reference, plan, pid)
+    assert claims(root) == []  # released once each marker was written
+
+
+@pytest.mark.parametrize("shard, message", [
+    ("2/2", "'2/2': K must be in 0..1; shards are numbered from 0"),
+    ("-1/2", "'-1/2': K must be in 0..1"),
+    ("0/0", "'0/0': N must be at least 1"),
+    ("1", "'1': expected K/N, shard K of N (e.g. 0/4)"),
+    ("a/b", "'a/b': expected K/N"),
+])
+def test_bad_shard_is_refused_before_anything_runs(tmp_path, shard, message):
+    _, _, data = tiny_plan(tmp_path)
+    plan_file = tmp_path / "plan.msgpack"
+    plan_file.write_bytes(data)
+    result = exec_cli(plan_file, tmp_path / "out", "--shard", shard)
+    assert result.exit_code == 2, result.output
+    assert f"error: exec: --shard: {message}" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "out").exists()
+
+
+# --- two workers at once ------------------------------------------------------------------
+
+def start_exec(plan_file: Path, root: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "hyperlax", "exec", str(plan_file),
+                             "--output-root", str(root), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def ran_entries(stderr: str) -> list[str]:
+    return re.findall(r"^(\S+): done in ", stderr, flags=re.M)
+
+
+def test_two_execs_started_together_run_disjoint_entries(tmp_path):
+    plan, pid, data = tiny_plan(tmp_path, n=6, mode="sequential", batch=1)
+    plan_file = tmp_path / "plan.msgpack"
+    plan_file.write_bytes(data)
+    root = tmp_path / "out"
+    workers = [start_exec(plan_file, root) for _ in range(2)]
+    outputs = [w.communicate(timeout=240) for w in workers]
+    for w, (out, err) in zip(workers, outputs):
+        assert w.returncode == 0, err
+    ran = [ran_entries(err) for _, err in outputs]
+    every = sorted(ran[0] + ran[1])
+    assert every == sorted(e.path for e in plan.entries), ran  # each entry run exactly once
+    assert states(root, plan) == ["done"] * 6
+    assert json.loads((root / SWEEP_RECORD).read_text()) == {"plan_id": pid}
+    assert (root / PLAN_COPY).read_bytes() == data
+    assert all(SweepDir(root).verify(e.path, pid, e.index) == [] for e in plan.entries)
+    assert claims(root) == [] and not list(root.rglob("*.tmp"))
+
+
+def test_a_claimed_entry_waits_for_its_holder_and_a_dead_holder_is_taken_over(three,
+                                                                             tmp_path):
+    """Worker A holds entry 1 (paused on it); worker B runs the rest, never entry 1, and waits.
+    A is SIGKILLed: its claim names a dead process on this machine, so B takes over at once
+    (no need to wait out the timeout) and finishes the sweep."""
+    plan, pid, plan_file, reference = three
+    root = tmp_path / "out"
+    a = Exec(plan_file, root, "entry-start@1")
+    b = None
+    try:
+        a.wait_paused("entry-start@1")
+        held = read_claim(SweepDir(root).claim_path(plan.entries[1].path))
+        assert held is not None and (held.host, held.pid) == (HOST, a.proc.pid)
+        assert held.pid_namespace == PID_NAMESPACE
+        b = start_exec(plan_file, root)
+        waiting = f"waiting for 1 entries that other workers are running ({HOST}:{a.proc.pid})"
+        deadline = time.monotonic() + 240
+        seen = ""
+        while waiting not in seen:
+            assert b.poll() is None and time.monotonic() < deadline, seen
+            seen += b.stderr.readline()
+        assert states(root, plan) == ["done", "pending", "done"]  # B ran 2, not 1
+        a.proc.send_signal(signal.SIGKILL)
+        a.proc.wait()
+        out, err = b.communicate(timeout=240)
+        err = seen + err
+    finally:
+        a.kill()
+        if b is not None and b.poll() is None:
+            b.kill()
+    assert b.returncode == 0, err
+    assert ran_entries(err) == [plan.entries[2].path, plan.entries[1].path]
+    assert "2 entries run, 1 skipped" in out
+    assert_same_results(root, reference, plan, pid)
+    assert claims(root) == []
+
+
+def test_stale_claims_of_other_hosts_are_taken_over(three, tmp_path):
+    """Entry 0's claim is from a host that stopped heartbeating long ago: taken over at once.
+    Entry 1's claim is fresh, so the exec waits, and takes it over once it has had no
+    heartbeat for --claim-timeout seconds."""
+    plan, pid, plan_file, reference = three
+    root = tmp_path / "out"
+    sweep = SweepDir(root)
+    sweep.claim(plan_file.read_bytes(), pid)
+    for index, age in [(0, 3600.0), (1, 0.0)]:
+        path = sweep.claim_path(plan.entries[index].path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"host": "elsewhere", "pid": 4242, "token": f"t{index}",
+                                    "entry": index}))
+        os.utime(path, (time.time() - age, time.time() - age))
+    started = time.monotonic()
+    result = exec_cli(plan_file, root, "--claim-timeout", "3")
+    assert result.exit_code == 0, result.output
+    assert time.monotonic() - started >= 2.0
+    assert "waiting for 1 entries that other workers are running (elsewhere:4242)" in \
+        result.output
+    assert "3 entries run, 0 skipped" in result.output
+    assert_same_results(root, reference, plan, pid)
+    assert claims(root) == []
+
+
+# --- the claims themselves -----------------------------------------------------------------
+
+def race(n: int, fn) -> list:
+    barrier = threading.Barrier(n)
+    results: list = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = fn(i)
+        except Exception as exc:  # noqa: BLE001 - the test looks at it
+            results[i] = exc
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_one_of_many_racing_workers_gets_an_entry(tmp_path):
+    sweep = SweepDir(tmp_path)
+    results = race(8, lambda i: sweep.try_claim_entry("a/batch_00000", 0, 60.0))
+    held = [claim for claim, _ in results if claim is not None]
+    assert len(held) == 1
+    holders = [info for _, info in results if info is not None]
+    assert len(holders) == 7 and {h.token for h in holders} == {held[0].token}
+    held[0].release()
+    assert claims(tmp_path) == [] and not list(tmp_path.rglob("*.tmp"))
+
+
+def test_one_of_many_racing_workers_takes_over_a_stale_claim(tmp_path):
+    sweep = SweepDir(tmp_path)
+    path = sweep.claim_path("a/batch_00000")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"host": "gone", "pid": 1, "token": "old"}))
+    os.utime(path, (time.time() - 100, time.time() - 100))
+    results = race(8, lambda i: sweep.try_claim_entry("a/batch_00000", 0, 10.0))
+    held = [claim for claim, _ in results if claim is not None]
+    assert len(held) == 1, results
+    assert read_claim(path).token == held[0].token
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+def test_a_claim_taken_over_is_lost_and_heartbeats_keep_one_fresh(tmp_path):
+    sweep = SweepDir(tmp_path)
+    claim, _ = sweep.try_claim_entry("a/batch_00000", 0, 1.0)
+    with claim:
+        os.utime(claim.path, (time.time() - 50, time.time() - 50))
+        time.sleep(0.6)  # a heartbeat every 0.25 s
+        assert read_claim(claim.path).age < 1.0
+        assert read_claim(claim.path).stale(1.0) is False
+        claim.check()
+        # Another worker takes it over (as if this one had stopped heartbeating).
+        claim.path.unlink()
+        other, _ = sweep.try_claim_entry("a/batch_00000", 0, 1.0)
+        with pytest.raises(ClaimLost, match=f"taken over by {HOST}:{os.getpid()}"):
+            claim.check()
+    assert claim.path.exists()  # leaving did not remove the new holder's claim
+    other.release()
+    assert not claim.path.exists()
+
+
+def test_workers_racing_to_set_up_one_sweep_directory(tmp_path):
+    _, pid_a, data_a = tiny_plan(tmp_path, n=2, name="a.toml")
+    _, pid_b, data_b = tiny_plan(tmp_path, n=3, name="b.toml")
+    same = tmp_path / "same"
+    assert race(8, lambda i: SweepDir(same).claim(data_a, pid_a)) == [None] * 8
+    assert SweepDir(same).owner() == pid_a and (same / PLAN_COPY).read_bytes() == data_a
+    assert sorted(p.name for p in same.iterdir()) == [SWEEP_RECORD, PLAN_COPY]
+
+    mixed = tmp_path / "mixed"
+    plans = [(data_a, pid_a), (data_b, pid_b)] * 4
+    results = race(8, lambda i: SweepDir(mixed).claim(*plans[i]))
+    owner = SweepDir(mixed).owner()
+    assert owner in (pid_a, pid_b)
+    for (data, pid), result in zip(plans, results):
+        if pid == owner:
+            assert result is None
+        else:
+            assert isinstance(result, HyperlaxError) and "belongs to another plan" in str(result)
+    assert (mixed / PLAN_COPY).read_bytes() == (data_a if owner == pid_a else data_b)
