@@ -7,11 +7,11 @@ trains ``width / N`` lanes.
 
 The program is ``jit(shard_map(vmap(vmap(train))))``: every device runs exactly the unsharded
 vmapped program on its own slice, and the body has no cross-device communication at all (the
-lanes are independent). That matters on jax's CPU backend: a batched LAPACK QR (PPO's
-orthogonal initialization) inside a program that the SPMD partitioner splits by itself has
-been seen to deadlock with 2 forced host devices, when the partitioner inserts collectives
-around the custom call. With shard_map there is nothing to insert; ``collectives`` lets tests
-check the compiled program for it.
+lanes are independent). That matters on jax's CPU backend: a batched LAPACK QR (orthogonal
+initialization) inside a program that the SPMD partitioner splits by itself has been seen to
+deadlock with 2 forced host devices. No algorithm runs a QR in its program any more (see
+``networks.scaled_normal``: it deadlocked unsharded too), and with shard_map the partitioner
+has nothing to insert either; ``collectives`` lets tests check the compiled program for it.
 """
 
 from __future__ import annotations
