@@ -18,6 +18,16 @@ import jax
 import jax.numpy as jnp
 
 
+class Transition(NamedTuple):
+    """What DQN and SAC store: one env step of one env."""
+
+    obs: jax.Array
+    action: jax.Array    # as applied to the env (SAC: inside the action bounds)
+    reward: jax.Array
+    next_obs: jax.Array  # the step's own next observation (before auto-reset)
+    done: jax.Array      # terminated only: truncated transitions still bootstrap
+
+
 class Buffer(NamedTuple):
     data: Any          # pytree of [capacity, ...] arrays
     position: jax.Array  # int32: where the next item is written

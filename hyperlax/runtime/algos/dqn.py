@@ -61,14 +61,6 @@ class QNetwork(nn.Module):
         return nn.Dense(self.num_actions)(x)
 
 
-class Transition(NamedTuple):
-    obs: jax.Array
-    action: jax.Array
-    reward: jax.Array
-    next_obs: jax.Array  # the step's own next observation (before auto-reset)
-    done: jax.Array      # terminated only: truncated transitions still bootstrap
-
-
 class Learner(NamedTuple):
     params: Any
     target_params: Any
@@ -126,14 +118,14 @@ def make_train(env_id: str, structure: dict, settings: TrainSettings):
             action = jnp.where(explore, random, greedy)
             obs, env_state, reward, terminated, _, info = v_step(
                 jax.random.split(k_env, num_envs), runner.env_state, action, env_params)
-            transition = Transition(runner.obs, action, reward.astype(jnp.float32),
+            transition = replay.Transition(runner.obs, action, reward.astype(jnp.float32),
                                     info["final_observation"], terminated.astype(jnp.float32))
             runner = runner._replace(env_state=env_state, obs=obs, key=key,
                                      env_steps=runner.env_steps + num_envs)
             return runner, transition
 
         # --- learning ----------------------------------------------------------------
-        def q_loss(params, target_params, batch: Transition):
+        def q_loss(params, target_params, batch: replay.Transition):
             q = network.apply(params, batch.obs)
             q_taken = jnp.take_along_axis(q, batch.action[:, None], axis=-1)[:, 0]
             q_next_target = network.apply(target_params, batch.next_obs)
@@ -188,8 +180,9 @@ def make_train(env_id: str, structure: dict, settings: TrainSettings):
         key, k_init, k_reset = jax.random.split(key, 3)
         obs, env_state = v_reset(jax.random.split(k_reset, num_envs), env_params)
         params = network.init(k_init, jnp.zeros(obs_shape, jnp.float32))
-        example = Transition(jnp.zeros(obs_shape, jnp.float32), jnp.zeros((), jnp.int32),
-                             jnp.zeros(()), jnp.zeros(obs_shape, jnp.float32), jnp.zeros(()))
+        example = replay.Transition(jnp.zeros(obs_shape, jnp.float32), jnp.zeros((), jnp.int32),
+                                    jnp.zeros(()), jnp.zeros(obs_shape, jnp.float32),
+                                    jnp.zeros(()))
         runner = Runner(
             learner=Learner(params, params, tx.init(params), jnp.zeros((), jnp.int32)),
             buffer=replay.init(example, s["buffer_size"]),

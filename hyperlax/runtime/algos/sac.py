@@ -95,14 +95,6 @@ class TwinCritic(nn.Module):
 
 # --- carries and batches -------------------------------------------------------------------
 
-class Transition(NamedTuple):
-    obs: jax.Array
-    action: jax.Array    # as applied to the env, inside the bounds
-    reward: jax.Array
-    next_obs: jax.Array  # the step's own next observation (before auto-reset)
-    done: jax.Array      # terminated only: truncated transitions still bootstrap
-
-
 class Learner(NamedTuple):
     actor_params: Any
     critic_params: Any
@@ -180,14 +172,14 @@ def make_train(env_id: str, structure: dict, settings: TrainSettings):
             action = jnp.where(runner.env_steps < warmup_steps, random, policy)
             obs, env_state, reward, terminated, _, info = v_step(
                 jax.random.split(k_env, num_envs), runner.env_state, action, env_params)
-            transition = Transition(runner.obs, action, reward.astype(jnp.float32),
+            transition = replay.Transition(runner.obs, action, reward.astype(jnp.float32),
                                     info["final_observation"], terminated.astype(jnp.float32))
             runner = runner._replace(env_state=env_state, obs=obs, key=key,
                                      env_steps=runner.env_steps + num_envs)
             return runner, transition
 
         # --- learning ----------------------------------------------------------------
-        def critic_loss(critic_params, learner: Learner, batch: Transition, key):
+        def critic_loss(critic_params, learner: Learner, batch: replay.Transition, key):
             next_action, next_log_prob = sample_action(learner.actor_params, batch.next_obs, key)
             next_q = critic.apply(learner.target_critic_params, batch.next_obs, next_action)
             alpha = jnp.exp(learner.log_alpha)
@@ -196,7 +188,7 @@ def make_train(env_id: str, structure: dict, settings: TrainSettings):
             q = critic.apply(critic_params, batch.obs, batch.action)
             return jnp.sum(jnp.mean((q - jax.lax.stop_gradient(target)) ** 2, axis=-1))
 
-        def actor_loss(actor_params, learner: Learner, batch: Transition, key):
+        def actor_loss(actor_params, learner: Learner, batch: replay.Transition, key):
             action, log_prob = sample_action(actor_params, batch.obs, key)
             q = jnp.min(critic.apply(learner.critic_params, batch.obs, action), axis=0)
             alpha = jnp.exp(learner.log_alpha)
@@ -274,7 +266,8 @@ def make_train(env_id: str, structure: dict, settings: TrainSettings):
         learner = Learner(actor_params, critic_params, critic_params, log_alpha,
                           actor_tx.init(actor_params), critic_tx.init(critic_params),
                           alpha_tx.init(log_alpha))
-        example = Transition(dummy_obs, dummy_action, jnp.zeros(()), dummy_obs, jnp.zeros(()))
+        example = replay.Transition(dummy_obs, dummy_action, jnp.zeros(()), dummy_obs,
+                                    jnp.zeros(()))
         runner = Runner(learner, replay.init(example, s["buffer_size"]), env_state, obs,
                         jnp.zeros((), jnp.int32), key)
         _, (steps, returns, losses, finite) = jax.lax.scan(
