@@ -237,12 +237,7 @@ def execute(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *,
     sweep = SweepDir(root)
     claim_sweep(sweep, plan_bytes, plan_id)
     runner = CompiledRunner(plan, devices=devices)
-    selected = [plan.entries[i] for i in entries] if entries is not None else plan.entries
-    todo = [e for e in selected if e.path in redo or sweep.state(e.path) != "done"]
-    skipped = len(selected) - len(todo)
-    if progress:
-        progress.start(total=len(selected), skipped=skipped,
-                       steps_total=sum(_entry_steps(plan, e) for e in todo))
+    selected, todo, skipped = pending_entries(plan, sweep, entries, redo, progress)
     started = time.perf_counter()
     env_steps = ran = by_others = 0
     queue: deque[Entry] = deque(todo)
@@ -284,6 +279,19 @@ def run_entry(runner: CompiledRunner, entry: Entry) -> EntryResult:
     start = time.perf_counter()
     subs = [runner.run(sb.structure, sb.samples, sb.width) for sb in entry.sub_batches]
     return EntryResult(sub_batches=subs, seconds=time.perf_counter() - start)
+
+
+def pending_entries(plan: Plan, sweep: SweepDir, entries: list[int] | None, redo: Any,
+                    progress: Any) -> tuple[list[Entry], list[Entry], int]:
+    """(selected entries, those still to run, how many are skipped), and start the progress
+    display: the opening shared by a local exec and a Ray driver."""
+    selected = [plan.entries[i] for i in entries] if entries is not None else plan.entries
+    todo = [e for e in selected if e.path in redo or sweep.state(e.path) != "done"]
+    skipped = len(selected) - len(todo)
+    if progress:
+        progress.start(total=len(selected), skipped=skipped,
+                       steps_total=sum(_entry_steps(plan, e) for e in todo))
+    return selected, todo, skipped
 
 
 def _entry_steps(plan: Plan, entry: Entry) -> int:

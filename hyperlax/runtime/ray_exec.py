@@ -158,16 +158,11 @@ def execute_ray(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *, addr
     ``executor.ExecReport``. ``address`` is a Ray address, or "" for RAY_ADDRESS's cluster or
     a new local one."""
     ray = _import_ray()
-    from hyperlax.runtime.executor import ExecReport, _entry_steps, claim_sweep
+    from hyperlax.runtime.executor import ExecReport, claim_sweep, pending_entries
 
     sweep = SweepDir(root)
     claim_sweep(sweep, plan_bytes, plan_id)
-    selected = [plan.entries[i] for i in entries] if entries is not None else plan.entries
-    todo = [e for e in selected if e.path in redo or sweep.state(e.path) != "done"]
-    skipped = len(selected) - len(todo)
-    if progress:
-        progress.start(total=len(selected), skipped=skipped,
-                       steps_total=sum(_entry_steps(plan, e) for e in todo))
+    selected, todo, skipped = pending_entries(plan, sweep, entries, redo, progress)
     started = time.perf_counter()
     report = ExecReport(total=len(selected), skipped=skipped, ran=0, compiles=0,
                         compile_seconds=0.0, env_steps=0, seconds=0.0)
