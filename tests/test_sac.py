@@ -8,16 +8,16 @@ functions are module-scoped so each shape compiles once.
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from hyperlax.runtime.algos import TrainSettings
 from hyperlax.runtime.algos.sac import make_train
 from hyperlax.spec.params import SAC
+from offpolicy_helpers import (REPLICATES, executor_wrap, keys_for, row, scalar_hp, stack,
+                               to_numpy)
 
 ENV = "gymnax.pendulum"
-REPLICATES = 2
 # Tiny structure: 4 env steps per iteration, 2 chunks of 3 iterations, 2 gradient steps per
 # iteration. Warm-up (16 steps) covers chunk 1, so chunk 2 runs exactly 6 gradient steps.
 SMALL = {"num_envs": 2, "rollout_length": 2, "train_epochs": 2, "warmup_steps": 16,
@@ -28,30 +28,7 @@ LOSS_NAMES = {"q_loss", "actor_loss", "alpha"}
 
 
 def hp_of(**overrides) -> dict:
-    hp = {name: p.default for name, p in SAC.items() if p.role == "scalar"}
-    hp.update(overrides)
-    return {name: jnp.float32(value) for name, value in hp.items()}
-
-
-def stack(*hps: dict) -> dict:
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *hps)
-
-
-def executor_wrap(train):
-    return jax.jit(jax.vmap(jax.vmap(train, in_axes=(None, 0)), in_axes=(0, 0)))
-
-
-def keys_for(*seeds: int) -> jax.Array:
-    """One row of replicate keys per sample, derived from the sample's own seed."""
-    return jnp.stack([jax.random.split(jax.random.key(s), REPLICATES) for s in seeds])
-
-
-def to_numpy(metrics):
-    return jax.tree.map(np.asarray, metrics)
-
-
-def row(metrics, i):
-    return jax.tree.map(lambda x: x[i], metrics)
+    return scalar_hp(SAC, **overrides)
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,17 @@ class Transition(NamedTuple):
     done: jax.Array      # terminated only: truncated transitions still bootstrap
 
 
+class Runner(NamedTuple):
+    """The scan carry of an off-policy learner (DQN, SAC): what ``collect_and_train`` needs."""
+
+    learner: Any          # the algorithm's own NamedTuple of parameters and optimizer states
+    buffer: Any           # a Buffer
+    env_state: Any
+    obs: jax.Array
+    env_steps: jax.Array  # int32: env steps consumed so far (all envs)
+    key: jax.Array
+
+
 class Buffer(NamedTuple):
     data: Any          # pytree of [capacity, ...] arrays
     position: jax.Array  # int32: where the next item is written
@@ -70,13 +81,12 @@ def sample(buffer: Buffer, key: jax.Array, batch_size: int) -> Any:
     return jax.tree.map(lambda store: store[index], buffer.data)
 
 
-def collect_and_train(runner: Any, env_step: Callable, gradient_step: Callable, *,
+def collect_and_train(runner: Runner, env_step: Callable, gradient_step: Callable, *,
                       rollout_length: int, warmup_steps: int, train_epochs: int
-                      ) -> tuple[Any, Any]:
+                      ) -> tuple[Runner, Any]:
     """One off-policy iteration, shared by DQN and SAC: step the envs ``rollout_length`` times
     with ``env_step``, add the transitions to ``runner.buffer``, then run ``train_epochs``
-    ``gradient_step``s. ``runner`` is a NamedTuple with ``learner``, ``buffer``, ``env_steps``
-    and ``key``; ``gradient_step((learner, buffer, learning), key)`` must leave the learner
+    ``gradient_step``s. ``gradient_step((learner, buffer, learning), key)`` must leave the learner
     unchanged while ``learning`` is False, i.e. before ``warmup_steps`` env steps. Returns the
     new runner and the gradient steps' losses (leading axis ``train_epochs``)."""
     runner, traj = jax.lax.scan(env_step, runner, None, rollout_length)

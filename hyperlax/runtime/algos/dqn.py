@@ -68,15 +68,6 @@ class Learner(NamedTuple):
     grad_steps: jax.Array  # int32: gradient steps applied so far
 
 
-class Runner(NamedTuple):
-    learner: Learner
-    buffer: replay.Buffer
-    env_state: Any
-    obs: jax.Array
-    env_steps: jax.Array  # int32: env steps consumed so far (all envs)
-    key: jax.Array
-
-
 def make_train(env_id: str, structure: dict, settings: TrainSettings):
     s = structure_with_defaults(DQN, structure)
     env, env_params = make_env(env_id)
@@ -110,7 +101,7 @@ def make_train(env_id: str, structure: dict, settings: TrainSettings):
             return jnp.where(env_steps < warmup_steps, 1.0, eps)  # warm-up: uniformly random
 
         # --- acting ------------------------------------------------------------------
-        def env_step(runner: Runner, _):
+        def env_step(runner: replay.Runner, _):
             key, k_explore, k_random, k_env = jax.random.split(runner.key, 4)
             greedy = jnp.argmax(network.apply(runner.learner.params, runner.obs), axis=-1)
             random = jax.random.randint(k_random, (num_envs,), 0, num_actions)
@@ -156,14 +147,14 @@ def make_train(env_id: str, structure: dict, settings: TrainSettings):
                                    updated, learner)
             return (learner, buffer, learning), loss
 
-        def update_step(runner: Runner, _):
+        def update_step(runner: replay.Runner, _):
             runner, losses = replay.collect_and_train(
                 runner, env_step, gradient_step, rollout_length=rollout_length,
                 warmup_steps=warmup_steps, train_epochs=train_epochs)
             return runner, losses.mean()
 
         # --- evaluation chunks -------------------------------------------------------
-        def eval_chunk(runner: Runner, _):
+        def eval_chunk(runner: replay.Runner, _):
             runner, losses = jax.lax.scan(update_step, runner, None, updates_per_eval)
             key, k_eval = jax.random.split(runner.key)
             params = runner.learner.params
@@ -183,7 +174,7 @@ def make_train(env_id: str, structure: dict, settings: TrainSettings):
         example = replay.Transition(jnp.zeros(obs_shape, jnp.float32), jnp.zeros((), jnp.int32),
                                     jnp.zeros(()), jnp.zeros(obs_shape, jnp.float32),
                                     jnp.zeros(()))
-        runner = Runner(
+        runner = replay.Runner(
             learner=Learner(params, params, tx.init(params), jnp.zeros((), jnp.int32)),
             buffer=replay.init(example, s["buffer_size"]),
             env_state=env_state, obs=obs, env_steps=jnp.zeros((), jnp.int32), key=key)

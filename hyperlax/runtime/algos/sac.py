@@ -105,15 +105,6 @@ class Learner(NamedTuple):
     alpha_opt: Any
 
 
-class Runner(NamedTuple):
-    learner: Learner
-    buffer: replay.Buffer
-    env_state: Any
-    obs: jax.Array
-    env_steps: jax.Array  # int32: env steps consumed so far (all envs)
-    key: jax.Array
-
-
 class Losses(NamedTuple):
     q_loss: jax.Array
     actor_loss: jax.Array
@@ -164,7 +155,7 @@ def make_train(env_id: str, structure: dict, settings: TrainSettings):
         target_entropy = -hp["target_entropy_scale"] * action_dim
 
         # --- acting ------------------------------------------------------------------
-        def env_step(runner: Runner, _):
+        def env_step(runner: replay.Runner, _):
             key, k_policy, k_random, k_env = jax.random.split(runner.key, 4)
             policy, _ = sample_action(runner.learner.actor_params, runner.obs, k_policy)
             random = jax.random.uniform(k_random, (num_envs, action_dim), minval=low,
@@ -234,14 +225,14 @@ def make_train(env_id: str, structure: dict, settings: TrainSettings):
             losses = Losses(q_loss, pi_loss, jnp.exp(learner.log_alpha))
             return (learner, buffer, learning), losses
 
-        def update_step(runner: Runner, _):
+        def update_step(runner: replay.Runner, _):
             runner, losses = replay.collect_and_train(
                 runner, env_step, gradient_step, rollout_length=rollout_length,
                 warmup_steps=warmup_steps, train_epochs=train_epochs)
             return runner, jax.tree.map(jnp.mean, losses)
 
         # --- evaluation chunks -------------------------------------------------------
-        def eval_chunk(runner: Runner, _):
+        def eval_chunk(runner: replay.Runner, _):
             runner, losses = jax.lax.scan(update_step, runner, None, updates_per_eval)
             key, k_eval = jax.random.split(runner.key)
             actor_params = runner.learner.actor_params
@@ -268,7 +259,7 @@ def make_train(env_id: str, structure: dict, settings: TrainSettings):
                           alpha_tx.init(log_alpha))
         example = replay.Transition(dummy_obs, dummy_action, jnp.zeros(()), dummy_obs,
                                     jnp.zeros(()))
-        runner = Runner(learner, replay.init(example, s["buffer_size"]), env_state, obs,
+        runner = replay.Runner(learner, replay.init(example, s["buffer_size"]), env_state, obs,
                         jnp.zeros((), jnp.int32), key)
         _, (steps, returns, losses, finite) = jax.lax.scan(
             eval_chunk, runner, None, settings.num_evaluations)
