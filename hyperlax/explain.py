@@ -1,4 +1,5 @@
-"""Human- and machine-readable accounts of a plan: ``show``, ``show --samples`` and ``check``."""
+"""Human- and machine-readable accounts of a plan: ``show``, ``show --samples`` and ``check``
+(what differs between two plans, and whether their results do)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import msgspec
 
 from hyperlax.compiler.lower import plan_summary
-from hyperlax.planfile import Plan
+from hyperlax.planfile import Plan, results_id
 
 
 def describe(plan: Plan, plan_id: str, fmt: str) -> str:
@@ -56,11 +57,12 @@ def describe(plan: Plan, plan_id: str, fmt: str) -> str:
         what = _dist_text(r.distribution) if r.distribution else json.dumps(r.value)
         out.append(f"  {r.name:<{name_width}}  {r.role:<10}  {r.source:<14}  {what}")
     out += ["", "groups (samples that share a structure)"]
-    for g in plan.groups[:20]:
-        out.append(f"  group {g.index}: {len(g.samples)} samples  "
-                   + _structure_text(plan.structures[g.structure].values, plan))
-    if len(plan.groups) > 20:
-        out.append(f"  ... {len(plan.groups) - 20} more groups")
+    sizes = Counter(sample.structure for sample in plan.samples)
+    for st in plan.structures[:20]:
+        out.append(f"  group {st.index}: {sizes[st.index]} samples  "
+                   + _structure_text(st.values, plan))
+    if len(plan.structures) > 20:
+        out.append(f"  ... {len(plan.structures) - 20} more groups")
     out += ["", "entries"]
     for e in plan.entries[:20]:
         subs = ", ".join(f"{len(sb.samples)}/{sb.width}" for sb in e.sub_batches)
@@ -130,6 +132,8 @@ def differences(old: Plan, new: Plan, limit: int = 10) -> list[str]:
     lines: list[str] = []
     if old.hyperlax_version != new.hyperlax_version:
         lines.append(f"hyperlax version: {old.hyperlax_version} -> {new.hyperlax_version}")
+    if old.manifest_name != new.manifest_name:
+        lines.append(f"manifest file name: {old.manifest_name} -> {new.manifest_name}")
     if old.manifest_sha256 != new.manifest_sha256:
         lines.append("manifest text changed since the plan was written")
     if old.recipe_text != new.recipe_text:
@@ -158,3 +162,12 @@ def differences(old: Plan, new: Plan, limit: int = 10) -> list[str]:
     if not lines:
         lines.append("the plans differ in encoding only (written by another hyperlax version?)")
     return lines[:limit]
+
+
+def difference_kind(old: Plan, new: Plan) -> str:
+    """Whether two differing plans would produce different results: a sweep directory belongs
+    to a results id, so completed results survive an edit that keeps it."""
+    if results_id(old) == results_id(new):
+        return ("only the manifest's text differs (comments/formatting/file name): the results "
+                "are the same; completed results stay valid")
+    return "the results differ"

@@ -12,15 +12,48 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 from hyperlax.errors import HyperlaxError
-from hyperlax.spec.resolve import Settings
+from hyperlax.hyperparams import CONFIGS, AlgorithmConfig
+from hyperlax.hyperparams.budget import Budget, EvalEpisodes, NumEvaluations, TotalTimesteps
 
 FORMAT = "hyperlax-plan"
 FORMAT_VERSION = 1
+
+
+Sampling = Literal["qmc_sobol", "random"]
+Mode = Literal["batched", "sequential", "grouped"]
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True,
+               omit_defaults=True):
+    """Everything about a sweep that is not a hyperparameter, with defaults filled in.
+    Fields added after format 1 have defaults and are omitted when unset
+    (``omit_defaults``), so plans that do not use them keep their bytes."""
+
+    name: str
+    recipe: str           # recipe name used in output paths (file stem for a recipe path)
+    algorithm: str
+    env: str
+    num_samples: int
+    sampling: Sampling
+    seed: int
+    mode: Mode
+    batch_size: int
+    output_root: str
+    seeds_per_sample: int
+    total_timesteps: TotalTimesteps   # the three fields of a Budget, flat as format 1 has them
+    num_evaluations: NumEvaluations
+    eval_episodes: EvalEpisodes
+    structures: int | None = None  # two-level sampling: this many structural points
+
+    @property
+    def budget(self) -> Budget:
+        return Budget(total_timesteps=self.total_timesteps,
+                      num_evaluations=self.num_evaluations, eval_episodes=self.eval_episodes)
 
 
 class HyperParamRow(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -89,6 +122,10 @@ class Plan(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
         """Every hyperparameter's value for one sample."""
         return {**self.constants, **self.samples[index].values}
 
+    def sample_config(self, index: int) -> AlgorithmConfig:
+        """One sample's configuration: the algorithm's config Struct (validated on the way)."""
+        return CONFIGS[self.settings.algorithm].from_values(self.sample_values(index))
+
 
 class PlanFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     format: str
@@ -156,3 +193,17 @@ def read_plan_file(path: Path) -> tuple[Plan, str, bytes]:
         raise HyperlaxError(str(path), f"cannot read plan file: {exc.strerror}") from None
     plan, pid = decode_plan(data, str(path))
     return plan, pid, data
+
+
+RESULTS_ID_FORMAT = "hyperlax-results-1"
+
+
+def results_id(plan: Plan) -> str:
+    """The sha256 of what determines a plan's results: its settings, hyperparameter rows,
+    constants, sampled names, structures, samples (values, unit points, seeds) and entries
+    (paths, sub-batches). Not the manifest's name or text, its sha256, the recipe's text or
+    the hyperlax version: a comment-only edit or a renamed manifest keeps the results id, and
+    so keeps its completed results (a sweep directory is owned by a results id)."""
+    basis = [RESULTS_ID_FORMAT, plan.settings, plan.hyperparams, plan.constants, plan.sampled,
+             plan.structures, plan.samples, plan.entries]
+    return hashlib.sha256(msgspec.msgpack.encode(basis)).hexdigest()

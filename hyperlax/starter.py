@@ -10,10 +10,10 @@ import msgspec
 import tomli_w
 
 from hyperlax.errors import HyperlaxError
-from hyperlax.spec.envs import ENVS
-from hyperlax.spec.manifest import decode_recipe, did_you_mean
-from hyperlax.spec.params import ALGORITHM_ACTIONS
-from hyperlax.spec.recipes import load_recipe_text
+from hyperlax.environments import ENVS
+from hyperlax.manifest.format import decode_recipe, did_you_mean
+from hyperlax.hyperparams import CONFIGS
+from hyperlax.manifest.recipes import load_recipe_text
 from hyperlax.toml_inline import toml_key, toml_value
 
 SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "manifest.schema.json"
@@ -26,9 +26,9 @@ def starter_manifest(recipe: str, env_id: str, name: str | None, num_samples: in
     if env_id not in ENVS:
         raise HyperlaxError("--env", f"unknown env {env_id!r}{did_you_mean(env_id, ENVS)}; "
                                      f"one of {', '.join(ENVS)}")
-    if ENVS[env_id].action_space not in ALGORITHM_ACTIONS[parsed.algorithm]:
+    if ENVS[env_id].action_space not in CONFIGS[parsed.algorithm].action_spaces:
         fitting = [e for e, i in ENVS.items()
-                   if i.action_space in ALGORITHM_ACTIONS[parsed.algorithm]]
+                   if i.action_space in CONFIGS[parsed.algorithm].action_spaces]
         raise HyperlaxError("--env", f"{recipe_name} cannot act in {env_id}; use one of "
                                      f"{', '.join(fitting)}")
     if num_samples < 1:

@@ -28,13 +28,13 @@ eval_episodes = 2
 num_envs = 2
 rollout_length = 4
 train_epochs = 1
-warmup_steps = 64
 buffer_size = 128
 replay_batch_size = 16
-"network.q.layer_sizes" = [16]
 
 [space]
 target_update_period = {{ dist = "categorical", values = [10, 20] }}
+warmup_steps = {{ dist = "int_uniform", low = 0, high = 64 }}
+"network.q.layer_sizes" = {{ dist = "categorical", values = {layers} }}
 """
 
 SAC = """\
@@ -60,9 +60,9 @@ replay_batch_size = 16
 """
 
 
-def run(tmp_path, template, n, mode, batch):
+def run(tmp_path, template, n, mode, batch, layers="[[16]]"):
     manifest = tmp_path / f"{mode}.toml"
-    manifest.write_text(template.format(n=n, mode=mode, batch=batch))
+    manifest.write_text(template.format(n=n, mode=mode, batch=batch, layers=layers))
     plan, _ = compile_manifest(manifest)
     report = execute(plan, plan_id(plan), encode_plan(plan), tmp_path / mode)
     returns = {}
@@ -77,8 +77,19 @@ def run(tmp_path, template, n, mode, batch):
     return plan, report, returns
 
 
+def test_dqn_sampling_warmup_and_target_period_compiles_once(tmp_path):
+    """Both are compared with traced counters only, so they are data: a sweep sampling them
+    (and nothing structural) is one structure and one compiled program."""
+    plan, report, _ = run(tmp_path, DQN, n=4, mode="batched", batch=4)
+    assert {"target_update_period", "warmup_steps"} <= set(plan.sampled)
+    assert len({plan.samples[i].values["target_update_period"] for i in range(4)}) == 2
+    assert len({plan.samples[i].values["warmup_steps"] for i in range(4)}) == 4
+    assert len(plan.structures) == 1 and report.compiles == 1
+
+
 def test_dqn_grouped_compiles_once_per_structure(tmp_path):
-    plan, report, returns = run(tmp_path, DQN, n=6, mode="grouped", batch=2)
+    plan, report, returns = run(tmp_path, DQN, n=6, mode="grouped", batch=2,
+                                layers="[[16], [8]]")
     assert len(plan.structures) == 2
     assert report.compiles == 2 and report.ran == len(plan.entries)
     assert sorted(returns) == list(range(6))

@@ -23,11 +23,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from hyperlax import store
 from hyperlax.cli import main
 from hyperlax.errors import HyperlaxError
 from hyperlax.runtime.executor import execute
-from hyperlax.store import MARKER, SweepDir, atomic_write
+from hyperlax.storage import atomic, sweepdir
+from hyperlax.storage.atomic import atomic_write
+from hyperlax.storage.sweepdir import MARKER, Owner, SweepDir
 from test_exec import tiny_plan
 
 PAUSE_TIMEOUT = 240  # seconds; generous, the machine is shared
@@ -63,7 +64,7 @@ def assert_same_results(root: Path, reference: Path, plan, pid: str) -> None:
         assert untimed(a / "summary.json") == untimed(b / "summary.json")
         assert (a / "samples.json").read_bytes() == (b / "samples.json").read_bytes()
         assert (a / "curves.csv").read_bytes() == (b / "curves.csv").read_bytes()
-        assert SweepDir(root).verify(plan.entries[i].path, pid, i) == []
+        assert SweepDir(root).verify(plan.entries[i].path, Owner.of(plan, pid), i) == []
 
 
 def untimed(path: Path) -> dict:
@@ -207,7 +208,7 @@ def test_sigint_and_sigterm_stop_cleanly_with_a_resume_hint(three_entries, tmp_p
 
 def failing_write(fail_when):
     """atomic_write that raises ENOSPC for the paths ``fail_when`` picks."""
-    real = store.atomic_write
+    real = atomic.atomic_write
 
     def write(path: Path, data: bytes) -> None:
         if fail_when(path):
@@ -233,7 +234,7 @@ def exec_cli(plan_file: Path, root: Path, *args: str):
 def test_disk_full_stops_exec_and_marks_nothing_it_should_not(two_entries, monkeypatch, name):
     plan, plan_file, root = two_entries
     second = plan.entries[1].path.split("/")[-1]
-    monkeypatch.setattr(store, "atomic_write", failing_write(
+    monkeypatch.setattr(atomic, "atomic_write", failing_write(
         lambda p: p.name == name and p.parent.name == second))
     result = exec_cli(plan_file, root)
     assert result.exit_code == 1, result.output
@@ -254,16 +255,16 @@ def test_disk_full_stops_exec_and_marks_nothing_it_should_not(two_entries, monke
 
 def test_disk_full_while_claiming_the_sweep_directory(two_entries, monkeypatch):
     plan, plan_file, root = two_entries
-    monkeypatch.setattr(store, "atomic_write", failing_write(
-        lambda p: p.name == store.SWEEP_RECORD))
+    monkeypatch.setattr(atomic, "atomic_write", failing_write(
+        lambda p: p.name == sweepdir.SWEEP_RECORD))
     result = exec_cli(plan_file, root)
     assert result.exit_code == 1, result.output
     assert f"error: {root}: cannot set up the sweep directory: No space left on device" in \
         result.output
     assert not any(root.rglob(MARKER))
     monkeypatch.undo()  # a later exec of the same plan accepts the half-claimed directory
-    assert SweepDir(root).owner() is None
-    SweepDir(root).check_owner("any plan")
+    assert SweepDir(root).record() is None
+    SweepDir(root).check_owner(Owner("any plan", "any results"))
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
@@ -300,9 +301,9 @@ def test_a_claim_killed_halfway_does_not_lock_the_directory(tmp_path):
     copy and a temporary; the next exec must accept the directory, not call it foreign."""
     root = tmp_path / "out"
     root.mkdir()
-    (root / store.PLAN_COPY).write_bytes(b"plan")
-    (root / f".{store.SWEEP_RECORD}.abc123.tmp").write_bytes(b"{")
-    SweepDir(root).check_owner("f" * 64)
+    (root / sweepdir.PLAN_COPY).write_bytes(b"plan")
+    (root / f".{sweepdir.SWEEP_RECORD}.abc123.tmp").write_bytes(b"{")
+    SweepDir(root).check_owner(Owner("f" * 64, "e" * 64))
     (root / "thesis.tex").write_text("precious")
     with pytest.raises(HyperlaxError, match="not a hyperlax sweep directory"):
-        SweepDir(root).check_owner("f" * 64)
+        SweepDir(root).check_owner(Owner("f" * 64, "e" * 64))

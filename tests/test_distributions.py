@@ -8,7 +8,7 @@ from collections import Counter
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from hyperlax.spec.distributions import (Categorical, IntLogUniform, IntUniform, LogUniform,
+from hyperlax.manifest.distributions import (Categorical, IntLogUniform, IntUniform, LogUniform,
                                          Uniform)
 
 unit = st.floats(min_value=0.0, max_value=1.0, exclude_max=True)

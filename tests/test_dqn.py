@@ -1,8 +1,8 @@
 """DQN training function and the replay buffer it shares with SAC.
 
-Every training call goes through the executor's wrapping,
-``jit(vmap(vmap(train, (None, 0)), (0, 0)))`` over samples x replicates; the compiled
-functions are module-scoped so each shape compiles once.
+Every training call goes through ``runtime.batched``, the executor's own vmap over samples x
+replicates with the plan's key rule; the compiled functions are module-scoped so each shape
+compiles once.
 """
 
 from __future__ import annotations
@@ -13,23 +13,22 @@ import numpy as np
 import pytest
 
 from hyperlax.runtime import replay
-from hyperlax.runtime.algos import TrainSettings
+from hyperlax.hyperparams import DQNConfig
+from hyperlax.hyperparams.budget import Budget
 from hyperlax.runtime.algos.dqn import make_train
-from hyperlax.spec.params import DQN
-from offpolicy_helpers import (REPLICATES, executor_wrap, keys_for, row, scalar_hp, stack,
-                               to_numpy)
+from hyperlax.runtime.batched import batched_train, replicate_keys
+from offpolicy_helpers import REPLICATES, configs, jitted, keys_for, row, to_numpy
 
 ENV = "gymnax.cartpole"
 # Tiny structure: 4 env steps per iteration, 2 chunks of 3 iterations, 2 gradient steps per
 # iteration. Warm-up (16 steps) covers chunk 1, so chunk 2 runs exactly 6 gradient steps.
-SMALL = {"num_envs": 2, "rollout_length": 2, "train_epochs": 2, "warmup_steps": 16,
-         "replay_batch_size": 8, "buffer_size": 32, "target_update_period": 2,
-         "network.q.layer_sizes": [16, 16]}
-SMALL_SETTINGS = TrainSettings(total_timesteps=24, num_evaluations=2, eval_episodes=2)
+SMALL = dict(num_envs=2, rollout_length=2, train_epochs=2, warmup_steps=16, replay_batch_size=8,
+             buffer_size=32, target_update_period=2, q_layer_sizes=[16, 16])
+SMALL_BUDGET = Budget(total_timesteps=24, num_evaluations=2, eval_episodes=2)
 
 
-def hp_of(**overrides) -> dict:
-    return scalar_hp(DQN, **overrides)
+def hp_of(**overrides) -> DQNConfig:
+    return DQNConfig(**{**SMALL, **overrides})
 
 
 # --- replay buffer -------------------------------------------------------------------------
@@ -72,7 +71,7 @@ def test_replay_buffer_vmaps_with_per_buffer_keys():
 
 @pytest.fixture(scope="module")
 def small_train():
-    return executor_wrap(make_train(ENV, SMALL, SMALL_SETTINGS))
+    return jitted("dqn", ENV, SMALL_BUDGET)
 
 
 A = hp_of(learning_rate=1e-3, gamma=0.97, tau=0.5, huber_delta=2.0)
@@ -84,9 +83,9 @@ E = hp_of(learning_rate=2e-4, epsilon_decay_fraction=0.1)
 
 @pytest.fixture(scope="module")
 def runs(small_train):
-    alone = to_numpy(small_train(stack(A), keys_for(7)))
-    with_bc = to_numpy(small_train(stack(A, B, C), keys_for(7, 8, 9)))
-    with_de = to_numpy(small_train(stack(D, A, E), keys_for(3, 7, 4)))
+    alone = to_numpy(small_train(configs(A), keys_for(7)))
+    with_bc = to_numpy(small_train(configs(A, B, C), keys_for(7, 8, 9)))
+    with_de = to_numpy(small_train(configs(D, A, E), keys_for(3, 7, 4)))
     return alone, with_bc, with_de
 
 
@@ -117,14 +116,14 @@ def test_batch_mates_do_not_change_a_sample(runs):
 
 def test_deterministic(small_train, runs):
     _, with_bc, _ = runs
-    again = to_numpy(small_train(stack(A, B, C), keys_for(7, 8, 9)))
+    again = to_numpy(small_train(configs(A, B, C), keys_for(7, 8, 9)))
     jax.tree.map(np.testing.assert_array_equal, again, with_bc)
 
 
 def test_diverging_sample_reports_not_finite_and_spares_batch_mates(small_train, runs):
     _, with_bc, _ = runs
     bad = hp_of(learning_rate=float("nan"))
-    out = to_numpy(small_train(stack(A, bad, C), keys_for(7, 8, 9)))
+    out = to_numpy(small_train(configs(A, bad, C), keys_for(7, 8, 9)))
     assert out.finite[1, :, 0].all()  # warm-up: the NaN learning rate is not used yet
     assert not out.finite[1, :, 1].any()
     assert out.finite[0].all() and out.finite[2].all()
@@ -135,7 +134,7 @@ def test_diverging_sample_reports_not_finite_and_spares_batch_mates(small_train,
 def test_warmup_acts_randomly_and_applies_no_update(small_train):
     """During warm-up (all of chunk 1) neither the learning rate nor the epsilon schedule can
     matter; once learning starts (chunk 2) they do."""
-    out = to_numpy(small_train(stack(hp_of(learning_rate=1e-1, epsilon_start=0.0),
+    out = to_numpy(small_train(configs(hp_of(learning_rate=1e-1, epsilon_start=0.0),
                                      hp_of(learning_rate=1e-4, epsilon_start=1.0), C),
                                keys_for(5, 5, 9)))
     first, second = row(out, 0), row(out, 1)
@@ -145,11 +144,28 @@ def test_warmup_acts_randomly_and_applies_no_update(small_train):
     assert out.finite.all()
 
 
-def test_rejects_unknown_structure_and_continuous_env():
-    with pytest.raises(ValueError, match="unknown structural"):
-        make_train(ENV, {"num_env": 2}, SMALL_SETTINGS)
+def test_scalar_warmup_and_target_period_vary_within_one_program(small_train):
+    """warmup_steps and target_update_period are data: lanes of one compiled call may differ
+    in them, and each lane trains as it would alone."""
+    mixed = to_numpy(small_train(configs(hp_of(warmup_steps=0, target_update_period=1),
+                                         hp_of(warmup_steps=24, target_update_period=5)),
+                                 keys_for(5, 5)))
+    early, never = row(mixed, 0), row(mixed, 1)
+    # warm-up 24 = the whole budget: no update ever, so both chunks' returns come from the
+    # untouched initial network; warm-up 0 learns from the first iteration.
+    assert not np.array_equal(early.losses["q_loss"], never.losses["q_loss"])
+    alone = to_numpy(small_train(configs(hp_of(warmup_steps=24, target_update_period=5)),
+                                 keys_for(5)))
+    np.testing.assert_allclose(row(alone, 0).losses["q_loss"], never.losses["q_loss"],
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_rejects_inconsistent_config_and_continuous_env():
+    train = make_train(ENV, SMALL_BUDGET)
+    with pytest.raises(ValueError, match="exceeds buffer_size"):
+        jax.eval_shape(train, hp_of(replay_batch_size=64), jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match="discrete"):
-        make_train("gymnax.pendulum", {}, SMALL_SETTINGS)
+        make_train("gymnax.pendulum", SMALL_BUDGET)
 
 
 # --- learning ------------------------------------------------------------------------------
@@ -157,13 +173,12 @@ def test_rejects_unknown_structure_and_continuous_env():
 @pytest.mark.slow
 def test_learns_cartpole():
     """Random play scores ~22 on CartPole; 3 seeds, 30k env steps, 7.5k gradient steps."""
-    structure = {"num_envs": 4, "rollout_length": 4, "train_epochs": 4, "warmup_steps": 1_000,
-                 "replay_batch_size": 64, "buffer_size": 10_000, "target_update_period": 250}
-    settings = TrainSettings(total_timesteps=30_000, num_evaluations=10, eval_episodes=10)
-    train = executor_wrap(make_train(ENV, structure, settings))
-    hp = hp_of(learning_rate=1e-3, epsilon_decay_fraction=0.2)
-    seeds = jax.random.split(jax.random.key(0), 3)[None]
-    out = to_numpy(train(stack(hp), seeds))
+    config = DQNConfig(num_envs=4, rollout_length=4, train_epochs=4, warmup_steps=1_000,
+                       replay_batch_size=64, buffer_size=10_000, target_update_period=250,
+                       learning_rate=1e-3, epsilon_decay_fraction=0.2)
+    budget = Budget(total_timesteps=30_000, num_evaluations=10, eval_episodes=10)
+    train = jax.jit(batched_train("dqn", ENV, budget))
+    out = to_numpy(train(configs(config), replicate_keys([0], 3)))
     assert out.finite.all()
     late = out.eval_returns[0, :, -5:].mean(axis=-1)  # per seed, mean of the last 5 evals
     assert late.mean() > 100, out.eval_returns

@@ -12,10 +12,10 @@ from click.testing import CliRunner
 
 from hyperlax.cli import main
 from hyperlax.compiler import compile_manifest
-from hyperlax.planfile import encode_plan, plan_id
+from hyperlax.planfile import encode_plan, plan_id, results_id
 from hyperlax.runtime.executor import CompiledRunner, execute
 from hyperlax.runtime.outputs import sample_summary
-from hyperlax.store import MARKER, SWEEP_RECORD
+from hyperlax.storage.sweepdir import MARKER, SWEEP_RECORD
 
 # Tiny PPO on CartPole: 2 updates of 4 envs x 16 steps, 2 short evaluations.
 TINY = """\
@@ -74,11 +74,13 @@ def reference(tmp_path_factory):
 def test_exec_writes_outputs_and_markers(reference):
     plan, pid, _, root, report = reference
     assert report.ran == 2 and report.skipped == 0 and report.compiles == 1
-    assert json.loads((root / SWEEP_RECORD).read_text())["plan_id"] == pid
+    record = json.loads((root / SWEEP_RECORD).read_text())
+    assert record == {"plan_id": pid, "results_id": results_id(plan)}
     for entry in plan.entries:
         directory = root.joinpath(*entry.path.split("/"))
         marker = json.loads((directory / MARKER).read_text())
-        assert marker["plan_id"] == pid and set(marker["files"]) == {
+        assert marker["plan_id"] == pid and marker["results_id"] == results_id(plan)
+        assert set(marker["files"]) == {
             "samples.json", "curves.npz", "curves.csv", "summary.json"}
         summary = json.loads((directory / "summary.json").read_text())
         assert [s["sample"] for s in summary["samples"]] == entry.samples
@@ -175,7 +177,7 @@ def test_padding_lanes_do_not_change_results(tmp_path):
 def test_grouped_mode_compiles_once_per_group(tmp_path):
     space = '"network.activation" = { dist = "categorical", values = ["tanh", "relu"] }'
     plan, pid, data = tiny_plan(tmp_path, n=6, mode="grouped", batch=2, space=space)
-    assert len(plan.groups) == 2 and len(plan.entries) >= 3
+    assert len(plan.structures) == 2 and len(plan.entries) >= 3
     report = execute(plan, pid, data, tmp_path / "out")
     assert report.compiles == 2
 

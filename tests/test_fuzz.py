@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from hyperlax.cli import main
 from hyperlax.errors import HyperlaxError
 from hyperlax.planfile import decode_plan
-from hyperlax.spec.params import ALGORITHMS, HyperParam
+from hyperlax.hyperparams import ALGORITHMS, HyperParam
 
 FAST = settings(max_examples=40, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from hyperlax.cli import main
 from hyperlax.planfile import FORMAT_VERSION, PlanFile
 from hyperlax.runtime.executor import execute
-from hyperlax.store import MARKER, SweepDir
+from hyperlax.storage.sweepdir import MARKER, Owner, SweepDir
 from test_exec import tiny_plan
 
 
@@ -114,9 +114,9 @@ def test_markers_without_sizes_still_verify(sweep):
     marker = json.loads(marker_path.read_text())
     del marker["bytes"]
     marker_path.write_text(json.dumps(marker))
-    assert SweepDir(root).verify(plan.entries[0].path, pid, 0) == []
+    assert SweepDir(root).verify(plan.entries[0].path, Owner.of(plan, pid), 0) == []
     _truncate(entry(root, plan, 0) / "curves.npz")
-    assert SweepDir(root).verify(plan.entries[0].path, pid, 0) == [
+    assert SweepDir(root).verify(plan.entries[0].path, Owner.of(plan, pid), 0) == [
         "curves.npz changed after the entry completed (checksum differs)"]
 
 

@@ -9,27 +9,22 @@ from __future__ import annotations
 import jax
 import pytest
 
-from hyperlax.runtime.algos import TrainSettings, get_make_train
-from hyperlax.spec.params import ALGORITHMS
+from hyperlax.hyperparams import CONFIGS
+from hyperlax.hyperparams.budget import Budget
+from hyperlax.runtime.batched import batched_train, replicate_keys, stack
 
 ENVS = {"ppo": "gymnax.pendulum", "dqn": "gymnax.cartpole", "sac": "gymnax.pendulum"}
+SMALL = {"ppo": dict(num_minibatches=2),
+         "dqn": dict(buffer_size=64, replay_batch_size=8, warmup_steps=8),
+         "sac": dict(buffer_size=64, replay_batch_size=8, warmup_steps=8)}
 DECOMPOSITIONS = ("geqrf", "orgqr", "householder", "lapack", "gesdd", "syevd", "potrf")
 
 
-@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+@pytest.mark.parametrize("algorithm", sorted(CONFIGS))
 def test_training_program_has_no_lapack_custom_call(algorithm):
-    table = ALGORITHMS[algorithm]
-    structure = {n: p.default for n, p in table.items() if p.role == "structural"}
-    structure.update({"num_envs": 2, "rollout_length": 4})
-    if algorithm == "ppo":
-        structure["num_minibatches"] = 2
-    else:
-        structure.update({"buffer_size": 64, "replay_batch_size": 8, "warmup_steps": 8})
-    train = get_make_train(algorithm)(ENVS[algorithm], structure, TrainSettings(16, 1, 1))
-    hp = {n: jax.numpy.full((2,), p.default, jax.numpy.float32)
-          for n, p in table.items() if p.role == "scalar"}
-    keys = jax.random.split(jax.random.PRNGKey(0), 2)[:, None]
-    batched = jax.jit(jax.vmap(jax.vmap(train, in_axes=(None, 0)), in_axes=(0, 0)))
-    text = batched.lower(hp, keys).as_text().lower()
-    found = [name for name in DECOMPOSITIONS if name in text]
+    config = CONFIGS[algorithm](num_envs=2, rollout_length=4, **SMALL[algorithm])
+    run = batched_train(algorithm, ENVS[algorithm], Budget(total_timesteps=16,
+                                                           num_evaluations=1, eval_episodes=1))
+    text = jax.jit(run).lower(stack([config, config]), replicate_keys([0, 1], 1)).as_text()
+    found = [name for name in DECOMPOSITIONS if name in text.lower()]
     assert not found, f"{algorithm}'s program contains {found}"

@@ -1,4 +1,4 @@
-"""PPO: the executor's vmap-of-vmap wrapping, batch independence, determinism, both action
+"""PPO through the one batched entry point (``runtime.batched``): batch independence, determinism, both action
 spaces, divergence reporting, and (slow) that it learns CartPole.
 
 Compiling a vmapped train takes ~10-20 s on a 2-core CPU, so the module compiles exactly three
@@ -12,82 +12,65 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hyperlax.runtime.algos import TrainSettings, num_updates
-from hyperlax.runtime.algos.ppo import LOSS_NAMES, Transition, _gae, _norm_init, \
-    _norm_update, make_train
-from hyperlax.spec.params import PPO
+from hyperlax.hyperparams import PPOConfig
+from hyperlax.hyperparams.budget import Budget
+from hyperlax.runtime.algos.ppo import LOSS_NAMES, Transition, _gae, _norm_init, _norm_update
+from hyperlax.runtime.batched import batched_train, lane, replicate_keys, stack
 
-SCALARS = {n: p.default for n, p in PPO.items() if p.role == "scalar"}
-STRUCTURE = {n: p.default for n, p in PPO.items() if p.role == "structural"}
-
-TINY = {**STRUCTURE, "num_envs": 4, "rollout_length": 16, "update_epochs": 2,
-        "num_minibatches": 2, "network.actor.layer_sizes": [16, 16],
-        "network.critic.layer_sizes": [16, 16]}
+TINY = dict(num_envs=4, rollout_length=16, update_epochs=2, num_minibatches=2,
+            actor_layer_sizes=[16, 16], critic_layer_sizes=[16, 16])
 # 64 steps per update, one update per chunk, two chunks.
-TINY_SETTINGS = TrainSettings(total_timesteps=128, num_evaluations=2, eval_episodes=2)
+TINY_BUDGET = Budget(total_timesteps=128, num_evaluations=2, eval_episodes=2)
 
-LEARN_SETTINGS = TrainSettings(total_timesteps=60_000, num_evaluations=6, eval_episodes=8)
+LEARN_BUDGET = Budget(total_timesteps=60_000, num_evaluations=6, eval_episodes=8)
 LEARN_SEEDS = 3
 
 REPLICATES = 2
-SAMPLE_A = dict(SCALARS)
+SAMPLE_A = PPOConfig(**TINY)
 MATES_1 = [
-    {**SCALARS, "actor_lr": 1e-3, "critic_lr": 1e-4, "gamma": 0.9},
-    {**SCALARS, "clip_eps": 0.1, "ent_coef": 0.01, "max_grad_norm": 2.0},
-    {**SCALARS, "gae_lambda": 0.8, "vf_coef": 1.0, "actor_lr": 3e-5},
+    PPOConfig(**TINY, actor_lr=1e-3, critic_lr=1e-4, gamma=0.9),
+    PPOConfig(**TINY, clip_eps=0.1, ent_coef=0.01, max_grad_norm=2.0),
+    PPOConfig(**TINY, gae_lambda=0.8, vf_coef=1.0, actor_lr=3e-5),
 ]
-DIVERGING = {**SCALARS, "actor_lr": 1e30, "critic_lr": 1e30, "max_grad_norm": 1e30}
+DIVERGING = PPOConfig(**TINY, actor_lr=1e30, critic_lr=1e30, max_grad_norm=1e30)
 MATES_2 = [
     DIVERGING,
-    {**SCALARS, "actor_lr": 5e-3, "gamma": 0.999, "clip_eps": 0.3},
-    {**SCALARS, "critic_lr": 2e-3, "ent_coef": 0.05, "gae_lambda": 1.0},
+    PPOConfig(**TINY, actor_lr=5e-3, gamma=0.999, clip_eps=0.3),
+    PPOConfig(**TINY, critic_lr=2e-3, ent_coef=0.05, gae_lambda=1.0),
 ]
-
-
-def executor_wrap(train):
-    """How the executor calls train: samples x replicates."""
-    return jax.jit(jax.vmap(jax.vmap(train, in_axes=(None, 0)), in_axes=(0, 0)))
-
-
-def stack(samples: list[dict]) -> dict:
-    return {k: jnp.asarray([s[k] for s in samples], jnp.float32) for k in samples[0]}
-
-
-def keys_for(seeds: list[int], replicates: int) -> jax.Array:
-    return jnp.stack([jax.random.split(jax.random.key(s), replicates) for s in seeds])
 
 
 def pick(metrics, i):
-    return jax.tree.map(lambda x: np.asarray(x[i]), metrics)
+    return jax.tree.map(np.asarray, lane(metrics, i))
 
 
 @pytest.fixture(scope="module")
 def pendulum_train():
-    return executor_wrap(make_train("gymnax.pendulum", TINY, TINY_SETTINGS))
+    return jax.jit(batched_train("ppo", "gymnax.pendulum", TINY_BUDGET))
 
 
 @pytest.fixture(scope="module")
 def a_alone(pendulum_train):
-    return pendulum_train(stack([SAMPLE_A]), keys_for([0], REPLICATES))
+    return pendulum_train(stack([SAMPLE_A]), replicate_keys([0], REPLICATES))
 
 
 @pytest.fixture(scope="module")
 def batch_1(pendulum_train):
     # A sits at a different position in each batch.
-    return pendulum_train(stack([SAMPLE_A, *MATES_1]), keys_for([0, 1, 2, 3], REPLICATES))
+    return pendulum_train(stack([SAMPLE_A, *MATES_1]), replicate_keys([0, 1, 2, 3], REPLICATES))
 
 
 @pytest.fixture(scope="module")
 def batch_2(pendulum_train):
     return pendulum_train(stack([*MATES_2[:2], SAMPLE_A, MATES_2[2]]),
-                          keys_for([4, 5, 0, 6], REPLICATES))
+                          replicate_keys([4, 5, 0, 6], REPLICATES))
 
 
 @pytest.fixture(scope="module")
 def cartpole_run():
-    train = executor_wrap(make_train("gymnax.cartpole", STRUCTURE, LEARN_SETTINGS))
-    hp = stack([{**SCALARS, "actor_lr": 1e-3, "critic_lr": 1e-3}])
-    return jax.device_get(train(hp, keys_for([0], LEARN_SEEDS)))
+    train = jax.jit(batched_train("ppo", "gymnax.cartpole", LEARN_BUDGET))
+    configs = stack([PPOConfig(actor_lr=1e-3, critic_lr=1e-3)])
+    return jax.device_get(train(configs, replicate_keys([0], LEARN_SEEDS)))
 
 
 # --- pure pieces ---------------------------------------------------------------------------
@@ -133,9 +116,9 @@ def test_running_normalization_matches_numpy():
 
 def test_continuous_shapes_and_steps(a_alone):
     m = a_alone
-    n = TINY_SETTINGS.num_evaluations
+    n = TINY_BUDGET.num_evaluations
     assert m.eval_steps.shape == (1, REPLICATES, n) and m.eval_steps.dtype == jnp.int32
-    per_eval, _ = num_updates(TINY_SETTINGS, 64)
+    per_eval, _ = TINY_BUDGET.updates(64)
     np.testing.assert_array_equal(m.eval_steps[0, 0], np.arange(1, n + 1) * per_eval * 64)
     assert m.eval_returns.shape == (1, REPLICATES, n)
     assert set(LOSS_NAMES) <= set(m.losses) and {"policy_loss", "value_loss", "entropy"} <= \
@@ -152,10 +135,10 @@ def test_continuous_shapes_and_steps(a_alone):
 
 def test_discrete_shapes(cartpole_run):
     m = cartpole_run
-    n = LEARN_SETTINGS.num_evaluations
+    n = LEARN_BUDGET.num_evaluations
     assert m.eval_returns.shape == (1, LEARN_SEEDS, n)
     assert m.eval_steps.shape == (1, LEARN_SEEDS, n)
-    per_eval, _ = num_updates(LEARN_SETTINGS, 8 * 64)
+    per_eval, _ = LEARN_BUDGET.updates(8 * 64)
     np.testing.assert_array_equal(m.eval_steps[0, 0], np.arange(1, n + 1) * per_eval * 8 * 64)
     assert bool(np.all(m.finite))
     # categorical entropy is at most log(2)
@@ -163,7 +146,7 @@ def test_discrete_shapes(cartpole_run):
 
 
 def test_deterministic(pendulum_train, a_alone):
-    again = pendulum_train(stack([SAMPLE_A]), keys_for([0], REPLICATES))
+    again = pendulum_train(stack([SAMPLE_A]), replicate_keys([0], REPLICATES))
     for x, y in zip(jax.tree.leaves(a_alone), jax.tree.leaves(again)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 

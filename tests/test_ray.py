@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("ray")
 
 from hyperlax.runtime.executor import execute  # noqa: E402
-from hyperlax.store import CLAIM_SUFFIX, MARKER  # noqa: E402
+from hyperlax.storage.sweepdir import CLAIM_SUFFIX, MARKER  # noqa: E402
 from test_crash import assert_same_results, entry_dir, states  # noqa: E402
 from test_exec import tiny_plan  # noqa: E402
 

@@ -20,7 +20,7 @@ from hyperlax.cli import main
 from hyperlax.compiler import compile_manifest
 from hyperlax.planfile import encode_plan, plan_id
 from hyperlax.runtime.outputs import EntryResult, SubBatchResult, write_entry
-from hyperlax.store import MARKER, SWEEP_RECORD, SweepDir
+from hyperlax.storage.sweepdir import MARKER, SWEEP_RECORD, Owner, SweepDir
 
 # Tiny PPO on CartPole, as in test_exec (same program, so the shared compile cache serves it).
 TINY = """\
@@ -262,7 +262,7 @@ def test_bad_input_is_a_located_error(executed, tmp_path):
     assert result.exit_code == 2 and "belongs to another plan (ffffffffffff)" in result.output
 
     empty = tmp_path / "claimed"
-    SweepDir(empty).claim(plan_file.read_bytes(), pid)  # exec started, nothing finished
+    SweepDir(empty).claim(plan_file.read_bytes(), Owner.of(plan, pid))  # exec started, no more
     result = invoke("report", plan_file, "--output-root", empty)
     assert result.exit_code == 2
     assert "no completed entries yet (0/2 entries done, 0 partial, 2 pending)" in result.output
@@ -278,8 +278,8 @@ def fake_sweep(tmp: Path):
     space = '"network.activation" = { dist = "categorical", values = ["tanh", "relu"] }'
     plan, pid, data, plan_file = tiny_plan(tmp, n=6, sweep_extra="seeds_per_sample = 3",
                                            space=space)
-    sweep = SweepDir(tmp / "out")
-    sweep.claim(data, pid)
+    sweep, owner = SweepDir(tmp / "out"), Owner.of(plan, pid)
+    sweep.claim(data, owner)
     steps = np.array([64, 128])
     for entry in plan.entries:
         subs = []
@@ -293,7 +293,7 @@ def fake_sweep(tmp: Path):
             subs.append(SubBatchResult(samples=sb.samples, eval_steps=steps, returns=returns,
                                        losses={}, finite=finite, steps_per_run=128,
                                        train_seconds=0.5, compile_seconds=1.0))
-        write_entry(sweep, plan, pid, entry, EntryResult(sub_batches=subs, seconds=2.0))
+        write_entry(sweep, plan, owner, entry, EntryResult(sub_batches=subs, seconds=2.0))
     return plan, plan_file, tmp / "out"
 
 

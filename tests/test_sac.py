@@ -1,8 +1,8 @@
 """SAC training function.
 
-Every training call goes through the executor's wrapping,
-``jit(vmap(vmap(train, (None, 0)), (0, 0)))`` over samples x replicates; the compiled
-functions are module-scoped so each shape compiles once.
+Every training call goes through ``runtime.batched``, the executor's own vmap over samples x
+replicates with the plan's key rule; the compiled functions are module-scoped so each shape
+compiles once.
 """
 
 from __future__ import annotations
@@ -11,29 +11,28 @@ import jax
 import numpy as np
 import pytest
 
-from hyperlax.runtime.algos import TrainSettings
+from hyperlax.hyperparams import SACConfig
+from hyperlax.hyperparams.budget import Budget
 from hyperlax.runtime.algos.sac import make_train
-from hyperlax.spec.params import SAC
-from offpolicy_helpers import (REPLICATES, executor_wrap, keys_for, row, scalar_hp, stack,
-                               to_numpy)
+from hyperlax.runtime.batched import batched_train, replicate_keys
+from offpolicy_helpers import REPLICATES, configs, jitted, keys_for, row, to_numpy
 
 ENV = "gymnax.pendulum"
 # Tiny structure: 4 env steps per iteration, 2 chunks of 3 iterations, 2 gradient steps per
 # iteration. Warm-up (16 steps) covers chunk 1, so chunk 2 runs exactly 6 gradient steps.
-SMALL = {"num_envs": 2, "rollout_length": 2, "train_epochs": 2, "warmup_steps": 16,
-         "replay_batch_size": 8, "buffer_size": 32,
-         "network.actor.layer_sizes": [16, 16], "network.critic.layer_sizes": [16, 16]}
-SMALL_SETTINGS = TrainSettings(total_timesteps=24, num_evaluations=2, eval_episodes=2)
+SMALL = dict(num_envs=2, rollout_length=2, train_epochs=2, warmup_steps=16, replay_batch_size=8,
+             buffer_size=32, actor_layer_sizes=[16, 16], critic_layer_sizes=[16, 16])
+SMALL_BUDGET = Budget(total_timesteps=24, num_evaluations=2, eval_episodes=2)
 LOSS_NAMES = {"q_loss", "actor_loss", "alpha"}
 
 
-def hp_of(**overrides) -> dict:
-    return scalar_hp(SAC, **overrides)
+def hp_of(**overrides) -> SACConfig:
+    return SACConfig(**{**SMALL, **overrides})
 
 
 @pytest.fixture(scope="module")
 def small_train():
-    return executor_wrap(make_train(ENV, SMALL, SMALL_SETTINGS))
+    return jitted("sac", ENV, SMALL_BUDGET)
 
 
 A = hp_of(actor_lr=1e-3, q_lr=2e-3, alpha_lr=1e-2, gamma=0.97, tau=0.05, init_alpha=0.5)
@@ -45,9 +44,9 @@ E = hp_of(alpha_lr=1e-4, target_entropy_scale=2.0)
 
 @pytest.fixture(scope="module")
 def runs(small_train):
-    alone = to_numpy(small_train(stack(A), keys_for(7)))
-    with_bc = to_numpy(small_train(stack(A, B, C), keys_for(7, 8, 9)))
-    with_de = to_numpy(small_train(stack(D, A, E), keys_for(3, 7, 4)))
+    alone = to_numpy(small_train(configs(A), keys_for(7)))
+    with_bc = to_numpy(small_train(configs(A, B, C), keys_for(7, 8, 9)))
+    with_de = to_numpy(small_train(configs(D, A, E), keys_for(3, 7, 4)))
     return alone, with_bc, with_de
 
 
@@ -84,14 +83,14 @@ def test_batch_mates_do_not_change_a_sample(runs):
 
 def test_deterministic(small_train, runs):
     _, with_bc, _ = runs
-    again = to_numpy(small_train(stack(A, B, C), keys_for(7, 8, 9)))
+    again = to_numpy(small_train(configs(A, B, C), keys_for(7, 8, 9)))
     jax.tree.map(np.testing.assert_array_equal, again, with_bc)
 
 
 def test_diverging_sample_reports_not_finite_and_spares_batch_mates(small_train, runs):
     _, with_bc, _ = runs
     bad = hp_of(q_lr=float("nan"))
-    out = to_numpy(small_train(stack(A, bad, C), keys_for(7, 8, 9)))
+    out = to_numpy(small_train(configs(A, bad, C), keys_for(7, 8, 9)))
     assert out.finite[1, :, 0].all()  # warm-up: the NaN learning rate is not used yet
     assert not out.finite[1, :, 1].any()
     assert out.finite[0].all() and out.finite[2].all()
@@ -102,7 +101,7 @@ def test_diverging_sample_reports_not_finite_and_spares_batch_mates(small_train,
 def test_warmup_acts_randomly_and_applies_no_update(small_train):
     """During warm-up (all of chunk 1) the learning rates cannot matter, and actions are
     uniform rather than the policy's; once learning starts (chunk 2) they do."""
-    out = to_numpy(small_train(stack(hp_of(actor_lr=1e-1, q_lr=1e-1, alpha_lr=1e-1),
+    out = to_numpy(small_train(configs(hp_of(actor_lr=1e-1, q_lr=1e-1, alpha_lr=1e-1),
                                      hp_of(actor_lr=1e-5, q_lr=1e-5, alpha_lr=1e-5), C),
                                keys_for(5, 5, 9)))
     first, second = row(out, 0), row(out, 1)
@@ -113,11 +112,12 @@ def test_warmup_acts_randomly_and_applies_no_update(small_train):
     assert out.finite.all()
 
 
-def test_rejects_unknown_structure_and_discrete_env():
-    with pytest.raises(ValueError, match="unknown structural"):
-        make_train(ENV, {"double_q": True}, SMALL_SETTINGS)
+def test_rejects_inconsistent_config_and_discrete_env():
+    train = make_train(ENV, SMALL_BUDGET)
+    with pytest.raises(ValueError, match="exceeds buffer_size"):
+        jax.eval_shape(train, hp_of(replay_batch_size=64), jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match="continuous"):
-        make_train("gymnax.cartpole", {}, SMALL_SETTINGS)
+        make_train("gymnax.cartpole", SMALL_BUDGET)
 
 
 # --- learning ------------------------------------------------------------------------------
@@ -125,14 +125,12 @@ def test_rejects_unknown_structure_and_discrete_env():
 @pytest.mark.slow
 def test_learns_pendulum():
     """Random play scores ~-1200 on Pendulum; 3 seeds, 8k env steps, 7k gradient steps."""
-    structure = {"num_envs": 4, "rollout_length": 1, "train_epochs": 4, "warmup_steps": 1_000,
-                 "replay_batch_size": 128, "buffer_size": 10_000,
-                 "network.actor.layer_sizes": [64, 64], "network.critic.layer_sizes": [64, 64]}
-    settings = TrainSettings(total_timesteps=8_000, num_evaluations=8, eval_episodes=10)
-    train = executor_wrap(make_train(ENV, structure, settings))
-    hp = hp_of(actor_lr=1e-3, q_lr=1e-3, alpha_lr=1e-3)
-    seeds = jax.random.split(jax.random.key(0), 3)[None]
-    out = to_numpy(train(stack(hp), seeds))
+    config = SACConfig(num_envs=4, rollout_length=1, train_epochs=4, warmup_steps=1_000,
+                       replay_batch_size=128, buffer_size=10_000, actor_layer_sizes=[64, 64],
+                       critic_layer_sizes=[64, 64], actor_lr=1e-3, q_lr=1e-3, alpha_lr=1e-3)
+    budget = Budget(total_timesteps=8_000, num_evaluations=8, eval_episodes=10)
+    train = jax.jit(batched_train("sac", ENV, budget))
+    out = to_numpy(train(configs(config), replicate_keys([0], 3)))
     assert out.finite.all()
     late = out.eval_returns[0, :, -3:].mean(axis=-1)  # per seed, mean of the last 3 evals
     assert late.mean() > -600, out.eval_returns

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from hyperlax.cli import main
 from hyperlax.compiler import compile_manifest
 from hyperlax.planfile import read_plan
-from hyperlax.store import MARKER, SWEEP_RECORD
+from hyperlax.storage.sweepdir import MARKER, SWEEP_RECORD
 
 # The program of test_exec's tiny plan (same structure and budget, so the compile cache
 # serves it), as a recipe file the seed flag --algo-and-network-config can name.
@@ -217,8 +217,8 @@ def test_foreign_directories_are_refused_untouched(seed_sweep, tmp_path):
     other = seed_flags(recipe, root)
     other[other.index("--num-samples") + 1] = 8
     result = invoke(*other)
-    assert result.exit_code == 2 and "holds another sweep" in result.output
-    assert f"hint: continue that sweep with --resume-from {root}" in result.output
+    assert result.exit_code == 2 and "belongs to another plan" in result.output
+    assert f"continue that sweep with --resume-from {root}" in result.output
     assert files_of(root) == before
 
 

@@ -20,8 +20,9 @@ from click.testing import CliRunner
 from hyperlax.cli import main
 from hyperlax.errors import HyperlaxError
 from hyperlax.runtime.executor import execute
-from hyperlax.store import (CLAIM_SUFFIX, HOST, PID_NAMESPACE, PLAN_COPY, SWEEP_RECORD,
-                            ClaimLost, SweepDir, read_claim)
+from hyperlax.planfile import results_id
+from hyperlax.storage.claims import HOST, PID_NAMESPACE, read_claim
+from hyperlax.storage.sweepdir import CLAIM_SUFFIX, PLAN_COPY, SWEEP_RECORD, Owner, SweepDir
 from test_crash import Exec, assert_same_results, states
 from test_exec import tiny_plan
 
@@ -105,9 +106,11 @@ def test_two_execs_started_together_run_disjoint_entries(tmp_path):
     every = sorted(ran[0] + ran[1])
     assert every == sorted(e.path for e in plan.entries), ran  # each entry run exactly once
     assert states(root, plan) == ["done"] * 6
-    assert json.loads((root / SWEEP_RECORD).read_text()) == {"plan_id": pid}
+    assert json.loads((root / SWEEP_RECORD).read_text()) == {"plan_id": pid,
+                                                             "results_id": results_id(plan)}
     assert (root / PLAN_COPY).read_bytes() == data
-    assert all(SweepDir(root).verify(e.path, pid, e.index) == [] for e in plan.entries)
+    owner = Owner.of(plan, pid)
+    assert all(SweepDir(root).verify(e.path, owner, e.index) == [] for e in plan.entries)
     assert claims(root) == [] and not list(root.rglob("*.tmp"))
 
 
@@ -155,7 +158,7 @@ def test_stale_claims_of_other_hosts_are_taken_over(three, tmp_path):
     plan, pid, plan_file, reference = three
     root = tmp_path / "out"
     sweep = SweepDir(root)
-    sweep.claim(plan_file.read_bytes(), pid)
+    sweep.claim(plan_file.read_bytes(), Owner.of(plan, pid))
     for index, age in [(0, 3600.0), (1, 0.0)]:
         path = sweep.claim_path(plan.entries[index].path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,7 +176,7 @@ def test_stale_claims_of_other_hosts_are_taken_over(three, tmp_path):
     assert claims(root) == []
 
 
-# --- the claims themselves -----------------------------------------------------------------
+# --- workers setting up one sweep directory (the claim protocol: test_claims.py) ----------
 
 def race(n: int, fn) -> list:
     barrier = threading.Barrier(n)
@@ -193,65 +196,24 @@ def race(n: int, fn) -> list:
     return results
 
 
-def test_one_of_many_racing_workers_gets_an_entry(tmp_path):
-    sweep = SweepDir(tmp_path)
-    results = race(8, lambda i: sweep.try_claim_entry("a/batch_00000", 0, 60.0))
-    held = [claim for claim, _ in results if claim is not None]
-    assert len(held) == 1
-    holders = [info for _, info in results if info is not None]
-    assert len(holders) == 7 and {h.token for h in holders} == {held[0].token}
-    held[0].release()
-    assert claims(tmp_path) == [] and not list(tmp_path.rglob("*.tmp"))
-
-
-def test_one_of_many_racing_workers_takes_over_a_stale_claim(tmp_path):
-    sweep = SweepDir(tmp_path)
-    path = sweep.claim_path("a/batch_00000")
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"host": "gone", "pid": 1, "token": "old"}))
-    os.utime(path, (time.time() - 100, time.time() - 100))
-    results = race(8, lambda i: sweep.try_claim_entry("a/batch_00000", 0, 10.0))
-    held = [claim for claim, _ in results if claim is not None]
-    assert len(held) == 1, results
-    assert read_claim(path).token == held[0].token
-    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
-
-
-def test_a_claim_taken_over_is_lost_and_heartbeats_keep_one_fresh(tmp_path):
-    sweep = SweepDir(tmp_path)
-    claim, _ = sweep.try_claim_entry("a/batch_00000", 0, 1.0)
-    with claim:
-        os.utime(claim.path, (time.time() - 50, time.time() - 50))
-        time.sleep(0.6)  # a heartbeat every 0.25 s
-        assert read_claim(claim.path).age < 1.0
-        assert read_claim(claim.path).stale(1.0) is False
-        claim.check()
-        # Another worker takes it over (as if this one had stopped heartbeating).
-        claim.path.unlink()
-        other, _ = sweep.try_claim_entry("a/batch_00000", 0, 1.0)
-        with pytest.raises(ClaimLost, match=f"taken over by {HOST}:{os.getpid()}"):
-            claim.check()
-    assert claim.path.exists()  # leaving did not remove the new holder's claim
-    other.release()
-    assert not claim.path.exists()
-
-
 def test_workers_racing_to_set_up_one_sweep_directory(tmp_path):
-    _, pid_a, data_a = tiny_plan(tmp_path, n=2, name="a.toml")
-    _, pid_b, data_b = tiny_plan(tmp_path, n=3, name="b.toml")
+    plan_a, pid_a, data_a = tiny_plan(tmp_path, n=2, name="a.toml")
+    plan_b, pid_b, data_b = tiny_plan(tmp_path, n=3, name="b.toml")
+    a, b = Owner.of(plan_a, pid_a), Owner.of(plan_b, pid_b)
     same = tmp_path / "same"
-    assert race(8, lambda i: SweepDir(same).claim(data_a, pid_a)) == [None] * 8
-    assert SweepDir(same).owner() == pid_a and (same / PLAN_COPY).read_bytes() == data_a
+    assert race(8, lambda i: SweepDir(same).claim(data_a, a)) == [None] * 8
+    assert a.owns(SweepDir(same).record()) and (same / PLAN_COPY).read_bytes() == data_a
     assert sorted(p.name for p in same.iterdir()) == [SWEEP_RECORD, PLAN_COPY]
 
     mixed = tmp_path / "mixed"
-    plans = [(data_a, pid_a), (data_b, pid_b)] * 4
+    plans = [(data_a, a), (data_b, b)] * 4
     results = race(8, lambda i: SweepDir(mixed).claim(*plans[i]))
-    owner = SweepDir(mixed).owner()
-    assert owner in (pid_a, pid_b)
-    for (data, pid), result in zip(plans, results):
-        if pid == owner:
+    record = SweepDir(mixed).record()
+    owner = a if a.owns(record) else b
+    assert owner.owns(record)
+    for (data, who), result in zip(plans, results):
+        if who == owner:
             assert result is None
         else:
             assert isinstance(result, HyperlaxError) and "belongs to another plan" in str(result)
-    assert (mixed / PLAN_COPY).read_bytes() == (data_a if owner == pid_a else data_b)
+    assert (mixed / PLAN_COPY).read_bytes() == (data_a if owner == a else data_b)

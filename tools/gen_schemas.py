@@ -12,17 +12,39 @@ from pathlib import Path
 
 import msgspec
 
+from hyperlax.hyperparams import CONFIGS
+from hyperlax.manifest.format import Manifest
 from hyperlax.planfile import PlanFile
-from hyperlax.spec.manifest import Manifest
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 
 
+def hyperparameter_properties() -> dict[str, dict]:
+    """Every hyperparameter name any algorithm declares, with its type and bounds: what a
+    manifest's [fixed] table may hold (which names apply depends on the recipe's algorithm,
+    so a name's defaults, which differ by algorithm, are left out)."""
+    merged: dict[str, list[dict]] = {}
+    for config in CONFIGS.values():
+        schema = msgspec.json.schema(config)
+        for name, prop in schema["$defs"][config.__name__]["properties"].items():
+            prop = {k: v for k, v in prop.items() if k != "default"}
+            if prop not in merged.setdefault(name, []):
+                merged[name].append(prop)
+    return {name: props[0] if len(props) == 1 else {"anyOf": props}
+            for name, props in sorted(merged.items())}
+
+
 def render() -> dict[str, str]:
     out = {}
-    for name, struct, title in (("manifest", Manifest, "hyperlax sweep manifest"),
-                                ("plan", PlanFile, "hyperlax plan file (msgpack)")):
+    documents = [("manifest", Manifest, "hyperlax sweep manifest"),
+                 ("plan", PlanFile, "hyperlax plan file (msgpack)")]
+    documents += [(f"hyperparams.{name}", config, f"{name.upper()} hyperparameters")
+                  for name, config in CONFIGS.items()]
+    for name, struct, title in documents:
         schema = msgspec.json.schema(struct)
+        if struct is Manifest:
+            fixed = schema["$defs"]["Manifest"]["properties"]["fixed"]
+            fixed.update(properties=hyperparameter_properties(), additionalProperties=False)
         schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": title,
                   **schema}
         out[f"{name}.schema.json"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"

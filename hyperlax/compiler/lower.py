@@ -9,12 +9,12 @@ from typing import Any
 import hyperlax
 from hyperlax.compiler.sample import (sample_seed, sobol_balance_warning, structured_points,
                                       unit_points, values_at)
+from hyperlax.environments import env_dirname
 from hyperlax.errors import HyperlaxError
+from hyperlax.hyperparams import CONFIGS
+from hyperlax.manifest.distributions import is_log_scale, to_builtins
+from hyperlax.manifest.resolve import Resolved, resolve_file, sha256_text
 from hyperlax.planfile import Entry, Group, HyperParamRow, Plan, Sample, Structure, SubBatch
-from hyperlax.spec.distributions import is_log_scale, to_builtins
-from hyperlax.spec.envs import env_dirname
-from hyperlax.spec.params import cross_field_problems, steps_per_update
-from hyperlax.spec.resolve import Resolved, resolve_file, sha256_text
 
 MAX_REPORTED = 5
 
@@ -93,8 +93,9 @@ def lower(resolved: Resolved, manifest_name: str) -> tuple[Plan, list[str]]:
 
 
 def _sample_problems(settings: Any, values: dict[str, Any]) -> list[str]:
-    problems = cross_field_problems(settings.algorithm, values)
-    per_update = steps_per_update(settings.algorithm, values)
+    config = CONFIGS[settings.algorithm].from_values(values)
+    problems = config.cross_field_problems()
+    per_update = config.steps_per_update()
     needed = per_update * settings.num_evaluations
     if settings.total_timesteps < needed:
         problems.append(f"total_timesteps = {settings.total_timesteps} is less than "

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from hyperlax.spec.distributions import Distribution
+from hyperlax.manifest.distributions import Distribution
 
 
 def unit_points(method: str, num_samples: int, dims: int, seed: int | list[int]) -> np.ndarray:

@@ -21,7 +21,8 @@ import numpy as np
 from hyperlax.errors import HyperlaxError
 from hyperlax.explain import ranges_text
 from hyperlax.planfile import Entry, Plan
-from hyperlax.store import PLAN_COPY, SweepDir, sha256_file
+from hyperlax.storage.atomic import sha256_file
+from hyperlax.storage.sweepdir import PLAN_COPY, Owner, SweepDir, another_plan
 from hyperlax.toml_inline import toml_key, toml_value
 
 ENTRY_STATES = ("done", "partial", "pending", "damaged")
@@ -85,15 +86,14 @@ def collect(plan: Plan, plan_id: str, root: Path, plan_source: str) -> Collected
         raise HyperlaxError(str(root), "no such sweep directory",
                             f"{run_it}; or pass the --output-root it was run with")
     sweep = SweepDir(root)
-    owner = sweep.owner()
-    if owner is None:
+    record = sweep.record()
+    if record is None:
         raise HyperlaxError(str(root), "is not a hyperlax sweep directory (no "
                                        "hyperlax-sweep.json in it)",
                             "pass the --output-root this plan was run with")
-    if owner != plan_id:
-        raise HyperlaxError(str(root), f"belongs to another plan ({owner[:12]}), not this one "
-                                       f"({plan_id[:12]})",
-                            f"report the plan that ran it: hyperlax report {root / PLAN_COPY}")
+    if not Owner.of(plan, plan_id).owns(record):
+        raise another_plan(root, record, Owner.of(plan, plan_id),
+                           f"report the plan that ran it: hyperlax report {root / PLAN_COPY}")
     entries: list[EntryState] = []
     samples: dict[int, SampleResult] = {}
     for entry in plan.entries:

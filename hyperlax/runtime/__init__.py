@@ -1,1 +1,1 @@
-"""The JAX half of hyperlax: executes a frozen plan. Imports planfile and store, never compiler/."""
+"""The JAX half of hyperlax: runs a frozen plan. Imports planfile and storage, never compiler/."""

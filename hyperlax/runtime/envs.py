@@ -8,7 +8,7 @@ import gymnax
 import jax
 import jax.numpy as jnp
 
-from hyperlax.spec.envs import ENVS
+from hyperlax.environments import ENVS
 
 
 def make_env(env_id: str) -> tuple[Any, Any]:

@@ -6,7 +6,7 @@ several devices, the same program with the sample axis split across them (``shar
 
 Several workers (``exec`` on several machines, array-job shards, Ray tasks) may run one plan
 into one sweep directory: a worker runs an entry only while it holds the entry's claim
-(``store.SweepDir.try_claim_entry``), so no entry runs in two places at once.
+(``storage.claims``), so no entry runs in two places at once.
 """
 
 from __future__ import annotations
@@ -18,16 +18,15 @@ from pathlib import Path
 from typing import Any, Callable, Collection
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from hyperlax.planfile import Entry, Plan
-from hyperlax.runtime.algos import TrainSettings, get_make_train, num_updates
+from hyperlax.runtime.batched import batched_train, replicate_keys, stack
 from hyperlax.runtime.outputs import EntryResult, SubBatchResult, pause_point, write_entry
 from hyperlax.runtime.sharding import Sharded, padded_width
-from hyperlax.spec.params import steps_per_update
-from hyperlax.store import (DEFAULT_CLAIM_TIMEOUT, ClaimInfo, ClaimLost, EntryClaim, SweepDir,
-                            storage_error)
+from hyperlax.storage.atomic import storage_error
+from hyperlax.storage.claims import DEFAULT_CLAIM_TIMEOUT, ClaimInfo, ClaimLost, EntryClaim
+from hyperlax.storage.sweepdir import Owner, SweepDir
 
 
 def enable_compile_cache(directory: Path) -> None:
@@ -53,39 +52,30 @@ class CompiledRunner:
 
     def __post_init__(self) -> None:
         s = self.plan.settings
-        self.settings = TrainSettings(s.total_timesteps, s.num_evaluations, s.eval_episodes)
-        self.scalar_names = [r.name for r in self.plan.hyperparams if r.role == "scalar"]
-        self.make_train = get_make_train(s.algorithm)
+        self.budget = s.budget
+        self.run_batch = batched_train(s.algorithm, s.env, self.budget)
         many = self.devices is not None and len(self.devices) > 1
         self.sharded = Sharded(self.devices) if many else None
         self.num_devices = len(self.devices) if many else 1
 
-    def inputs(self, samples: list[int], width: int) -> tuple[dict[str, jax.Array], jax.Array]:
-        """The vmapped pytree of scalar hyperparameters and the [width, replicates] keys.
+    def inputs(self, samples: list[int], width: int) -> tuple[Any, jax.Array]:
+        """The stacked configs (scalars vmapped, structure static) and [width, replicates] keys.
         Padding lanes repeat the first sample; their results are dropped by the caller."""
         lanes = samples + [samples[0]] * (width - len(samples))
-        values = [self.plan.sample_values(i) for i in lanes]
-        hp = {n: jnp.asarray([v[n] for v in values], dtype=jnp.float32)
-              for n in self.scalar_names}
-        replicates = self.plan.settings.seeds_per_sample
-        keys = jnp.stack([
-            jnp.stack([jax.random.fold_in(jax.random.PRNGKey(self.plan.samples[i].seed), r)
-                       for r in range(replicates)])
-            for i in lanes])
-        return hp, keys
+        configs = stack([self.plan.sample_config(i) for i in lanes])
+        keys = replicate_keys([self.plan.samples[i].seed for i in lanes],
+                              self.plan.settings.seeds_per_sample)
+        return configs, keys
 
-    def compiled(self, structure: int, hp: dict, keys: jax.Array) -> tuple[Callable, float]:
+    def compiled(self, structure: int, configs: Any, keys: jax.Array) -> tuple[Callable, float]:
         width = keys.shape[0]
         key = (structure, width, self.num_devices)
         if key in self._cache:
             return self._cache[key], 0.0
-        values = self.plan.structures[structure].values
-        train = self.make_train(self.plan.settings.env, values, self.settings)
-        vmapped = jax.vmap(jax.vmap(train, in_axes=(None, 0)), in_axes=(0, 0))
-        batched = self.sharded.wrap(vmapped) if self.sharded else jax.jit(vmapped)
+        batched = self.sharded.wrap(self.run_batch) if self.sharded else jax.jit(self.run_batch)
         pause_point("compile", self.entry)
         start = time.perf_counter()
-        executable = batched.lower(hp, keys).compile()
+        executable = batched.lower(configs, keys).compile()
         seconds = time.perf_counter() - start
         self.compiles += 1
         self.compile_seconds += seconds
@@ -93,24 +83,22 @@ class CompiledRunner:
         return executable, seconds
 
     def run(self, structure: int, samples: list[int], width: int) -> SubBatchResult:
-        hp, keys = self.inputs(samples, padded_width(width, self.num_devices))
+        configs, keys = self.inputs(samples, padded_width(width, self.num_devices))
         if self.sharded:
-            hp, keys = self.sharded.place((hp, keys))
-        executable, compile_seconds = self.compiled(structure, hp, keys)
+            configs, keys = self.sharded.place((configs, keys))
+        executable, compile_seconds = self.compiled(structure, configs, keys)
         start = time.perf_counter()
-        metrics = jax.block_until_ready(executable(hp, keys))
+        metrics = jax.block_until_ready(executable(configs, keys))
         seconds = time.perf_counter() - start
         keep = len(samples)
-        values = self.plan.structures[structure].values
-        per_update = steps_per_update(self.plan.settings.algorithm, values)
-        _, updates = num_updates(self.settings, per_update)
         return SubBatchResult(
             samples=samples,
             eval_steps=np.asarray(metrics.eval_steps)[0, 0],
             returns=np.asarray(metrics.eval_returns)[:keep],
             losses={k: np.asarray(v)[:keep] for k, v in metrics.losses.items()},
             finite=np.asarray(metrics.finite)[:keep],
-            steps_per_run=updates * per_update,
+            steps_per_run=self.budget.steps_trained(
+                self.plan.sample_config(samples[0]).steps_per_update()),
             train_seconds=seconds,
             compile_seconds=compile_seconds,
         )
@@ -157,25 +145,25 @@ class _ClaimedSweep(SweepDir):
         super().complete(*args, **kwargs)
 
 
-def _finished(sweep: SweepDir, plan_id: str, entry: Entry, redo: bool) -> bool:
+def _finished(sweep: SweepDir, owner: Owner, entry: Entry, redo: bool) -> bool:
     """Complete, and (for an entry being redone because it was corrupt) intact again."""
     if sweep.state(entry.path) != "done":
         return False
     if not redo:
         return True
     try:
-        return not sweep.verify(entry.path, plan_id, entry.index)
+        return not sweep.verify(entry.path, owner, entry.index)
     except OSError:
         return False
 
 
-def attempt_entry(sweep: SweepDir, runner: CompiledRunner, plan: Plan, plan_id: str,
+def attempt_entry(sweep: SweepDir, runner: CompiledRunner, plan: Plan, owner: Owner,
                   entry: Entry, *, redo: bool = False,
                   claim_timeout: float = DEFAULT_CLAIM_TIMEOUT) -> Attempt:
     """Claim ``entry``, run it and write its outputs and marker, then release the claim. The
     one code path of every worker: plain exec, array-job shards and Ray tasks. A failed write
     raises StorageError; the entry stays unmarked."""
-    if _finished(sweep, plan_id, entry, redo):
+    if _finished(sweep, owner, entry, redo):
         return Attempt("done")
     try:
         claim, holder = sweep.try_claim_entry(entry.path, entry.index, claim_timeout)
@@ -186,13 +174,13 @@ def attempt_entry(sweep: SweepDir, runner: CompiledRunner, plan: Plan, plan_id: 
     if claim is None:
         return Attempt("busy", holder=holder)
     with claim:
-        if _finished(sweep, plan_id, entry, redo):  # completed while we were getting here
+        if _finished(sweep, owner, entry, redo):  # completed while we were getting here
             return Attempt("done")
         pause_point("entry-start", entry.index)
         runner.entry = entry.index
         result = run_entry(runner, entry)
         try:
-            write_entry(_ClaimedSweep(sweep.root, claim), plan, plan_id, entry, result)
+            write_entry(_ClaimedSweep(sweep.root, claim), plan, owner, entry, result)
         except ClaimLost:
             return Attempt("busy", holder=sweep.read_entry_claim(entry.path))
         except OSError as exc:
@@ -207,9 +195,9 @@ def attempt_entry(sweep: SweepDir, runner: CompiledRunner, plan: Plan, plan_id: 
     return Attempt("ran", result=result, steps=steps * plan.settings.seeds_per_sample)
 
 
-def claim_sweep(sweep: SweepDir, plan_bytes: bytes, plan_id: str) -> None:
+def claim_sweep(sweep: SweepDir, plan_bytes: bytes, owner: Owner) -> None:
     try:
-        sweep.claim(plan_bytes, plan_id)
+        sweep.claim(plan_bytes, owner)
     except OSError as exc:
         raise storage_error(sweep.root, exc, "cannot set up the sweep directory",
                             "free disk space or fix permissions, or pass another "
@@ -234,8 +222,8 @@ def execute(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *,
     Entries another worker holds are skipped and come back at the end: this returns once every
     selected entry is complete, by this worker or another, taking over the claims of workers
     that stopped heartbeating for ``claim_timeout`` seconds (or died on this machine)."""
-    sweep = SweepDir(root)
-    claim_sweep(sweep, plan_bytes, plan_id)
+    sweep, owner = SweepDir(root), Owner.of(plan, plan_id)
+    claim_sweep(sweep, plan_bytes, owner)
     runner = CompiledRunner(plan, devices=devices)
     selected, todo, skipped = pending_entries(plan, sweep, entries, redo, progress)
     started = time.perf_counter()
@@ -254,7 +242,7 @@ def execute(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *,
             time.sleep(min(2.0, claim_timeout / 4))
             queue, waiting = deque(e for e, _ in waiting), []
         entry = queue.popleft()
-        attempt = attempt_entry(sweep, runner, plan, plan_id, entry, redo=entry.path in redo,
+        attempt = attempt_entry(sweep, runner, plan, owner, entry, redo=entry.path in redo,
                                 claim_timeout=claim_timeout)
         if attempt.outcome == "busy":
             waiting.append((entry, attempt.holder))
@@ -295,12 +283,9 @@ def pending_entries(plan: Plan, sweep: SweepDir, entries: list[int] | None, redo
 
 
 def _entry_steps(plan: Plan, entry: Entry) -> int:
-    s = plan.settings
-    settings = TrainSettings(s.total_timesteps, s.num_evaluations, s.eval_episodes)
-    total = 0
-    for sb in entry.sub_batches:
-        per_update = steps_per_update(s.algorithm, plan.structures[sb.structure].values)
-        total += num_updates(settings, per_update)[1] * per_update * len(sb.samples)
-    return total * s.seeds_per_sample
+    budget = plan.settings.budget
+    total = sum(budget.steps_trained(plan.sample_config(sb.samples[0]).steps_per_update())
+                * len(sb.samples) for sb in entry.sub_batches)
+    return total * plan.settings.seeds_per_sample
 
 

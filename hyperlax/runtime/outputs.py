@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from hyperlax import store
 from hyperlax.planfile import Entry, Plan
-from hyperlax.store import ENTRY_FILES, SweepDir
+from hyperlax.storage import atomic
+from hyperlax.storage.atomic import json_bytes
+from hyperlax.storage.sweepdir import ENTRY_FILES, Owner, SweepDir
 
 FILES = ENTRY_FILES
 
@@ -100,7 +101,7 @@ def sample_summary(index: int, eval_steps: np.ndarray, returns: np.ndarray,
     }
 
 
-def write_entry(sweep: SweepDir, plan: Plan, plan_id: str, entry: Entry,
+def write_entry(sweep: SweepDir, plan: Plan, owner: Owner, entry: Entry,
                 result: EntryResult) -> None:
     directory = sweep.fresh_entry_dir(entry.path)
     by_sample = {}
@@ -128,7 +129,7 @@ def write_entry(sweep: SweepDir, plan: Plan, plan_id: str, entry: Entry,
     samples_doc = [{"sample": i, "seed": plan.samples[i].seed,
                     "structure": plan.samples[i].structure,
                     "values": plan.sample_values(i)} for i in order]
-    _write(directory / "samples.json", store.json_bytes(samples_doc), entry)
+    _write(directory / "samples.json", json_bytes(samples_doc), entry)
 
     buf = io.BytesIO()
     np.savez(buf, sample=np.asarray(order), eval_steps=eval_steps_arr, returns=returns,
@@ -153,7 +154,7 @@ def write_entry(sweep: SweepDir, plan: Plan, plan_id: str, entry: Entry,
         summary["train_seconds"] = round(sb.train_seconds, 3)
         summary["compile_seconds"] = round(sb.compile_seconds, 3)
         summaries.append(summary)
-    _write(directory / "summary.json", store.json_bytes({
+    _write(directory / "summary.json", json_bytes({
         "entry": entry.index, "path": entry.path,
         "wall_seconds": round(result.seconds, 3),
         "compile_seconds": round(sum(sb.compile_seconds for sb in result.sub_batches), 3),
@@ -161,9 +162,9 @@ def write_entry(sweep: SweepDir, plan: Plan, plan_id: str, entry: Entry,
         "samples": summaries,
     }), entry)
     pause_point("before-marker", entry.index)
-    sweep.complete(entry.path, plan_id, entry.index, FILES)
+    sweep.complete(entry.path, owner, entry.index, FILES)
 
 
 def _write(path: Any, data: bytes, entry: Entry) -> None:
-    store.atomic_write(path, data)  # looked up on the module, so tests can make it fail
+    atomic.atomic_write(path, data)  # looked up on the module, so tests can make it fail
     pause_point(f"after-file:{path.name}", entry.index)

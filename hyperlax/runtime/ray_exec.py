@@ -26,8 +26,10 @@ from types import SimpleNamespace
 from typing import Any, Callable, Collection
 
 from hyperlax.errors import HyperlaxError
+from hyperlax.exec_options import default_compile_cache
 from hyperlax.planfile import Plan
-from hyperlax.store import DEFAULT_CLAIM_TIMEOUT, SweepDir
+from hyperlax.storage.claims import DEFAULT_CLAIM_TIMEOUT
+from hyperlax.storage.sweepdir import Owner, SweepDir
 
 FORWARDED_PREFIX = "HYPERLAX_TEST_"   # test-only hooks travel from the driver to the tasks
 KILL_ONCE = "HYPERLAX_TEST_RAY_KILL_ONCE"
@@ -46,20 +48,21 @@ _WORKER: dict[tuple[str, str | None], Any] = {}
 
 
 def _worker(plan_bytes: bytes, plan_id: str, devices: str | None,
-            compile_cache: str | None) -> tuple[Plan, Any]:
-    """This worker process's decoded plan and compiled-program cache, made once."""
+            compile_cache: str | None) -> tuple[Plan, Owner, Any]:
+    """This worker process's decoded plan, its owner ids and its compiled-program cache, made
+    once."""
     key = (plan_id, devices)
     if key not in _WORKER:
         from hyperlax.planfile import decode_plan
         from hyperlax.runtime.executor import CompiledRunner, enable_compile_cache
         from hyperlax.runtime.sharding import resolve_devices
 
-        enable_compile_cache(Path(compile_cache) if compile_cache else
-                             Path.home() / ".cache" / "hyperlax" / "jax")
+        enable_compile_cache(Path(compile_cache) if compile_cache else default_compile_cache())
         plan, pid = decode_plan(plan_bytes, "the plan sent by the Ray driver")
         if pid != plan_id:
             raise HyperlaxError("ray task", f"plan id {pid[:12]} is not {plan_id[:12]}")
-        _WORKER[key] = (plan, CompiledRunner(plan, devices=resolve_devices(devices)))
+        _WORKER[key] = (plan, Owner.of(plan, pid),
+                        CompiledRunner(plan, devices=resolve_devices(devices)))
     return _WORKER[key]
 
 
@@ -91,10 +94,10 @@ def run_entry_task(plan_bytes: bytes, plan_id: str, root: str, index: int, redo:
 
     from hyperlax.runtime.executor import attempt_entry
 
-    plan, runner = _worker(plan_bytes, plan_id, devices, compile_cache)
+    plan, owner, runner = _worker(plan_bytes, plan_id, devices, compile_cache)
     _test_kill_hook(index)
     compiles, compile_seconds = runner.compiles, runner.compile_seconds
-    attempt = attempt_entry(SweepDir(Path(root)), runner, plan, plan_id, plan.entries[index],
+    attempt = attempt_entry(SweepDir(Path(root)), runner, plan, owner, plan.entries[index],
                             redo=redo, claim_timeout=claim_timeout)
     return {
         "outcome": attempt.outcome,
@@ -161,7 +164,7 @@ def execute_ray(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *, addr
     from hyperlax.runtime.executor import ExecReport, claim_sweep, pending_entries
 
     sweep = SweepDir(root)
-    claim_sweep(sweep, plan_bytes, plan_id)
+    claim_sweep(sweep, plan_bytes, Owner.of(plan, plan_id))
     selected, todo, skipped = pending_entries(plan, sweep, entries, redo, progress)
     started = time.perf_counter()
     report = ExecReport(total=len(selected), skipped=skipped, ran=0, compiles=0,

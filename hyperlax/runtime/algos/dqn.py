@@ -1,7 +1,7 @@
 """DQN: epsilon-greedy acting, an on-device replay buffer, a target network, Huber TD loss.
 
 Shaped like the other algorithms: ``make_train`` does the Python setup for one structure and
-returns a pure ``train(hp, key)``; training is nested ``lax.scan``s (evaluation chunks >
+returns a pure ``train(config, key)``; training is nested ``lax.scan``s (evaluation chunks >
 iterations > env steps | gradient steps) with NamedTuple carries. One iteration steps
 ``num_envs`` envs for ``rollout_length`` steps, adds the transitions to the replay buffer,
 then runs ``train_epochs`` gradient steps.
@@ -17,48 +17,31 @@ Choices, so a reader need not reverse-engineer them:
 - TD target ``r + gamma * (1 - terminated) * Q'(s', a*)`` with ``s'`` the step's own next
   observation (``info["final_observation"]``), so truncation bootstraps and termination does
   not. ``a*`` is the online net's argmax when ``double_q`` (structural), else the target
-  net's. Loss: mean Huber(``huber_delta``); optimizer
-  ``inject_hyperparams(chain(clip_by_global_norm(max_grad_norm), adam(learning_rate)))``.
+  net's. Loss: mean Huber(``huber_delta``); optimizer ``networks.make_optimizer`` (Adam after
+  global-norm clipping, both data).
 - The target moves towards the online net, ``target = tau * online + (1 - tau) * target``
   (``optax.incremental_update``; ``tau = 1`` is an exact copy), after every
   ``target_update_period``-th applied gradient step.
 - Reported ``q_loss`` is the mean over all of a chunk's gradient steps; during warm-up it is
   evaluated (at the untouched parameters) but not applied.
-- flax's default (LeCun-normal) initialization, which also keeps QR decompositions
+- ``networks.MLP`` with flax's default (LeCun-normal) initialization, which also keeps QR decompositions
   (orthogonal init) out of the vmapped, possibly sharded, program.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
+from hyperlax.hyperparams.budget import Budget
+from hyperlax.hyperparams.dqn import DQNConfig
 from hyperlax.runtime import replay
-from hyperlax.runtime.algos import (TrainMetrics, TrainSettings, all_finite, num_updates,
-                                    structure_with_defaults)
+from hyperlax.runtime.algos import TrainMetrics, all_finite, check_config
 from hyperlax.runtime.envs import action_info, evaluate, make_env
-from hyperlax.runtime.networks import ACTIVATIONS
-from hyperlax.spec.params import DQN
-
-
-class QNetwork(nn.Module):
-    """MLP from observation to one Q-value per action (flax's default initialization)."""
-
-    layer_sizes: Sequence[int]
-    activation: str
-    num_actions: int
-
-    @nn.compact
-    def __call__(self, obs: jax.Array) -> jax.Array:
-        act = ACTIVATIONS[self.activation]
-        x = obs
-        for width in self.layer_sizes:
-            x = act(nn.Dense(width)(x))
-        return nn.Dense(self.num_actions)(x)
+from hyperlax.runtime.networks import MLP, make_optimizer
 
 
 class Learner(NamedTuple):
@@ -68,36 +51,32 @@ class Learner(NamedTuple):
     grad_steps: jax.Array  # int32: gradient steps applied so far
 
 
-def make_train(env_id: str, structure: dict, settings: TrainSettings):
-    s = structure_with_defaults(DQN, structure)
+def make_train(env_id: str, budget: Budget):
     env, env_params = make_env(env_id)
     discrete, num_actions, _, _ = action_info(env, env_params)
     if not discrete:
         raise ValueError(f"dqn needs a discrete action space; {env_id} is continuous")
-    num_envs, rollout_length = s["num_envs"], s["rollout_length"]
-    train_epochs, batch_size = s["train_epochs"], s["replay_batch_size"]
-    warmup_steps, target_period = s["warmup_steps"], s["target_update_period"]
-    double_q = s["double_q"]
-    steps_per_iter = num_envs * rollout_length
-    updates_per_eval, total_updates = num_updates(settings, steps_per_iter)
-    total_env_steps = total_updates * steps_per_iter
-
-    network = QNetwork(tuple(s["network.q.layer_sizes"]), s["network.activation"], num_actions)
     obs_shape = env.observation_space(env_params).shape
     v_reset = jax.vmap(env.reset, in_axes=(0, None))
     v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
-    def make_optimizer(learning_rate, max_grad_norm):
-        return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate))
-
-    def train(hp: dict, key: jax.Array) -> TrainMetrics:
-        tx = optax.inject_hyperparams(make_optimizer)(
-            learning_rate=hp["learning_rate"], max_grad_norm=hp["max_grad_norm"])
+    def train(config: DQNConfig, key: jax.Array) -> TrainMetrics:
+        # Structural fields are Python values here (static in the pytree): shapes and loops.
+        check_config(config)
+        num_envs, rollout_length = config.num_envs, config.rollout_length
+        train_epochs, batch_size = config.train_epochs, config.replay_batch_size
+        steps_per_iter = config.steps_per_update()
+        updates_per_eval, total_updates = budget.updates(steps_per_iter)
+        total_env_steps = total_updates * steps_per_iter
+        # scalars (data): compared with traced counters only
+        warmup_steps, target_period = config.warmup_steps, config.target_update_period
+        network = MLP(config.q_layer_sizes, config.activation, out_dim=num_actions)
+        tx = make_optimizer(config.learning_rate, config.max_grad_norm)
 
         def epsilon(env_steps):
-            decay_steps = hp["epsilon_decay_fraction"] * total_env_steps
+            decay_steps = config.epsilon_decay_fraction * total_env_steps
             frac = jnp.clip(env_steps / decay_steps, 0.0, 1.0)
-            eps = hp["epsilon_start"] + frac * (hp["epsilon_end"] - hp["epsilon_start"])
+            eps = config.epsilon_start + frac * (config.epsilon_end - config.epsilon_start)
             return jnp.where(env_steps < warmup_steps, 1.0, eps)  # warm-up: uniformly random
 
         # --- acting ------------------------------------------------------------------
@@ -120,14 +99,14 @@ def make_train(env_id: str, structure: dict, settings: TrainSettings):
             q = network.apply(params, batch.obs)
             q_taken = jnp.take_along_axis(q, batch.action[:, None], axis=-1)[:, 0]
             q_next_target = network.apply(target_params, batch.next_obs)
-            if double_q:  # structural: online net picks the action, target net values it
+            if config.double_q:  # structural: online net picks the action, target values it
                 next_action = jnp.argmax(network.apply(params, batch.next_obs), axis=-1)
                 q_next = jnp.take_along_axis(q_next_target, next_action[:, None], axis=-1)[:, 0]
             else:
                 q_next = jnp.max(q_next_target, axis=-1)
-            target = batch.reward + hp["gamma"] * (1.0 - batch.done) * q_next
+            target = batch.reward + config.gamma * (1.0 - batch.done) * q_next
             target = jax.lax.stop_gradient(target)
-            return optax.huber_loss(q_taken, target, delta=hp["huber_delta"]).mean()
+            return optax.huber_loss(q_taken, target, delta=config.huber_delta).mean()
 
         def gradient_step(carry, key):
             learner, buffer, learning = carry
@@ -138,7 +117,7 @@ def make_train(env_id: str, structure: dict, settings: TrainSettings):
             params = optax.apply_updates(learner.params, updates)
             grad_steps = learner.grad_steps + 1
             refresh = (grad_steps % target_period) == 0
-            target = optax.incremental_update(params, learner.target_params, hp["tau"])
+            target = optax.incremental_update(params, learner.target_params, config.tau)
             target = jax.tree.map(lambda new, old: jnp.where(refresh, new, old),
                                   target, learner.target_params)
             updated = Learner(params, target, opt_state, grad_steps)
@@ -162,7 +141,7 @@ def make_train(env_id: str, structure: dict, settings: TrainSettings):
             def act(obs, _key):
                 return jnp.argmax(network.apply(params, obs), axis=-1)
 
-            returns = evaluate(env, env_params, act, k_eval, settings.eval_episodes)
+            returns = evaluate(env, env_params, act, k_eval, budget.eval_episodes)
             loss = losses.mean()
             finite = all_finite(params) & jnp.isfinite(loss)
             runner = runner._replace(key=key)
@@ -176,10 +155,10 @@ def make_train(env_id: str, structure: dict, settings: TrainSettings):
                                     jnp.zeros(()))
         runner = replay.Runner(
             learner=Learner(params, params, tx.init(params), jnp.zeros((), jnp.int32)),
-            buffer=replay.init(example, s["buffer_size"]),
+            buffer=replay.init(example, config.buffer_size),
             env_state=env_state, obs=obs, env_steps=jnp.zeros((), jnp.int32), key=key)
         _, (steps, returns, loss, finite) = jax.lax.scan(
-            eval_chunk, runner, None, settings.num_evaluations)
+            eval_chunk, runner, None, budget.num_evaluations)
         return TrainMetrics(eval_steps=steps.astype(jnp.int32),
                             eval_returns=returns.astype(jnp.float32),
                             losses={"q_loss": loss.astype(jnp.float32)}, finite=finite)

@@ -11,16 +11,15 @@ Choices, so a reader need not reverse-engineer them:
   (std 1). Sampled actions are stored unclipped (their log-prob is exact) and clipped to the
   action bounds only when stepping the env. Evaluation is deterministic: argmax of the logits,
   or the Gaussian mean clipped to the bounds.
-- Separate actor and critic MLPs with separate optimizers, each
-  ``inject_hyperparams(chain(clip_by_global_norm(max_grad_norm), adam(lr, eps=1e-5)))`` so the
-  learning rates and the clip norm are data. Each network's gradient is clipped by its own
+- Separate actor and critic MLPs with separate optimizers, each ``networks.make_optimizer``
+  (Adam, eps 1e-5, after global-norm clipping) so the learning rates and the clip norm are data. Each network's gradient is clipped by its own
   global norm. The loss is ``policy_loss - ent_coef * entropy + vf_coef * value_loss``.
 - Value loss: plain (unclipped) ``0.5 * (V - target)^2``; value clipping is not used.
   Advantages are normalized per minibatch.
 - Bootstrapping (gymnax >= 1.0 step API): on termination the next-state value is 0; on a
   truncation that is not also a termination it is the critic's value of
   ``info["final_observation"]``; the GAE recursion is cut at every episode end.
-- Observation normalization (structural ``normalize_observations``): running mean/variance
+- Observation normalization (``normalize_observations``): running mean/variance
   (parallel Welford, count starting at 1e-4, first updated from the initial reset
   observations) kept in the training carry and updated after every vectorized env step with
   that step's observations; the policy sees ``clip((obs - mean) / sqrt(var + 1e-8), -10, 10)``.
@@ -42,9 +41,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from hyperlax.runtime.algos import TrainMetrics, TrainSettings, all_finite, num_updates
+from hyperlax.hyperparams.budget import Budget
+from hyperlax.hyperparams.ppo import PPOConfig
+from hyperlax.runtime.algos import TrainMetrics, all_finite, check_config
 from hyperlax.runtime.envs import action_info, evaluate, make_env
-from hyperlax.runtime.networks import MLP
+from hyperlax.runtime.networks import MLP, make_optimizer
 
 LOSS_NAMES = ("policy_loss", "value_loss", "entropy", "approx_kl")
 _LOG_2PI = float(np.log(2.0 * np.pi))
@@ -111,11 +112,6 @@ class ChunkOut(NamedTuple):
 
 # --- small pure helpers --------------------------------------------------------------------
 
-def _clipped_adam(learning_rate, max_grad_norm):
-    return optax.chain(optax.clip_by_global_norm(max_grad_norm),
-                       optax.adam(learning_rate, eps=1e-5))
-
-
 def _norm_init(obs_shape: tuple[int, ...]) -> ObsNorm:
     return ObsNorm(jnp.zeros(obs_shape), jnp.ones(obs_shape), jnp.asarray(1e-4))
 
@@ -152,86 +148,76 @@ def _gae(traj: Transition, last_value: jax.Array, gamma, gae_lambda):
 
 # --- make_train ----------------------------------------------------------------------------
 
-def make_train(env_id: str, structure: dict, settings: TrainSettings):
+def make_train(env_id: str, budget: Budget):
     env, env_params = make_env(env_id)
     discrete, action_dim, action_low, action_high = action_info(env, env_params)
     obs_shape = tuple(env.observation_space(env_params).shape)
 
-    num_envs = int(structure["num_envs"])
-    rollout_length = int(structure["rollout_length"])
-    update_epochs = int(structure["update_epochs"])
-    num_minibatches = int(structure["num_minibatches"])
-    normalize = bool(structure["normalize_observations"])
-    batch_size = num_envs * rollout_length
-    if batch_size % num_minibatches:
-        raise ValueError(f"num_envs x rollout_length = {batch_size} is not divisible by "
-                         f"num_minibatches = {num_minibatches}")
-    minibatch_size = batch_size // num_minibatches
-    updates_per_eval, _ = num_updates(settings, batch_size)
-    eval_steps = np.arange(1, settings.num_evaluations + 1, dtype=np.int64) * (
-        updates_per_eval * batch_size)
-    if eval_steps[-1] > np.iinfo(np.int32).max:
-        raise ValueError(f"{int(eval_steps[-1])} env steps do not fit the int32 eval_steps")
+    def train(config: PPOConfig, key: jax.Array) -> TrainMetrics:
+        # Structural fields are Python values here (static in the pytree): shapes and loops.
+        check_config(config)
+        num_envs, rollout_length = config.num_envs, config.rollout_length
+        update_epochs, num_minibatches = config.update_epochs, config.num_minibatches
+        normalize = config.normalize_observations
+        batch_size = num_envs * rollout_length
+        minibatch_size = batch_size // num_minibatches
+        updates_per_eval, _ = budget.updates(batch_size)
+        eval_steps = np.arange(1, budget.num_evaluations + 1, dtype=np.int64) * (
+            updates_per_eval * batch_size)
+        if eval_steps[-1] > np.iinfo(np.int32).max:
+            raise ValueError(f"{int(eval_steps[-1])} env steps do not fit the int32 eval_steps")
+        actor = MLP(config.actor_layer_sizes, config.activation, out_dim=action_dim,
+                    gain=2.0 ** 0.5, head_gain=0.01)
+        critic = MLP(config.critic_layer_sizes, config.activation, out_dim=1, gain=2.0 ** 0.5,
+                     head_gain=1.0)
 
-    actor = MLP(layer_sizes=tuple(structure["network.actor.layer_sizes"]),
-                activation=structure["network.activation"], out_dim=action_dim,
-                head_scale=0.01)
-    critic = MLP(layer_sizes=tuple(structure["network.critic.layer_sizes"]),
-                 activation=structure["network.activation"], out_dim=1, head_scale=1.0)
+        # --- policy and value ---
 
-    # --- policy and value ---
+        def value_fn(critic_params, obs):
+            return critic.apply(critic_params, obs)[..., 0]
 
-    def value_fn(critic_params, obs):
-        return critic.apply(critic_params, obs)[..., 0]
+        def dist_params(actor_params, obs):
+            out = actor.apply(actor_params["net"], obs)
+            return out, actor_params.get("log_std")
 
-    def dist_params(actor_params, obs):
-        out = actor.apply(actor_params["net"], obs)
-        return out, actor_params.get("log_std")
+        def log_prob_entropy(actor_params, obs, action):
+            out, log_std = dist_params(actor_params, obs)
+            if discrete:
+                logp_all = jax.nn.log_softmax(out)
+                logp = jnp.take_along_axis(logp_all, action[..., None].astype(jnp.int32),
+                                           axis=-1)[..., 0]
+                entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1)
+            else:
+                z = (action - out) * jnp.exp(-log_std)
+                logp = jnp.sum(-0.5 * jnp.square(z) - log_std - 0.5 * _LOG_2PI, axis=-1)
+                entropy = jnp.broadcast_to(jnp.sum(0.5 + 0.5 * _LOG_2PI + log_std),
+                                           logp.shape)
+            return logp, entropy
 
-    def log_prob_entropy(actor_params, obs, action):
-        out, log_std = dist_params(actor_params, obs)
-        if discrete:
-            logp_all = jax.nn.log_softmax(out)
-            logp = jnp.take_along_axis(logp_all, action[..., None].astype(jnp.int32),
-                                       axis=-1)[..., 0]
-            entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1)
-        else:
-            z = (action - out) * jnp.exp(-log_std)
-            logp = jnp.sum(-0.5 * jnp.square(z) - log_std - 0.5 * _LOG_2PI, axis=-1)
-            entropy = jnp.broadcast_to(jnp.sum(0.5 + 0.5 * _LOG_2PI + log_std),
-                                       logp.shape)
-        return logp, entropy
+        def sample_action(actor_params, obs, key):
+            out, log_std = dist_params(actor_params, obs)
+            if discrete:
+                action = jax.random.categorical(key, out, axis=-1)
+            else:
+                action = out + jnp.exp(log_std) * jax.random.normal(key, out.shape)
+            logp, _ = log_prob_entropy(actor_params, obs, action)
+            return action, logp
 
-    def sample_action(actor_params, obs, key):
-        out, log_std = dist_params(actor_params, obs)
-        if discrete:
-            action = jax.random.categorical(key, out, axis=-1)
-        else:
-            action = out + jnp.exp(log_std) * jax.random.normal(key, out.shape)
-        logp, _ = log_prob_entropy(actor_params, obs, action)
-        return action, logp
+        def env_action(action):
+            return action if discrete else jnp.clip(action, action_low, action_high)
 
-    def env_action(action):
-        return action if discrete else jnp.clip(action, action_low, action_high)
+        def prepare(norm, obs):
+            return _normalize(norm, obs) if normalize else obs
 
-    def prepare(norm, obs):
-        return _normalize(norm, obs) if normalize else obs
+        def greedy_act(actor_params, norm):
+            def act(obs, key):
+                out, _ = dist_params(actor_params, prepare(norm, obs))
+                return jnp.argmax(out, axis=-1) if discrete else env_action(out)
+            return act
 
-    def greedy_act(actor_params, norm):
-        def act(obs, key):
-            out, _ = dist_params(actor_params, prepare(norm, obs))
-            return jnp.argmax(out, axis=-1) if discrete else env_action(out)
-        return act
-
-    # --- the pure training function ---
-
-    def train(hp: dict, key: jax.Array) -> TrainMetrics:
-        hp = {k: jnp.asarray(v, jnp.float32) for k, v in hp.items()}
-        gamma, gae_lambda, clip_eps = hp["gamma"], hp["gae_lambda"], hp["clip_eps"]
-        actor_tx = optax.inject_hyperparams(_clipped_adam)(
-            learning_rate=hp["actor_lr"], max_grad_norm=hp["max_grad_norm"])
-        critic_tx = optax.inject_hyperparams(_clipped_adam)(
-            learning_rate=hp["critic_lr"], max_grad_norm=hp["max_grad_norm"])
+        gamma, gae_lambda, clip_eps = config.gamma, config.gae_lambda, config.clip_eps
+        actor_tx = make_optimizer(config.actor_lr, config.max_grad_norm, eps=1e-5)
+        critic_tx = make_optimizer(config.critic_lr, config.max_grad_norm, eps=1e-5)
 
         def env_step(runner: Runner, _):
             learner, norm = runner.learner, runner.norm
@@ -263,7 +249,7 @@ def make_train(env_id: str, structure: dict, settings: TrainSettings):
                                        ).mean()
             value_loss = 0.5 * jnp.square(value_fn(critic_params, mb.obs) - mb.target).mean()
             entropy = entropy.mean()
-            total = policy_loss - hp["ent_coef"] * entropy + hp["vf_coef"] * value_loss
+            total = policy_loss - config.ent_coef * entropy + config.vf_coef * value_loss
             approx_kl = ((ratio - 1.0) - log_ratio).mean()
             return total, Losses(policy_loss, value_loss, entropy, approx_kl)
 
@@ -309,7 +295,7 @@ def make_train(env_id: str, structure: dict, settings: TrainSettings):
             learner = runner.learner
             eval_return = evaluate(env, env_params,
                                    greedy_act(learner.actor_params, runner.norm), eval_key,
-                                   settings.eval_episodes)
+                                   budget.eval_episodes)
             finite = all_finite((learner.actor_params, learner.critic_params, losses))
             return runner._replace(key=key), ChunkOut(eval_return, losses, finite)
 
@@ -329,7 +315,7 @@ def make_train(env_id: str, structure: dict, settings: TrainSettings):
             norm = _norm_update(norm, obs)
         runner = Runner(learner, norm, env_state, obs, key)
 
-        _, out = jax.lax.scan(chunk_step, runner, None, settings.num_evaluations)
+        _, out = jax.lax.scan(chunk_step, runner, None, budget.num_evaluations)
         return TrainMetrics(
             eval_steps=jnp.asarray(eval_steps, jnp.int32),
             eval_returns=out.eval_return,

@@ -2,7 +2,7 @@
 soft-updated targets, automatic entropy tuning, an on-device replay buffer.
 
 Shaped like the other algorithms: ``make_train`` does the Python setup for one structure and
-returns a pure ``train(hp, key)``; training is nested ``lax.scan``s (evaluation chunks >
+returns a pure ``train(config, key)``; training is nested ``lax.scan``s (evaluation chunks >
 iterations > env steps | gradient steps) with NamedTuple carries.
 
 Choices, so a reader need not reverse-engineer them:
@@ -19,9 +19,9 @@ Choices, so a reader need not reverse-engineer them:
   ``-log_alpha * (log pi + target_entropy)``, target entropy ``-target_entropy_scale *
   action_dim``. One gradient step updates the critics, then the actor (against the updated
   critics), then the temperature (with the actor's fresh log-probs).
-- Three optimizers, each ``inject_hyperparams(chain(clip_by_global_norm(max_grad_norm),
-  adam(lr)))`` so the learning rates and the clip norm are data.
-- Networks use flax's default (LeCun-normal) initialization, which also keeps QR
+- Three optimizers, each ``networks.make_optimizer`` (Adam after global-norm clipping) so the
+  learning rates and the clip norm are data.
+- Networks are ``networks.MLP`` trunks with flax's default (LeCun-normal) initialization, which also keeps QR
   decompositions (orthogonal init) out of the vmapped, possibly sharded, program.
 - Warm-up: actions are uniform in the bounds and no update is applied (``jnp.where`` on the
   traced env-step count) until ``warmup_steps`` env steps were collected. Reported losses
@@ -39,30 +39,18 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from hyperlax.hyperparams.budget import Budget
+from hyperlax.hyperparams.sac import SACConfig
 from hyperlax.runtime import replay
-from hyperlax.runtime.algos import (TrainMetrics, TrainSettings, all_finite, num_updates,
-                                    structure_with_defaults)
+from hyperlax.runtime.algos import TrainMetrics, all_finite, check_config
 from hyperlax.runtime.envs import action_info, evaluate, make_env
-from hyperlax.runtime.networks import ACTIVATIONS
-from hyperlax.spec.params import SAC
+from hyperlax.runtime.networks import MLP, make_optimizer
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 # --- networks ----------------------------------------------------------------------------
-
-class Trunk(nn.Module):
-    layer_sizes: Sequence[int]
-    activation: str
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        act = ACTIVATIONS[self.activation]
-        for width in self.layer_sizes:
-            x = act(nn.Dense(width)(x))
-        return x
-
 
 class Actor(nn.Module):
     """Mean and log-std (clipped) of the pre-squash Gaussian."""
@@ -73,7 +61,7 @@ class Actor(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        x = Trunk(self.layer_sizes, self.activation)(obs)
+        x = MLP(self.layer_sizes, self.activation)(obs)
         mean = nn.Dense(self.action_dim)(x)
         log_std = jnp.clip(nn.Dense(self.action_dim)(x), LOG_STD_MIN, LOG_STD_MAX)
         return mean, log_std
@@ -88,7 +76,7 @@ class TwinCritic(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
         x = jnp.concatenate([obs, action], axis=-1)
-        qs = [nn.Dense(1)(Trunk(self.layer_sizes, self.activation)(x))[..., 0]
+        qs = [nn.Dense(1)(MLP(self.layer_sizes, self.activation)(x))[..., 0]
               for _ in range(2)]
         return jnp.stack(qs)
 
@@ -111,48 +99,43 @@ class Losses(NamedTuple):
     alpha: jax.Array
 
 
-def make_train(env_id: str, structure: dict, settings: TrainSettings):
-    s = structure_with_defaults(SAC, structure)
+def make_train(env_id: str, budget: Budget):
     env, env_params = make_env(env_id)
     discrete, action_dim, low, high = action_info(env, env_params)
     if discrete:
         raise ValueError(f"sac needs a continuous action space; {env_id} is discrete")
-    num_envs, rollout_length = s["num_envs"], s["rollout_length"]
-    train_epochs, batch_size = s["train_epochs"], s["replay_batch_size"]
-    warmup_steps = s["warmup_steps"]
-    steps_per_iter = num_envs * rollout_length
-    updates_per_eval, _ = num_updates(settings, steps_per_iter)
     scale, center = (high - low) / 2.0, (high + low) / 2.0
-
-    actor = Actor(tuple(s["network.actor.layer_sizes"]), s["network.activation"], action_dim)
-    critic = TwinCritic(tuple(s["network.critic.layer_sizes"]), s["network.activation"])
     obs_shape = env.observation_space(env_params).shape
     v_reset = jax.vmap(env.reset, in_axes=(0, None))
     v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
-    def make_optimizer(learning_rate, max_grad_norm):
-        return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate))
+    def train(config: SACConfig, key: jax.Array) -> TrainMetrics:
+        # Structural fields are Python values here (static in the pytree): shapes and loops.
+        check_config(config)
+        num_envs, rollout_length = config.num_envs, config.rollout_length
+        train_epochs, batch_size = config.train_epochs, config.replay_batch_size
+        updates_per_eval, _ = budget.updates(config.steps_per_update())
+        warmup_steps = config.warmup_steps  # data: compared with a traced counter only
+        actor = Actor(config.actor_layer_sizes, config.activation, action_dim)
+        critic = TwinCritic(config.critic_layer_sizes, config.activation)
 
-    def sample_action(actor_params, obs, key):
-        """Squashed, scaled action and its log-prob (summed over action dimensions)."""
-        mean, log_std = actor.apply(actor_params, obs)
-        noise = jax.random.normal(key, mean.shape)
-        u = mean + jnp.exp(log_std) * noise
-        log_prob = -0.5 * noise ** 2 - log_std - _HALF_LOG_2PI
-        # log |d tanh(u)/du| = log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), stable
-        log_prob -= 2.0 * (math.log(2.0) - u - jax.nn.softplus(-2.0 * u)) + math.log(scale)
-        return jnp.tanh(u) * scale + center, log_prob.sum(-1)
+        def sample_action(actor_params, obs, key):
+            """Squashed, scaled action and its log-prob (summed over action dimensions)."""
+            mean, log_std = actor.apply(actor_params, obs)
+            noise = jax.random.normal(key, mean.shape)
+            u = mean + jnp.exp(log_std) * noise
+            log_prob = -0.5 * noise ** 2 - log_std - _HALF_LOG_2PI
+            # log |d tanh(u)/du| = log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), stable
+            log_prob -= 2.0 * (math.log(2.0) - u - jax.nn.softplus(-2.0 * u)) + math.log(scale)
+            return jnp.tanh(u) * scale + center, log_prob.sum(-1)
 
-    def deterministic_action(actor_params, obs):
-        mean, _ = actor.apply(actor_params, obs)
-        return jnp.tanh(mean) * scale + center
+        def deterministic_action(actor_params, obs):
+            mean, _ = actor.apply(actor_params, obs)
+            return jnp.tanh(mean) * scale + center
 
-    def train(hp: dict, key: jax.Array) -> TrainMetrics:
-        actor_tx, critic_tx, alpha_tx = (
-            optax.inject_hyperparams(make_optimizer)(learning_rate=hp[lr],
-                                                     max_grad_norm=hp["max_grad_norm"])
-            for lr in ("actor_lr", "q_lr", "alpha_lr"))
-        target_entropy = -hp["target_entropy_scale"] * action_dim
+        actor_tx, critic_tx, alpha_tx = (make_optimizer(lr, config.max_grad_norm) for lr in
+                                          (config.actor_lr, config.q_lr, config.alpha_lr))
+        target_entropy = -config.target_entropy_scale * action_dim
 
         # --- acting ------------------------------------------------------------------
         def env_step(runner: replay.Runner, _):
@@ -175,7 +158,7 @@ def make_train(env_id: str, structure: dict, settings: TrainSettings):
             next_q = critic.apply(learner.target_critic_params, batch.next_obs, next_action)
             alpha = jnp.exp(learner.log_alpha)
             next_value = jnp.min(next_q, axis=0) - alpha * next_log_prob
-            target = batch.reward + hp["gamma"] * (1.0 - batch.done) * next_value
+            target = batch.reward + config.gamma * (1.0 - batch.done) * next_value
             q = critic.apply(critic_params, batch.obs, batch.action)
             return jnp.sum(jnp.mean((q - jax.lax.stop_gradient(target)) ** 2, axis=-1))
 
@@ -221,7 +204,7 @@ def make_train(env_id: str, structure: dict, settings: TrainSettings):
                 alpha_opt=alpha_opt), learner)
 
             learner = gate(learner._replace(target_critic_params=optax.incremental_update(
-                learner.critic_params, learner.target_critic_params, hp["tau"])), learner)
+                learner.critic_params, learner.target_critic_params, config.tau)), learner)
             losses = Losses(q_loss, pi_loss, jnp.exp(learner.log_alpha))
             return (learner, buffer, learning), losses
 
@@ -238,7 +221,7 @@ def make_train(env_id: str, structure: dict, settings: TrainSettings):
             actor_params = runner.learner.actor_params
             returns = evaluate(env, env_params,
                                lambda obs, _key: deterministic_action(actor_params, obs),
-                               k_eval, settings.eval_episodes)
+                               k_eval, budget.eval_episodes)
             losses = jax.tree.map(jnp.mean, losses)
             learner = runner.learner
             finite = (all_finite((learner.actor_params, learner.critic_params,
@@ -253,16 +236,16 @@ def make_train(env_id: str, structure: dict, settings: TrainSettings):
         dummy_action = jnp.zeros((action_dim,), jnp.float32)
         actor_params = actor.init(k_actor, dummy_obs)
         critic_params = critic.init(k_critic, dummy_obs, dummy_action)
-        log_alpha = jnp.log(hp["init_alpha"]).astype(jnp.float32)
+        log_alpha = jnp.log(config.init_alpha).astype(jnp.float32)
         learner = Learner(actor_params, critic_params, critic_params, log_alpha,
                           actor_tx.init(actor_params), critic_tx.init(critic_params),
                           alpha_tx.init(log_alpha))
         example = replay.Transition(dummy_obs, dummy_action, jnp.zeros(()), dummy_obs,
                                     jnp.zeros(()))
-        runner = replay.Runner(learner, replay.init(example, s["buffer_size"]), env_state, obs,
+        runner = replay.Runner(learner, replay.init(example, config.buffer_size), env_state, obs,
                         jnp.zeros((), jnp.int32), key)
         _, (steps, returns, losses, finite) = jax.lax.scan(
-            eval_chunk, runner, None, settings.num_evaluations)
+            eval_chunk, runner, None, budget.num_evaluations)
         return TrainMetrics(eval_steps=steps.astype(jnp.int32),
                             eval_returns=returns.astype(jnp.float32),
                             losses={name: value.astype(jnp.float32)

@@ -11,32 +11,35 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
-from typing import Any, Literal
+from typing import Annotated, Any
 
 import msgspec
+from msgspec import Meta
 
 from hyperlax.errors import HyperlaxError
-from hyperlax.spec.distributions import DIST_NAMES, Distribution
+from hyperlax.hyperparams.budget import Budget, EvalEpisodes, NumEvaluations, TotalTimesteps
+from hyperlax.manifest.distributions import DIST_NAMES, Distribution
+from hyperlax.planfile import Mode, Sampling
 
-Sampling = Literal["qmc_sobol", "random"]
-Mode = Literal["batched", "sequential", "grouped"]
+MAX_SAMPLES = 1_000_000
 
 
 class SweepSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     name: str
     recipe: str
     env: str
-    num_samples: int
+    num_samples: Annotated[int, Meta(ge=1, le=MAX_SAMPLES)]
     sampling: Sampling = "qmc_sobol"
-    seed: int = 0
+    seed: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0
     mode: Mode = "batched"
-    batch_size: int = 16
+    batch_size: Annotated[int, Meta(ge=1)] = 16
     output_root: str | None = None      # default: runs/<name>
-    seeds_per_sample: int = 1
-    total_timesteps: int | None = None  # None: the recipe's default
-    num_evaluations: int | None = None
-    eval_episodes: int | None = None
-    structures: int | None = None       # two-level sampling: draw this many structures
+    seeds_per_sample: Annotated[int, Meta(ge=1, le=1024)] = 1
+    total_timesteps: TotalTimesteps | None = None  # None: the recipe's budget
+    num_evaluations: NumEvaluations | None = None
+    eval_episodes: EvalEpisodes | None = None
+    # two-level sampling: draw this many structures
+    structures: Annotated[int, Meta(ge=1)] | None = None
 
 
 class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -45,23 +48,17 @@ class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     space: dict[str, Distribution] = {}
 
 
-class RecipeSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    total_timesteps: int
-    num_evaluations: int
-    eval_episodes: int
-
-
 class Recipe(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     algorithm: str
     description: str = ""
-    settings: RecipeSettings
+    settings: Budget      # the [settings] table: default training budget
     defaults: dict[str, Any] = {}
     space: dict[str, Distribution] = {}
 
 
 _SECTION_FIELDS = {
     Manifest: {"sweep": SweepSection},
-    Recipe: {"settings": RecipeSettings},
+    Recipe: {"settings": Budget},
 }
 
 
@@ -120,12 +117,25 @@ def _struct_problems(value: dict[str, Any], struct: type, prefix: str) -> list[t
     for key in value:
         if key not in known:
             problems.append((f"{prefix}.{key}", f"unknown key{_did_you_mean(key, known)}"))
-    clean = {k: v for k, v in value.items() if k in known}
-    try:
-        msgspec.convert(clean, struct)
-    except msgspec.ValidationError as exc:
-        problems.append(_translate(str(exc), prefix))
+    # Field by field, so every bad value of the table is reported, not only the first.
+    for field in msgspec.structs.fields(struct):
+        if field.encode_name not in value:
+            if field.required:
+                problems.append((prefix, f"missing required key {field.encode_name}"))
+            continue
+        item = value[field.encode_name]
+        try:
+            msgspec.convert(item, field.type)
+        except msgspec.ValidationError as exc:
+            location, message = _translate(str(exc), f"{prefix}.{field.encode_name}")
+            problems.append((location, _with_value(message, item)))
     return problems
+
+
+def _with_value(message: str, value: Any) -> str:
+    """'expected int >= 1' (a bound in the type) -> 'must be >= 1, got 0'."""
+    bound = re.match(r"expected (?:int|float|number) (>=|>|<=|<) (\S+)$", message)
+    return f"must be {bound[1]} {bound[2]}, got {value!r}" if bound else message
 
 
 def _dist_problem(prefix: str, value: Any, exc: msgspec.ValidationError) -> tuple[str, str]:

@@ -1,28 +1,29 @@
-"""Click commands: ``report``, and the seed system's ``sweep-hp-samples`` and
-``generate-hp-samples`` as a thin front end that builds the equivalent manifest.
+"""The seed system's command line, ``sweep-hp-samples`` and ``generate-hp-samples``: a thin
+front end that builds the equivalent manifest from the seed's flags, compiles it, and runs the
+plan through the same use case as ``hyperlax exec`` (``runtime.run_plan``). Registered on the
+``hyperlax`` group by ``hyperlax.cli``, so ``python -m hyperlax.cli sweep-hp-samples ...`` works.
 
-Module level stays JAX-free and matplotlib-free: ``hyperlax.cli`` imports this module to
-register the commands, and ``plan``/``show``/``--help`` must stay instant.
+Module level stays JAX-free: ``--help`` and flag errors must be instant.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import click
 from click.core import ParameterSource
 
-from hyperlax.errors import HyperlaxError  # the class hyperlax.cli re-exports
+from hyperlax.cli_errors import user_errors
+from hyperlax.errors import HyperlaxError
+from hyperlax.exec_options import COMPILE_CACHE_HELP, COMPILE_CACHE_VARIABLE
 
 LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 QUIET_LEVELS = {"WARNING", "ERROR", "CRITICAL"}
 SEED_MANIFEST = "sweep.toml"
-DEFAULT_COMPILE_CACHE = Path.home() / ".cache" / "hyperlax" / "jax"
 
 # Manifest locations as the seed command line spells them, for error messages.
 FLAG_OF = {
@@ -35,93 +36,6 @@ FLAG_OF = {
     "sweep.output_root": "--output-root",
 }
 
-
-def user_errors(command: Callable) -> Callable:
-    """``hyperlax.cli.user_errors``, looked up when the command runs. ``hyperlax.cli`` imports
-    this module at its end, and ``python -m hyperlax.cli`` runs cli.py as ``__main__``, so a
-    module-level ``from hyperlax.cli import user_errors`` here would be a circular import."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from hyperlax.cli import user_errors as cli_user_errors
-
-        return cli_user_errors(command)(*args, **kwargs)
-
-    return wrapper
-
-
-# --- hyperlax report ---------------------------------------------------------------------------
-
-@click.command("report")
-@click.argument("plan_file", type=click.Path(path_type=Path))
-@click.option("--output-root", type=click.Path(path_type=Path), default=None,
-              help="sweep directory [default: the plan's output_root]")
-@click.option("-o", "--output", "report_dir", type=click.Path(path_type=Path), default=None,
-              help="where to write the report [default: <sweep dir>/report]")
-@click.option("--top", "top_k", type=click.IntRange(min=1), default=5, show_default=True,
-              help="how many of the best samples to show and plot")
-@click.option("--metric", type=click.Choice(["final", "best"]), default="final",
-              show_default=True, help="rank by the final or the best eval return "
-                                      "(mean over replicates)")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="json: the whole report on stdout, for machines")
-@click.option("--no-plots", is_flag=True, help="write results.csv and report.json only")
-@user_errors
-def report_command(plan_file: Path, output_root: Path | None, report_dir: Path | None,
-                   top_k: int, metric: str, fmt: str, no_plots: bool) -> None:
-    """Results of PLAN_FILE's sweep: results.csv (one row per sample), the top configurations,
-    the [fixed] block that pins the best, and PNG plots. A partial sweep reports what it has.
-    PLAN_FILE may also be a sweep directory (its plan.msgpack is used)."""
-    from hyperlax.planfile import read_plan
-    from hyperlax.report import results as R
-    from hyperlax.store import PLAN_COPY, atomic_write
-
-    if plan_file.is_dir():
-        output_root = output_root if output_root is not None else plan_file
-        plan_file = plan_file / PLAN_COPY
-    plan, pid = read_plan(plan_file)
-    root = output_root if output_root is not None else Path(plan.settings.output_root)
-    collected = R.collect(plan, pid, root, str(plan_file))
-    report_dir = report_dir if report_dir is not None else root / "report"
-
-    files: dict[str, bytes] = {"results.csv": R.results_csv(collected, metric).encode("utf-8")}
-    if not no_plots:
-        from hyperlax.report.plots import render_plots
-
-        files.update(render_plots(collected, metric, top_k))
-    names = ["results.csv", "report.json", *(n for n in files if n.endswith(".png"))]
-    document = R.report_document(collected, metric, top_k, [str(report_dir / n) for n in names])
-    files["report.json"] = (json.dumps(document, indent=2, allow_nan=False) + "\n").encode()
-    try:
-        for name in names:
-            atomic_write(report_dir / name, files[name])
-    except OSError as exc:
-        raise HyperlaxError(str(report_dir), f"cannot write the report: {exc.strerror}",
-                            "choose another directory with -o") from None
-
-    if fmt == "json":
-        click.echo(files["report.json"].decode(), nl=False)
-        if not collected.complete:
-            click.echo(f"warning: {root}: partial sweep, "
-                       f"{document['samples']['missing']} samples missing", err=True)
-        return
-    for line in R.status_lines(collected, str(plan_file)):
-        click.echo(line)
-    order = R.ranked(collected, metric)
-    click.echo()
-    if order:
-        for line in R.top_table(collected, order[:top_k], metric):
-            click.echo(line)
-        click.echo()
-        click.echo("to pin the best in a follow-up manifest, paste:")
-        click.echo(R.fixed_block(collected, order[0], metric), nl=False)
-    else:
-        click.echo("no sample finished without diverging: there is no best configuration")
-    click.echo()
-    click.echo(f"wrote {', '.join(names)} to {report_dir}")
-
-
-# --- the seed system's command line ------------------------------------------------------------
 
 def _seed_options(command: Callable) -> Callable:
     """Flags shared by sweep-hp-samples and generate-hp-samples, with the seed's defaults."""
@@ -150,7 +64,7 @@ def _bool_option(name: str, help_text: str) -> Callable:
 
 
 def _recipe_name(recipe: str) -> str:
-    from hyperlax.spec.recipes import is_recipe_path
+    from hyperlax.manifest.recipes import is_recipe_path
 
     return Path(recipe).stem if is_recipe_path(recipe) else recipe
 
@@ -161,7 +75,7 @@ def seed_manifest(recipe: str, env_id: str, num_samples: int, batch_size: int, s
     directory on the command line) becomes relative to ``manifest_dir``, as manifests have it."""
     import tomli_w
 
-    from hyperlax.spec.recipes import is_recipe_path
+    from hyperlax.manifest.recipes import is_recipe_path
 
     recipe_field = recipe
     if is_recipe_path(recipe):
@@ -192,7 +106,7 @@ def seed_manifest(recipe: str, env_id: str, num_samples: int, batch_size: int, s
 def _compile_text(text: str, name: str, manifest_dir: Path, command: str) -> tuple[Any, list]:
     """(plan, warnings) for manifest text built from flags; errors name the flags."""
     from hyperlax.compiler.lower import lower
-    from hyperlax.spec.resolve import resolve_text
+    from hyperlax.manifest.resolve import resolve_text
 
     try:
         return lower(resolve_text(text, name, manifest_dir), manifest_name=name)
@@ -236,7 +150,7 @@ def _given(name: str) -> bool:
 def _find_sweep(directory: Path) -> Path:
     """The sweep directory holding ``directory``: itself, or (as the seed's docs resume from
     ``<output-root>/<recipe>/<env>/``) one of the three directories above it."""
-    from hyperlax.store import PLAN_COPY, SWEEP_RECORD
+    from hyperlax.storage.sweepdir import PLAN_COPY, SWEEP_RECORD
 
     if not directory.is_dir():
         raise HyperlaxError(str(directory), "no such directory",
@@ -273,27 +187,17 @@ def _resume_conflicts(plan: Any, flags: dict[str, Any]) -> list[tuple[str, str]]
     return problems
 
 
-def _execute(plan: Any, pid: str, plan_bytes: bytes, root: Path, quiet: bool,
-             compile_cache: Path | None) -> None:
-    """Run the plan in ``root`` as ``hyperlax exec <root>/plan.msgpack --output-root <root>``
-    would (the exec command of the group this command is registered in: its progress,
-    interruption handling and exit statuses), or directly when used outside the group."""
-    from hyperlax.store import PLAN_COPY
+def _execute(root: Path, quiet: bool, compile_cache: Path | None) -> None:
+    """Run the plan in ``root`` exactly as ``hyperlax exec <root>/plan.msgpack --output-root
+    <root>`` does: the same use case, progress, interruption handling and exit statuses."""
+    from hyperlax.runtime.run_plan import ExecRequest, run_exec
+    from hyperlax.storage.sweepdir import PLAN_COPY
 
-    ctx = click.get_current_context()
-    group = ctx.find_root().command
-    exec_command = group.get_command(ctx, "exec") if isinstance(group, click.Group) else None
-    if exec_command is not None:
-        ctx.invoke(exec_command, plan_file=root / PLAN_COPY, output_root=root,
-                   compile_cache=compile_cache, quiet=quiet)
-    else:
-        from hyperlax.progress import Progress
-        from hyperlax.runtime.executor import enable_compile_cache, execute
-
-        enable_compile_cache(compile_cache or DEFAULT_COMPILE_CACHE)
-        report = execute(plan, pid, plan_bytes, root, progress=Progress(quiet=quiet))
-        if not quiet:
-            click.echo(f"{report.ran} entries run, {report.skipped} skipped; results in {root}")
+    request = ExecRequest(plan_file=root / PLAN_COPY, output_root=root,
+                          compile_cache=compile_cache, quiet=quiet)
+    status = run_exec(request, click.echo)
+    if status:
+        sys.exit(status)
     if not quiet:
         click.echo(f"next: hyperlax report {root}")
 
@@ -314,8 +218,7 @@ def _execute(plan: Any, pid: str, plan_bytes: bytes, root: Path, quiet: bool,
               help="only write the equivalent manifest here (no plan, no training)")
 @click.option("--force", is_flag=True, help="with --emit-manifest: overwrite an existing file")
 @click.option("--compile-cache", type=click.Path(path_type=Path), default=None,
-              envvar="HYPERLAX_COMPILE_CACHE",
-              help="JAX persistent compilation cache [default: ~/.cache/hyperlax/jax]")
+              envvar=COMPILE_CACHE_VARIABLE, help=COMPILE_CACHE_HELP)
 @user_errors
 def sweep_command(recipe: str, env_id: str, num_samples: int, sampling_method: str, seed: int,
                   log_level: str, hparam_batch_size: int, sequential: bool,
@@ -327,7 +230,8 @@ def sweep_command(recipe: str, env_id: str, num_samples: int, sampling_method: s
     or --resume-from DIR, skips completed entries. With --emit-manifest, only writes the
     manifest: the way to checked-in manifests and `hyperlax plan` / `hyperlax exec`."""
     from hyperlax.planfile import encode_plan, plan_id, read_plan
-    from hyperlax.store import PLAN_COPY, SweepDir, atomic_write
+    from hyperlax.storage.atomic import atomic_write
+    from hyperlax.storage.sweepdir import PLAN_COPY, Owner, SweepDir, another_plan
 
     quiet = log_level.upper() in QUIET_LEVELS
     command = "sweep-hp-samples"
@@ -341,7 +245,7 @@ def sweep_command(recipe: str, env_id: str, num_samples: int, sampling_method: s
                                                             f"directory being resumed ({root})")],
                                 "pass only --resume-from")
         plan, pid = read_plan(root / PLAN_COPY)
-        SweepDir(root).check_owner(pid)
+        SweepDir(root).check_owner(Owner.of(plan, pid))
         flags = {"recipe": recipe, "env_id": env_id, "num_samples": num_samples,
                  "sampling_method": sampling_method, "seed": seed, "sequential": sequential,
                  "hparam_batch_size": hparam_batch_size,
@@ -353,7 +257,7 @@ def sweep_command(recipe: str, env_id: str, num_samples: int, sampling_method: s
                                 "sweep with a new --output-root")
         if not quiet:
             click.echo(f"resuming the sweep in {root} (plan {pid[:12]})")
-        _execute(plan, pid, (root / PLAN_COPY).read_bytes(), root, quiet, compile_cache)
+        _execute(root, quiet, compile_cache)
         return
 
     mode = _mode(sequential, group_by_structural_hparams)
@@ -391,21 +295,20 @@ def sweep_command(recipe: str, env_id: str, num_samples: int, sampling_method: s
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     pid, data = plan_id(plan), encode_plan(plan)
-    sweep = SweepDir(root)
-    owner = sweep.owner()
-    if owner is not None and owner != pid:
-        raise HyperlaxError(str(root), f"holds another sweep (plan {owner[:12]}); these flags "
-                                       f"make plan {pid[:12]}; nothing was touched",
-                            f"continue that sweep with --resume-from {root}, or pass a new "
-                            "--output-root")
-    sweep.claim(data, pid)  # refuses a non-empty directory that is not a sweep, untouched
+    sweep, owner = SweepDir(root), Owner.of(plan, pid)
+    record = sweep.record()
+    if record is not None and not owner.owns(record):
+        raise another_plan(root, record, owner, "these flags make another sweep; continue that "
+                                                f"sweep with --resume-from {root}, or pass a new "
+                                                "--output-root")
+    sweep.claim(data, owner)  # refuses a non-empty directory that is not a sweep, untouched
     if not (root / SEED_MANIFEST).exists():
         atomic_write(root / SEED_MANIFEST, text.encode("utf-8"))
     if not quiet:
-        what = "continuing" if owner == pid else "started"
+        what = "continuing" if record is not None else "started"
         click.echo(f"{what} sweep in {root}: {SEED_MANIFEST} and {PLAN_COPY} (plan {pid[:12]}, "
                    f"{len(plan.samples)} samples, {len(plan.entries)} entries, {mode})")
-    _execute(plan, pid, data, root, quiet, compile_cache)
+    _execute(root, quiet, compile_cache)
 
 
 @click.command("generate-hp-samples")
@@ -418,7 +321,7 @@ def generate_command(recipe: str, env_id: str, num_samples: int, sampling_method
     """The seed system's sample generation: the samples a sweep with these flags would run,
     as CSV (sample, seed, structure, one column per sampled hyperparameter). No training."""
     from hyperlax.explain import samples_table
-    from hyperlax.store import atomic_write
+    from hyperlax.storage.atomic import atomic_write
 
     text = seed_manifest(recipe, env_id, num_samples, 16, sampling_method, seed, "batched", None,
                          Path.cwd())
@@ -437,8 +340,3 @@ def generate_command(recipe: str, env_id: str, num_samples: int, sampling_method
     if log_level.upper() not in QUIET_LEVELS:
         click.echo(f"wrote {len(plan.samples)} samples of {plan.settings.recipe} on "
                    f"{plan.settings.env} to {output_file}", err=True)
-
-
-def register(group: click.Group) -> None:
-    for command in (report_command, sweep_command, generate_command):
-        group.add_command(command)

@@ -11,39 +11,16 @@ from typing import Any
 
 import msgspec
 
+from hyperlax.environments import ENVS, EnvInfo
 from hyperlax.errors import HyperlaxError
-from hyperlax.spec.distributions import (Categorical, Distribution, IntLogUniform, IntUniform,
-                                         LogUniform, Uniform)
-from hyperlax.spec.envs import ENVS, EnvInfo
-from hyperlax.spec.manifest import Manifest, Recipe, decode_manifest, decode_recipe, did_you_mean
-from hyperlax.spec.params import ALGORITHM_ACTIONS, ALGORITHMS, HyperParam
-from hyperlax.spec.recipes import load_recipe_text
+from hyperlax.hyperparams import ALGORITHMS, CONFIGS, HyperParam
+from hyperlax.manifest.distributions import (Categorical, Distribution, IntLogUniform,
+                                             IntUniform, LogUniform, Uniform)
+from hyperlax.manifest.format import Manifest, Recipe, decode_manifest, decode_recipe, did_you_mean
+from hyperlax.manifest.recipes import load_recipe_text
+from hyperlax.planfile import Settings
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-MAX_SAMPLES = 1_000_000
-
-
-class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True,
-               omit_defaults=True):
-    """Everything about a sweep that is not a hyperparameter, with defaults filled in.
-    Fields added after format 1 have defaults and are omitted when unset
-    (``omit_defaults``), so plans that do not use them keep their bytes."""
-
-    name: str
-    recipe: str           # recipe name used in output paths (file stem for a recipe path)
-    algorithm: str
-    env: str
-    num_samples: int
-    sampling: str
-    seed: int
-    mode: str
-    batch_size: int
-    output_root: str
-    seeds_per_sample: int
-    total_timesteps: int
-    num_evaluations: int
-    eval_episodes: int
-    structures: int | None = None  # two-level sampling: this many structural points
 
 
 class Resolved(msgspec.Struct, frozen=True, kw_only=True):
@@ -87,11 +64,11 @@ def resolve_text(text: str, source: str, manifest_dir: Path) -> Resolved:
     if env is None:
         problems.append(("sweep.env", f"unknown env {sweep.env!r}"
                          f"{did_you_mean(sweep.env, ENVS)}; one of {', '.join(ENVS)}"))
-    elif env.action_space not in ALGORITHM_ACTIONS[recipe.algorithm]:
-        fitting = [e for e, i in ENVS.items()
-                   if i.action_space in ALGORITHM_ACTIONS[recipe.algorithm]]
+    elif env.action_space not in CONFIGS[recipe.algorithm].action_spaces:
+        actions = CONFIGS[recipe.algorithm].action_spaces
+        fitting = [e for e, i in ENVS.items() if i.action_space in actions]
         problems.append(("sweep.env", f"{recipe.algorithm.upper()} needs a "
-                         f"{ALGORITHM_ACTIONS[recipe.algorithm][0]} action space but {env.id} "
+                         f"{actions[0]} action space but {env.id} "
                          f"is {env.action_space}; use one of {', '.join(fitting)}"))
     problems += _sweep_problems(manifest, recipe)
 
@@ -160,29 +137,15 @@ def _sweep_problems(manifest: Manifest, recipe: Recipe) -> list[tuple[str, str]]
     if not NAME_PATTERN.match(sweep.name):
         problems.append(("sweep.name", f"{sweep.name!r} must be 1-100 letters, digits, '.', '_' "
                                        "or '-', starting with a letter or digit"))
-    positive = {"num_samples": sweep.num_samples, "batch_size": sweep.batch_size,
-                "seeds_per_sample": sweep.seeds_per_sample,
-                "total_timesteps": sweep.total_timesteps,
-                "num_evaluations": sweep.num_evaluations, "eval_episodes": sweep.eval_episodes}
-    for key, value in positive.items():
-        if value is not None and value < 1:
-            problems.append((f"sweep.{key}", f"must be >= 1, got {value}"))
-    if sweep.structures is not None and not 1 <= sweep.structures <= sweep.num_samples:
+    # bounds of single fields are in the SweepSection types; these involve several
+    if sweep.structures is not None and sweep.structures > sweep.num_samples:
         problems.append(("sweep.structures", f"must be between 1 and num_samples = "
                                              f"{sweep.num_samples}, got {sweep.structures}"))
-    if sweep.num_samples > MAX_SAMPLES:
-        problems.append(("sweep.num_samples", f"must be <= {MAX_SAMPLES:,}, got "
-                                              f"{sweep.num_samples:,}"))
-    if not 0 <= sweep.seed < 2**63:
-        problems.append(("sweep.seed", f"must be between 0 and 2**63 - 1, got {sweep.seed}"))
-    if sweep.seeds_per_sample > 1024:
-        problems.append(("sweep.seeds_per_sample", f"must be <= 1024, got "
-                                                   f"{sweep.seeds_per_sample}"))
     if sweep.output_root is not None and not sweep.output_root.strip():
         problems.append(("sweep.output_root", "must not be empty"))
     evaluations = _or(sweep.num_evaluations, recipe.settings.num_evaluations)
     timesteps = _or(sweep.total_timesteps, recipe.settings.total_timesteps)
-    if evaluations >= 1 and timesteps >= 1 and evaluations > timesteps:
+    if evaluations > timesteps:
         problems.append(("sweep.num_evaluations", f"{evaluations} evaluations cannot fit in "
                                                   f"total_timesteps = {timesteps}"))
     return problems

@@ -23,7 +23,7 @@ def load_recipe_text(recipe: str, manifest_dir: Path, source: str) -> tuple[str,
     """(recipe name used in output paths, recipe TOML text)."""
     if not is_recipe_path(recipe):
         if recipe not in builtin_recipes():
-            from hyperlax.spec.manifest import did_you_mean
+            from hyperlax.manifest.format import did_you_mean
             raise HyperlaxError(
                 source, [("sweep.recipe", f"unknown recipe {recipe!r}"
                           f"{did_you_mean(recipe, builtin_recipes())}; built-in recipes: "

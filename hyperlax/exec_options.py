@@ -1,0 +1,165 @@
+"""``exec``'s options for where and how a plan runs (devices, shard, claims, Ray, compile
+cache): parsed and validated (exit status 2) before JAX is imported or anything is touched, and
+turned back into the exec command line that resume hints print. JAX-free."""
+
+from __future__ import annotations
+
+import functools
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from hyperlax.errors import HyperlaxError
+from hyperlax.storage.claims import DEFAULT_CLAIM_TIMEOUT
+
+COMPILE_CACHE_DEFAULT = "~/.cache/hyperlax/jax"
+COMPILE_CACHE_HELP = f"JAX persistent compilation cache [default: {COMPILE_CACHE_DEFAULT}]"
+COMPILE_CACHE_VARIABLE = "HYPERLAX_COMPILE_CACHE"
+
+
+def default_compile_cache() -> Path:
+    """Where compiled programs persist when neither --compile-cache nor the variable says."""
+    return Path(COMPILE_CACHE_DEFAULT).expanduser()
+
+
+@dataclass(frozen=True)
+class ExecOptions:
+    """exec's options for running on several devices, as a shard, or on Ray."""
+
+    devices: str | None = None             # None (one device), "all" or a count
+    shard: tuple[int, int] | None = None   # (K, N)
+    claim_timeout_given: float | None = None
+    ray_address: str | None = None         # None: no Ray; "": RAY_ADDRESS's or a local one
+    ray_cpus: float = 1.0
+    ray_gpus: float = 0.0
+    ray_retries: int = 3
+
+    @classmethod
+    def parse(cls, devices: str | None = None, shard: str | None = None,
+              claim_timeout: float | None = None, ray_address: str | None = None,
+              ray_cpus: float = 1.0, ray_gpus: float = 0.0, ray_retries: int = 3
+              ) -> ExecOptions:
+        return cls(parse_devices(devices), parse_shard(shard), claim_timeout, ray_address,
+                   ray_cpus, ray_gpus, ray_retries)
+
+    @property
+    def claim_timeout(self) -> float:
+        given = self.claim_timeout_given
+        return given if given is not None else DEFAULT_CLAIM_TIMEOUT
+
+    def entries(self, count: int) -> list[int] | None:
+        """The entry indices of this shard (i mod N = K), or None for all."""
+        if self.shard is None:
+            return None
+        k, n = self.shard
+        return [i for i in range(count) if i % n == k]
+
+    def words(self) -> list[str]:
+        """These options as exec arguments, for the resume hint."""
+        words = []
+        if self.devices is not None:
+            words += ["--devices", self.devices]
+        if self.shard is not None:
+            words += ["--shard", f"{self.shard[0]}/{self.shard[1]}"]
+        if self.claim_timeout_given is not None:
+            words += ["--claim-timeout", f"{self.claim_timeout_given:g}"]
+        if self.ray_address is not None:
+            words += [f"--ray={self.ray_address}" if self.ray_address else "--ray"]
+            if self.ray_cpus != 1.0:
+                words += ["--ray-cpus", f"{self.ray_cpus:g}"]
+            if self.ray_gpus != 0.0:
+                words += ["--ray-gpus", f"{self.ray_gpus:g}"]
+            if self.ray_retries != 3:
+                words += ["--ray-retries", str(self.ray_retries)]
+        return words
+
+
+_DECLARED = [
+    click.option("--devices", "devices", default=None, metavar="all|N",
+                 help="split each batch's samples across N local devices (or all of them) "
+                      "[default: one device]"),
+    click.option("--shard", "shard", default=None, metavar="K/N",
+                 help="run only shard K of N (K = 0..N-1): the entries whose index i has "
+                      "i mod N = K; for array jobs"),
+    click.option("--claim-timeout", type=click.FloatRange(min=1.0), default=None,
+                 metavar="SECONDS",
+                 help="take over another worker's entry when its claim has had no heartbeat "
+                      "for this long [default: 300]"),
+    click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None,
+                 metavar="[ADDRESS]",
+                 help="run each entry as a Ray task: on the cluster at ADDRESS, or with no "
+                      "ADDRESS on RAY_ADDRESS's cluster or a new local one (pip install "
+                      "'hyperlax[ray]')"),
+    click.option("--ray-cpus", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
+                 help="CPUs each Ray task asks for"),
+    click.option("--ray-gpus", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+                 help="GPUs each Ray task asks for"),
+    click.option("--ray-retries", type=click.IntRange(min=0), default=3, show_default=True,
+                 help="times Ray re-runs a task whose worker died"),
+]
+
+
+def declared(command: Callable) -> Callable:
+    """Declare these options on a click command, which then receives them parsed and
+    validated as one ``options: ExecOptions`` argument (a HyperlaxError when they are bad)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, devices: str | None, shard: str | None,
+                claim_timeout: float | None, ray_address: str | None, ray_cpus: float,
+                ray_gpus: float, ray_retries: int, **kwargs: Any) -> Any:
+        options = ExecOptions.parse(devices, shard, claim_timeout, ray_address, ray_cpus,
+                                    ray_gpus, ray_retries)
+        return command(*args, options=options, **kwargs)
+
+    for option in reversed(_DECLARED):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def exec_command_line(plan_file: Path, output_root: Path | None,
+                      options: ExecOptions | None = None) -> str:
+    """The exec command that runs ``plan_file`` again with the same options (resume hints)."""
+    words = ["hyperlax", "exec", str(plan_file)]
+    if output_root is not None:
+        words += ["--output-root", str(output_root)]
+    if options is not None:
+        words += options.words()
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def parse_devices(text: str | None) -> str | None:
+    if text is None or text == "all":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise HyperlaxError("exec", [("--devices", f"{text!r}: expected 'all' or a positive "
+                                                   "number of devices")])
+    return str(n)
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    k_text, slash, n_text = text.partition("/")
+    try:
+        k, n = int(k_text), int(n_text)
+    except ValueError:
+        slash = ""
+    if not slash:
+        raise HyperlaxError("exec", [("--shard", f"{text!r}: expected K/N, shard K of N "
+                                                 "(e.g. 0/4)")])
+    if n < 1:
+        raise HyperlaxError("exec", [("--shard", f"{text!r}: N must be at least 1")])
+    if not 0 <= k < n:
+        raise HyperlaxError("exec", [("--shard", f"{text!r}: K must be in 0..{n - 1}; shards "
+                                                 "are numbered from 0")],
+                            f"a SLURM job array --array=0-{n - 1} numbers its tasks "
+                            "($SLURM_ARRAY_TASK_ID) from 0, as a Kubernetes indexed Job does "
+                            "($JOB_COMPLETION_INDEX)")
+    return k, n

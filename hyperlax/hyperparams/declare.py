@@ -1,0 +1,186 @@
+"""How a hyperparameter is declared: one field of an algorithm's config Struct.
+
+The field's type carries its bounds (msgspec ``Meta``, so the JSON Schemas in schemas/ carry them
+too), its default is the field default, and its *role* is stated by use:
+
+- ``scalar``: data. A leaf of the pytree the runtime vmaps over: anything that changes no array
+  shape and no loop length, integers included when they are only compared with traced counters
+  (warm-up steps, target-update periods). Samples that differ only in scalars share one program.
+- ``structural``: changes shapes or loop lengths (numbers of envs, rollout length, epochs, layer
+  sizes) or which code is traced (activation, flags). Each distinct combination compiles once.
+
+``declarations(Config)`` reads the Struct back (``msgspec.inspect``) into ``HyperParam`` rows, the
+JAX-free view the compiler validates and groups with. The runtime registers the same Struct as a
+pytree (``hyperlax.runtime.configs``). Nothing here imports JAX.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import typing
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+Role = Literal["scalar", "structural"]
+ParamType = Literal["float", "int", "bool", "str", "int_list"]
+
+ACTIVATION_NAMES = ("tanh", "relu", "gelu", "silu", "elu", "leaky_relu")
+Activation = Literal["tanh", "relu", "gelu", "silu", "elu", "leaky_relu"]
+Width = Annotated[int, Meta(ge=1, le=65_536)]
+
+
+def scalar(base: Any, doc: str, **bounds: Any) -> Any:
+    """The annotated type of a scalar (data) hyperparameter: ``actor_lr: scalar(float, ...)``."""
+    return Annotated[base, Meta(description=doc, extra={"role": "scalar"}, **bounds)]
+
+
+def structural(base: Any, doc: str, **bounds: Any) -> Any:
+    """The annotated type of a structural hyperparameter (one compile per distinct value)."""
+    return Annotated[base, Meta(description=doc, extra={"role": "structural"}, **bounds)]
+
+
+def layer_sizes(doc: str) -> Any:
+    return structural(list[Width], doc, min_length=1)
+
+
+def activation(doc: str = "hidden-layer activation of every network") -> Any:
+    return structural(Activation, doc)
+
+
+def network_field(name: str, default: Any) -> Any:
+    """A field whose manifest name is dotted (``network.actor.layer_sizes``)."""
+    if isinstance(default, list):
+        return msgspec.field(default_factory=lambda: list(default), name=name)
+    return msgspec.field(default=default, name=name)
+
+
+class HyperParam(msgspec.Struct, frozen=True, kw_only=True):
+    """One declared hyperparameter as the compiler sees it (read from a config Struct)."""
+
+    name: str                 # as written in manifests, recipes and plans
+    attribute: str            # the Struct attribute (differs for dotted names)
+    type: ParamType
+    role: Role
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False    # True: the bound itself is excluded, e.g. a rate must be > 0
+    high_open: bool = False
+    choices: tuple[str, ...] | None = None
+    doc: str = ""
+
+    def bounds_text(self) -> str:
+        lo = "-inf" if self.low is None else _fmt(self.low)
+        hi = "inf" if self.high is None else _fmt(self.high)
+        left = "(" if self.low_open or self.low is None else "["
+        right = ")" if self.high_open or self.high is None else "]"
+        return f"{left}{lo}, {hi}{right}"
+
+    def check_value(self, value: Any) -> str | None:
+        """Why ``value`` is not a legal value of this hyperparameter, or None."""
+        if self.type == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return f"expected a number, got {_describe(value)}"
+            if not math.isfinite(value):
+                return f"must be finite, got {value}"
+            return self._check_bounds(value)
+        if self.type == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                return f"expected an integer, got {_describe(value)}"
+            return self._check_bounds(value)
+        if self.type == "bool":
+            return None if isinstance(value, bool) else \
+                f"expected true or false, got {_describe(value)}"
+        if self.type == "str":
+            if not isinstance(value, str):
+                return f"expected a string, got {_describe(value)}"
+            if self.choices is not None and value not in self.choices:
+                return f"must be one of {', '.join(map(repr, self.choices))}, got {value!r}"
+            return None
+        if not isinstance(value, list) or not value:  # int_list: layer sizes
+            return f"expected a non-empty list of integers such as [64, 64], got {_describe(value)}"
+        for item in value:
+            if isinstance(item, bool) or not isinstance(item, int):
+                return f"expected a list of integers such as [64, 64], got {_describe(value)}"
+            problem = self._check_bounds(item)
+            if problem:
+                return f"every element {problem[0].lower()}{problem[1:]}"
+        return None
+
+    def _check_bounds(self, value: float) -> str | None:
+        if self.low is not None:
+            if self.low_open and not value > self.low:
+                return f"must be > {_fmt(self.low)}, got {_fmt(value)}"
+            if not self.low_open and not value >= self.low:
+                return f"must be >= {_fmt(self.low)}, got {_fmt(value)}"
+        if self.high is not None:
+            if self.high_open and not value < self.high:
+                return f"must be < {_fmt(self.high)}, got {_fmt(value)}"
+            if not self.high_open and not value <= self.high:
+                return f"must be <= {_fmt(self.high)}, got {_fmt(value)}"
+        return None
+
+
+@functools.cache
+def declarations(config: type[msgspec.Struct]) -> dict[str, HyperParam]:
+    """Every hyperparameter declared by ``config``, sorted by manifest name."""
+    info = msgspec.inspect.type_info(config)
+    hints = typing.get_type_hints(config, include_extras=True)
+    params = [_param(field, hints[field.name]) for field in info.fields]
+    return {p.name: p for p in sorted(params, key=lambda p: p.name)}
+
+
+def _param(field: msgspec.inspect.Field, hint: Any) -> HyperParam:
+    t = field.type
+    meta = t if isinstance(t, msgspec.inspect.Metadata) else None
+    if meta is not None:
+        t = meta.type
+    role = (meta.extra or {}).get("role") if meta is not None else None
+    if role not in ("scalar", "structural"):
+        raise TypeError(f"{field.name}: declare it with scalar(...) or structural(...)")
+    default = field.default_factory() if field.default is msgspec.NODEFAULT else field.default
+    common = dict(name=field.encode_name, attribute=field.name, role=role, default=default,
+                  doc=meta.extra_json_schema.get("description", "") if meta.extra_json_schema
+                  else "")
+    if isinstance(t, msgspec.inspect.FloatType):
+        return HyperParam(type="float", **common, **_bounds(t))
+    if isinstance(t, msgspec.inspect.IntType):
+        return HyperParam(type="int", **common, **_bounds(t))
+    if isinstance(t, msgspec.inspect.BoolType):
+        return HyperParam(type="bool", **common)
+    if isinstance(t, msgspec.inspect.LiteralType):
+        # msgspec sorts a Literal's values; messages list them in the declared order
+        declared = typing.get_args(typing.get_args(hint)[0])
+        return HyperParam(type="str", choices=tuple(declared), **common)
+    if isinstance(t, msgspec.inspect.ListType) and isinstance(t.item_type,
+                                                               msgspec.inspect.IntType):
+        return HyperParam(type="int_list", **common, **_bounds(t.item_type))
+    raise TypeError(f"{field.name}: unsupported hyperparameter type {t}")
+
+
+def _bounds(t: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if t.gt is not None:
+        out.update(low=t.gt, low_open=True)
+    elif t.ge is not None:
+        out.update(low=t.ge)
+    if t.lt is not None:
+        out.update(high=t.lt, high_open=True)
+    elif t.le is not None:
+        out.update(high=t.le)
+    return out
+
+
+def _fmt(x: float) -> str:
+    if isinstance(x, float) and x.is_integer() and abs(x) < 1e15:
+        return str(int(x))
+    return repr(x)
+
+
+def _describe(value: Any) -> str:
+    kind = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list",
+            dict: "table"}.get(type(value), type(value).__name__)
+    return f"{kind} {value!r}" if kind != "table" else "a table"

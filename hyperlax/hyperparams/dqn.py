@@ -1,0 +1,41 @@
+"""DQN's hyperparameters (the runtime's ``hyperlax.runtime.algos.dqn`` trains with them)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from hyperlax.hyperparams.config import OffPolicyConfig
+from hyperlax.hyperparams.declare import activation, layer_sizes, network_field, scalar, structural
+
+
+class DQNConfig(OffPolicyConfig):
+    algorithm: ClassVar[str] = "dqn"
+    action_spaces: ClassVar[tuple[str, ...]] = ("discrete",)
+
+    learning_rate: scalar(float, "Adam learning rate of the Q-network", gt=0.0) = 5e-4
+    gamma: scalar(float, "discount factor", gt=0.0, le=1.0) = 0.99
+    tau: scalar(float, "target update coefficient (1.0: hard copy)", gt=0.0, le=1.0) = 1.0
+    epsilon_start: scalar(float, "exploration epsilon at the start of training",
+                          ge=0.0, le=1.0) = 1.0
+    epsilon_end: scalar(float, "exploration epsilon at the end of the decay",
+                        ge=0.0, le=1.0) = 0.05
+    epsilon_decay_fraction: scalar(float, "fraction of training over which epsilon decays",
+                                   gt=0.0, le=1.0) = 0.5
+    max_grad_norm: scalar(float, "global gradient-norm clip", gt=0.0) = 10.0
+    huber_delta: scalar(float, "Huber loss delta", gt=0.0) = 1.0
+    # Compared with traced counters only, so data: sampling them costs no compile.
+    warmup_steps: scalar(int, "environment steps before learning starts",
+                         ge=0, le=10_000_000) = 1_000
+    target_update_period: scalar(int, "gradient steps between target-network updates",
+                                 ge=1, le=1_000_000) = 250
+    buffer_size: structural(int, "replay buffer capacity (transitions)",
+                            ge=1, le=10_000_000) = 10_000
+    replay_batch_size: structural(int, "transitions per gradient step", ge=1, le=65_536) = 64
+    num_envs: structural(int, "parallel environments per sample", ge=1, le=65_536) = 4
+    rollout_length: structural(int, "environment steps per env between training phases",
+                               ge=1, le=1_000_000) = 4
+    train_epochs: structural(int, "gradient steps per training phase", ge=1, le=10_000) = 4
+    double_q: structural(bool, "double Q-learning targets") = True
+    q_layer_sizes: layer_sizes("hidden layer widths of the Q-network") = network_field(
+        "network.q.layer_sizes", [64, 64])
+    activation: activation() = network_field("network.activation", "relu")

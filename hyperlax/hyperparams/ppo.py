@@ -1,0 +1,41 @@
+"""PPO's hyperparameters (the runtime's ``hyperlax.runtime.algos.ppo`` trains with them)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from hyperlax.hyperparams.config import AlgorithmConfig
+from hyperlax.hyperparams.declare import activation, layer_sizes, network_field, scalar, structural
+
+
+class PPOConfig(AlgorithmConfig):
+    algorithm: ClassVar[str] = "ppo"
+    action_spaces: ClassVar[tuple[str, ...]] = ("discrete", "continuous")
+
+    actor_lr: scalar(float, "Adam learning rate of the actor", gt=0.0) = 3e-4
+    critic_lr: scalar(float, "Adam learning rate of the critic", gt=0.0) = 3e-4
+    gamma: scalar(float, "discount factor", gt=0.0, le=1.0) = 0.99
+    gae_lambda: scalar(float, "GAE lambda", ge=0.0, le=1.0) = 0.95
+    clip_eps: scalar(float, "PPO clipping range of the probability ratio", gt=0.0) = 0.2
+    ent_coef: scalar(float, "entropy bonus coefficient", ge=0.0) = 0.0
+    vf_coef: scalar(float, "value-loss coefficient", ge=0.0) = 0.5
+    max_grad_norm: scalar(float, "global gradient-norm clip", gt=0.0) = 0.5
+    num_envs: structural(int, "parallel environments per sample", ge=1, le=65_536) = 8
+    rollout_length: structural(int, "environment steps per env between updates",
+                               ge=1, le=1_000_000) = 64
+    update_epochs: structural(int, "passes over each rollout", ge=1, le=1_000) = 4
+    num_minibatches: structural(int, "minibatches per epoch", ge=1, le=1_000_000) = 4
+    normalize_observations: structural(bool, "running mean/std observation "
+                                             "normalization") = True
+    actor_layer_sizes: layer_sizes("hidden layer widths of the actor MLP") = network_field(
+        "network.actor.layer_sizes", [64, 64])
+    critic_layer_sizes: layer_sizes("hidden layer widths of the critic MLP") = network_field(
+        "network.critic.layer_sizes", [64, 64])
+    activation: activation() = network_field("network.activation", "tanh")
+
+    def cross_field_problems(self) -> list[str]:
+        batch = self.num_envs * self.rollout_length
+        if batch % self.num_minibatches:
+            return [f"num_envs x rollout_length = {self.num_envs} x {self.rollout_length} = "
+                    f"{batch} is not divisible by num_minibatches = {self.num_minibatches}"]
+        return []

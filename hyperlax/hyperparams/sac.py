@@ -1,0 +1,38 @@
+"""SAC's hyperparameters (the runtime's ``hyperlax.runtime.algos.sac`` trains with them)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from hyperlax.hyperparams.config import OffPolicyConfig
+from hyperlax.hyperparams.declare import activation, layer_sizes, network_field, scalar, structural
+
+
+class SACConfig(OffPolicyConfig):
+    algorithm: ClassVar[str] = "sac"
+    action_spaces: ClassVar[tuple[str, ...]] = ("continuous",)
+
+    actor_lr: scalar(float, "Adam learning rate of the actor", gt=0.0) = 3e-4
+    q_lr: scalar(float, "Adam learning rate of the twin Q critics", gt=0.0) = 3e-4
+    alpha_lr: scalar(float, "Adam learning rate of the entropy temperature", gt=0.0) = 3e-4
+    gamma: scalar(float, "discount factor", gt=0.0, le=1.0) = 0.99
+    tau: scalar(float, "soft target update coefficient", gt=0.0, le=1.0) = 0.005
+    target_entropy_scale: scalar(float, "target entropy = -scale x action dimension",
+                                 ge=0.0) = 1.0
+    init_alpha: scalar(float, "initial entropy temperature", gt=0.0) = 1.0
+    max_grad_norm: scalar(float, "global gradient-norm clip", gt=0.0) = 10.0
+    # Compared with a traced counter only, so data: sampling it costs no compile.
+    warmup_steps: scalar(int, "environment steps before learning starts",
+                         ge=0, le=10_000_000) = 1_000
+    buffer_size: structural(int, "replay buffer capacity (transitions)",
+                            ge=1, le=10_000_000) = 50_000
+    replay_batch_size: structural(int, "transitions per gradient step", ge=1, le=65_536) = 256
+    num_envs: structural(int, "parallel environments per sample", ge=1, le=65_536) = 1
+    rollout_length: structural(int, "environment steps per env between training phases",
+                               ge=1, le=1_000_000) = 1
+    train_epochs: structural(int, "gradient steps per training phase", ge=1, le=10_000) = 1
+    actor_layer_sizes: layer_sizes("hidden layer widths of the actor MLP") = network_field(
+        "network.actor.layer_sizes", [256, 256])
+    critic_layer_sizes: layer_sizes("hidden layer widths of each Q critic") = network_field(
+        "network.critic.layer_sizes", [256, 256])
+    activation: activation() = network_field("network.activation", "relu")

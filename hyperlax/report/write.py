@@ -1,0 +1,76 @@
+"""The report use case: collect a sweep's results, write results.csv, report.json and the
+plots into the report directory, and compose what ``hyperlax report`` prints. JAX-free;
+matplotlib is imported only when plots are drawn."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hyperlax.errors import HyperlaxError
+from hyperlax.planfile import read_plan
+from hyperlax.report import results as R
+from hyperlax.storage import atomic
+from hyperlax.storage.sweepdir import PLAN_COPY, sweep_root
+
+
+@dataclass
+class Report:
+    collected: R.Collected
+    plan_source: str
+    report_dir: Path
+    names: list[str]          # the files written, in order
+    document: dict[str, Any]  # report.json's content
+    json_text: str
+
+    def partial_warning(self) -> str | None:
+        if self.collected.complete:
+            return None
+        return (f"warning: {self.collected.root}: partial sweep, "
+                f"{self.document['samples']['missing']} samples missing")
+
+    def text(self, metric: str, top_k: int) -> str:
+        """The human-readable report: status, the top configurations, the [fixed] block."""
+        c = self.collected
+        out = [line + "\n" for line in R.status_lines(c, self.plan_source)] + ["\n"]
+        order = R.ranked(c, metric)
+        if order:
+            out += [line + "\n" for line in R.top_table(c, order[:top_k], metric)]
+            out += ["\n", "to pin the best in a follow-up manifest, paste:\n",
+                    R.fixed_block(c, order[0], metric)]
+        else:
+            out.append("no sample finished without diverging: there is no best configuration\n")
+        out += ["\n", f"wrote {', '.join(self.names)} to {self.report_dir}\n"]
+        return "".join(out)
+
+
+def write_report(plan_file: Path, output_root: Path | None, report_dir: Path | None,
+                 top_k: int, metric: str, plots: bool = True) -> Report:
+    """Collect the results of ``plan_file``'s sweep (or of a sweep directory, by its plan
+    copy) and write the report files; HyperlaxError when there is nothing to report."""
+    if plan_file.is_dir():
+        output_root = output_root if output_root is not None else plan_file
+        plan_file = plan_file / PLAN_COPY
+    plan, pid = read_plan(plan_file)
+    root = sweep_root(plan, output_root)
+    collected = R.collect(plan, pid, root, str(plan_file))
+    report_dir = report_dir if report_dir is not None else root / "report"
+
+    files: dict[str, bytes] = {"results.csv": R.results_csv(collected, metric).encode("utf-8")}
+    if plots:
+        from hyperlax.report.plots import render_plots
+
+        files.update(render_plots(collected, metric, top_k))
+    names = ["results.csv", "report.json", *(n for n in files if n.endswith(".png"))]
+    document = R.report_document(collected, metric, top_k, [str(report_dir / n) for n in names])
+    json_text = json.dumps(document, indent=2, allow_nan=False) + "\n"
+    files["report.json"] = json_text.encode()
+    try:
+        for name in names:
+            atomic.atomic_write(report_dir / name, files[name])
+    except OSError as exc:
+        raise HyperlaxError(str(report_dir), f"cannot write the report: {exc.strerror}",
+                            "choose another directory with -o") from None
+    return Report(collected, str(plan_file), report_dir, names, document, json_text)

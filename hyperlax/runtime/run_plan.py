@@ -1,0 +1,211 @@
+"""The exec use case: run a plan file into its sweep directory, as ``hyperlax exec`` and the
+seed system's ``sweep-hp-samples`` both do.
+
+In order: read and verify the plan, check the manifest it came from (``--manifest``), refuse a
+sweep directory holding another plan's results, select this shard's entries, scan complete
+entries for corruption, and only then import JAX: set up the compile cache and run the entries
+here or as Ray tasks. SIGINT and SIGTERM stop it at the next safe point with the resume command.
+
+Module level stays JAX-free (the CLI imports this module when ``exec`` runs, and refusals must
+come before the JAX import). Output goes through ``echo`` (``click.echo``'s signature): the
+caller owns the streams.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from hyperlax.errors import HyperlaxError
+from hyperlax.exec_options import ExecOptions, default_compile_cache, exec_command_line
+from hyperlax.planfile import Plan, read_plan_file
+from hyperlax.storage.atomic import StorageError
+from hyperlax.storage.sweepdir import Owner, SweepDir, sweep_root
+
+Echo = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class ExecRequest:
+    """What an exec command line asks for."""
+
+    plan_file: Path
+    output_root: Path | None = None
+    compile_cache: Path | None = None
+    manifest: Path | None = None       # refuse unless the plan was compiled from this text
+    redo_corrupt: bool = False
+    quiet: bool = False
+    options: ExecOptions = field(default_factory=ExecOptions)
+
+    def command_line(self) -> str:
+        return exec_command_line(self.plan_file, self.output_root, self.options)
+
+
+@dataclass
+class ExecRun:
+    """What the exec in progress knows so far, filled in as it goes: what a stop reports."""
+
+    request: ExecRequest
+    plan: Plan | None = None
+    sweep: SweepDir | None = None
+    entries: list[int] | None = None   # this shard's entry indices; None: all
+
+    def completion(self) -> str:
+        """': N of M entries complete' (this shard's), or '' before the plan is known."""
+        if self.plan is None or self.sweep is None:
+            return ""
+        indices = self.entries
+        mine = self.plan.entries if indices is None else [self.plan.entries[i] for i in indices]
+        try:
+            done = sum(self.sweep.state(e.path) == "done" for e in mine)
+        except OSError:
+            return ""
+        return f": {done} of {len(mine)} entries complete"
+
+
+class Stopped(BaseException):
+    """SIGINT or SIGTERM during exec. A BaseException, like KeyboardInterrupt, so nothing on
+    the way up swallows it; atomic_write removes its temporary file as it passes."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """While exec runs, SIGINT and SIGTERM raise Stopped where Python next runs (a running XLA
+    call finishes first). Files are written atomically and the marker last, so unwinding from
+    anywhere leaves the interrupted entry unmarked, to be redone on resume. The first signal
+    restores the previous handlers, so a second one acts as it normally would."""
+    signals = [signal.SIGINT, signal.SIGTERM]
+    previous = {s: signal.getsignal(s) for s in signals}
+
+    def handler(signum: int, frame: Any) -> None:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        raise Stopped(signum)
+
+    try:
+        for s in signals:
+            signal.signal(s, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def run_exec(request: ExecRequest, echo: Echo) -> int:
+    """Run the request; the exit status: 0 when every selected entry is complete, 128 + the
+    signal number when stopped (after printing how to resume). Bad input raises HyperlaxError
+    (status 2), a disk error or corrupt entries left alone StorageError (status 1)."""
+    run = ExecRun(request)
+    with stop_on_signals():
+        try:
+            _exec(run, echo)
+        except Stopped as stop:
+            fresh_line = "\n" if sys.stderr.isatty() else ""  # after a redrawn progress line
+            echo(f"{fresh_line}interrupted by {signal.Signals(stop.signum).name}"
+                 f"{run.completion()}; resume with: {request.command_line()}", err=True)
+            return 128 + stop.signum
+    return 0
+
+
+def _exec(run: ExecRun, echo: Echo) -> None:
+    request, options = run.request, run.request.options
+    plan, pid, plan_bytes = read_plan_file(request.plan_file)
+    if request.manifest is not None:
+        check_manifest_unchanged(request.manifest, plan, request.plan_file)
+    root = sweep_root(plan, request.output_root)
+    owner = Owner.of(plan, pid)
+    run.plan, run.sweep = plan, SweepDir(root)
+    run.entries = entries = options.entries(len(plan.entries))
+    run.sweep.check_owner(owner)  # refuse a foreign directory before importing JAX
+    if options.shard is not None and not request.quiet:
+        k, n = options.shard
+        echo(f"shard {k}/{n}: {len(entries or [])} of {len(plan.entries)} entries "
+             "(entry i belongs to shard i mod N)", err=True)
+    mine = plan.entries if entries is None else [plan.entries[i] for i in entries]
+    corrupt = run.sweep.corrupt_entries(mine, owner) if root.exists() else {}
+    for path, problems in corrupt.items():
+        for problem in problems:
+            echo(f"warning: {path}: {problem}", err=True)
+        echo(f"warning: {path}: " + ("complete but corrupt; running it again (--redo-corrupt)"
+                                     if request.redo_corrupt else
+                                     "complete but corrupt; left alone"), err=True)
+    report = _dispatch(plan, pid, plan_bytes, root, request, entries,
+                       set(corrupt) if request.redo_corrupt else set(), echo)
+    if not request.quiet:
+        others = f", {report.by_others} done by other workers" if report.by_others else ""
+        echo(f"{report.ran} entries run, {report.skipped} skipped{others}; "
+             f"{report.compiles} compiles ({report.compile_seconds:.1f}s); "
+             f"{report.env_steps:,} env steps in {report.seconds:.1f}s; results in {root}")
+    if corrupt and not request.redo_corrupt:
+        raise StorageError(str(root), f"{len(corrupt)} complete entries have files that changed "
+                                      "after completion; they were left alone: "
+                                      + ", ".join(corrupt),
+                           "look at them (hyperlax status --verify), then re-run them with: "
+                           f"{request.command_line()} --redo-corrupt")
+
+
+def _dispatch(plan: Plan, pid: str, plan_bytes: bytes, root: Path, request: ExecRequest,
+              entries: list[int] | None, redo: set[str], echo: Echo) -> Any:
+    """Import JAX, set up the compile cache, and run the entries here or on Ray."""
+    from hyperlax.progress import Progress
+    from hyperlax.runtime.executor import enable_compile_cache, execute
+
+    options, quiet = request.options, request.quiet
+    cache = request.compile_cache or default_compile_cache()
+    try:
+        enable_compile_cache(cache)
+    except OSError as exc:
+        raise StorageError(str(cache), f"cannot create the compile cache: {exc.strerror}",
+                           "pass --compile-cache with a writable directory") from None
+    log = None if quiet else (lambda text: echo(text, err=True))
+    if options.ray_address is not None:
+        from hyperlax.runtime.ray_exec import execute_ray
+
+        return execute_ray(plan, pid, plan_bytes, root, address=options.ray_address,
+                           cpus=options.ray_cpus, gpus=options.ray_gpus,
+                           retries=options.ray_retries, devices=options.devices,
+                           claim_timeout=options.claim_timeout,
+                           compile_cache=request.compile_cache,
+                           progress=Progress(quiet=quiet), entries=entries, redo=redo, log=log)
+    from hyperlax.runtime.sharding import resolve_devices
+
+    try:
+        devices = resolve_devices(options.devices)
+    except ValueError as exc:
+        raise HyperlaxError("exec", [("--devices", str(exc))],
+                            "on CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N "
+                            "makes N host devices") from None
+    return execute(plan, pid, plan_bytes, root, progress=Progress(quiet=quiet),
+                   entries=entries, redo=redo, devices=devices,
+                   claim_timeout=options.claim_timeout, log=log)
+
+
+def check_manifest_unchanged(manifest: Path, plan: Plan, plan_file: Path) -> None:
+    """Refuse unless ``manifest``'s text is, byte for byte, the one ``plan`` was compiled from."""
+    from hyperlax.manifest.resolve import sha256_text
+
+    try:
+        text = manifest.read_text("utf-8")  # as the compiler reads it
+    except FileNotFoundError:
+        raise HyperlaxError(str(manifest), "no such manifest file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HyperlaxError(str(manifest), f"cannot read manifest: {exc}") from None
+    actual = sha256_text(text)
+    if actual != plan.manifest_sha256:
+        raise HyperlaxError(str(manifest), f"changed after {plan_file} was compiled from it "
+                                           f"(sha256 {actual[:12]}, the plan records "
+                                           f"{plan.manifest_sha256[:12]}); nothing was run",
+                            f"see what differs with: hyperlax check {manifest} {plan_file}; "
+                            f"then re-plan with: hyperlax plan {manifest} -o {plan_file}")

@@ -1,0 +1,232 @@
+"""Entry claims: the lease protocol by which several workers share one sweep directory.
+
+A worker runs an entry only while it holds the entry's claim, a small JSON file (host, pid,
+pid namespace, a random token, the entry, when it was claimed) that appears atomically and
+whole (hard link of a staged file: exactly one of several racing workers gets it). While the
+entry runs, a thread touches the file every ``heartbeat_interval(timeout)`` seconds; its mtime
+is the heartbeat. A claim is stale, and any worker may take it over, when its heartbeat is
+older than the claim timeout, or at once when its holder is a process on this machine (same
+host name and pid namespace) that no longer exists. The claim is removed after the entry's
+marker is written, or when the worker stops (Ctrl-C, SIGTERM, an error). A SIGKILLed worker
+leaves it behind, stale. A holder whose claim was taken over learns it (``ClaimLost``) before
+it empties or marks the entry. JAX-free.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hyperlax.storage.atomic import json_bytes, publish_new
+
+DEFAULT_CLAIM_TIMEOUT = 300.0  # seconds without a heartbeat before a claim is stale
+TAKEOVER_LOCK_STALE = 60.0     # a takeover takes milliseconds; its lock, older, is a crash's
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+HOST = socket.gethostname()
+PID_NAMESPACE = _pid_namespace()
+
+
+def heartbeat_interval(timeout: float) -> float:
+    """How often a held claim is refreshed: 30 s, or a quarter of a short timeout."""
+    return max(0.2, min(30.0, timeout / 4))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    try:  # a zombie (killed, not yet reaped) is dead for our purposes
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+@dataclass(frozen=True)
+class ClaimInfo:
+    """What a claim file says, and how old its heartbeat is (``age``, seconds)."""
+
+    path: Path
+    host: str
+    pid: int
+    pid_namespace: str
+    token: str
+    age: float
+    mtime: float
+    raw: bytes
+
+    def holder(self) -> str:
+        return f"{self.host}:{self.pid}" if self.host else "an unknown worker"
+
+    def stale(self, timeout: float) -> bool:
+        if self.age > timeout:
+            return True
+        local = self.host == HOST and self.pid_namespace == PID_NAMESPACE and self.pid > 0
+        return local and self.pid != os.getpid() and not _pid_alive(self.pid)
+
+
+def read_claim(path: Path) -> ClaimInfo | None:
+    """The claim at ``path``, or None when there is none. A claim that cannot be parsed (being
+    written on a file system without hard links, or damaged) has no holder: only its age
+    counts."""
+    try:
+        raw = path.read_bytes()
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+    try:
+        doc = json.loads(raw)
+        host, pid = str(doc["host"]), int(doc["pid"])
+        namespace, token = str(doc.get("pid_namespace", "")), str(doc["token"])
+    except (ValueError, KeyError, TypeError):
+        host, pid, namespace, token = "", 0, "", ""
+    return ClaimInfo(path, host, pid, namespace, token, time.time() - mtime, mtime, raw)
+
+
+class ClaimLost(Exception):
+    """This worker's claim on an entry was taken over (it had looked stale): the entry is
+    someone else's now, and this worker must not write it."""
+
+
+class EntryClaim:
+    """A claim this worker holds. Use as a context manager: heartbeats run inside, and the
+    claim is released on the way out, whatever happens."""
+
+    def __init__(self, path: Path, token: str, timeout: float):
+        self.path = path
+        self.token = token
+        self.timeout = timeout
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def held(self) -> bool:
+        info = read_claim(self.path)
+        return info is not None and info.token == self.token
+
+    def check(self) -> None:
+        """Raise ClaimLost unless this worker still holds the claim."""
+        if not self.held():
+            info = read_claim(self.path)
+            by = info.holder() if info is not None else "nobody (it was removed)"
+            raise ClaimLost(f"{self.path}: claim taken over by {by}")
+
+    def beat(self) -> None:
+        """One heartbeat: refresh the claim's mtime, if this worker still holds it."""
+        if self.held():
+            os.utime(self.path)
+
+    def _beat_until_stopped(self) -> None:
+        while not self._stop.wait(heartbeat_interval(self.timeout)):
+            try:
+                self.beat()
+            except OSError:
+                pass  # a passing hiccup of the file system; the next beat tries again
+
+    def __enter__(self) -> EntryClaim:
+        self._thread = threading.Thread(target=self._beat_until_stopped, daemon=True,
+                                        name="hyperlax-claim-heartbeat")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        try:
+            if self.held():
+                self.path.unlink()
+        except OSError:
+            pass  # left behind, it goes stale: never worse than a crash
+
+
+def try_claim(path: Path, entry_index: int, timeout: float = DEFAULT_CLAIM_TIMEOUT
+              ) -> tuple[EntryClaim | None, ClaimInfo | None]:
+    """Claim the entry whose claim file is ``path``: (our claim, None) when this worker now
+    holds it, or (None, the holder's claim) when another worker does and its claim is not
+    stale. A stale claim is taken over. The caller must look at the entry's state again once
+    it holds the claim: another worker may have completed it in the meantime."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex
+    doc = {"host": HOST, "pid": os.getpid(), "pid_namespace": PID_NAMESPACE,
+           "token": token, "entry": entry_index, "claimed_at": round(time.time(), 3)}
+    staged = path.with_name(f".{path.name}.{token}.tmp")
+    for _ in range(10):  # each pass either ends or saw the claim change under it
+        info = read_claim(path)
+        if info is not None:
+            if not info.stale(timeout):
+                return None, info
+            if not _remove_stale(info, token):
+                continue
+        try:
+            staged.write_bytes(json_bytes(doc))
+            won = publish_new(staged, path)
+        finally:
+            staged.unlink(missing_ok=True)
+        if won:
+            return EntryClaim(path, token, timeout), None
+    return None, read_claim(path)
+
+
+def _remove_stale(info: ClaimInfo, token: str) -> bool:
+    """Remove the stale claim ``info``, unless it changed since it was read; True when it did.
+    Takeovers of one entry are serialized by a short-lived lock file (``.<claim>.takeover``,
+    exclusive create; one left by a worker that died in those few milliseconds is cleared
+    after TAKEOVER_LOCK_STALE seconds). Under it, the claim is read again, renamed aside
+    (atomic) and checked once more: a claim that is not the one judged stale (its heartbeat
+    came, or it is a new holder's) is put back."""
+    lock = info.path.with_name(f".{info.path.name}.takeover")
+    staged = lock.with_name(f"{lock.name}.{token}.tmp")
+    try:
+        staged.write_bytes(json_bytes({"host": HOST, "pid": os.getpid()}))
+        locked = publish_new(staged, lock)
+    finally:
+        staged.unlink(missing_ok=True)
+    if not locked:
+        try:
+            if time.time() - lock.stat().st_mtime > TAKEOVER_LOCK_STALE:
+                lock.unlink()
+        except FileNotFoundError:
+            pass
+        return False
+    try:
+        again = read_claim(info.path)
+        if again is None or again.raw != info.raw or again.mtime != info.mtime:
+            return False
+        aside = info.path.with_name(f".{info.path.name}.{token}.stale")
+        try:
+            os.rename(info.path, aside)
+        except FileNotFoundError:
+            return False
+        try:
+            if aside.read_bytes() != info.raw or aside.stat().st_mtime != info.mtime:
+                try:
+                    os.link(aside, info.path)
+                except FileExistsError:
+                    pass
+                return False
+            return True
+        finally:
+            aside.unlink(missing_ok=True)
+    finally:
+        lock.unlink(missing_ok=True)
