@@ -1,34 +1,47 @@
-# hyperlax developer entry points. Each target creates the virtual environment if missing.
+# hyperlax developer entry points. Each target creates the virtual environment if missing and
+# installs what it needs: `make demo` the package alone, `make test` also its test and Ray
+# extras (a `make test` after a `make demo` adds them; a `make demo` after a `make test` installs
+# nothing). Editing pyproject.toml reinstalls.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+BASE_STAMP := $(VENV)/.installed-base
+DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: test test-fast demo bench schemas golden clean
+.PHONY: test test-fast demo schemas golden clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(BIN)/python pyproject.toml
+# hyperlax and its runtime dependencies only (no pytest, no Ray): enough for every command
+# except `exec --ray`.
+$(BASE_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+# hyperlax with the test and Ray extras (the suite tests `exec --ray`). It includes the base
+# install, so its stamp is renewed too.
+$(DEV_STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,ray]'
-	touch $(STAMP)
+	touch $(BASE_STAMP) $@
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP)
+test-fast: $(DEV_STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
-demo: $(STAMP)
+demo: $(BASE_STAMP)
 	$(BIN)/hyperlax plan specs/quickstart.toml -o runs/quickstart.plan.msgpack
 	$(BIN)/hyperlax exec runs/quickstart.plan.msgpack
 	$(BIN)/hyperlax report runs/quickstart.plan.msgpack --top 8
 
-schemas: $(STAMP)
+schemas: $(BASE_STAMP)
 	$(BIN)/python tools/gen_schemas.py
 
-golden: $(STAMP)
+golden: $(BASE_STAMP)
 	$(BIN)/python tools/update_golden.py
 
 clean:

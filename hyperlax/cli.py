@@ -4,20 +4,41 @@ instant; ``exec`` imports the runtime (``runtime.run_plan``) when it runs."""
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from hyperlax import exec_options, seed_cli
+from hyperlax import exec_options, seed_cli, stopping
 from hyperlax.cli_errors import user_errors
 from hyperlax.errors import HyperlaxError
 from hyperlax.exec_options import COMPILE_CACHE_HELP, COMPILE_CACHE_VARIABLE
 
 PathArg = click.Path(path_type=Path)
+STOPPABLE = {"exec", "sweep-hp-samples"}  # commands that run plans: stop handling of their own
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The group, run as a command line process (``args`` None: sys.argv; a console script,
+    ``python -m``) or in-process (click's CliRunner passes ``args``). Only a command line
+    process may end itself with ``os._exit`` on a stop, and a signal while it starts (before
+    exec installs its handling) ends it with the hint and 128 + the signal number instead of a
+    traceback."""
+
+    def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
+        if args is not None:
+            return super().main(args, *rest, **kwargs)
+        stopping.allow_hard_exit()
+        stopping.early()
+        try:
+            return super().main(args, *rest, **kwargs)
+        except (stopping.EarlyStop, KeyboardInterrupt) as stop:
+            stopping.early_exit(getattr(stop, "signum", signal.SIGINT))
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="hyperlax")
 def main() -> None:
     """Reproducible hyperparameter sweeps of JAX reinforcement-learning agents.
@@ -28,20 +49,25 @@ def main() -> None:
     hyperlax exec plan.msgpack      run the plan; run it again to resume
     hyperlax report plan.msgpack    results table and plots
     """
+    if click.get_current_context().invoked_subcommand not in STOPPABLE:
+        stopping.end_early()
 
 
 @main.command("plan")
 @click.argument("manifest", type=PathArg)
 @click.option("-o", "--output", type=PathArg, default=Path("plan.msgpack"), show_default=True,
               help="where to write the plan")
+@click.option("--warn-memory", "warn_gib", type=click.FloatRange(min=0.0), default=16.0,
+              show_default=True, envvar="HYPERLAX_WARN_MEMORY_GIB", metavar="GIB",
+              help="warn when a structure's estimated memory per vmapped call exceeds this")
 @user_errors
-def plan_command(manifest: Path, output: Path) -> None:
+def plan_command(manifest: Path, output: Path, warn_gib: float) -> None:
     """Compile MANIFEST (TOML) into a frozen execution plan."""
     from hyperlax.compiler.lower import compile_manifest, plan_summary
     from hyperlax.planfile import encode_plan, plan_id
     from hyperlax.storage.atomic import atomic_write
 
-    plan, warnings = compile_manifest(manifest)
+    plan, warnings = compile_manifest(manifest, warn_gib=warn_gib)
     for warning in warnings:
         click.echo(f"warning: {manifest.name}: {warning}", err=True)
     try:
@@ -117,7 +143,11 @@ def init_command(recipe: str, env_id: str, name: str | None, num_samples: int, o
     if output.exists() and not force:
         raise HyperlaxError(str(output), "already exists", "pass --force to overwrite it")
     text = starter_manifest(recipe, env_id, name, num_samples, output)
-    atomic_write(output, text.encode("utf-8"))
+    try:
+        atomic_write(output, text.encode("utf-8"))
+    except OSError as exc:
+        raise HyperlaxError(str(output), f"cannot write the manifest: {exc.strerror}",
+                            "choose another path with -o") from None
     click.echo(f"wrote {output}; next: hyperlax plan {output}")
 
 
@@ -153,14 +183,15 @@ def exec_command(plan_file: Path, output_root: Path | None, compile_cache: Path 
     is not), or corrupt entries left alone; 2 bad input (plan, manifest, output root,
     options); 130 / 143 stopped by SIGINT / SIGTERM: run the same command again to resume.
     """
-    from hyperlax.runtime.run_plan import ExecRequest, run_exec
+    with stopping.handling():  # first: a stop while reading the plan or importing JAX too
+        from hyperlax.runtime.run_plan import ExecRequest, run_exec
 
-    request = ExecRequest(plan_file=plan_file, output_root=output_root,
-                          compile_cache=compile_cache, manifest=manifest,
-                          redo_corrupt=redo_corrupt, quiet=quiet, options=options)
-    status = run_exec(request, click.echo)
-    if status:
-        sys.exit(status)
+        request = ExecRequest(plan_file=plan_file, output_root=output_root,
+                              compile_cache=compile_cache, manifest=manifest,
+                              redo_corrupt=redo_corrupt, quiet=quiet, options=options)
+        status = run_exec(request, click.echo)
+        if status:
+            stopping.finish(status)
 
 
 @main.command("status")
@@ -219,4 +250,4 @@ main.add_command(seed_cli.generate_command)
 
 
 if __name__ == "__main__":
-    main()
+    main()  # a stop while importing this module: see hyperlax/__main__.py

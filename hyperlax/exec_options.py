@@ -120,13 +120,27 @@ def declared(command: Callable) -> Callable:
 
 
 def exec_command_line(plan_file: Path, output_root: Path | None,
-                      options: ExecOptions | None = None) -> str:
-    """The exec command that runs ``plan_file`` again with the same options (resume hints)."""
+                      options: ExecOptions | None = None, *, compile_cache: Path | None = None,
+                      manifest: Path | None = None, redo_corrupt: bool = False,
+                      quiet: bool = False) -> str:
+    """The exec command that runs ``plan_file`` again with the same options (resume hints):
+    the --output-root given (without it, exec would write to the plan's own output root, not
+    where this sweep is), every option that changes where and how it runs, and
+    ``--redo-corrupt`` when complete entries are corrupt (without it, exec leaves them alone
+    and exits 1). Quoted for a POSIX shell."""
     words = ["hyperlax", "exec", str(plan_file)]
     if output_root is not None:
         words += ["--output-root", str(output_root)]
     if options is not None:
         words += options.words()
+    if compile_cache is not None:
+        words += ["--compile-cache", str(compile_cache)]
+    if manifest is not None:
+        words += ["--manifest", str(manifest)]
+    if quiet:
+        words += ["--quiet"]
+    if redo_corrupt:
+        words += ["--redo-corrupt"]
     return " ".join(shlex.quote(w) for w in words)
 
 

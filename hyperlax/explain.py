@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from collections import Counter
@@ -11,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from hyperlax.compiler.cost import human_bytes, plan_costs
 from hyperlax.compiler.lower import plan_summary
 from hyperlax.planfile import Plan, results_id
 
@@ -18,6 +20,12 @@ from hyperlax.planfile import Plan, results_id
 def describe(plan: Plan, plan_id: str, fmt: str) -> str:
     summary = plan_summary(plan, plan_id)
     widths = Counter(sb.width for e in plan.entries for sb in e.sub_batches)
+    costs = plan_costs(plan)
+    replicates = plan.settings.seeds_per_sample
+    peak = max(cost.call_bytes(width, replicates) for cost, width in costs)
+    runs = Counter(sample.structure for sample in plan.samples)
+    total_steps = sum(cost.steps_per_run * runs[i] * replicates
+                      for i, (cost, _) in enumerate(costs))
     if fmt == "json":
         return json.dumps({
             "plan_id": plan_id,
@@ -27,6 +35,11 @@ def describe(plan: Plan, plan_id: str, fmt: str) -> str:
             "settings": msgspec.to_builtins(plan.settings),
             "summary": summary,
             "batch_width_histogram": {str(k): v for k, v in sorted(widths.items())},
+            "estimated_cost": {"env_steps": total_steps, "largest_call_bytes": peak,
+                               "structures": [{"structure": i, "widest_call": width,
+                                               "call_bytes": cost.call_bytes(width, replicates),
+                                               **dataclasses.asdict(cost)}
+                                              for i, (cost, width) in enumerate(costs)]},
             "hyperparams": msgspec.to_builtins(plan.hyperparams),
             "structures": msgspec.to_builtins(plan.structures),
             "entries": [{"index": e.index, "path": e.path, "group": e.group,
@@ -49,6 +62,8 @@ def describe(plan: Plan, plan_id: str, fmt: str) -> str:
            f"  execution  {s.mode}, batch size {s.batch_size}, output root {s.output_root}",
            f"  cost       {summary['structures']} distinct structures, {summary['entries']} "
            f"entries, {summary['compiles']} compiles, {summary['padding_lanes']} padding lanes",
+           f"  work       {total_steps:,} env steps in all; largest call ~{human_bytes(peak)} "
+           "(estimated)",
            "  batch widths (width: calls) "
            + ", ".join(f"{w}: {n}" for w, n in sorted(widths.items())),
            "", "hyperparameters"]
@@ -56,11 +71,16 @@ def describe(plan: Plan, plan_id: str, fmt: str) -> str:
     for r in plan.hyperparams:
         what = _dist_text(r.distribution) if r.distribution else json.dumps(r.value)
         out.append(f"  {r.name:<{name_width}}  {r.role:<10}  {r.source:<14}  {what}")
-    out += ["", "groups (samples that share a structure)"]
+    out += ["", "groups (samples that share a structure): estimated memory of its widest "
+                "call, parameters, env and gradient steps per run"]
     sizes = Counter(sample.structure for sample in plan.samples)
-    for st in plan.structures[:20]:
+    for st, (cost, width) in list(zip(plan.structures, costs))[:20]:
+        call = cost.call_bytes(width, s.seeds_per_sample)
         out.append(f"  group {st.index}: {sizes[st.index]} samples  "
                    + _structure_text(st.values, plan))
+        out.append(f"    ~{human_bytes(call)} per call ({width} x {s.seeds_per_sample} lanes), "
+                   f"{cost.params:,} parameters, {cost.steps_per_run:,} env steps and "
+                   f"{cost.gradient_steps:,} gradient steps per run")
     if len(plan.structures) > 20:
         out.append(f"  ... {len(plan.structures) - 20} more groups")
     out += ["", "entries"]

@@ -183,16 +183,35 @@ def read_plan(path: Path) -> tuple[Plan, str]:
 
 def read_plan_file(path: Path) -> tuple[Plan, str, bytes]:
     """(plan, plan id, the file's bytes): the bytes that were verified, for callers that keep
-    a copy, so the copy is exactly what was checked even if the file changes meanwhile."""
+    a copy, so the copy is exactly what was checked even if the file changes meanwhile. Only a
+    regular file of bounded size is read; its content is checked as well as its id."""
+    from hyperlax.inputs import MAX_PLAN_BYTES, read_bytes
+    from hyperlax.plancheck import check_plan
+
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise HyperlaxError(str(path), "no such plan file",
-                            "create one with: hyperlax plan <manifest> -o " + str(path)) from None
-    except OSError as exc:
-        raise HyperlaxError(str(path), f"cannot read plan file: {exc.strerror}") from None
+        data = read_bytes(path, "plan file", MAX_PLAN_BYTES)
+    except HyperlaxError as exc:
+        if exc.problems == [("", "no such plan file")]:
+            raise HyperlaxError(str(path), "no such plan file",
+                                f"create one with: hyperlax plan <manifest> -o {path}") from None
+        raise
+    if _looks_like_toml(path, data):
+        raise HyperlaxError(str(path), "this is a sweep manifest (TOML), not a plan file",
+                            f"compile it first: hyperlax plan {path} -o plan.msgpack, then pass "
+                            "plan.msgpack") from None
     plan, pid = decode_plan(data, str(path))
+    check_plan(plan, str(path))
     return plan, pid, data
+
+
+def _looks_like_toml(path: Path, data: bytes) -> bool:
+    """A manifest handed to exec/show/status/report: a .toml name, or text that starts like
+    TOML (a plan file starts with a msgpack map byte)."""
+    if path.suffix == ".toml":
+        return True
+    head = data[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith((b"[", b"#")) or (b"=" in head.split(b"\n", 1)[0] and
+                                             head[:1].isalpha())
 
 
 RESULTS_ID_FORMAT = "hyperlax-results-1"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -190,14 +189,16 @@ def _resume_conflicts(plan: Any, flags: dict[str, Any]) -> list[tuple[str, str]]
 def _execute(root: Path, quiet: bool, compile_cache: Path | None) -> None:
     """Run the plan in ``root`` exactly as ``hyperlax exec <root>/plan.msgpack --output-root
     <root>`` does: the same use case, progress, interruption handling and exit statuses."""
+    from hyperlax import stopping
     from hyperlax.runtime.run_plan import ExecRequest, run_exec
     from hyperlax.storage.sweepdir import PLAN_COPY
 
     request = ExecRequest(plan_file=root / PLAN_COPY, output_root=root,
                           compile_cache=compile_cache, quiet=quiet)
-    status = run_exec(request, click.echo)
-    if status:
-        sys.exit(status)
+    with stopping.handling():
+        status = run_exec(request, click.echo)
+        if status:
+            stopping.finish(status)
     if not quiet:
         click.echo(f"next: hyperlax report {root}")
 

@@ -39,11 +39,13 @@ def sweep_status(plan_file: Path, output_root: Path | None, verify: bool) -> Sta
     status.lines.append(f"{counts['done']}/{len(plan.entries)} done, {counts['partial']} "
                         f"partial, {counts['pending']} pending"
                         + (f", {counts['corrupt']} corrupt" if verify else "") + f" in {root}")
+    command = exec_command_line(plan_file, output_root, redo_corrupt=bool(corrupt))
     if corrupt:
         status.lines.append(f"{len(corrupt)} complete entries changed after completion; exec "
-                            "leaves them alone; re-run them with: "
-                            f"{exec_command_line(plan_file, output_root)} --redo-corrupt")
+                            f"leaves them alone; re-run them with: {command}")
     elif verify and counts["done"]:
         status.lines.append(f"verified: the files of all {counts['done']} complete entries "
                             "match their markers")
+    if counts["partial"] or counts["pending"]:
+        status.lines.append(f"finish it with: {command}  (complete entries are skipped)")
     return status

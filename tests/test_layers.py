@@ -18,7 +18,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "hyperlax"
 FORBIDDEN = ("jax", "jaxlib", "flax", "optax", "gymnax", "hyperlax.runtime")
-COMPILER_SIDE = ["manifest", "hyperparams", "compiler", "planfile.py", "environments.py",
+COMPILER_SIDE = ["manifest", "hyperparams", "compiler", "planfile.py", "plancheck.py", "inputs.py",
+                 "safe_paths.py", "environments.py",
                  "errors.py"]
 FRONT_END = ["cli.py", "seed_cli.py", "cli_errors.py", "exec_options.py", "storage", "explain.py",
              "starter.py", "report/results.py", "progress.py", "toml_inline.py", "status.py"]

@@ -245,6 +245,33 @@ def test_changed_entry_files_are_not_trusted(executed, tmp_path):
             if int(r["sample"]) in plan.entries[0].samples} == {"missing"}
 
 
+@pytest.mark.parametrize("name", ["curves.csv", "samples.json", "curves.npz"])
+def test_every_file_of_an_entry_is_checked_not_only_the_ones_read(executed, tmp_path, name):
+    """As ``status --verify``: a file the report does not read (curves.csv, samples.json) that
+    changed after completion makes its entry damaged and its samples missing."""
+    plan, _, plan_file, root = executed
+    copy = tmp_path / "sweep"
+    shutil.copytree(root, copy)
+    edited = copy.joinpath(*plan.entries[0].path.split("/")) / name
+    edited.write_bytes(edited.read_bytes() + b"\n")
+    result = invoke("report", plan_file, "--output-root", copy, "--no-plots", "--format",
+                    "json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["complete"] is False
+    assert document["entries"]["damaged"] == 1 and document["entries"]["done"] == 1
+    [damaged] = document["unfinished_entries"]
+    assert damaged["path"] == plan.entries[0].path and damaged["state"] == "damaged"
+    assert f"{name} changed after the entry completed (checksum differs)" in damaged["problem"]
+    rows = read_csv(copy / "report" / "results.csv")
+    for row in rows:
+        missing = int(row["sample"]) in plan.entries[0].samples
+        assert row["status"] == ("missing" if missing else "ok")
+    text = invoke("report", plan_file, "--output-root", copy, "--no-plots")
+    assert f"damaged  {plan.entries[0].path}" in text.output, text.output
+    assert "missing samples: 0-1" in text.output
+
+
 def test_bad_input_is_a_located_error(executed, tmp_path):
     plan, pid, plan_file, root = executed
     result = invoke("report", tmp_path / "nope.msgpack")

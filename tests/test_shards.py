@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import signal
 import subprocess
@@ -129,17 +130,14 @@ def test_a_claimed_entry_waits_for_its_holder_and_a_dead_holder_is_taken_over(th
         assert held is not None and (held.host, held.pid) == (HOST, a.proc.pid)
         assert held.pid_namespace == PID_NAMESPACE
         b = start_exec(plan_file, root)
-        waiting = f"waiting for 1 entries that other workers are running ({HOST}:{a.proc.pid})"
-        deadline = time.monotonic() + 240
-        seen = ""
-        while waiting not in seen:
-            assert b.poll() is None and time.monotonic() < deadline, seen
-            seen += b.stderr.readline()
+        b_lines = stderr_lines(b)
+        seen = wait_for_line(b_lines, f"waiting for 1 entries that other workers are running "
+                                      f"({HOST}:{a.proc.pid})")
         assert states(root, plan) == ["done", "pending", "done"]  # B ran 2, not 1
         a.proc.send_signal(signal.SIGKILL)
         a.proc.wait()
-        out, err = b.communicate(timeout=240)
-        err = seen + err
+        out = finish(b)
+        err = seen + drain(b_lines)
     finally:
         a.kill()
         if b is not None and b.poll() is None:
@@ -153,27 +151,90 @@ def test_a_claimed_entry_waits_for_its_holder_and_a_dead_holder_is_taken_over(th
 
 def test_stale_claims_of_other_hosts_are_taken_over(three, tmp_path):
     """Entry 0's claim is from a host that stopped heartbeating long ago: taken over at once.
-    Entry 1's claim is fresh, so the exec waits, and takes it over once it has had no
-    heartbeat for --claim-timeout seconds."""
+    Entry 1's claim is fresh, so the exec waits for it; once it has had no heartbeat for
+    --claim-timeout seconds, the exec takes it over.
+
+    No step depends on how fast the machine is: the timeout is ten minutes, so the fresh claim
+    stays fresh however long JAX takes to start and compile, and "no heartbeat for that long"
+    is made by setting the claim's age with os.utime once the exec is seen waiting."""
     plan, pid, plan_file, reference = three
     root = tmp_path / "out"
     sweep = SweepDir(root)
     sweep.claim(plan_file.read_bytes(), Owner.of(plan, pid))
-    for index, age in [(0, 3600.0), (1, 0.0)]:
-        path = sweep.claim_path(plan.entries[index].path)
+    timeout = 600.0
+    paths = [sweep.claim_path(plan.entries[i].path) for i in range(2)]
+    for index, (path, age) in enumerate(zip(paths, [10 * timeout, 0.0])):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"host": "elsewhere", "pid": 4242, "token": f"t{index}",
                                     "entry": index}))
         os.utime(path, (time.time() - age, time.time() - age))
-    started = time.monotonic()
-    result = exec_cli(plan_file, root, "--claim-timeout", "3")
-    assert result.exit_code == 0, result.output
-    assert time.monotonic() - started >= 2.0
-    assert "waiting for 1 entries that other workers are running (elsewhere:4242)" in \
-        result.output
-    assert "3 entries run, 0 skipped" in result.output
+    worker = start_exec(plan_file, root, "--claim-timeout", f"{timeout:g}")
+    lines = stderr_lines(worker)
+    try:
+        waiting = ("waiting for 1 entries that other workers are running (elsewhere:4242); "
+                   f"their claims are taken over if they stop for {timeout:g}s")
+        seen = wait_for_line(lines, waiting)
+        # waiting, not running it: the fresh claim is still the other host's
+        assert states(root, plan) == ["done", "pending", "done"], seen
+        assert read_claim(paths[1]).token == "t1"
+        assert ran_entries(seen) == [plan.entries[0].path, plan.entries[2].path]
+        then = time.time() - 2 * timeout  # the other host has been silent for too long
+        os.utime(paths[1], (then, then))
+        out = finish(worker)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    err = seen + drain(lines)
+    assert worker.returncode == 0, err
+    assert ran_entries(err) == [plan.entries[0].path, plan.entries[2].path,
+                                plan.entries[1].path]
+    assert "3 entries run, 0 skipped" in out
     assert_same_results(root, reference, plan, pid)
     assert claims(root) == []
+
+
+def stderr_lines(proc: subprocess.Popen) -> queue.Queue:
+    """``proc``'s stderr lines as they come (None at the end), read by a thread so that a test
+    waiting for a line can give up at a deadline instead of blocking."""
+    lines: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        for line in proc.stderr:
+            lines.put(line)
+        lines.put(None)
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def wait_for_line(lines: queue.Queue, text: str, timeout: float = 240.0) -> str:
+    """Everything read until a line containing ``text``; fails at the deadline or the end."""
+    seen, deadline = "", time.monotonic() + timeout
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(f"no {text!r} within {timeout:g}s:\n{seen}") from None
+        if line is None:
+            raise AssertionError(f"exec ended before {text!r}:\n{seen}")
+        seen += line
+        if text in line:
+            return seen
+
+
+def finish(proc: subprocess.Popen, timeout: float = 240.0) -> str:
+    """Wait for ``proc`` (whose stderr a ``stderr_lines`` thread reads) and return its stdout,
+    a few short lines."""
+    proc.wait(timeout=timeout)
+    return proc.stdout.read()
+
+
+def drain(lines: queue.Queue) -> str:
+    """The rest of the lines, once the process has ended."""
+    rest = ""
+    while (line := lines.get(timeout=30)) is not None:
+        rest += line
+    return rest
 
 
 # --- workers setting up one sweep directory (the claim protocol: test_claims.py) ----------

@@ -7,6 +7,7 @@ from typing import Any
 
 
 import hyperlax
+from hyperlax.compiler.cost import DEFAULT_WARN_GIB, cost_review
 from hyperlax.compiler.sample import (sample_seed, sobol_balance_warning, structured_points,
                                       unit_points, values_at)
 from hyperlax.environments import env_dirname
@@ -14,17 +15,19 @@ from hyperlax.errors import HyperlaxError
 from hyperlax.hyperparams import CONFIGS
 from hyperlax.manifest.distributions import is_log_scale, to_builtins
 from hyperlax.manifest.resolve import Resolved, resolve_file, sha256_text
+from hyperlax.plancheck import check_plan
 from hyperlax.planfile import Entry, Group, HyperParamRow, Plan, Sample, Structure, SubBatch
 
 MAX_REPORTED = 5
 
 
-def compile_manifest(path: Path) -> tuple[Plan, list[str]]:
+def compile_manifest(path: Path, warn_gib: float = DEFAULT_WARN_GIB) -> tuple[Plan, list[str]]:
     """(plan, warnings) for the manifest at ``path``; raises HyperlaxError on bad input."""
-    return lower(resolve_file(path), manifest_name=path.name)
+    return lower(resolve_file(path), manifest_name=path.name, warn_gib=warn_gib)
 
 
-def lower(resolved: Resolved, manifest_name: str) -> tuple[Plan, list[str]]:
+def lower(resolved: Resolved, manifest_name: str,
+          warn_gib: float = DEFAULT_WARN_GIB) -> tuple[Plan, list[str]]:
     settings = resolved.settings
     source = manifest_name
     warnings = [w for w in [sobol_balance_warning(settings.sampling, settings.num_samples)] if w]
@@ -89,7 +92,17 @@ def lower(resolved: Resolved, manifest_name: str) -> tuple[Plan, list[str]]:
         constants=resolved.constants, sampled=list(resolved.space), structures=structures,
         samples=samples, groups=groups, entries=entries,
     )
-    return plan, warnings
+    # The plan format's own checks, the ones exec applies to any plan file it reads (paths
+    # inside the output root among them): refuse here what exec would refuse there.
+    check_plan(plan, source)
+    # What cannot run at all (counter overflow, terabytes per call) is refused now, not
+    # minutes into exec; what is merely expensive is a warning.
+    cost_problems, cost_warnings = cost_review(plan, warn_gib)
+    if cost_problems:
+        raise HyperlaxError(source, cost_problems[:MAX_REPORTED],
+                            "shrink what the message names; hyperlax show prints every "
+                            "structure's estimated memory and work")
+    return plan, warnings + cost_warnings
 
 
 def _sample_problems(settings: Any, values: dict[str, Any]) -> list[str]:

@@ -9,10 +9,13 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-TotalTimesteps = Annotated[int, Meta(ge=1, description="env steps each configuration trains "
-                                                      "for (all of its envs together)")]
-NumEvaluations = Annotated[int, Meta(ge=1, description="evaluation points, evenly spaced")]
-EvalEpisodes = Annotated[int, Meta(ge=1, description="episodes per evaluation point")]
+# Step counters inside the training programs are int32.
+TotalTimesteps = Annotated[int, Meta(ge=1, le=2**31 - 1, description="env steps each "
+                                     "configuration trains for (all of its envs together)")]
+NumEvaluations = Annotated[int, Meta(ge=1, le=100_000,
+                                     description="evaluation points, evenly spaced")]
+EvalEpisodes = Annotated[int, Meta(ge=1, le=100_000, description="episodes per evaluation "
+                                                                 "point, run in parallel")]
 
 
 class Budget(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

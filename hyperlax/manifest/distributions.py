@@ -98,6 +98,13 @@ class Categorical(_Dist, tag="categorical"):
                 if isinstance(w, bool) or not isinstance(w, (int, float)) or not (
                         math.isfinite(w) and w > 0):
                     return [(f"weights[{i}]", f"must be a positive number, got {w!r}")]
+            try:
+                total = math.fsum(self.weights)
+            except OverflowError:
+                total = math.inf
+            if not math.isfinite(total):
+                return [("weights", "sum to more than the largest float; only their ratios "
+                                    "matter, so scale them down (e.g. [1, 2, 3])")]
         for i, v in enumerate(self.values):
             if v in self.values[:i]:
                 return [(f"values[{i}]", f"repeats {v!r}; use weights to make a value likelier")]

@@ -32,7 +32,7 @@ class SweepSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     sampling: Sampling = "qmc_sobol"
     seed: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0
     mode: Mode = "batched"
-    batch_size: Annotated[int, Meta(ge=1)] = 16
+    batch_size: Annotated[int, Meta(ge=1, le=65_536)] = 16
     output_root: str | None = None      # default: runs/<name>
     seeds_per_sample: Annotated[int, Meta(ge=1, le=1024)] = 1
     total_timesteps: TotalTimesteps | None = None  # None: the recipe's budget

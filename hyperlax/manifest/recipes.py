@@ -4,10 +4,14 @@ by path, resolved relative to the manifest."""
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 
 from hyperlax.errors import HyperlaxError
+from hyperlax.inputs import read_text
+
+RECIPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def builtin_recipes() -> list[str]:
@@ -30,11 +34,19 @@ def load_recipe_text(recipe: str, manifest_dir: Path, source: str) -> tuple[str,
                           f"{', '.join(builtin_recipes())}, or a path to a recipe .toml file")])
         text = resources.files("hyperlax.recipes").joinpath(f"{recipe}.toml").read_text("utf-8")
         return recipe, text
+    name = Path(recipe).stem
+    if not RECIPE_NAME.match(name):
+        # the name becomes the first directory of every entry's output path
+        raise HyperlaxError(source, [("sweep.recipe", f"recipe file {recipe!r} is named "
+                                      f"{name!r}, which cannot name an output directory: 1-100 "
+                                      "letters, digits, '.', '_' or '-', starting with a "
+                                      "letter or digit")], "rename the recipe file")
     path = manifest_dir / recipe
     try:
-        text = path.read_text("utf-8")
-    except OSError as exc:
+        text = read_text(path, "recipe file")
+    except HyperlaxError as exc:
+        reason = "; ".join(message for _, message in exc.problems)
         raise HyperlaxError(source, [("sweep.recipe", f"cannot read recipe file {recipe!r} "
-                                      f"(looked at {path}): {exc.strerror}")],
+                                      f"(looked at {path}): {reason}")],
                             "recipe paths are relative to the manifest's directory") from None
-    return Path(recipe).stem, text
+    return name, text

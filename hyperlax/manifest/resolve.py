@@ -14,6 +14,7 @@ import msgspec
 from hyperlax.environments import ENVS, EnvInfo
 from hyperlax.errors import HyperlaxError
 from hyperlax.hyperparams import ALGORITHMS, CONFIGS, HyperParam
+from hyperlax.inputs import read_text
 from hyperlax.manifest.distributions import (Categorical, Distribution, IntLogUniform,
                                              IntUniform, LogUniform, Uniform)
 from hyperlax.manifest.format import Manifest, Recipe, decode_manifest, decode_recipe, did_you_mean
@@ -35,16 +36,20 @@ class Resolved(msgspec.Struct, frozen=True, kw_only=True):
     sources: dict[str, str]                # name -> where its value or distribution came from
 
 
-def resolve_file(path: Path) -> Resolved:
-    source = path.name
+def read_manifest(path: Path) -> str:
+    """The manifest's text: a regular UTF-8 file of bounded size (a byte-order mark is
+    dropped), as the compiler and ``exec --manifest`` both read it."""
     try:
-        text = path.read_text("utf-8")
-    except FileNotFoundError:
-        raise HyperlaxError(str(path), "no such manifest file",
-                            "create one with: hyperlax init -o " + str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HyperlaxError(str(path), f"cannot read manifest: {exc}") from None
-    return resolve_text(text, source, path.parent)
+        return read_text(path, "manifest")
+    except HyperlaxError as exc:
+        if exc.problems == [("", "no such manifest")]:
+            raise HyperlaxError(str(path), "no such manifest file",
+                                f"create one with: hyperlax init -o {path}") from None
+        raise
+
+
+def resolve_file(path: Path) -> Resolved:
+    return resolve_text(read_manifest(path), path.name, path.parent)
 
 
 def resolve_text(text: str, source: str, manifest_dir: Path) -> Resolved:
@@ -141,8 +146,18 @@ def _sweep_problems(manifest: Manifest, recipe: Recipe) -> list[tuple[str, str]]
     if sweep.structures is not None and sweep.structures > sweep.num_samples:
         problems.append(("sweep.structures", f"must be between 1 and num_samples = "
                                              f"{sweep.num_samples}, got {sweep.structures}"))
-    if sweep.output_root is not None and not sweep.output_root.strip():
-        problems.append(("sweep.output_root", "must not be empty"))
+    if sweep.output_root is not None:
+        root = sweep.output_root
+        if not root.strip():
+            problems.append(("sweep.output_root", "must not be empty"))
+        elif root.startswith("~"):
+            # expanding it would write this user's home directory into the plan, and the same
+            # manifest would give different plans on different machines
+            problems.append(("sweep.output_root", f"{root!r} starts with '~', which hyperlax "
+                                                  "does not expand; use a path relative to "
+                                                  "where hyperlax runs, or an absolute path"))
+        elif any(ord(c) < 32 for c in root):
+            problems.append(("sweep.output_root", "contains a control character"))
     evaluations = _or(sweep.num_evaluations, recipe.settings.num_evaluations)
     timesteps = _or(sweep.total_timesteps, recipe.settings.total_timesteps)
     if evaluations > timesteps:

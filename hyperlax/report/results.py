@@ -1,9 +1,9 @@
 """A sweep's results, read back from its entries' files: one row per sample, the ranking, and the
 ``[fixed]`` block that pins the best configuration. JAX-free and matplotlib-free.
 
-Only entries whose completion marker is present are read, and only after the files read here
-match the checksums in the marker; every other entry's samples are reported as missing, so a
-partial sweep still reports what it has.
+Only entries whose completion marker is present are read, and only after every file the marker
+vouches for matches its checksum (the check of ``status --verify``, ``SweepDir.verify``); every
+other entry's samples are reported as missing, so a partial sweep still reports what it has.
 """
 
 from __future__ import annotations
@@ -19,14 +19,13 @@ from typing import Any
 import numpy as np
 
 from hyperlax.errors import HyperlaxError
+from hyperlax.exec_options import exec_command_line
 from hyperlax.explain import ranges_text
 from hyperlax.planfile import Entry, Plan
-from hyperlax.storage.atomic import sha256_file
 from hyperlax.storage.sweepdir import PLAN_COPY, Owner, SweepDir, another_plan
 from hyperlax.toml_inline import toml_key, toml_value
 
 ENTRY_STATES = ("done", "partial", "pending", "damaged")
-READ_FILES = ("summary.json", "curves.npz")
 
 
 @dataclass
@@ -52,6 +51,7 @@ class EntryState:
     entry: Entry
     state: str        # done | partial (interrupted) | pending | damaged (files fail checksums)
     problem: str = ""
+    corrupt: bool = False  # damaged as exec sees it: it re-runs it only with --redo-corrupt
 
 
 @dataclass
@@ -61,6 +61,7 @@ class Collected:
     root: Path
     entries: list[EntryState]
     samples: list[SampleResult]   # plan order, one per sample
+    output_root: Path | None = None   # the --output-root given, repeated in exec hints
 
     def entry_counts(self) -> dict[str, int]:
         counts = dict.fromkeys(ENTRY_STATES, 0)
@@ -79,9 +80,11 @@ class Collected:
         return all(e.state == "done" for e in self.entries)
 
 
-def collect(plan: Plan, plan_id: str, root: Path, plan_source: str) -> Collected:
-    """Read every completed entry of ``plan`` under the sweep directory ``root``."""
-    run_it = f"run the plan first: hyperlax exec {plan_source}"
+def collect(plan: Plan, plan_id: str, root: Path, plan_source: str,
+            output_root: Path | None = None) -> Collected:
+    """Read every completed entry of ``plan`` under the sweep directory ``root`` (the
+    ``output_root`` given, if one was)."""
+    run_it = f"run the plan first: {exec_command_line(Path(plan_source), output_root)}"
     if not root.is_dir():
         raise HyperlaxError(str(root), "no such sweep directory",
                             f"{run_it}; or pass the --output-root it was run with")
@@ -91,24 +94,29 @@ def collect(plan: Plan, plan_id: str, root: Path, plan_source: str) -> Collected
         raise HyperlaxError(str(root), "is not a hyperlax sweep directory (no "
                                        "hyperlax-sweep.json in it)",
                             "pass the --output-root this plan was run with")
-    if not Owner.of(plan, plan_id).owns(record):
-        raise another_plan(root, record, Owner.of(plan, plan_id),
+    owner = Owner.of(plan, plan_id)
+    if not owner.owns(record):
+        raise another_plan(root, record, owner,
                            f"report the plan that ran it: hyperlax report {root / PLAN_COPY}")
     entries: list[EntryState] = []
     samples: dict[int, SampleResult] = {}
     for entry in plan.entries:
         state = sweep.state(entry.path)
-        problem = ""
+        problem, corrupt = "", False
         if state == "done":
             try:
+                problems = sweep.verify(entry.path, owner, entry.index)
+                if problems:
+                    corrupt = True
+                    raise ValueError("; ".join(problems))
                 samples.update(_read_entry(sweep, entry))
             except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
                 state, problem = "damaged", str(exc)
-        entries.append(EntryState(entry, state, problem))
+        entries.append(EntryState(entry, state, problem, corrupt))
         for i in entry.samples:
             samples.setdefault(i, SampleResult(index=i, entry=entry.path, status="missing"))
     result = Collected(plan, plan_id, root, entries,
-                       [samples[s.index] for s in plan.samples])
+                       [samples[s.index] for s in plan.samples], output_root)
     if not any(e.state == "done" for e in entries):
         counts = result.entry_counts()
         raise HyperlaxError(str(root), f"no completed entries yet ({_counts_text(counts)})",
@@ -117,11 +125,8 @@ def collect(plan: Plan, plan_id: str, root: Path, plan_source: str) -> Collected
 
 
 def _read_entry(sweep: SweepDir, entry: Entry) -> dict[int, SampleResult]:
+    """The samples of a complete entry whose files ``SweepDir.verify`` found intact."""
     directory = sweep.entry_dir(entry.path)
-    marker = sweep.read_marker(entry.path)
-    for name in READ_FILES:
-        if sha256_file(directory / name) != marker["files"][name]:
-            raise ValueError(f"{name} does not match the checksum in its completion marker")
     summary = json.loads((directory / "summary.json").read_text("utf-8"))
     by_sample = {s["sample"]: s for s in summary["samples"]}
     with np.load(directory / "curves.npz") as npz:
@@ -265,8 +270,11 @@ def status_lines(collected: Collected, plan_source: str, limit: int = 10) -> lis
             lines.append(f"  {e.state:<8} {e.entry.path}{why}")
         if len(unfinished) > limit:
             lines.append(f"  ... {len(unfinished) - limit} more")
-        lines.append(f"  finish it with: hyperlax exec {plan_source}  (completed entries are "
-                     "skipped)")
+        corrupt = any(e.corrupt for e in collected.entries)
+        command = exec_command_line(Path(plan_source), collected.output_root,
+                                    redo_corrupt=corrupt)
+        lines.append(f"  finish it with: {command}  (completed entries are skipped"
+                     + ("; --redo-corrupt re-runs the damaged ones)" if corrupt else ")"))
     diverged = [x.index for x in collected.samples if x.status == "diverged"]
     if diverged:
         lines.append(f"  diverged samples (non-finite return): {ranges_text(diverged)}")

@@ -55,7 +55,7 @@ def write_report(plan_file: Path, output_root: Path | None, report_dir: Path | N
         plan_file = plan_file / PLAN_COPY
     plan, pid = read_plan(plan_file)
     root = sweep_root(plan, output_root)
-    collected = R.collect(plan, pid, root, str(plan_file))
+    collected = R.collect(plan, pid, root, str(plan_file), output_root)
     report_dir = report_dir if report_dir is not None else root / "report"
 
     files: dict[str, bytes] = {"results.csv": R.results_csv(collected, metric).encode("utf-8")}

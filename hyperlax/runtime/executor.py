@@ -7,6 +7,9 @@ several devices, the same program with the sample axis split across them (``shar
 Several workers (``exec`` on several machines, array-job shards, Ray tasks) may run one plan
 into one sweep directory: a worker runs an entry only while it holds the entry's claim
 (``storage.claims``), so no entry runs in two places at once.
+
+A stop (SIGINT, SIGTERM: ``hyperlax.stopping``) is acted on at ``stopping.check()`` here:
+between entries, after a compile, after each training call, and before each file.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any, Callable, Collection
 import jax
 import numpy as np
 
+from hyperlax import stopping
 from hyperlax.planfile import Entry, Plan
 from hyperlax.runtime.batched import batched_train, replicate_keys, stack
 from hyperlax.runtime.outputs import EntryResult, SubBatchResult, pause_point, write_entry
@@ -76,6 +80,7 @@ class CompiledRunner:
         pause_point("compile", self.entry)
         start = time.perf_counter()
         executable = batched.lower(configs, keys).compile()
+        stopping.check()  # a stop during a compile (seconds) is acted on here
         seconds = time.perf_counter() - start
         self.compiles += 1
         self.compile_seconds += seconds
@@ -87,8 +92,10 @@ class CompiledRunner:
         if self.sharded:
             configs, keys = self.sharded.place((configs, keys))
         executable, compile_seconds = self.compiled(structure, configs, keys)
+        pause_point("train", self.entry)
         start = time.perf_counter()
         metrics = jax.block_until_ready(executable(configs, keys))
+        stopping.check()  # during training (stuck in XLA, the stop's watcher ends the process)
         seconds = time.perf_counter() - start
         keep = len(samples)
         return SubBatchResult(
@@ -166,17 +173,18 @@ def attempt_entry(sweep: SweepDir, runner: CompiledRunner, plan: Plan, owner: Ow
     if _finished(sweep, owner, entry, redo):
         return Attempt("done")
     try:
-        claim, holder = sweep.try_claim_entry(entry.path, entry.index, claim_timeout)
+        with stopping.writing():  # a stop's emergency exit comes before or after, not during
+            claim, holder = sweep.try_claim_entry(entry.path, entry.index, claim_timeout)
     except OSError as exc:
         raise storage_error(sweep.claim_path(entry.path), exc, "cannot claim this entry",
-                            "fix the permissions of the sweep directory, then run the same "
-                            "command again") from None
+                            "run the same command again") from None
     if claim is None:
         return Attempt("busy", holder=holder)
     with claim:
         if _finished(sweep, owner, entry, redo):  # completed while we were getting here
             return Attempt("done")
         pause_point("entry-start", entry.index)
+        stopping.check()
         runner.entry = entry.index
         result = run_entry(runner, entry)
         try:
@@ -188,20 +196,20 @@ def attempt_entry(sweep: SweepDir, runner: CompiledRunner, plan: Plan, owner: Ow
                 return Attempt("busy", holder=sweep.read_entry_claim(entry.path))
             raise storage_error(sweep.entry_dir(entry.path), exc, "cannot write this entry's "
                                 "outputs; it is not marked complete",
-                                "free disk space or fix permissions, then run the same command "
-                                "again: complete entries are kept and this one is redone"
-                                ) from None
+                                "run the same command again: complete entries are kept and "
+                                "this one is redone") from None
     steps = sum(sb.steps_per_run * len(sb.samples) for sb in result.sub_batches)
     return Attempt("ran", result=result, steps=steps * plan.settings.seeds_per_sample)
 
 
 def claim_sweep(sweep: SweepDir, plan_bytes: bytes, owner: Owner) -> None:
     try:
-        sweep.claim(plan_bytes, owner)
+        with stopping.writing():
+            sweep.claim(plan_bytes, owner)
     except OSError as exc:
         raise storage_error(sweep.root, exc, "cannot set up the sweep directory",
-                            "free disk space or fix permissions, or pass another "
-                            "--output-root") from None
+                            "run the same command again, or pass another --output-root"
+                            ) from None
 
 
 def describe_holders(holders: list[ClaimInfo | None]) -> str:
@@ -232,6 +240,7 @@ def execute(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *,
     waiting: list[tuple[Entry, ClaimInfo | None]] = []
     told = ""
     while queue or waiting:
+        stopping.check()  # between entries
         if not queue:
             message = (f"waiting for {len(waiting)} entries that other workers are running "
                        f"({describe_holders([h for _, h in waiting])}); their claims are taken "
@@ -239,7 +248,7 @@ def execute(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *,
             if log and message != told:
                 log(message)
                 told = message
-            time.sleep(min(2.0, claim_timeout / 4))
+            stopping.sleep(min(2.0, claim_timeout / 4))
             queue, waiting = deque(e for e, _ in waiting), []
         entry = queue.popleft()
         attempt = attempt_entry(sweep, runner, plan, owner, entry, redo=entry.path in redo,

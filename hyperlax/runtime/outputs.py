@@ -3,12 +3,15 @@
     samples.json   every sample's hyperparameter values, seed and structure
     curves.npz     eval_steps [E], sample [S], returns / finite / loss_<name> [S, R, E]
     curves.csv     the same curves in long form: sample, replicate, step, return, losses
-    summary.json   per sample: status (ok | diverged), final and best return (mean and std over
-                   replicates), steps, wall and compile time; per replicate the same
+    summary.json   the entry's wall, train and compile seconds; per sample: status (ok |
+                   diverged), diverged_at_step, final and best return (mean and std over
+                   replicates), steps, its sub-batch's train and compile seconds, and one
+                   record per replicate: status, diverged_at_step, final and best return
     success.txt    written last, atomically, with the sha256 and size of each file above
 
 Crash safety: the entry's directory is emptied first, each file is written atomically, and the
 marker comes last, so an entry either has a marker vouching for complete files or is redone.
+A stop (``hyperlax.stopping``) is acted on before each file, never in the middle of one.
 """
 
 from __future__ import annotations
@@ -18,12 +21,12 @@ import io
 import math
 import os
 import sys
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from hyperlax import stopping
 from hyperlax.planfile import Entry, Plan
 from hyperlax.storage import atomic
 from hyperlax.storage.atomic import json_bytes
@@ -32,17 +35,23 @@ from hyperlax.storage.sweepdir import ENTRY_FILES, Owner, SweepDir
 FILES = ENTRY_FILES
 
 PAUSE_VARIABLE = "HYPERLAX_TEST_PAUSE_AT"
+TRACE_VARIABLE = "HYPERLAX_TEST_TRACE"
 
 
 def pause_point(point: str, entry: int) -> None:
-    """Test-only hook, inert unless HYPERLAX_TEST_PAUSE_AT is set. Set to ``<point>`` (any
-    entry) or ``<point>@<entry index>``, exec prints ``HYPERLAX_PAUSED <point>`` to stderr when
-    it gets there and sleeps, so crash tests can kill it at an exact place. Points: ``compile``,
-    ``entry-start``, ``after-file:<name>`` (after each file of an entry), ``before-marker``."""
+    """Test-only hooks, inert unless HYPERLAX_TEST_PAUSE_AT or HYPERLAX_TEST_TRACE is set.
+    PAUSE_AT set to ``<point>`` (any entry) or ``<point>@<entry index>``: exec prints
+    ``HYPERLAX_PAUSED <point>`` to stderr when it gets there and sleeps (a stop ends the sleep),
+    so crash tests can kill it at an exact place. TRACE set: exec prints ``HYPERLAX_AT <point>
+    <entry index>`` at every point and goes on, so stop tests know where it is. Points:
+    ``compile`` (before), ``train`` (before each training call), ``entry-start``,
+    ``after-file:<name>`` (after each file of an entry), ``before-marker``."""
+    if os.environ.get(TRACE_VARIABLE):
+        print(f"HYPERLAX_AT {point} {entry}", file=sys.stderr, flush=True)
     wanted = os.environ.get(PAUSE_VARIABLE)
     if wanted and wanted in (point, f"{point}@{entry}"):
         print(f"HYPERLAX_PAUSED {point}", file=sys.stderr, flush=True)
-        time.sleep(3600)
+        stopping.sleep(3600)
 
 
 @dataclass
@@ -162,9 +171,13 @@ def write_entry(sweep: SweepDir, plan: Plan, owner: Owner, entry: Entry,
         "samples": summaries,
     }), entry)
     pause_point("before-marker", entry.index)
-    sweep.complete(entry.path, owner, entry.index, FILES)
+    stopping.check()
+    with stopping.writing():  # a stop's emergency exit never cuts a marker short
+        sweep.complete(entry.path, owner, entry.index, FILES)
 
 
 def _write(path: Any, data: bytes, entry: Entry) -> None:
-    atomic.atomic_write(path, data)  # looked up on the module, so tests can make it fail
+    stopping.check()
+    with stopping.writing():
+        atomic.atomic_write(path, data)  # looked up on the module, so tests can make it fail
     pause_point(f"after-file:{path.name}", entry.index)

@@ -19,12 +19,14 @@ Ray is an optional dependency (``pip install 'hyperlax[ray]'``) imported only he
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, Collection
+from typing import Any, Callable, Collection, Iterator
 
+from hyperlax import stopping
 from hyperlax.errors import HyperlaxError
 from hyperlax.exec_options import default_compile_cache
 from hyperlax.planfile import Plan
@@ -121,6 +123,23 @@ def _import_ray() -> Any:
     return ray
 
 
+@contextlib.contextmanager
+def _keep_our_signal_handlers(ray: Any) -> Iterator[None]:
+    """ray.init installs a SIGTERM handler that raises SystemExit wherever the driver is:
+    exec's stop handling (``hyperlax.stopping``) keeps its own, during and after the call."""
+    utils = getattr(getattr(ray, "_private", None), "utils", None)
+    original = getattr(utils, "set_sigterm_handler", None)
+    if not stopping.installed() or original is None:
+        yield
+        return
+    utils.set_sigterm_handler = lambda handler: None
+    try:
+        yield
+    finally:
+        utils.set_sigterm_handler = original
+        stopping.claim_signals()
+
+
 def _init(ray: Any, address: str, log: Callable[[str], None] | None) -> bool:
     """Connect to (or start) a cluster; True when this call did, so the caller shuts it
     down."""
@@ -136,7 +155,8 @@ def _init(ray: Any, address: str, log: Callable[[str], None] | None) -> bool:
     if local:
         kwargs["include_dashboard"] = False
     try:
-        ray.init(address=address or None, **kwargs)
+        with _keep_our_signal_handlers(ray):
+            ray.init(address=address or None, **kwargs)
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError...
         where = address or os.environ.get("RAY_ADDRESS") or "a new local cluster"
         raise HyperlaxError("exec", [("--ray", f"cannot start or reach Ray at {where}: "
@@ -171,6 +191,7 @@ def execute_ray(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *, addr
                         compile_seconds=0.0, env_steps=0, seconds=0.0)
     if not todo:
         return report
+    stopping.check()
     started_ray = _init(ray, address, log)
     running: dict[Any, Any] = {}
     try:
@@ -191,14 +212,16 @@ def execute_ray(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *, addr
         later: list[tuple[float, Any]] = []  # (when, entry): held by a worker outside Ray
         poll = min(2.0, claim_timeout / 4)
         while running or later:
+            stopping.check()  # ray.wait below returns at least every second
             now = time.monotonic()
             for when, entry in [x for x in later if x[0] <= now]:
                 later.remove((when, entry))
                 submit(entry)
             if not running:
-                time.sleep(min(poll, max(0.0, min(w for w, _ in later) - now)))
+                stopping.sleep(min(poll, max(0.0, min(w for w, _ in later) - now)))
                 continue
             ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+            stopping.check()
             for ref in ready:
                 entry = running.pop(ref)
                 out = _result(ray, ref, entry, retries)

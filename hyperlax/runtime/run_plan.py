@@ -4,7 +4,8 @@ seed system's ``sweep-hp-samples`` both do.
 In order: read and verify the plan, check the manifest it came from (``--manifest``), refuse a
 sweep directory holding another plan's results, select this shard's entries, scan complete
 entries for corruption, and only then import JAX: set up the compile cache and run the entries
-here or as Ray tasks. SIGINT and SIGTERM stop it at the next safe point with the resume command.
+here or as Ray tasks. SIGINT and SIGTERM stop it within seconds with the resume command
+(``hyperlax.stopping``).
 
 Module level stays JAX-free (the CLI imports this module when ``exec`` runs, and refusals must
 come before the JAX import). Output goes through ``echo`` (``click.echo``'s signature): the
@@ -13,17 +14,16 @@ caller owns the streams.
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
+from hyperlax import stopping
 from hyperlax.errors import HyperlaxError
 from hyperlax.exec_options import ExecOptions, default_compile_cache, exec_command_line
 from hyperlax.planfile import Plan, read_plan_file
 from hyperlax.storage.atomic import StorageError
+from hyperlax.stopping import Stopped, signal_name
 from hyperlax.storage.sweepdir import Owner, SweepDir, sweep_root
 
 Echo = Callable[..., None]
@@ -41,8 +41,13 @@ class ExecRequest:
     quiet: bool = False
     options: ExecOptions = field(default_factory=ExecOptions)
 
-    def command_line(self) -> str:
-        return exec_command_line(self.plan_file, self.output_root, self.options)
+    def command_line(self, redo_corrupt: bool = False) -> str:
+        """This exec as a command line, for hints: every option that was given, and
+        ``--redo-corrupt`` when it was given or ``redo_corrupt`` asks for it."""
+        return exec_command_line(self.plan_file, self.output_root, self.options,
+                                 compile_cache=self.compile_cache, manifest=self.manifest,
+                                 redo_corrupt=self.redo_corrupt or redo_corrupt,
+                                 quiet=self.quiet)
 
 
 @dataclass
@@ -66,64 +71,41 @@ class ExecRun:
             return ""
         return f": {done} of {len(mine)} entries complete"
 
-
-class Stopped(BaseException):
-    """SIGINT or SIGTERM during exec. A BaseException, like KeyboardInterrupt, so nothing on
-    the way up swallows it; atomic_write removes its temporary file as it passes."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-@contextlib.contextmanager
-def stop_on_signals() -> Iterator[None]:
-    """While exec runs, SIGINT and SIGTERM raise Stopped where Python next runs (a running XLA
-    call finishes first). Files are written atomically and the marker last, so unwinding from
-    anywhere leaves the interrupted entry unmarked, to be redone on resume. The first signal
-    restores the previous handlers, so a second one acts as it normally would."""
-    signals = [signal.SIGINT, signal.SIGTERM]
-    previous = {s: signal.getsignal(s) for s in signals}
-
-    def handler(signum: int, frame: Any) -> None:
-        for s, h in previous.items():
-            signal.signal(s, h)
-        raise Stopped(signum)
-
-    try:
-        for s in signals:
-            signal.signal(s, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+    def hint(self, signum: int) -> str:
+        """The line a stop prints."""
+        return (f"interrupted by {signal_name(signum)}{self.completion()}; "
+                f"resume with: {self.request.command_line()}")
 
 
 def run_exec(request: ExecRequest, echo: Echo) -> int:
     """Run the request; the exit status: 0 when every selected entry is complete, 128 + the
-    signal number when stopped (after printing how to resume). Bad input raises HyperlaxError
-    (status 2), a disk error or corrupt entries left alone StorageError (status 1)."""
+    signal number when stopped by SIGINT or SIGTERM (after printing how to resume). Bad input
+    raises HyperlaxError (status 2), a disk error or corrupt entries left alone StorageError
+    (status 1).
+
+    Stop handling (``hyperlax.stopping``) is installed for the duration unless the caller did
+    (the exec command does, first thing): a stop is acted on at the safe points of exec's own
+    code (``stopping.check``), or, when the main thread is stuck in a compile or a training
+    call, by the watcher thread, which ends a command line process itself with the same hint."""
     run = ExecRun(request)
-    with stop_on_signals():
+    with stopping.handling():
+        stopping.set_hint(run.hint)
         try:
             _exec(run, echo)
+            stopping.check()  # a stop that came after the last safe point is not lost
         except Stopped as stop:
-            fresh_line = "\n" if sys.stderr.isatty() else ""  # after a redrawn progress line
-            echo(f"{fresh_line}interrupted by {signal.Signals(stop.signum).name}"
-                 f"{run.completion()}; resume with: {request.command_line()}", err=True)
+            stopping.announce(lambda line: echo(line, err=True))
             return 128 + stop.signum
     return 0
 
 
 def _exec(run: ExecRun, echo: Echo) -> None:
     request, options = run.request, run.request.options
+    stopping.check()
     plan, pid, plan_bytes = read_plan_file(request.plan_file)
     if request.manifest is not None:
         check_manifest_unchanged(request.manifest, plan, request.plan_file)
+    stopping.check()
     root = sweep_root(plan, request.output_root)
     owner = Owner.of(plan, pid)
     run.plan, run.sweep = plan, SweepDir(root)
@@ -135,6 +117,7 @@ def _exec(run: ExecRun, echo: Echo) -> None:
              "(entry i belongs to shard i mod N)", err=True)
     mine = plan.entries if entries is None else [plan.entries[i] for i in entries]
     corrupt = run.sweep.corrupt_entries(mine, owner) if root.exists() else {}
+    stopping.check()
     for path, problems in corrupt.items():
         for problem in problems:
             echo(f"warning: {path}: {problem}", err=True)
@@ -153,7 +136,7 @@ def _exec(run: ExecRun, echo: Echo) -> None:
                                       "after completion; they were left alone: "
                                       + ", ".join(corrupt),
                            "look at them (hyperlax status --verify), then re-run them with: "
-                           f"{request.command_line()} --redo-corrupt")
+                           f"{request.command_line(redo_corrupt=True)}")
 
 
 def _dispatch(plan: Plan, pid: str, plan_bytes: bytes, root: Path, request: ExecRequest,
@@ -162,6 +145,7 @@ def _dispatch(plan: Plan, pid: str, plan_bytes: bytes, root: Path, request: Exec
     from hyperlax.progress import Progress
     from hyperlax.runtime.executor import enable_compile_cache, execute
 
+    stopping.check()  # importing JAX takes seconds
     options, quiet = request.options, request.quiet
     cache = request.compile_cache or default_compile_cache()
     try:
@@ -169,6 +153,7 @@ def _dispatch(plan: Plan, pid: str, plan_bytes: bytes, root: Path, request: Exec
     except OSError as exc:
         raise StorageError(str(cache), f"cannot create the compile cache: {exc.strerror}",
                            "pass --compile-cache with a writable directory") from None
+    stopping.check()
     log = None if quiet else (lambda text: echo(text, err=True))
     if options.ray_address is not None:
         from hyperlax.runtime.ray_exec import execute_ray
@@ -187,6 +172,7 @@ def _dispatch(plan: Plan, pid: str, plan_bytes: bytes, root: Path, request: Exec
         raise HyperlaxError("exec", [("--devices", str(exc))],
                             "on CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N "
                             "makes N host devices") from None
+    stopping.check()
     return execute(plan, pid, plan_bytes, root, progress=Progress(quiet=quiet),
                    entries=entries, redo=redo, devices=devices,
                    claim_timeout=options.claim_timeout, log=log)
@@ -194,15 +180,9 @@ def _dispatch(plan: Plan, pid: str, plan_bytes: bytes, root: Path, request: Exec
 
 def check_manifest_unchanged(manifest: Path, plan: Plan, plan_file: Path) -> None:
     """Refuse unless ``manifest``'s text is, byte for byte, the one ``plan`` was compiled from."""
-    from hyperlax.manifest.resolve import sha256_text
+    from hyperlax.manifest.resolve import read_manifest, sha256_text
 
-    try:
-        text = manifest.read_text("utf-8")  # as the compiler reads it
-    except FileNotFoundError:
-        raise HyperlaxError(str(manifest), "no such manifest file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HyperlaxError(str(manifest), f"cannot read manifest: {exc}") from None
-    actual = sha256_text(text)
+    actual = sha256_text(read_manifest(manifest))  # read exactly as the compiler reads it
     if actual != plan.manifest_sha256:
         raise HyperlaxError(str(manifest), f"changed after {plan_file} was compiled from it "
                                            f"(sha256 {actual[:12]}, the plan records "

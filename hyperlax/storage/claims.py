@@ -26,6 +26,9 @@ from typing import Any
 
 from hyperlax.storage.atomic import json_bytes, publish_new
 
+_HELD: set[EntryClaim] = set()   # claims this process won and has not released
+_HELD_LOCK = threading.Lock()
+
 DEFAULT_CLAIM_TIMEOUT = 300.0  # seconds without a heartbeat before a claim is stale
 TAKEOVER_LOCK_STALE = 60.0     # a takeover takes milliseconds; its lock, older, is a crash's
 
@@ -141,6 +144,8 @@ class EntryClaim:
                 pass  # a passing hiccup of the file system; the next beat tries again
 
     def __enter__(self) -> EntryClaim:
+        with _HELD_LOCK:
+            _HELD.add(self)
         self._thread = threading.Thread(target=self._beat_until_stopped, daemon=True,
                                         name="hyperlax-claim-heartbeat")
         self._thread.start()
@@ -150,6 +155,8 @@ class EntryClaim:
         self.release()
 
     def release(self) -> None:
+        with _HELD_LOCK:
+            _HELD.discard(self)
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
@@ -158,6 +165,21 @@ class EntryClaim:
                 self.path.unlink()
         except OSError:
             pass  # left behind, it goes stale: never worse than a crash
+
+
+def release_held() -> None:
+    """Release every claim this process holds, without waiting for heartbeat threads: what a
+    process about to end itself at once (``hyperlax.stopping``) does. Best effort."""
+    with _HELD_LOCK:
+        held = list(_HELD)
+        _HELD.clear()
+    for claim in held:
+        claim._stop.set()
+        try:
+            if claim.held():
+                claim.path.unlink()
+        except OSError:
+            pass
 
 
 def try_claim(path: Path, entry_index: int, timeout: float = DEFAULT_CLAIM_TIMEOUT
@@ -184,7 +206,10 @@ def try_claim(path: Path, entry_index: int, timeout: float = DEFAULT_CLAIM_TIMEO
         finally:
             staged.unlink(missing_ok=True)
         if won:
-            return EntryClaim(path, token, timeout), None
+            claim = EntryClaim(path, token, timeout)
+            with _HELD_LOCK:  # held from now on, before the caller enters it
+                _HELD.add(claim)
+            return claim, None
     return None, read_claim(path)
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from hyperlax.errors import HyperlaxError
+from hyperlax.safe_paths import inside, path_problem
 from hyperlax.storage import atomic
 from hyperlax.storage.atomic import json_bytes, publish_new, sha256_file, storage_error
 from hyperlax.storage.claims import DEFAULT_CLAIM_TIMEOUT, ClaimInfo, EntryClaim, read_claim, \
@@ -158,10 +159,29 @@ class SweepDir:
     # --- entries ----------------------------------------------------------------------------
 
     def entry_dir(self, entry_path: str) -> Path:
+        problem = path_problem(entry_path)
+        if problem:  # plans are checked when read; this guards every other caller
+            raise HyperlaxError(str(self.root), f"entry path {entry_path!r} {problem}")
         return self.root.joinpath(*entry_path.split("/"))
 
-    def claim_path(self, entry_path: str) -> Path:
+    def writable_entry_dir(self, entry_path: str) -> Path:
+        """``entry_dir``, checked right before anything is written or deleted there: with every
+        symlink on the way resolved it must lie strictly inside the output root, and it must
+        not itself be a symlink (cleaning it would act on the link's target)."""
         directory = self.entry_dir(entry_path)
+        try:
+            inside(self.root, entry_path)
+        except ValueError as exc:
+            raise HyperlaxError(str(directory), f"refusing to write here: {exc}",
+                                "remove the symlink, or use another --output-root") from None
+        if directory.is_symlink():
+            raise HyperlaxError(str(directory), "the entry's directory is a symlink; hyperlax "
+                                                "never writes or deletes through one",
+                                "remove the symlink, or use another --output-root")
+        return directory
+
+    def claim_path(self, entry_path: str) -> Path:
+        directory = self.writable_entry_dir(entry_path)
         return directory.with_name(directory.name + CLAIM_SUFFIX)
 
     def read_entry_claim(self, entry_path: str) -> ClaimInfo | None:
@@ -183,7 +203,7 @@ class SweepDir:
     def fresh_entry_dir(self, entry_path: str) -> Path:
         """An empty directory for an entry about to run: partial outputs of an earlier,
         interrupted attempt are removed so they are never mixed with the new ones."""
-        directory = self.entry_dir(entry_path)
+        directory = self.writable_entry_dir(entry_path)
         if directory.exists():
             # The marker goes first: a kill halfway through the removal must not leave a
             # marker vouching for files that are gone.
@@ -195,7 +215,7 @@ class SweepDir:
     def complete(self, entry_path: str, owner: Owner, entry_index: int,
                  files: list[str]) -> None:
         """Write the marker last, with checksums of the files it vouches for."""
-        directory = self.entry_dir(entry_path)
+        directory = self.writable_entry_dir(entry_path)
         names = sorted(files)
         marker = {**owner.record(), "entry": entry_index,
                   "files": {name: sha256_file(directory / name) for name in names},
@@ -258,8 +278,7 @@ class SweepDir:
                 problems = self.verify(entry.path, owner, entry.index)
             except OSError as exc:
                 raise storage_error(self.entry_dir(entry.path), exc, "cannot read this entry "
-                                    "to verify it", "fix the permissions of the sweep "
-                                    "directory") from None
+                                    "to verify it", "run the same command again") from None
             if problems:
                 corrupt[entry.path] = problems
         return corrupt

@@ -1,0 +1,154 @@
+"""What a structure costs to run, estimated without JAX: memory of one compiled call and the work
+of one run. ``plan`` refuses what cannot run at all (counters that overflow, calls whose memory
+is beyond any machine) and warns above a threshold; ``show`` prints the estimates so a reviewer
+sees an expensive manifest before it runs.
+
+The estimates count float32 arrays the training program keeps alive: parameters with their Adam
+moments, gradients and target copies; the rollout (PPO) or the replay buffer (DQN, SAC) and its
+sampled batches; environment states; and the activations of one gradient step. They are meant to
+be right within a small factor, which is what a go/no-go review needs; XLA's own figure for the
+compiled program is what ``exec`` measures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hyperlax.environments import ENVS, EnvInfo
+
+INT32_MAX = 2**31 - 1
+FLOAT = 4                     # bytes per float32
+HARD_LIMIT_BYTES = 1 << 40    # 1 TiB for one call: no machine runs it; refuse at plan time
+DEFAULT_WARN_GIB = 16.0
+
+
+@dataclass(frozen=True)
+class Cost:
+    params: int               # parameters of one sample-replicate, all networks
+    lane_bytes: int           # memory of one sample-replicate (one lane of the vmapped call)
+    steps_per_run: int        # env steps one run trains (after rounding to whole updates)
+    gradient_steps: int       # gradient steps one run takes
+
+    def call_bytes(self, width: int, replicates: int) -> int:
+        return self.lane_bytes * width * replicates
+
+
+def _mlp(sizes: list[int], inputs: int, outputs: int) -> tuple[int, int]:
+    """(parameters, widest activation) of an MLP."""
+    widths = [inputs, *sizes, outputs]
+    return sum(a * b + b for a, b in zip(widths, widths[1:])), max(widths)
+
+
+def structure_cost(algorithm: str, env_id: str, values: dict[str, Any], budget: Any) -> Cost:
+    """The cost of one sample-replicate of a structure; ``values`` holds every hyperparameter's
+    value (constants and the structure's structural values)."""
+    env: EnvInfo = ENVS[env_id]
+    obs, act = env.obs_size, env.action_size
+    per_update = values["num_envs"] * values["rollout_length"]
+    per_eval = max(budget.total_timesteps // per_update // budget.num_evaluations, 1)
+    updates = per_eval * budget.num_evaluations
+    env_state = values["num_envs"] * (obs + 8) * FLOAT   # gymnax states: a few floats more
+    eval_state = budget.eval_episodes * (obs + 8) * FLOAT
+    if algorithm == "ppo":
+        actor, a_wide = _mlp(values["network.actor.layer_sizes"], obs, act)
+        critic, c_wide = _mlp(values["network.critic.layer_sizes"], obs, 1)
+        params = actor + critic
+        rollout = per_update * (obs + act + 6) * FLOAT * 3     # rollout, shuffled copy, batches
+        minibatch = per_update // values["num_minibatches"]
+        activations = minibatch * (sum(values["network.actor.layer_sizes"])
+                                   + sum(values["network.critic.layer_sizes"])) * FLOAT * 3
+        data = rollout + activations
+        grad_steps = updates * values["update_epochs"] * values["num_minibatches"]
+        copies = 4                                             # params, 2 Adam moments, grads
+    else:
+        if algorithm == "dqn":
+            params, _ = _mlp(values["network.q.layer_sizes"], obs, act)
+            sizes = values["network.q.layer_sizes"]
+            copies = 5                                         # + target network
+            item = 2 * obs + 3
+        else:
+            actor, _ = _mlp(values["network.actor.layer_sizes"], obs, 2 * act)
+            critic, _ = _mlp(values["network.critic.layer_sizes"], obs + act, 1)
+            params = actor + 2 * critic
+            sizes = values["network.actor.layer_sizes"] + 2 * values["network.critic.layer_sizes"]
+            copies = 5
+            item = 2 * obs + act + 2
+        batch = values["replay_batch_size"]
+        data = (values["buffer_size"] + 2 * batch + per_update) * item * FLOAT
+        data += batch * sum(sizes) * FLOAT * 3
+        grad_steps = updates * values["train_epochs"]
+    lane = params * copies * FLOAT + data + env_state + eval_state
+    return Cost(params=params, lane_bytes=lane, steps_per_run=updates * per_update,
+                gradient_steps=grad_steps)
+
+
+def cost_problems(cost: Cost, budget: Any, width: int, replicates: int) -> list[str]:
+    """Why a structure cannot run at all; each a sentence."""
+    problems = []
+    if cost.steps_per_run > INT32_MAX:
+        problems.append(f"{cost.steps_per_run:,} env steps per run overflow the int32 step "
+                        f"counters (at most {INT32_MAX:,}); lower total_timesteps")
+    if cost.gradient_steps > INT32_MAX:
+        problems.append(f"{cost.gradient_steps:,} gradient steps per run overflow the int32 "
+                        "counters; fewer epochs or minibatches, or a smaller budget")
+    call = cost.call_bytes(width, replicates)
+    if call > HARD_LIMIT_BYTES:
+        lane = gib(cost.lane_bytes)
+        problems.append(f"one vmapped call of {width} samples x {replicates} replicates needs "
+                        f"about {gib(call):,.0f} GiB (each sample-replicate {lane:,.1f} GiB): "
+                        "more than any machine has; smaller networks, buffers or batches")
+    return problems
+
+
+def gib(n: int) -> float:
+    return n / (1 << 30)
+
+
+def human_bytes(n: int) -> str:
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+def plan_costs(plan: Any) -> list[tuple[Cost, int]]:
+    """(cost, widest call) of each of ``plan``'s structures, in structure order."""
+    widest = [0] * len(plan.structures)
+    for entry in plan.entries:
+        for sb in entry.sub_batches:
+            widest[sb.structure] = max(widest[sb.structure], sb.width)
+    budget = plan.settings.budget
+    return [(structure_cost(plan.settings.algorithm, plan.settings.env,
+                            {**plan.constants, **s.values}, budget), widest[s.index])
+            for s in plan.structures]
+
+
+def cost_review(plan: Any, warn_gib: float) -> tuple[list[tuple[str, str]], list[str]]:
+    """(problems that refuse the plan, located; warnings above ``warn_gib`` per call). A
+    problem shared by several structures is reported once, naming them."""
+    found: dict[str, list[int]] = {}
+    warnings = []
+    replicates = plan.settings.seeds_per_sample
+    for structure, (cost, width) in zip(plan.structures, plan_costs(plan)):
+        for problem in cost_problems(cost, plan.settings.budget, width, replicates):
+            found.setdefault(problem, []).append(structure.index)
+        call = cost.call_bytes(width, replicates)
+        if gib(call) > warn_gib:
+            warnings.append(f"structure {structure.index}: one vmapped call ({width} samples x "
+                            f"{replicates} replicates) needs about {human_bytes(call)}, above "
+                            f"the {warn_gib:g} GiB warning threshold (--warn-memory); see "
+                            "hyperlax show")
+    problems = [(_structures_text(indices, len(plan.structures)), problem)
+                for problem, indices in found.items()]
+    return problems, warnings[:5] + ([f"... and {len(warnings) - 5} more structures above the "
+                                      "memory warning threshold"] if len(warnings) > 5 else [])
+
+
+def _structures_text(indices: list[int], total: int) -> str:
+    if len(indices) == total and total > 1:
+        return "every structure"
+    if len(indices) == 1:
+        return f"structure {indices[0]}"
+    shown = ", ".join(map(str, indices[:5])) + (", ..." if len(indices) > 5 else "")
+    return f"structures {shown}"
