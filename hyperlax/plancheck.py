@@ -120,7 +120,8 @@ def _sample_problems(plan: Any, table: dict) -> list[tuple[str, str]]:
             problems.append((f"{where}.structure", f"{sample.structure} is out of range "
                                                    f"({len(plan.structures)} structures)"))
             continue
-        if list(sample.values) != sampled or len(sample.unit) != len(sampled):
+        units = 0 if plan.settings.sampling == "listed" else len(sampled)  # listed: no points
+        if list(sample.values) != sampled or len(sample.unit) != units:
             problems.append((f"{where}.values", "must hold one value and one unit coordinate "
                                                 "per sampled hyperparameter"))
             continue

@@ -24,7 +24,8 @@ FORMAT = "hyperlax-plan"
 FORMAT_VERSION = 1
 
 
-Sampling = Literal["qmc_sobol", "random"]
+# grid: the product of every sampled axis; listed: samples given by the manifest or a file
+Sampling = Literal["qmc_sobol", "random", "grid", "listed"]
 Mode = Literal["batched", "sequential", "grouped"]
 
 
@@ -49,6 +50,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     num_evaluations: NumEvaluations
     eval_episodes: EvalEpisodes
     structures: int | None = None  # two-level sampling: this many structural points
+    # No more fields here: a 16th field makes msgspec write this map's header as map16, which
+    # would change the bytes of every plan. Later additions go to Plan (omit_defaults too).
 
     @property
     def budget(self) -> Budget:
@@ -103,7 +106,8 @@ class Entry(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     sub_batches: list[SubBatch]
 
 
-class Plan(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class Plan(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True,
+           omit_defaults=True):
     hyperlax_version: str
     manifest_name: str        # the manifest's file name, no directory
     manifest_text: str
@@ -117,6 +121,7 @@ class Plan(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     samples: list[Sample]
     groups: list[Group]
     entries: list[Entry]
+    samples_file_sha256: str | None = None  # listed samples from a file: its text's sha256
 
     def sample_values(self, index: int) -> dict[str, Any]:
         """Every hyperparameter's value for one sample."""

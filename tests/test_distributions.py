@@ -88,3 +88,49 @@ def test_int_log_uniform_favours_small_values():
     d = IntLogUniform(low=1, high=1000)
     draws = [d.ppf((k + 0.5) / 1000) for k in range(1000)]
     assert sum(x < 32 for x in draws) > 450  # log-uniform: half the mass below sqrt(1001)
+
+
+# --- normal, log_normal, quantized (the original system's distributions) ---------------------
+
+from hyperlax.manifest.distributions import LogNormal, Normal, Quantized  # noqa: E402
+
+
+@given(unit, unit)
+def test_truncated_normal_in_bounds_and_monotone(u, v):
+    d = Normal(mean=0.5, std=0.2, low=0.1, high=0.99)
+    x, y = d.ppf(min(u, v)), d.ppf(max(u, v))
+    assert 0.1 <= x <= y <= 0.99
+
+
+def test_normal_quantiles_are_exact():
+    d = Normal(mean=0.0, std=1.0, low=-50.0, high=50.0)  # truncation far out: plain normal
+    assert d.ppf(0.5) == 0.0
+    assert abs(d.ppf(0.975) - 1.959963984540054) < 1e-9
+    # truncated to [0, inf): the median of the half-normal is Phi^-1(0.75)
+    half = Normal(mean=0.0, std=1.0, low=0.0, high=50.0)
+    assert abs(half.ppf(0.5) - 0.6744897501960817) < 1e-9
+
+
+@given(unit, unit)
+def test_log_normal_in_bounds_and_monotone(u, v):
+    d = LogNormal(mean=math.log(3e-4), std=1.0, low=1e-5, high=1e-2)
+    x, y = d.ppf(min(u, v)), d.ppf(max(u, v))
+    assert 1e-5 <= x <= y <= 1e-2
+    assert abs(LogNormal(mean=0.0, std=1.0, low=1e-9, high=1e9).ppf(0.5) - 1.0) < 1e-12
+
+
+def test_quantized_grid_points_get_equal_shares():
+    d = Quantized(low=0.1, high=0.5, step=0.1)
+    assert d.points() == 5
+    counts = Counter(d.ppf((i + 0.5) / 1000) for i in range(1000))
+    assert counts == {0.1: 200, 0.2: 200, 0.3: 200, 0.4: 200, 0.5: 200}
+    ints = Quantized(low=16, high=256, step=16)
+    assert [ints.ppf(u) for u in (0.0, 0.999999)] == [16, 256]
+    assert all(type(ints.ppf(u / 7)) is int for u in range(7))
+
+
+@given(st.integers(-100, 100), st.integers(0, 100), st.integers(1, 7), unit)
+def test_quantized_integers_on_the_grid(low, span, step, u):
+    d = Quantized(low=low, high=low + span, step=step)
+    x = d.ppf(u)
+    assert low <= x <= low + span and (x - low) % step == 0

@@ -143,7 +143,8 @@ def valid_manifest(draw) -> dict[str, Any]:
 
 
 def toml_text(doc: dict[str, Any]) -> str:
-    return tomli_w.dumps(doc)
+    # no [space] table, not an empty one: an empty [space] means "no space at all"
+    return tomli_w.dumps({k: v for k, v in doc.items() if not (k == "space" and not v)})
 
 
 def plan(tmp_path: Path, text: str) -> tuple[Any, Path]:

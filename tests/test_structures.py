@@ -107,7 +107,7 @@ def test_structures_needs_a_sampled_structural_hyperparameter(write_manifest, tm
     result = CliRunner().invoke(main, ["plan", str(write_manifest(text)), "-o",
                                        str(tmp_path / "p.msgpack")])
     assert result.exit_code == 2 and not (tmp_path / "p.msgpack").exists()
-    assert "sweep.structures: no structural hyperparameter is sampled" in result.output
+    assert "sweep.structures: needs sampled structural hyperparameters" in result.output
 
 
 def test_structures_larger_than_num_samples_is_refused(write_manifest):

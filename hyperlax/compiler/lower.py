@@ -8,7 +8,8 @@ from typing import Any
 
 import hyperlax
 from hyperlax.compiler.cost import DEFAULT_WARN_GIB, cost_review
-from hyperlax.compiler.sample import (sample_seed, sobol_balance_warning, structured_points,
+from hyperlax.compiler.sample import (grid_unit_points, sample_seed, sobol_balance_warning,
+                                      structured_points,
                                       unit_points, values_at)
 from hyperlax.environments import env_dirname
 from hyperlax.errors import HyperlaxError
@@ -33,7 +34,11 @@ def lower(resolved: Resolved, manifest_name: str,
     warnings = [w for w in [sobol_balance_warning(settings.sampling, settings.num_samples)] if w]
 
     structural = [n for n, p in resolved.table.items() if p.role == "structural"]
-    if settings.structures is None:
+    if resolved.listed is not None:  # given values, no unit-cube points
+        points = [None] * len(resolved.listed)
+    elif settings.sampling == "grid":
+        points = grid_unit_points(resolved.space)
+    elif settings.structures is None:
         points = unit_points(settings.sampling, settings.num_samples, len(resolved.space),
                              settings.seed)
     else:
@@ -49,7 +54,7 @@ def lower(resolved: Resolved, manifest_name: str,
     problems: dict[str, list[int]] = {}  # message -> samples it applies to
     described: dict[str, str] = {}
     for i, point in enumerate(points):
-        values = values_at(point, resolved.space)
+        values = resolved.listed[i] if point is None else values_at(point, resolved.space)
         full = {**resolved.constants, **values}
         for problem in _sample_problems(settings, full):
             problems.setdefault(problem, []).append(i)
@@ -60,7 +65,8 @@ def lower(resolved: Resolved, manifest_name: str,
             structure_index[key] = len(structures)
             structures.append(Structure(index=len(structures), values=shape))
         samples.append(Sample(index=i, seed=sample_seed(settings.seed, i),
-                              structure=structure_index[key], unit=[float(u) for u in point],
+                              structure=structure_index[key],
+                              unit=[] if point is None else [float(u) for u in point],
                               values=values))
     if problems:
         shown = []
@@ -89,8 +95,11 @@ def lower(resolved: Resolved, manifest_name: str,
         hyperlax_version=hyperlax.__version__, manifest_name=manifest_name,
         manifest_text=resolved.manifest_text, manifest_sha256=sha256_text(resolved.manifest_text),
         recipe_text=resolved.recipe_text, settings=settings, hyperparams=rows,
-        constants=resolved.constants, sampled=list(resolved.space), structures=structures,
+        constants=resolved.constants,
+        sampled=list(resolved.listed[0]) if resolved.listed else list(resolved.space),
+        structures=structures,
         samples=samples, groups=groups, entries=entries,
+        samples_file_sha256=resolved.samples_file_sha256,
     )
     # The plan format's own checks, the ones exec applies to any plan file it reads (paths
     # inside the output root among them): refuse here what exec would refuse there.

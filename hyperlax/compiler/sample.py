@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from hyperlax.manifest.distributions import Distribution
+from hyperlax.manifest.distributions import Distribution, grid_points
 
 
 def unit_points(method: str, num_samples: int, dims: int, seed: int | list[int]) -> np.ndarray:
@@ -67,6 +67,18 @@ def structured_points(method: str, num_samples: int, space: dict[str, Distributi
         points[start:start + size, scalar_axes] = scalar[start:start + size]
         start += size
     return points, len(distinct)
+
+
+def grid_unit_points(space: dict[str, Distribution]) -> np.ndarray:
+    """Every point of the grid over ``space`` (axes in name order, the last varying fastest),
+    each coordinate the middle of its value's share of [0, 1), so the inverse CDF maps it back
+    to exactly that value."""
+    counts = [grid_points(d) for d in space.values()]
+    if not counts:
+        return np.zeros((1, 0))
+    mesh = np.stack(np.meshgrid(*[(np.arange(n) + 0.5) / n for n in counts], indexing="ij"),
+                    axis=-1)
+    return mesh.reshape(-1, len(counts))
 
 
 def sobol_balance_warning(method: str, num_samples: int) -> str | None:

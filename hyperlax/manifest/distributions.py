@@ -10,12 +10,24 @@ Exact rules (documented in the README, pinned by tests):
                               [low, high]: integer k gets the share log((k+1)/k) / log((high+1)/low)
 - categorical(values, weights): the first i with u < (w_0 + ... + w_i) / sum(w); equal weights
                               when omitted
+- normal(mean, std, low, high): the normal distribution truncated to [low, high]:
+                              mean + std * Phi^-1(Phi(a) + u * (Phi(b) - Phi(a))) with
+                              a = (low - mean) / std, b = (high - mean) / std, Phi the standard
+                              normal CDF (Python's statistics.NormalDist), clamped to [low, high]
+- log_normal(mean, std, low, high): exp of normal(mean, std, log(low), log(high)): a log-normal
+                              whose logarithm has that mean and std, truncated to [low, high]
+- quantized(low, high, step): the grid low, low + step, ..., low + (n - 1) * step with
+                              n = floor((high - low) / step) + 1, each point an equal share:
+                              low + min(floor(u * n), n - 1) * step (integer arithmetic when
+                              low, high and step are integers; floats are rounded to 12
+                              significant digits so 0.1-steps give 0.3, not 0.30000000000000004)
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+import statistics
 from typing import Any, Union
 
 import msgspec
@@ -122,12 +134,97 @@ class Categorical(_Dist, tag="categorical"):
         return self.values[min(bisect.bisect_right(cumulative, u), n - 1)]
 
 
-Distribution = Union[Uniform, LogUniform, IntUniform, IntLogUniform, Categorical]
-DIST_NAMES = ("uniform", "log_uniform", "int_uniform", "int_log_uniform", "categorical")
+_STANDARD = statistics.NormalDist()
+_EDGE = 1e-12  # u is kept in [_EDGE, 1 - _EDGE]: Phi^-1 of 0 or 1 is infinite
+
+
+def _truncated_normal(mean: float, std: float, low: float, high: float, u: float) -> float:
+    lo = _STANDARD.cdf((low - mean) / std)
+    hi = _STANDARD.cdf((high - mean) / std)
+    p = min(max(lo + u * (hi - lo), _EDGE), 1.0 - _EDGE)
+    return min(max(mean + std * _STANDARD.inv_cdf(p), low), high)
+
+
+def _normal_problems(d: Any, positive: bool) -> list[tuple[str, str]]:
+    for name in ("mean", "std", "low", "high"):
+        v = getattr(d, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return [(name, f"must be a finite number, got {v!r}")]
+    if not d.std > 0:
+        return [("std", f"must be > 0, got {d.std}")]
+    if positive and not d.low > 0:
+        return [("low", "must be > 0 for log_normal")]
+    return _range_problems(d.low, d.high, allow_equal=False)
+
+
+class Normal(_Dist, tag="normal"):
+    mean: float
+    std: float
+    low: float
+    high: float
+
+    def problems(self) -> list[tuple[str, str]]:
+        return _normal_problems(self, positive=False)
+
+    def ppf(self, u: float) -> float:
+        return _truncated_normal(self.mean, self.std, self.low, self.high, u)
+
+
+class LogNormal(_Dist, tag="log_normal"):
+    mean: float   # of log(x)
+    std: float    # of log(x)
+    low: float
+    high: float
+
+    def problems(self) -> list[tuple[str, str]]:
+        return _normal_problems(self, positive=True)
+
+    def ppf(self, u: float) -> float:
+        x = math.exp(_truncated_normal(self.mean, self.std, math.log(self.low),
+                                       math.log(self.high), u))
+        return min(max(x, self.low), self.high)
+
+
+class Quantized(_Dist, tag="quantized"):
+    low: float | int
+    high: float | int
+    step: float | int
+
+    def problems(self) -> list[tuple[str, str]]:
+        for name in ("low", "high", "step"):
+            v = getattr(self, name)
+            if isinstance(v, float) and not math.isfinite(v):
+                return [(name, f"must be finite, got {v}")]
+        if not self.step > 0:
+            return [("step", f"must be > 0, got {self.step}")]
+        if self.points() > 1_000_000:
+            return [("step", f"makes {self.points():,} grid points; at most 1,000,000")]
+        return _range_problems(self.low, self.high, allow_equal=True)
+
+    def integral(self) -> bool:
+        return all(isinstance(v, int) for v in (self.low, self.high, self.step))
+
+    def points(self) -> int:
+        if self.integral():
+            return (self.high - self.low) // self.step + 1
+        return int(math.floor((self.high - self.low) / self.step * (1 + 1e-12))) + 1
+
+    def ppf(self, u: float) -> float | int:
+        n = self.points()
+        k = min(int(math.floor(u * n)), n - 1)
+        if self.integral():
+            return self.low + k * self.step
+        return float(f"{self.low + k * self.step:.12g}")
+
+
+Distribution = Union[Uniform, LogUniform, IntUniform, IntLogUniform, Categorical, Normal,
+                     LogNormal, Quantized]
+DIST_NAMES = ("uniform", "log_uniform", "int_uniform", "int_log_uniform", "categorical",
+              "normal", "log_normal", "quantized")
 
 
 def is_log_scale(dist: Distribution) -> bool:
-    return isinstance(dist, (LogUniform, IntLogUniform))
+    return isinstance(dist, (LogUniform, IntLogUniform, LogNormal))
 
 
 def _range_problems(low: float, high: float, *, allow_equal: bool) -> list[tuple[str, str]]:
@@ -142,3 +239,20 @@ def _range_problems(low: float, high: float, *, allow_equal: bool) -> list[tuple
 
 def to_builtins(dist: Distribution) -> dict[str, Any]:
     return msgspec.to_builtins(dist)
+
+
+def grid_points(dist: Distribution) -> int | None:
+    """How many values ``sampling = "grid"`` enumerates for ``dist``: every value of a
+    categorical, a quantized grid or an int_uniform range; None for a continuous one."""
+    if isinstance(dist, Categorical):
+        return len(dist.values)
+    if isinstance(dist, Quantized):
+        return dist.points()
+    if isinstance(dist, IntUniform):
+        return dist.high - dist.low + 1
+    return None
+
+
+def grid_size(space: dict[str, Distribution]) -> int:
+    """Points of the grid over ``space``: the product of each axis's count."""
+    return math.prod(grid_points(d) or 0 for d in space.values())

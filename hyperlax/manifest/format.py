@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -19,7 +19,7 @@ from msgspec import Meta
 from hyperlax.errors import HyperlaxError
 from hyperlax.hyperparams.budget import Budget, EvalEpisodes, NumEvaluations, TotalTimesteps
 from hyperlax.manifest.distributions import DIST_NAMES, Distribution
-from hyperlax.planfile import Mode, Sampling
+from hyperlax.planfile import Mode
 
 MAX_SAMPLES = 1_000_000
 
@@ -28,8 +28,9 @@ class SweepSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     name: str
     recipe: str
     env: str
-    num_samples: Annotated[int, Meta(ge=1, le=MAX_SAMPLES)]
-    sampling: Sampling = "qmc_sobol"
+    # None: as many as the grid has points or the samples list has rows; required otherwise
+    num_samples: Annotated[int, Meta(ge=1, le=MAX_SAMPLES)] | None = None
+    sampling: Literal["qmc_sobol", "random", "grid"] = "qmc_sobol"
     seed: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0
     mode: Mode = "batched"
     batch_size: Annotated[int, Meta(ge=1, le=65_536)] = 16
@@ -40,12 +41,16 @@ class SweepSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     eval_episodes: EvalEpisodes | None = None
     # two-level sampling: draw this many structures
     structures: Annotated[int, Meta(ge=1)] | None = None
+    samples_file: str | None = None     # CSV or JSON of samples to run, next to the manifest
 
 
 class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     sweep: SweepSection
     fixed: dict[str, Any] = {}
-    space: dict[str, Distribution] = {}
+    # None (no [space] table): the recipe's space; an empty [space]: no space at all, one
+    # configuration (the recipe's defaults with [fixed] applied)
+    space: dict[str, Distribution] | None = None
+    samples: list[dict[str, Any]] = []   # [[samples]]: configurations to run, listed
 
 
 class Recipe(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -107,8 +112,15 @@ def _decode(raw: dict[str, Any], struct: type, source: str) -> Any:
             problems.append((mapping, "must be a table of name = value"))
     if problems:
         raise HyperlaxError(source, problems)
+    if "samples" in raw and struct is Manifest:
+        rows = raw["samples"]
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise HyperlaxError(source, [("samples", "must be an array of tables: [[samples]] "
+                                                     "blocks of name = value")])
     decoded = msgspec.convert({k: v for k, v in raw.items() if k != "space"}, struct)
-    return msgspec.structs.replace(decoded, space=space)
+    # a Manifest tells "no [space] table" (None: the recipe's space) from an empty one
+    return msgspec.structs.replace(decoded, space=space if "space" in raw or struct is Recipe
+                                   else None)
 
 
 def _struct_problems(value: dict[str, Any], struct: type, prefix: str) -> list[tuple[str, str]]:
@@ -169,7 +181,7 @@ def _translate(message: str, prefix: str) -> tuple[str, str]:
     missing = re.match(r"Object missing required field `(.+)`", text)
     if missing:
         return location, f"missing required key {missing[1]}"
-    text = text.replace("`", "")
+    text = text.replace("`", "").replace(" | null", "")  # TOML has no null: optional is absent
     text = re.sub(r"^Expected object", "Expected a table", text)
     text = re.sub(r"^Invalid enum value (.+)", r"invalid value \1", text)
     return location, text[0].lower() + text[1:]

@@ -16,8 +16,11 @@ from hyperlax.errors import HyperlaxError
 from hyperlax.hyperparams import ALGORITHMS, CONFIGS, HyperParam
 from hyperlax.inputs import read_text
 from hyperlax.manifest.distributions import (Categorical, Distribution, IntLogUniform,
-                                             IntUniform, LogUniform, Uniform)
-from hyperlax.manifest.format import Manifest, Recipe, decode_manifest, decode_recipe, did_you_mean
+                                             IntUniform, LogNormal, LogUniform, Normal,
+                                             Quantized, Uniform, grid_points, grid_size)
+from hyperlax.manifest.format import (MAX_SAMPLES, Manifest, Recipe, decode_manifest,
+                                      decode_recipe, did_you_mean)
+from hyperlax.manifest.listed import read_samples_file, row_problems
 from hyperlax.manifest.recipes import load_recipe_text
 from hyperlax.planfile import Settings
 
@@ -34,6 +37,8 @@ class Resolved(msgspec.Struct, frozen=True, kw_only=True):
     constants: dict[str, Any]              # every hyperparameter not sampled, sorted by name
     space: dict[str, Distribution]         # every sampled hyperparameter, sorted by name
     sources: dict[str, str]                # name -> where its value or distribution came from
+    listed: list[dict[str, Any]] | None = None  # listed samples' values, instead of a space
+    samples_file_sha256: str | None = None
 
 
 def read_manifest(path: Path) -> str:
@@ -84,38 +89,65 @@ def resolve_text(text: str, source: str, manifest_dir: Path) -> Resolved:
     if recipe_problems:
         raise HyperlaxError(recipe_source, recipe_problems)
 
+    own_space = manifest.space or {}
+    listed, samples_sha256, where = _listed(manifest, manifest_dir, source)
+    # the recipe's space applies unless the manifest lists its samples, has an empty [space],
+    # or enumerates a grid (its own [space] only: a recipe's continuous ranges have no grid)
+    recipe_space = {} if listed is not None or manifest.space == {} or \
+        sweep.sampling == "grid" else recipe.space
     problems += _names_problems(manifest.fixed, "fixed", table)
-    problems += _names_problems(manifest.space, "space", table)
+    problems += _names_problems(own_space, "space", table)
     problems += _value_problems(manifest.fixed, "fixed", table)
-    problems += _space_problems(manifest.space, "space", table)
-    for name in manifest.space:
+    problems += _space_problems(own_space, "space", table)
+    for name in own_space:
         if name in manifest.fixed:
             problems.append((f"space.{name}", "is also pinned in [fixed]; keep only one"))
+    if listed is not None:
+        if own_space:
+            problems.append(("space", "a manifest that lists its samples has no [space]; "
+                                      "remove one of them"))
+        problems += row_problems(listed, where, table, manifest.fixed)
+    sampled = set(own_space) | (set(recipe_space) - set(manifest.fixed))
+    if sweep.sampling == "grid" and listed is None:
+        for name in sorted(sampled):
+            dist = own_space.get(name) or recipe_space[name]
+            if grid_points(dist) is None:
+                where_from = "in [space]" if name in own_space else "in the recipe's space"
+                problems.append((f"space.{name}", f"grid sampling enumerates values, but {name}"
+                                                  f" ({where_from}) is "
+                                                  f"{type(dist).__struct_config__.tag}; use "
+                                                  "categorical, quantized or int_uniform, or "
+                                                  "pin it in [fixed]"))
     if sweep.structures is not None and not problems:
-        sampled = set(manifest.space) | (set(recipe.space) - set(manifest.fixed))
-        if not any(table[n].role == "structural" for n in sampled):
-            problems.append(("sweep.structures", "no structural hyperparameter is sampled, so "
-                                                 "there is nothing to draw structures from; "
-                                                 "remove structures"))
+        if not any(table[n].role == "structural" for n in sampled) or \
+                sweep.sampling == "grid" or listed is not None:
+            problems.append(("sweep.structures", "needs sampled structural hyperparameters "
+                                                 "and qmc_sobol or random sampling; remove "
+                                                 "structures"))
     if problems:
         raise HyperlaxError(source, problems)
 
     constants, space, sources = {}, {}, {}
+    listed_names = set(listed[0]) if listed else set()
     for name, param in table.items():
         if name in manifest.fixed:
             constants[name], sources[name] = manifest.fixed[name], "fixed"
-        elif name in manifest.space:
-            space[name], sources[name] = manifest.space[name], "space"
-        elif name in recipe.space:
-            space[name], sources[name] = recipe.space[name], "recipe space"
+        elif name in listed_names:
+            sources[name] = "samples"
+        elif name in own_space:
+            space[name], sources[name] = own_space[name], "space"
+        elif name in recipe_space:
+            space[name], sources[name] = recipe_space[name], "recipe space"
         elif name in recipe.defaults:
             constants[name], sources[name] = recipe.defaults[name], "recipe default"
         else:
             constants[name], sources[name] = param.default, "default"
 
+    num_samples = _num_samples(sweep, space, listed, source)
     settings = Settings(
         name=sweep.name, recipe=recipe_name, algorithm=recipe.algorithm, env=sweep.env,
-        num_samples=sweep.num_samples, sampling=sweep.sampling, seed=sweep.seed, mode=sweep.mode,
+        num_samples=num_samples, sampling="listed" if listed is not None else sweep.sampling,
+        seed=sweep.seed, mode=sweep.mode,
         batch_size=sweep.batch_size,
         output_root=sweep.output_root if sweep.output_root is not None else f"runs/{sweep.name}",
         seeds_per_sample=sweep.seeds_per_sample,
@@ -124,9 +156,51 @@ def resolve_text(text: str, source: str, manifest_dir: Path) -> Resolved:
         eval_episodes=_or(sweep.eval_episodes, recipe.settings.eval_episodes),
         structures=sweep.structures,
     )
+    if listed is not None:  # rows in name order, like sampled values
+        listed = [{n: row[n] for n in sorted(row)} for row in listed]
     return Resolved(manifest=manifest, manifest_text=text, recipe_text=recipe_text,
                     settings=settings, env=env, table=table, constants=constants, space=space,
-                    sources=sources)
+                    sources=sources, listed=listed, samples_file_sha256=samples_sha256)
+
+
+def _listed(manifest: Manifest, manifest_dir: Path, source: str
+            ) -> tuple[list[dict[str, Any]] | None, str | None, str]:
+    """(listed rows or None, the samples file's sha256 or None, where rows are located)."""
+    sweep = manifest.sweep
+    if sweep.samples_file is not None and manifest.samples:
+        raise HyperlaxError(source, [("samples", "the manifest lists [[samples]] and names a "
+                                                 "samples_file; keep one of them")])
+    if sweep.samples_file is not None:
+        rows, digest = read_samples_file(sweep.samples_file, manifest_dir, source)
+        return rows, digest, f"samples_file {sweep.samples_file}"
+    if manifest.samples:
+        return list(manifest.samples), None, "samples"
+    return None, None, ""
+
+
+def _num_samples(sweep: Any, space: dict[str, Distribution], listed: list | None,
+                 source: str) -> int:
+    """How many samples: the rows listed, the grid's points, one configuration without a
+    space, or num_samples (which must agree with any of the others when given)."""
+    given = sweep.num_samples
+    if listed is not None:
+        implied, what = len(listed), f"the {len(listed)} listed samples"
+    elif sweep.sampling == "grid":
+        implied, what = grid_size(space), "the grid's points"
+        if implied > MAX_SAMPLES:
+            raise HyperlaxError(source, [("sweep.sampling", f"the grid has {implied:,} points; "
+                                                            f"at most {MAX_SAMPLES:,}")])
+    elif not space:
+        implied, what = 1, "1: without a space every sample is the same configuration"
+    elif given is None:
+        raise HyperlaxError(source, [("sweep", "missing required key num_samples")])
+    else:
+        return given
+    if given is not None and given != implied:
+        raise HyperlaxError(source, [("sweep.num_samples", f"is {given}, but must be {implied}"
+                                                           f" ({what}); leave it out")],
+                            "seeds_per_sample gives one configuration more seeds")
+    return implied
 
 
 def sha256_text(text: str) -> str:
@@ -143,7 +217,8 @@ def _sweep_problems(manifest: Manifest, recipe: Recipe) -> list[tuple[str, str]]
         problems.append(("sweep.name", f"{sweep.name!r} must be 1-100 letters, digits, '.', '_' "
                                        "or '-', starting with a letter or digit"))
     # bounds of single fields are in the SweepSection types; these involve several
-    if sweep.structures is not None and sweep.structures > sweep.num_samples:
+    if sweep.structures is not None and sweep.num_samples is not None and \
+            sweep.structures > sweep.num_samples:
         problems.append(("sweep.structures", f"must be between 1 and num_samples = "
                                              f"{sweep.num_samples}, got {sweep.structures}"))
     if sweep.output_root is not None:
@@ -185,15 +260,15 @@ def _value_problems(mapping: dict[str, Any], section: str,
 
 
 _FITTING = {
-    "float": (Uniform, LogUniform, Categorical),
-    "int": (IntUniform, IntLogUniform, Categorical),
+    "float": (Uniform, LogUniform, Normal, LogNormal, Quantized, Categorical),
+    "int": (IntUniform, IntLogUniform, Quantized, Categorical),
     "bool": (Categorical,),
     "str": (Categorical,),
     "int_list": (Categorical,),
 }
 _ADVICE = {
-    "float": "uniform, log_uniform or categorical",
-    "int": "int_uniform, int_log_uniform or categorical",
+    "float": "uniform, log_uniform, normal, log_normal, quantized or categorical",
+    "int": "int_uniform, int_log_uniform, quantized (integer low, high, step) or categorical",
     "bool": "categorical with values = [true, false]",
     "str": "categorical",
     "int_list": "categorical with values that are lists, e.g. [[64, 64], [128, 128]]",
@@ -216,6 +291,10 @@ def _space_problems(space: dict[str, Distribution], section: str,
         own = dist.problems()
         if own:
             problems += [(f"{where}.{loc}" if loc else where, msg) for loc, msg in own]
+            continue
+        if param.type == "int" and isinstance(dist, Quantized) and not dist.integral():
+            problems.append((where, f"quantized for integer hyperparameter {name} needs integer "
+                                    "low, high and step"))
             continue
         if isinstance(dist, Categorical):
             for i, value in enumerate(dist.values):
