@@ -24,8 +24,9 @@ FORMAT = "hyperlax-plan"
 FORMAT_VERSION = 1
 
 
-# grid: the product of every sampled axis; listed: samples given by the manifest or a file
-Sampling = Literal["qmc_sobol", "random", "grid", "listed"]
+# grid: the product of every sampled axis; listed: samples given by the manifest or a file;
+# saltelli: the A, B, AB_i blocks of a Sobol sensitivity design (report computes the indices)
+Sampling = Literal["qmc_sobol", "random", "grid", "listed", "saltelli"]
 Mode = Literal["batched", "sequential", "grouped"]
 
 

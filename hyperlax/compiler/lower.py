@@ -8,7 +8,8 @@ from typing import Any
 
 import hyperlax
 from hyperlax.compiler.cost import DEFAULT_WARN_GIB, cost_review
-from hyperlax.compiler.sample import (grid_unit_points, sample_seed, sobol_balance_warning,
+from hyperlax.compiler.sample import (grid_unit_points, saltelli_points, sample_seed,
+                                      sobol_balance_warning,
                                       structured_points,
                                       unit_points, values_at)
 from hyperlax.environments import env_dirname
@@ -38,6 +39,9 @@ def lower(resolved: Resolved, manifest_name: str,
         points = [None] * len(resolved.listed)
     elif settings.sampling == "grid":
         points = grid_unit_points(resolved.space)
+    elif settings.sampling == "saltelli":
+        dims = len(resolved.space)
+        points = saltelli_points(settings.num_samples // (dims + 2), dims, settings.seed)
     elif settings.structures is None:
         points = unit_points(settings.sampling, settings.num_samples, len(resolved.space),
                              settings.seed)

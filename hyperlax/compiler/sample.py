@@ -69,6 +69,21 @@ def structured_points(method: str, num_samples: int, space: dict[str, Distributi
     return points, len(distinct)
 
 
+def saltelli_points(base: int, dims: int, seed: int) -> np.ndarray:
+    """Saltelli's design for Sobol sensitivity indices: matrices A and B of ``base`` points each
+    (the two halves of one scrambled Sobol sequence in 2 x ``dims`` dimensions), then for each
+    axis i the matrix AB_i, A with column i taken from B. Rows: A, B, AB_0, ..., AB_{d-1}:
+    ``base * (dims + 2)`` points, the evaluations ``scipy.stats.sobol_indices`` takes."""
+    both = unit_points("qmc_sobol", base, 2 * dims, [seed, 3])
+    a, b = both[:, :dims], both[:, dims:]
+    blocks = [a, b]
+    for i in range(dims):
+        ab = a.copy()
+        ab[:, i] = b[:, i]
+        blocks.append(ab)
+    return np.concatenate(blocks)
+
+
 def grid_unit_points(space: dict[str, Distribution]) -> np.ndarray:
     """Every point of the grid over ``space`` (axes in name order, the last varying fastest),
     each coordinate the middle of its value's share of [0, 1), so the inverse CDF maps it back

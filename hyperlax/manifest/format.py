@@ -30,7 +30,7 @@ class SweepSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     env: str
     # None: as many as the grid has points or the samples list has rows; required otherwise
     num_samples: Annotated[int, Meta(ge=1, le=MAX_SAMPLES)] | None = None
-    sampling: Literal["qmc_sobol", "random", "grid"] = "qmc_sobol"
+    sampling: Literal["qmc_sobol", "random", "grid", "saltelli"] = "qmc_sobol"
     seed: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0
     mode: Mode = "batched"
     batch_size: Annotated[int, Meta(ge=1, le=65_536)] = 16

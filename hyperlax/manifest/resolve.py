@@ -120,7 +120,7 @@ def resolve_text(text: str, source: str, manifest_dir: Path) -> Resolved:
                                                   "pin it in [fixed]"))
     if sweep.structures is not None and not problems:
         if not any(table[n].role == "structural" for n in sampled) or \
-                sweep.sampling == "grid" or listed is not None:
+                sweep.sampling in ("grid", "saltelli") or listed is not None:
             problems.append(("sweep.structures", "needs sampled structural hyperparameters "
                                                  "and qmc_sobol or random sampling; remove "
                                                  "structures"))
@@ -192,6 +192,20 @@ def _num_samples(sweep: Any, space: dict[str, Distribution], listed: list | None
                                                             f"at most {MAX_SAMPLES:,}")])
     elif not space:
         implied, what = 1, "1: without a space every sample is the same configuration"
+    elif sweep.sampling == "saltelli":
+        base = given
+        if base is None or base & (base - 1):
+            raise HyperlaxError(source, [("sweep.num_samples", f"saltelli sampling needs a power "
+                                                               f"of two base sample count, got "
+                                                               f"{base}")],
+                                "the plan runs num_samples x (sampled hyperparameters + 2) "
+                                "configurations")
+        total = base * (len(space) + 2)
+        if total > MAX_SAMPLES:
+            raise HyperlaxError(source, [("sweep.num_samples", f"{base} x ({len(space)} + 2) = "
+                                                               f"{total:,} configurations; at "
+                                                               f"most {MAX_SAMPLES:,}")])
+        return total
     elif given is None:
         raise HyperlaxError(source, [("sweep", "missing required key num_samples")])
     else:

@@ -12,6 +12,7 @@ from typing import Any
 from hyperlax.errors import HyperlaxError
 from hyperlax.planfile import read_plan
 from hyperlax.report import results as R
+from hyperlax.report.sensitivity import render_sensitivity, sensitivity_lines, sobol_analysis
 from hyperlax.storage import atomic
 from hyperlax.storage.sweepdir import PLAN_COPY, sweep_root
 
@@ -42,6 +43,9 @@ class Report:
                     R.fixed_block(c, order[0], metric)]
         else:
             out.append("no sample finished without diverging: there is no best configuration\n")
+        if self.document.get("sensitivity"):
+            out += ["\n"] + [line + "\n" for line in
+                             sensitivity_lines(self.document["sensitivity"])]
         out += ["\n", f"wrote {', '.join(self.names)} to {self.report_dir}\n"]
         return "".join(out)
 
@@ -63,8 +67,14 @@ def write_report(plan_file: Path, output_root: Path | None, report_dir: Path | N
         from hyperlax.report.plots import render_plots
 
         files.update(render_plots(collected, metric, top_k))
+    analysis = sobol_analysis(collected, metric)
+    if plots and analysis and "indices" in analysis:
+        files["sensitivity.png"] = render_sensitivity(
+            analysis, f"{plan.settings.name}: which hyperparameters matter")
     names = ["results.csv", "report.json", *(n for n in files if n.endswith(".png"))]
     document = R.report_document(collected, metric, top_k, [str(report_dir / n) for n in names])
+    if analysis is not None:
+        document["sensitivity"] = analysis
     json_text = json.dumps(document, indent=2, allow_nan=False) + "\n"
     files["report.json"] = json_text.encode()
     try:
