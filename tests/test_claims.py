@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 
 from hyperlax.storage.claims import (HOST, PID_NAMESPACE, TAKEOVER_LOCK_STALE, ClaimLost,
                                      heartbeat_interval, read_claim, try_claim)
+from concurrency_helpers import race
 
 LONG = 3600.0  # a timeout no test comes near: only explicit ages make a claim stale
 
@@ -161,24 +161,6 @@ def test_takeovers_are_serialized_by_a_lock_a_crashed_taker_does_not_keep(tmp_pa
     claim, _ = try_claim(path, 0, 60.0)
     assert claim is not None and not lock.exists()
     claim.release()
-
-
-def race(n: int, fn) -> list:
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = fn(i)
-        except Exception as exc:  # noqa: BLE001 - the test looks at it
-            results[i] = exc
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
 
 
 def test_one_of_many_racing_workers_gets_an_entry(tmp_path):
