@@ -26,6 +26,7 @@ from hyperlax.storage.claims import HOST, PID_NAMESPACE, read_claim
 from hyperlax.storage.sweepdir import CLAIM_SUFFIX, PLAN_COPY, SWEEP_RECORD, Owner, SweepDir
 from test_crash import Exec, assert_same_results, states
 from test_exec import tiny_plan
+from concurrency_helpers import race
 
 
 @pytest.fixture(scope="module")
@@ -238,24 +239,6 @@ def drain(lines: queue.Queue) -> str:
 
 
 # --- workers setting up one sweep directory (the claim protocol: test_claims.py) ----------
-
-def race(n: int, fn) -> list:
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = fn(i)
-        except Exception as exc:  # noqa: BLE001 - the test looks at it
-            results[i] = exc
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
-
 
 def test_workers_racing_to_set_up_one_sweep_directory(tmp_path):
     plan_a, pid_a, data_a = tiny_plan(tmp_path, n=2, name="a.toml")
