@@ -245,6 +245,29 @@ def report_command(plan_file: Path, output_root: Path | None, report_dir: Path |
     click.echo(report.text(metric, top_k), nl=False)
 
 
+@main.command("compare")
+@click.argument("sweeps", nargs=-1, required=True, type=PathArg)
+@click.option("--label", "labels", multiple=True,
+              help="a name per sweep, in order (sweeps with one label are one method across "
+                   "environments) [default: each sweep's name]")
+@click.option("--metric", type=click.Choice(["final", "best"]), default="final",
+              show_default=True)
+@click.option("-o", "--output", type=PathArg, default=Path("compare"), show_default=True,
+              help="where to write compare.csv, compare.json and compare.png")
+@click.option("--no-plots", is_flag=True)
+@user_errors
+def compare_command(sweeps: tuple[Path, ...], labels: tuple[str, ...], metric: str,
+                    output: Path, no_plots: bool) -> None:
+    """Several sweeps (plan files or sweep directories) side by side: per sweep the best,
+    median and interquartile mean of its samples' returns with bootstrap intervals; per label
+    across environments the normalized IQM with stratified bootstrap intervals."""
+    from hyperlax.report.compare import compare_sweeps
+
+    lines, _ = compare_sweeps(list(sweeps), list(labels) or None, metric, output,
+                              plots=not no_plots)
+    click.echo("\n".join(lines))
+
+
 main.add_command(seed_cli.sweep_command)
 main.add_command(seed_cli.generate_command)
 

@@ -62,3 +62,31 @@ def test_labels_across_tasks_are_normalized_and_stratified():
     text = "\n".join(compare_lines(rows, list(methods.values()), "final"))
     assert "per label across tasks" in text and "tuned" in text
     assert render_compare(sweeps, rows, "final")[:4] == b"\x89PNG"
+
+
+def test_compare_command_end_to_end(tmp_path):
+    from click.testing import CliRunner
+
+    from hyperlax.cli import main
+    from test_exec import tiny_plan
+
+    roots = []
+    for k in (1, 2):  # the same tiny plan run twice, into two sweep directories
+        sub = tmp_path / f"s{k}"
+        sub.mkdir()
+        _, _, data = tiny_plan(sub, n=2, batch=2)
+        (sub / "plan.msgpack").write_bytes(data)
+        result = CliRunner().invoke(main, ["exec", str(sub / "plan.msgpack"), "--output-root",
+                                           str(sub / "out"), "-q"])
+        assert result.exit_code == 0, result.output
+        roots.append(sub / "out")
+    out = tmp_path / "cmp"
+    result = CliRunner().invoke(main, ["compare", *map(str, roots), "--label", "a", "--label",
+                                       "b", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "a " in result.output and "b " in result.output and "IQM" in result.output
+    csv_lines = (out / "compare.csv").read_text().splitlines()
+    assert len(csv_lines) == 3 and csv_lines[1].startswith("a,") and csv_lines[2].startswith("b,")
+    assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
+    bad = CliRunner().invoke(main, ["compare", str(roots[0]), "--label", "a", "--label", "b"])
+    assert bad.exit_code == 2 and "2 labels for 1 sweeps" in bad.output
