@@ -4,41 +4,18 @@ instant; ``exec`` imports the runtime (``runtime.run_plan``) when it runs."""
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
 from hyperlax import exec_options, seed_cli, stopping
-from hyperlax.cli_errors import user_errors
+from hyperlax.cli_errors import ProcessGroup, end_early_stop_handling, user_errors
 from hyperlax.errors import HyperlaxError
 from hyperlax.exec_options import COMPILE_CACHE_HELP, COMPILE_CACHE_VARIABLE
 
 PathArg = click.Path(path_type=Path)
-STOPPABLE = {"exec", "sweep-hp-samples"}  # commands that run plans: stop handling of their own
-
-
-class _Main(click.Group):
-    """The group, run as a command line process (``args`` None: sys.argv; a console script,
-    ``python -m``) or in-process (click's CliRunner passes ``args``). Only a command line
-    process may end itself with ``os._exit`` on a stop, and a signal while it starts (before
-    exec installs its handling) ends it with the hint and 128 + the signal number instead of a
-    traceback."""
-
-    def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
-        if args is not None:
-            return super().main(args, *rest, **kwargs)
-        stopping.allow_hard_exit()
-        stopping.early()
-        try:
-            return super().main(args, *rest, **kwargs)
-        except (stopping.EarlyStop, KeyboardInterrupt) as stop:
-            stopping.early_exit(getattr(stop, "signum", signal.SIGINT))
-
-
-@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ProcessGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="hyperlax")
 def main() -> None:
     """Reproducible hyperparameter sweeps of JAX reinforcement-learning agents.
@@ -49,8 +26,7 @@ def main() -> None:
     hyperlax exec plan.msgpack      run the plan; run it again to resume
     hyperlax report plan.msgpack    results table and plots
     """
-    if click.get_current_context().invoked_subcommand not in STOPPABLE:
-        stopping.end_early()
+    end_early_stop_handling(click.get_current_context().invoked_subcommand)
 
 
 @main.command("plan")
