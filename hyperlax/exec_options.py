@@ -36,14 +36,24 @@ class ExecOptions:
     ray_cpus: float = 1.0
     ray_gpus: float = 0.0
     ray_retries: int = 3
+    compile_workers_given: int | None = None   # None: cores - 1, in 1..8
 
     @classmethod
     def parse(cls, devices: str | None = None, shard: str | None = None,
               claim_timeout: float | None = None, ray_address: str | None = None,
-              ray_cpus: float = 1.0, ray_gpus: float = 0.0, ray_retries: int = 3
-              ) -> ExecOptions:
+              ray_cpus: float = 1.0, ray_gpus: float = 0.0, ray_retries: int = 3,
+              compile_workers: int | None = None) -> ExecOptions:
         return cls(parse_devices(devices), parse_shard(shard), claim_timeout, ray_address,
-                   ray_cpus, ray_gpus, ray_retries)
+                   ray_cpus, ray_gpus, ray_retries, compile_workers)
+
+    @property
+    def compile_workers(self) -> int:
+        """Threads compiling programs ahead (0: compile each when first needed)."""
+        if self.compile_workers_given is not None:
+            return self.compile_workers_given
+        from hyperlax.runtime.schedule import default_compile_workers
+
+        return default_compile_workers()
 
     @property
     def claim_timeout(self) -> float:
@@ -66,6 +76,8 @@ class ExecOptions:
             words += ["--shard", f"{self.shard[0]}/{self.shard[1]}"]
         if self.claim_timeout_given is not None:
             words += ["--claim-timeout", f"{self.claim_timeout_given:g}"]
+        if self.compile_workers_given is not None:
+            words += ["--compile-workers", str(self.compile_workers_given)]
         if self.ray_address is not None:
             words += [f"--ray={self.ray_address}" if self.ray_address else "--ray"]
             if self.ray_cpus != 1.0:
@@ -76,6 +88,12 @@ class ExecOptions:
                 words += ["--ray-retries", str(self.ray_retries)]
         return words
 
+
+COMPILE_WORKERS_OPTION = click.option(
+    "--compile-workers", "compile_workers", type=click.IntRange(min=0), default=None,
+    metavar="N", help="threads that compile programs ahead of their use, while earlier entries "
+                      "train; 0 compiles each program when first needed [default: one fewer "
+                      "than the cores, 1 to 8]")
 
 _DECLARED = [
     click.option("--devices", "devices", default=None, metavar="all|N",
@@ -99,6 +117,7 @@ _DECLARED = [
                  help="GPUs each Ray task asks for"),
     click.option("--ray-retries", type=click.IntRange(min=0), default=3, show_default=True,
                  help="times Ray re-runs a task whose worker died"),
+    COMPILE_WORKERS_OPTION,
 ]
 
 
@@ -109,9 +128,10 @@ def declared(command: Callable) -> Callable:
     @functools.wraps(command)
     def wrapper(*args: Any, devices: str | None, shard: str | None,
                 claim_timeout: float | None, ray_address: str | None, ray_cpus: float,
-                ray_gpus: float, ray_retries: int, **kwargs: Any) -> Any:
+                ray_gpus: float, ray_retries: int, compile_workers: int | None,
+                **kwargs: Any) -> Any:
         options = ExecOptions.parse(devices, shard, claim_timeout, ray_address, ray_cpus,
-                                    ray_gpus, ray_retries)
+                                    ray_gpus, ray_retries, compile_workers)
         return command(*args, options=options, **kwargs)
 
     for option in reversed(_DECLARED):

@@ -35,7 +35,8 @@ def describe(plan: Plan, plan_id: str, fmt: str) -> str:
             "settings": msgspec.to_builtins(plan.settings),
             "summary": summary,
             "batch_width_histogram": {str(k): v for k, v in sorted(widths.items())},
-            "estimated_cost": {"env_steps": total_steps, "largest_call_bytes": peak,
+            "estimated_cost": {"env_steps": total_steps, "programs": summary["compiles"],
+                               "largest_call_bytes": peak,
                                "structures": [{"structure": i, "widest_call": width,
                                                "call_bytes": cost.call_bytes(width, replicates),
                                                **dataclasses.asdict(cost)}
@@ -62,7 +63,8 @@ def describe(plan: Plan, plan_id: str, fmt: str) -> str:
            f"  execution  {s.mode}, batch size {s.batch_size}, output root {s.output_root}",
            f"  cost       {summary['structures']} distinct structures, {summary['entries']} "
            f"entries, {summary['compiles']} compiles, {summary['padding_lanes']} padding lanes",
-           f"  work       {total_steps:,} env steps in all; largest call ~{human_bytes(peak)} "
+           f"  work       {total_steps:,} env steps in all; {summary['compiles']} programs to "
+           f"compile (one per structure and batch width); largest call ~{human_bytes(peak)} "
            "(estimated)",
            "  batch widths (width: calls) "
            + ", ".join(f"{w}: {n}" for w, n in sorted(widths.items())),

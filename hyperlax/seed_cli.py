@@ -18,7 +18,8 @@ from click.core import ParameterSource
 
 from hyperlax.cli_errors import user_errors
 from hyperlax.errors import HyperlaxError
-from hyperlax.exec_options import COMPILE_CACHE_HELP, COMPILE_CACHE_VARIABLE
+from hyperlax.exec_options import (COMPILE_CACHE_HELP, COMPILE_CACHE_VARIABLE,
+                                    COMPILE_WORKERS_OPTION)
 
 LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 QUIET_LEVELS = {"WARNING", "ERROR", "CRITICAL"}
@@ -186,15 +187,18 @@ def _resume_conflicts(plan: Any, flags: dict[str, Any]) -> list[tuple[str, str]]
     return problems
 
 
-def _execute(root: Path, quiet: bool, compile_cache: Path | None) -> None:
+def _execute(root: Path, quiet: bool, compile_cache: Path | None,
+             compile_workers: int | None = None) -> None:
     """Run the plan in ``root`` exactly as ``hyperlax exec <root>/plan.msgpack --output-root
     <root>`` does: the same use case, progress, interruption handling and exit statuses."""
     from hyperlax import stopping
+    from hyperlax.exec_options import ExecOptions
     from hyperlax.runtime.run_plan import ExecRequest, run_exec
     from hyperlax.storage.sweepdir import PLAN_COPY
 
     request = ExecRequest(plan_file=root / PLAN_COPY, output_root=root,
-                          compile_cache=compile_cache, quiet=quiet)
+                          compile_cache=compile_cache, quiet=quiet,
+                          options=ExecOptions(compile_workers_given=compile_workers))
     with stopping.handling():
         status = run_exec(request, click.echo)
         if status:
@@ -220,12 +224,13 @@ def _execute(root: Path, quiet: bool, compile_cache: Path | None) -> None:
 @click.option("--force", is_flag=True, help="with --emit-manifest: overwrite an existing file")
 @click.option("--compile-cache", type=click.Path(path_type=Path), default=None,
               envvar=COMPILE_CACHE_VARIABLE, help=COMPILE_CACHE_HELP)
+@COMPILE_WORKERS_OPTION
 @user_errors
 def sweep_command(recipe: str, env_id: str, num_samples: int, sampling_method: str, seed: int,
                   log_level: str, hparam_batch_size: int, sequential: bool,
                   group_by_structural_hparams: bool, output_root: Path | None,
                   resume_from: Path | None, emit_manifest: Path | None, force: bool,
-                  compile_cache: Path | None) -> None:
+                  compile_cache: Path | None, compile_workers: int | None) -> None:
     """The seed system's sweep command: builds the equivalent manifest, writes it and its plan
     into the sweep directory (--output-root) and executes the plan. Re-running the same command,
     or --resume-from DIR, skips completed entries. With --emit-manifest, only writes the
@@ -258,7 +263,7 @@ def sweep_command(recipe: str, env_id: str, num_samples: int, sampling_method: s
                                 "sweep with a new --output-root")
         if not quiet:
             click.echo(f"resuming the sweep in {root} (plan {pid[:12]})")
-        _execute(root, quiet, compile_cache)
+        _execute(root, quiet, compile_cache, compile_workers)
         return
 
     mode = _mode(sequential, group_by_structural_hparams)
@@ -309,7 +314,7 @@ def sweep_command(recipe: str, env_id: str, num_samples: int, sampling_method: s
         what = "continuing" if record is not None else "started"
         click.echo(f"{what} sweep in {root}: {SEED_MANIFEST} and {PLAN_COPY} (plan {pid[:12]}, "
                    f"{len(plan.samples)} samples, {len(plan.entries)} entries, {mode})")
-    _execute(root, quiet, compile_cache)
+    _execute(root, quiet, compile_cache, compile_workers)
 
 
 @click.command("generate-hp-samples")

@@ -40,9 +40,10 @@ SCRIPT = textwrap.dedent("""\
 
     sharded = CompiledRunner(plan, devices=jax.devices())
     a = sharded.run(0, [0, 1, 2], 3)                      # padded to 4 lanes, 2 per device
-    assert list(sharded._cache) == [(0, 4, 2)], list(sharded._cache)
-    found = collectives(next(iter(sharded._cache.values())).as_text())
-    assert not found, found
+    assert sharded.programs.keys() == [(0, 4, 2)], sharded.programs.keys()
+    for part in sharded.programs.parts((0, 4, 2)).values():   # init and chunk
+        found = collectives(part.as_text())
+        assert not found, found
     b = CompiledRunner(plan).run(0, [0, 1, 2], 3)
     assert a.returns.shape == b.returns.shape == (3, 1, 2)
     np.testing.assert_allclose(a.returns, b.returns, rtol=1e-5, atol=1e-5)

@@ -48,14 +48,15 @@ class Stopped:
 class Exec:
     """``hyperlax exec`` in a subprocess with the trace hook on."""
 
-    def __init__(self, plan_file: Path, root: Path, compile_cache: Path | None = None):
+    def __init__(self, plan_file: Path, root: Path, compile_cache: Path | None = None,
+                 args: tuple[str, ...] = ()):
         env = {**os.environ, "HYPERLAX_TEST_TRACE": "1"}
         if compile_cache is not None:  # through the environment: the hint stays the same
             env["HYPERLAX_COMPILE_CACHE"] = str(compile_cache)
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hyperlax", "exec", str(plan_file), "--output-root",
-             str(root)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             str(root), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stderr: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()

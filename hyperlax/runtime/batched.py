@@ -5,6 +5,11 @@ tested is what runs.
     run = batched_train("ppo", "gymnax.pendulum", budget)   # jit-able
     metrics = jax.jit(run)(stack(configs), replicate_keys(seeds, replicates))
 
+``batched_program`` is the same training as its two pieces, for exec: ``init(configs, keys)``
+gives the [samples, replicates] carry, and each ``chunk(configs, carry)`` call runs ``group``
+evaluation chunks of every lane and returns the carry and metrics with a trailing [group] axis:
+``init`` and then ``num_evaluations / group`` chunk calls give what ``batched_train`` gives.
+
 Key rule: replicate ``r`` of a sample with seed ``s`` trains with
 ``fold_in(PRNGKey(s), r)``, whatever batch the sample is in and whichever lane it has.
 """
@@ -17,10 +22,10 @@ import jax
 import jax.numpy as jnp
 
 from hyperlax.hyperparams.budget import Budget
-from hyperlax.runtime.algos import get_make_train
+from hyperlax.runtime.algos import Program, get_make_program, get_make_train
 from hyperlax.runtime.configs import lane, stack
 
-__all__ = ["batched_train", "lane", "replicate_keys", "sample_keys", "stack"]
+__all__ = ["batched_program", "batched_train", "lane", "replicate_keys", "sample_keys", "stack"]
 
 
 def batched_train(algorithm: str, env_id: str, budget: Budget) -> Callable:
@@ -28,6 +33,19 @@ def batched_train(algorithm: str, env_id: str, budget: Budget) -> Callable:
     ``configs`` is a stacked config (``stack``), ``keys`` is [samples, replicates] keys."""
     train = get_make_train(algorithm)(env_id, budget)
     return jax.vmap(jax.vmap(train, in_axes=(None, 0)), in_axes=(0, 0))
+
+
+def batched_program(algorithm: str, env_id: str, budget: Budget, group: int = 1) -> Program:
+    """``Program(init, chunk)`` vmapped over samples x replicates (see the module docstring)."""
+    program = get_make_program(algorithm)(env_id, budget)
+
+    def chunks(config, carry):
+        return jax.lax.scan(lambda c, _: program.chunk(config, c), carry, None, group)
+
+    def lanes(fn: Callable) -> Callable:
+        return jax.vmap(jax.vmap(fn, in_axes=(None, 0)), in_axes=(0, 0))
+
+    return Program(init=lanes(program.init), chunk=lanes(chunks))
 
 
 def sample_keys(seed: int, replicates: int) -> jax.Array:

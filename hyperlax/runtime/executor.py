@@ -1,33 +1,36 @@
 """Execute a plan's entries: the loop, skipping, claims, compile cache, outputs and markers.
 
 The executor never samples, groups or slices: it runs exactly the sub-batches the plan lists,
-each as one call of ``jit(vmap(vmap(train)))`` over (padded) samples x replicates, or, with
-several devices, the same program with the sample axis split across them (``sharding``).
+each as ``batched_program``'s init and chunks over (padded) samples x replicates
+(``runner.CompiledRunner``), or, with several devices, the same programs with the sample axis
+split across them (``sharding``). Programs compile ahead in a pool of threads while earlier
+entries train (``programs``): before each sub-batch the executor tells the runner what runs
+next, in its own run order (``schedule.uses``).
 
 Several workers (``exec`` on several machines, array-job shards, Ray tasks) may run one plan
 into one sweep directory: a worker runs an entry only while it holds the entry's claim
 (``storage.claims``), so no entry runs in two places at once.
 
-A stop (SIGINT, SIGTERM: ``hyperlax.stopping``) is acted on at ``stopping.check()`` here:
-between entries, after a compile, after each training call, and before each file.
+A stop (SIGINT, SIGTERM: ``hyperlax.stopping``) is acted on at ``stopping.check()``: between
+entries, while waiting for a compile, between evaluation chunks, and before each file.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Collection
+from typing import Any, Callable, Collection, Iterable
 
 import jax
-import numpy as np
 
 from hyperlax import stopping
 from hyperlax.planfile import Entry, Plan
-from hyperlax.runtime.batched import batched_train, replicate_keys, stack
-from hyperlax.runtime.outputs import EntryResult, SubBatchResult, pause_point, write_entry
-from hyperlax.runtime.sharding import Sharded, padded_width
+from hyperlax.runtime.outputs import EntryResult, pause_point, write_entry
+from hyperlax.runtime.runner import CompiledRunner  # re-exported: tests, tools, Ray tasks
+from hyperlax.runtime.schedule import entry_steps, uses
 from hyperlax.storage.atomic import storage_error
 from hyperlax.storage.claims import DEFAULT_CLAIM_TIMEOUT, ClaimInfo, ClaimLost, EntryClaim
 from hyperlax.storage.sweepdir import Owner, SweepDir
@@ -42,85 +45,23 @@ def enable_compile_cache(directory: Path) -> None:
 
 
 @dataclass
-class CompiledRunner:
-    """One compiled program per (structure, width, device count): every call of the same shape
-    reuses it. With ``devices`` (more than one local device), each sub-batch's sample axis is
-    split across them and widths are rounded up to a multiple of their number."""
-
-    plan: Plan
-    devices: list[Any] | None = None
-    compiles: int = 0
-    compile_seconds: float = 0.0
-    entry: int = -1           # the entry being run, for the test-only pause hook
-    _cache: dict[tuple[int, int, int], Callable] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        s = self.plan.settings
-        self.budget = s.budget
-        self.run_batch = batched_train(s.algorithm, s.env, self.budget)
-        many = self.devices is not None and len(self.devices) > 1
-        self.sharded = Sharded(self.devices) if many else None
-        self.num_devices = len(self.devices) if many else 1
-
-    def inputs(self, samples: list[int], width: int) -> tuple[Any, jax.Array]:
-        """The stacked configs (scalars vmapped, structure static) and [width, replicates] keys.
-        Padding lanes repeat the first sample; their results are dropped by the caller."""
-        lanes = samples + [samples[0]] * (width - len(samples))
-        configs = stack([self.plan.sample_config(i) for i in lanes])
-        keys = replicate_keys([self.plan.samples[i].seed for i in lanes],
-                              self.plan.settings.seeds_per_sample)
-        return configs, keys
-
-    def compiled(self, structure: int, configs: Any, keys: jax.Array) -> tuple[Callable, float]:
-        width = keys.shape[0]
-        key = (structure, width, self.num_devices)
-        if key in self._cache:
-            return self._cache[key], 0.0
-        batched = self.sharded.wrap(self.run_batch) if self.sharded else jax.jit(self.run_batch)
-        pause_point("compile", self.entry)
-        start = time.perf_counter()
-        executable = batched.lower(configs, keys).compile()
-        stopping.check()  # a stop during a compile (seconds) is acted on here
-        seconds = time.perf_counter() - start
-        self.compiles += 1
-        self.compile_seconds += seconds
-        self._cache[key] = executable
-        return executable, seconds
-
-    def run(self, structure: int, samples: list[int], width: int) -> SubBatchResult:
-        configs, keys = self.inputs(samples, padded_width(width, self.num_devices))
-        if self.sharded:
-            configs, keys = self.sharded.place((configs, keys))
-        executable, compile_seconds = self.compiled(structure, configs, keys)
-        pause_point("train", self.entry)
-        start = time.perf_counter()
-        metrics = jax.block_until_ready(executable(configs, keys))
-        stopping.check()  # during training (stuck in XLA, the stop's watcher ends the process)
-        seconds = time.perf_counter() - start
-        keep = len(samples)
-        return SubBatchResult(
-            samples=samples,
-            eval_steps=np.asarray(metrics.eval_steps)[0, 0],
-            returns=np.asarray(metrics.eval_returns)[:keep],
-            losses={k: np.asarray(v)[:keep] for k, v in metrics.losses.items()},
-            finite=np.asarray(metrics.finite)[:keep],
-            steps_per_run=self.budget.steps_trained(
-                self.plan.sample_config(samples[0]).steps_per_update()),
-            train_seconds=seconds,
-            compile_seconds=compile_seconds,
-        )
-
-
-@dataclass
 class ExecReport:
     total: int
     skipped: int
     ran: int
-    compiles: int
-    compile_seconds: float
+    compiles: int             # programs compiled
+    compile_seconds: float    # wall time during which a compile ran
     env_steps: int
     seconds: float
     by_others: int = 0        # entries another worker completed while this exec ran
+    train_seconds: float = 0.0    # in training calls (init and chunks), summed over sub-batches
+    compile_waited: float = 0.0   # of compile_seconds, what training waited for (not hidden)
+    compile_in_tasks: bool = False  # Ray: compile_seconds is summed over parallel tasks
+
+    @property
+    def compile_hidden(self) -> float:
+        """Compile wall time spent while training ran anyway (compile ahead)."""
+        return max(0.0, self.compile_seconds - self.compile_waited)
 
 
 @dataclass
@@ -166,10 +107,13 @@ def _finished(sweep: SweepDir, owner: Owner, entry: Entry, redo: bool) -> bool:
 
 def attempt_entry(sweep: SweepDir, runner: CompiledRunner, plan: Plan, owner: Owner,
                   entry: Entry, *, redo: bool = False,
-                  claim_timeout: float = DEFAULT_CLAIM_TIMEOUT) -> Attempt:
+                  claim_timeout: float = DEFAULT_CLAIM_TIMEOUT,
+                  upcoming: Callable[[], Iterable[Entry]] | None = None) -> Attempt:
     """Claim ``entry``, run it and write its outputs and marker, then release the claim. The
     one code path of every worker: plain exec, array-job shards and Ray tasks. A failed write
-    raises StorageError; the entry stays unmarked."""
+    raises StorageError; the entry stays unmarked. ``upcoming()``: the entries this worker
+    runs after this one, in order (what to compile ahead, and what to keep compiled); None
+    (a Ray task): keep every program compiled, for the worker's next tasks."""
     if _finished(sweep, owner, entry, redo):
         return Attempt("done")
     try:
@@ -186,7 +130,7 @@ def attempt_entry(sweep: SweepDir, runner: CompiledRunner, plan: Plan, owner: Ow
         pause_point("entry-start", entry.index)
         stopping.check()
         runner.entry = entry.index
-        result = run_entry(runner, entry)
+        result = run_entry(runner, entry, upcoming)
         try:
             write_entry(_ClaimedSweep(sweep.root, claim), plan, owner, entry, result)
         except ClaimLost:
@@ -221,7 +165,8 @@ def execute(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *,
             progress: Any = None, entries: list[int] | None = None,
             redo: Collection[str] = (), devices: list[Any] | None = None,
             claim_timeout: float = DEFAULT_CLAIM_TIMEOUT,
-            log: Callable[[str], None] | None = None) -> ExecReport:
+            log: Callable[[str], None] | None = None,
+            compile_workers: int = 0) -> ExecReport:
     """Run every incomplete entry of ``plan`` (or of ``entries``) into ``root``, in plan order;
     entries whose path is in ``redo`` run again even though marked complete (the CLI passes
     the corrupt ones when asked to). A failed write raises StorageError: the entry being
@@ -229,16 +174,35 @@ def execute(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *,
 
     Entries another worker holds are skipped and come back at the end: this returns once every
     selected entry is complete, by this worker or another, taking over the claims of workers
-    that stopped heartbeating for ``claim_timeout`` seconds (or died on this machine)."""
+    that stopped heartbeating for ``claim_timeout`` seconds (or died on this machine).
+
+    ``compile_workers``: threads that compile programs ahead of their use (0: each program
+    compiles when first needed, in this thread)."""
     sweep, owner = SweepDir(root), Owner.of(plan, plan_id)
     claim_sweep(sweep, plan_bytes, owner)
-    runner = CompiledRunner(plan, devices=devices)
+    runner = CompiledRunner(plan, devices=devices, compile_workers=compile_workers,
+                            listener=progress)
+    try:
+        return _execute(plan, sweep, owner, runner, progress, entries, redo, claim_timeout,
+                        log)
+    finally:
+        runner.close()
+
+
+def _execute(plan: Plan, sweep: SweepDir, owner: Owner, runner: CompiledRunner, progress: Any,
+             entries: list[int] | None, redo: Collection[str], claim_timeout: float,
+             log: Callable[[str], None] | None) -> ExecReport:
     selected, todo, skipped = pending_entries(plan, sweep, entries, redo, progress)
     started = time.perf_counter()
     env_steps = ran = by_others = 0
+    train_seconds = 0.0
     queue: deque[Entry] = deque(todo)
     waiting: list[tuple[Entry, ClaimInfo | None]] = []
     told = ""
+
+    def upcoming() -> Iterable[Entry]:
+        return itertools.chain(queue, (e for e, _ in waiting))
+
     while queue or waiting:
         stopping.check()  # between entries
         if not queue:
@@ -251,8 +215,10 @@ def execute(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *,
             stopping.sleep(min(2.0, claim_timeout / 4))
             queue, waiting = deque(e for e, _ in waiting), []
         entry = queue.popleft()
+        if progress:
+            progress.entry_started(entry)
         attempt = attempt_entry(sweep, runner, plan, owner, entry, redo=entry.path in redo,
-                                claim_timeout=claim_timeout)
+                                claim_timeout=claim_timeout, upcoming=upcoming)
         if attempt.outcome == "busy":
             waiting.append((entry, attempt.holder))
         elif attempt.outcome == "done":
@@ -262,6 +228,7 @@ def execute(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *,
         else:
             ran += 1
             env_steps += attempt.steps
+            train_seconds += sum(sb.train_seconds for sb in attempt.result.sub_batches)
             if progress:
                 progress.entry_done(entry, attempt.result, attempt.steps)
     seconds = time.perf_counter() - started
@@ -269,12 +236,21 @@ def execute(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *,
         progress.finish()
     return ExecReport(total=len(selected), skipped=skipped, ran=ran,
                       compiles=runner.compiles, compile_seconds=runner.compile_seconds,
-                      env_steps=env_steps, seconds=seconds, by_others=by_others)
+                      env_steps=env_steps, seconds=seconds, by_others=by_others,
+                      train_seconds=train_seconds,
+                      compile_waited=runner.programs.waited_seconds)
 
 
-def run_entry(runner: CompiledRunner, entry: Entry) -> EntryResult:
+def run_entry(runner: CompiledRunner, entry: Entry,
+              upcoming: Callable[[], Iterable[Entry]] | None = None) -> EntryResult:
+    """Run ``entry``'s sub-batches; before each, tell the runner what runs from there on."""
     start = time.perf_counter()
-    subs = [runner.run(sb.structure, sb.samples, sb.width) for sb in entry.sub_batches]
+    subs = []
+    for i, sb in enumerate(entry.sub_batches):
+        if upcoming is not None:
+            runner.want(uses(itertools.chain([entry], upcoming()), runner.num_devices,
+                             first=i))
+        subs.append(runner.run(sb.structure, sb.samples, sb.width))
     return EntryResult(sub_batches=subs, seconds=time.perf_counter() - start)
 
 
@@ -287,14 +263,7 @@ def pending_entries(plan: Plan, sweep: SweepDir, entries: list[int] | None, redo
     skipped = len(selected) - len(todo)
     if progress:
         progress.start(total=len(selected), skipped=skipped,
-                       steps_total=sum(_entry_steps(plan, e) for e in todo))
+                       steps_total=sum(entry_steps(plan, e) for e in todo))
     return selected, todo, skipped
-
-
-def _entry_steps(plan: Plan, entry: Entry) -> int:
-    budget = plan.settings.budget
-    total = sum(budget.steps_trained(plan.sample_config(sb.samples[0]).steps_per_update())
-                * len(sb.samples) for sb in entry.sub_batches)
-    return total * plan.settings.seeds_per_sample
 
 

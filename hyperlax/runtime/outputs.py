@@ -44,7 +44,9 @@ def pause_point(point: str, entry: int) -> None:
     ``HYPERLAX_PAUSED <point>`` to stderr when it gets there and sleeps (a stop ends the sleep),
     so crash tests can kill it at an exact place. TRACE set: exec prints ``HYPERLAX_AT <point>
     <entry index>`` at every point and goes on, so stop tests know where it is. Points:
-    ``compile`` (before), ``train`` (before each training call), ``entry-start``,
+    ``compile`` (before a program's first part is traced; in a compile thread when compiling
+    ahead), ``train`` (before a sub-batch's first training call), ``chunk`` (before each
+    evaluation chunk's call), ``entry-start``,
     ``after-file:<name>`` (after each file of an entry), ``before-marker``."""
     if os.environ.get(TRACE_VARIABLE):
         print(f"HYPERLAX_AT {point} {entry}", file=sys.stderr, flush=True)

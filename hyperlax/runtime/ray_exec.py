@@ -188,7 +188,7 @@ def execute_ray(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *, addr
     selected, todo, skipped = pending_entries(plan, sweep, entries, redo, progress)
     started = time.perf_counter()
     report = ExecReport(total=len(selected), skipped=skipped, ran=0, compiles=0,
-                        compile_seconds=0.0, env_steps=0, seconds=0.0)
+                        compile_seconds=0.0, env_steps=0, seconds=0.0, compile_in_tasks=True)
     if not todo:
         return report
     stopping.check()

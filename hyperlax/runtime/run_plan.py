@@ -124,13 +124,12 @@ def _exec(run: ExecRun, echo: Echo) -> None:
         echo(f"warning: {path}: " + ("complete but corrupt; running it again (--redo-corrupt)"
                                      if request.redo_corrupt else
                                      "complete but corrupt; left alone"), err=True)
-    report = _dispatch(plan, pid, plan_bytes, root, request, entries,
-                       set(corrupt) if request.redo_corrupt else set(), echo)
+    redo = set(corrupt) if request.redo_corrupt else set()
+    progress = _announce(plan, run.sweep, mine, redo, request)
+    report = _dispatch(plan, pid, plan_bytes, root, request, entries, redo, echo, progress)
     if not request.quiet:
-        others = f", {report.by_others} done by other workers" if report.by_others else ""
-        echo(f"{report.ran} entries run, {report.skipped} skipped{others}; "
-             f"{report.compiles} compiles ({report.compile_seconds:.1f}s); "
-             f"{report.env_steps:,} env steps in {report.seconds:.1f}s; results in {root}")
+        for line in summary(report, root):
+            echo(line)
     if corrupt and not request.redo_corrupt:
         raise StorageError(str(root), f"{len(corrupt)} complete entries have files that changed "
                                       "after completion; they were left alone: "
@@ -139,10 +138,50 @@ def _exec(run: ExecRun, echo: Echo) -> None:
                            f"{request.command_line(redo_corrupt=True)}")
 
 
-def _dispatch(plan: Plan, pid: str, plan_bytes: bytes, root: Path, request: ExecRequest,
-              entries: list[int] | None, redo: set[str], echo: Echo) -> Any:
-    """Import JAX, set up the compile cache, and run the entries here or on Ray."""
+def _announce(plan: Plan, sweep: SweepDir, mine: list[Any], redo: set[str],
+              request: ExecRequest) -> Any:
+    """The progress display, and exec's first line (before JAX is imported): what will run and
+    what will compile."""
     from hyperlax.progress import Progress
+    from hyperlax.runtime.schedule import describe, programs_needed
+
+    options = request.options
+    todo = [e for e in mine if e.path in redo or sweep.state(e.path) != "done"]
+    devices = int(options.devices) if (options.devices or "").isdigit() else 1
+    progress = Progress(quiet=request.quiet)
+    if options.ray_address is not None:
+        line = describe(plan, todo, len(mine) - len(todo), devices, 0)
+        line = line.replace("(compiling when needed)", "(in the Ray tasks)")
+    else:
+        line = describe(plan, todo, len(mine) - len(todo), devices, options.compile_workers)
+    progress.announce(line, programs=len(programs_needed(todo, devices)))
+    return progress
+
+
+def summary(report: Any, root: Path) -> list[str]:
+    """The end-of-run summary: entries, env steps per second overall and while training, and
+    what compiling cost: its wall time, its share of the run, and how much of it training hid."""
+    others = f", {report.by_others} done by other workers" if report.by_others else ""
+    rate = report.env_steps / report.seconds if report.seconds > 0 else 0.0
+    training = (f", {report.env_steps / report.train_seconds:,.0f} while training "
+                f"({report.train_seconds:.1f}s)") if report.train_seconds > 0 else ""
+    lines = [f"{report.ran} entries run, {report.skipped} skipped{others}; "
+             f"{report.env_steps:,} env steps in {report.seconds:.1f}s: {rate:,.0f} steps/s "
+             f"overall{training}; results in {root}"]
+    if getattr(report, "compile_in_tasks", False):
+        lines.append(f"compile: {report.compiles} programs, {report.compile_seconds:.1f}s "
+                     "summed over the Ray tasks")
+    elif report.compiles or report.compile_seconds:
+        share = report.compile_seconds / report.seconds if report.seconds > 0 else 0.0
+        lines.append(f"compile: {report.compiles} programs in {report.compile_seconds:.1f}s "
+                     f"of wall time ({share:.0%} of the run); {report.compile_hidden:.1f}s of "
+                     f"it hidden behind training, {report.compile_waited:.1f}s waited for")
+    return lines
+
+
+def _dispatch(plan: Plan, pid: str, plan_bytes: bytes, root: Path, request: ExecRequest,
+              entries: list[int] | None, redo: set[str], echo: Echo, progress: Any) -> Any:
+    """Import JAX, set up the compile cache, and run the entries here or on Ray."""
     from hyperlax.runtime.executor import enable_compile_cache, execute
 
     stopping.check()  # importing JAX takes seconds
@@ -163,7 +202,7 @@ def _dispatch(plan: Plan, pid: str, plan_bytes: bytes, root: Path, request: Exec
                            retries=options.ray_retries, devices=options.devices,
                            claim_timeout=options.claim_timeout,
                            compile_cache=request.compile_cache,
-                           progress=Progress(quiet=quiet), entries=entries, redo=redo, log=log)
+                           progress=progress, entries=entries, redo=redo, log=log)
     from hyperlax.runtime.sharding import resolve_devices
 
     try:
@@ -173,9 +212,10 @@ def _dispatch(plan: Plan, pid: str, plan_bytes: bytes, root: Path, request: Exec
                             "on CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N "
                             "makes N host devices") from None
     stopping.check()
-    return execute(plan, pid, plan_bytes, root, progress=Progress(quiet=quiet),
+    return execute(plan, pid, plan_bytes, root, progress=progress,
                    entries=entries, redo=redo, devices=devices,
-                   claim_timeout=options.claim_timeout, log=log)
+                   claim_timeout=options.claim_timeout, log=log,
+                   compile_workers=options.compile_workers)
 
 
 def check_manifest_unchanged(manifest: Path, plan: Plan, plan_file: Path) -> None:

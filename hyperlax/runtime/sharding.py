@@ -23,6 +23,10 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from hyperlax.runtime.schedule import padded_width
+
+__all__ = ["Sharded", "collectives", "padded_width", "resolve_devices"]
+
 AXIS = "batch"
 
 try:  # jax >= 0.7
@@ -55,11 +59,6 @@ def resolve_devices(spec: str | int | None) -> list[Any]:
     return available[:n]
 
 
-def padded_width(width: int, devices: int) -> int:
-    """``width`` rounded up to a multiple of the device count."""
-    return -(-width // devices) * devices
-
-
 class Sharded:
     """Places a sub-batch's inputs on the mesh and wraps the vmapped train function."""
 
@@ -68,12 +67,13 @@ class Sharded:
         self.mesh = Mesh(np.array(self.devices), (AXIS,))
         self.sharding = NamedSharding(self.mesh, PartitionSpec(AXIS))
 
-    def wrap(self, batched: Callable) -> Callable:
-        """jit of ``batched`` (vmapped over its inputs' leading axis), one slice per device."""
+    def wrap(self, batched: Callable, donate: bool = False) -> Callable:
+        """jit of ``batched(a, b)`` (vmapped over the leading axis of its inputs and outputs),
+        one slice per device; ``donate``: its second argument's buffers are donated."""
         spec = PartitionSpec(AXIS)
         return jax.jit(_local(batched, self.mesh, spec),
                        in_shardings=(self.sharding, self.sharding),
-                       out_shardings=self.sharding)
+                       out_shardings=self.sharding, donate_argnums=(1,) if donate else ())
 
     def place(self, tree: Any) -> Any:
         return jax.device_put(tree, self.sharding)

@@ -1,7 +1,8 @@
 """DQN: epsilon-greedy acting, an on-device replay buffer, a target network, Huber TD loss.
 
-Shaped like the other algorithms: ``make_train`` does the Python setup for one structure and
-returns a pure ``train(config, key)``; training is nested ``lax.scan``s (evaluation chunks >
+Shaped like the other algorithms: ``make_program`` does the Python setup and returns the pure
+``init(config, key)`` and ``chunk(config, runner)`` (``algos.Program``); ``make_train``'s
+``train`` is init then a ``lax.scan`` of chunks. Training is nested ``lax.scan``s (evaluation chunks >
 iterations > env steps | gradient steps) with NamedTuple carries. One iteration steps
 ``num_envs`` envs for ``rollout_length`` steps, adds the transitions to the replay buffer,
 then runs ``train_epochs`` gradient steps.
@@ -39,7 +40,7 @@ import optax
 from hyperlax.hyperparams.budget import Budget
 from hyperlax.hyperparams.dqn import DQNConfig
 from hyperlax.runtime import replay
-from hyperlax.runtime.algos import TrainMetrics, all_finite, check_config
+from hyperlax.runtime.algos import Program, TrainMetrics, all_finite, check_config, train_from
 from hyperlax.runtime.envs import action_info, evaluate, make_env
 from hyperlax.runtime.networks import MLP, make_optimizer
 
@@ -52,6 +53,10 @@ class Learner(NamedTuple):
 
 
 def make_train(env_id: str, budget: Budget):
+    return train_from(make_program(env_id, budget), budget.num_evaluations)
+
+
+def make_program(env_id: str, budget: Budget) -> Program:
     env, env_params = make_env(env_id)
     discrete, num_actions, _, _ = action_info(env, env_params)
     if not discrete:
@@ -60,7 +65,8 @@ def make_train(env_id: str, budget: Budget):
     v_reset = jax.vmap(env.reset, in_axes=(0, None))
     v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
-    def train(config: DQNConfig, key: jax.Array) -> TrainMetrics:
+    def build(config: DQNConfig):
+        """(init(key) -> Runner, chunk(Runner) -> (Runner, TrainMetrics)) of one structure."""
         # Structural fields are Python values here (static in the pytree): shapes and loops.
         check_config(config)
         num_envs, rollout_length = config.num_envs, config.rollout_length
@@ -133,7 +139,7 @@ def make_train(env_id: str, budget: Budget):
             return runner, losses.mean()
 
         # --- evaluation chunks -------------------------------------------------------
-        def eval_chunk(runner: replay.Runner, _):
+        def eval_chunk(runner: replay.Runner):
             runner, losses = jax.lax.scan(update_step, runner, None, updates_per_eval)
             key, k_eval = jax.random.split(runner.key)
             params = runner.learner.params
@@ -145,22 +151,24 @@ def make_train(env_id: str, budget: Budget):
             loss = losses.mean()
             finite = all_finite(params) & jnp.isfinite(loss)
             runner = runner._replace(key=key)
-            return runner, (runner.env_steps, returns, loss, finite)
+            return runner, TrainMetrics(eval_steps=runner.env_steps.astype(jnp.int32),
+                                        eval_returns=returns.astype(jnp.float32),
+                                        losses={"q_loss": loss.astype(jnp.float32)},
+                                        finite=finite)
 
-        key, k_init, k_reset = jax.random.split(key, 3)
-        obs, env_state = v_reset(jax.random.split(k_reset, num_envs), env_params)
-        params = network.init(k_init, jnp.zeros(obs_shape, jnp.float32))
-        example = replay.Transition(jnp.zeros(obs_shape, jnp.float32), jnp.zeros((), jnp.int32),
-                                    jnp.zeros(()), jnp.zeros(obs_shape, jnp.float32),
-                                    jnp.zeros(()))
-        runner = replay.Runner(
-            learner=Learner(params, params, tx.init(params), jnp.zeros((), jnp.int32)),
-            buffer=replay.init(example, config.buffer_size),
-            env_state=env_state, obs=obs, env_steps=jnp.zeros((), jnp.int32), key=key)
-        _, (steps, returns, loss, finite) = jax.lax.scan(
-            eval_chunk, runner, None, budget.num_evaluations)
-        return TrainMetrics(eval_steps=steps.astype(jnp.int32),
-                            eval_returns=returns.astype(jnp.float32),
-                            losses={"q_loss": loss.astype(jnp.float32)}, finite=finite)
+        def init(key: jax.Array) -> replay.Runner:
+            key, k_init, k_reset = jax.random.split(key, 3)
+            obs, env_state = v_reset(jax.random.split(k_reset, num_envs), env_params)
+            params = network.init(k_init, jnp.zeros(obs_shape, jnp.float32))
+            example = replay.Transition(jnp.zeros(obs_shape, jnp.float32),
+                                        jnp.zeros((), jnp.int32), jnp.zeros(()),
+                                        jnp.zeros(obs_shape, jnp.float32), jnp.zeros(()))
+            return replay.Runner(
+                learner=Learner(params, params, tx.init(params), jnp.zeros((), jnp.int32)),
+                buffer=replay.init(example, config.buffer_size),
+                env_state=env_state, obs=obs, env_steps=jnp.zeros((), jnp.int32), key=key)
 
-    return train
+        return init, eval_chunk
+
+    return Program(init=lambda config, key: build(config)[0](key),
+                   chunk=lambda config, runner: build(config)[1](runner))

@@ -1,8 +1,10 @@
 """PPO for discrete and continuous gymnax classic-control environments.
 
-Shaped like purejaxrl's ``ppo.py``: ``make_train`` does the Python setup for one structure and
-returns a pure ``train(hp, key)``; training is nested ``lax.scan``s (evaluation chunks >
-updates > rollout steps | epochs > minibatches) over small named steps, with NamedTuple carries.
+Shaped like purejaxrl's ``ppo.py``: ``make_program`` does the Python setup and returns the pure
+``init(config, key)`` and ``chunk(config, runner)`` (``algos.Program``); ``make_train``'s
+``train`` is init then a ``lax.scan`` of chunks. Training is nested ``lax.scan``s (evaluation
+chunks > updates > rollout steps | epochs > minibatches) over small named steps, with
+NamedTuple carries.
 
 Choices, so a reader need not reverse-engineer them:
 
@@ -43,7 +45,7 @@ import optax
 
 from hyperlax.hyperparams.budget import Budget
 from hyperlax.hyperparams.ppo import PPOConfig
-from hyperlax.runtime.algos import TrainMetrics, all_finite, check_config
+from hyperlax.runtime.algos import Program, TrainMetrics, all_finite, check_config, train_from
 from hyperlax.runtime.envs import action_info, evaluate, make_env
 from hyperlax.runtime.networks import MLP, make_optimizer
 
@@ -72,6 +74,7 @@ class Runner(NamedTuple):
     env_state: Any
     obs: jax.Array  # raw observations the envs are in now, [num_envs, *obs_shape]
     key: jax.Array
+    env_steps: jax.Array  # int32: env steps trained so far (updated once per chunk)
 
 
 class Transition(NamedTuple):
@@ -102,12 +105,6 @@ class Losses(NamedTuple):
     value_loss: jax.Array
     entropy: jax.Array
     approx_kl: jax.Array
-
-
-class ChunkOut(NamedTuple):
-    eval_return: jax.Array
-    losses: Losses
-    finite: jax.Array
 
 
 # --- small pure helpers --------------------------------------------------------------------
@@ -146,14 +143,19 @@ def _gae(traj: Transition, last_value: jax.Array, gamma, gae_lambda):
     return advantages, advantages + traj.value
 
 
-# --- make_train ----------------------------------------------------------------------------
+# --- make_program ----------------------------------------------------------------------------
 
 def make_train(env_id: str, budget: Budget):
+    return train_from(make_program(env_id, budget), budget.num_evaluations)
+
+
+def make_program(env_id: str, budget: Budget) -> Program:
     env, env_params = make_env(env_id)
     discrete, action_dim, action_low, action_high = action_info(env, env_params)
     obs_shape = tuple(env.observation_space(env_params).shape)
 
-    def train(config: PPOConfig, key: jax.Array) -> TrainMetrics:
+    def build(config: PPOConfig):
+        """(init(key) -> Runner, chunk(Runner) -> (Runner, TrainMetrics)) of one structure."""
         # Structural fields are Python values here (static in the pytree): shapes and loops.
         check_config(config)
         num_envs, rollout_length = config.num_envs, config.rollout_length
@@ -162,10 +164,9 @@ def make_train(env_id: str, budget: Budget):
         batch_size = num_envs * rollout_length
         minibatch_size = batch_size // num_minibatches
         updates_per_eval, _ = budget.updates(batch_size)
-        eval_steps = np.arange(1, budget.num_evaluations + 1, dtype=np.int64) * (
-            updates_per_eval * batch_size)
-        if eval_steps[-1] > np.iinfo(np.int32).max:
-            raise ValueError(f"{int(eval_steps[-1])} env steps do not fit the int32 eval_steps")
+        last_step = budget.num_evaluations * updates_per_eval * batch_size
+        if last_step > np.iinfo(np.int32).max:
+            raise ValueError(f"{last_step} env steps do not fit the int32 eval_steps")
         actor = MLP(config.actor_layer_sizes, config.activation, out_dim=action_dim,
                     gain=2.0 ** 0.5, head_gain=0.01)
         critic = MLP(config.critic_layer_sizes, config.activation, out_dim=1, gain=2.0 ** 0.5,
@@ -236,7 +237,8 @@ def make_train(env_id: str, budget: Budget):
                 norm = _norm_update(norm, next_obs)
             transition = Transition(obs, action, log_prob, value, reward.astype(jnp.float32),
                                     terminated | truncated, bootstrap)
-            return Runner(learner, norm, env_state, next_obs, key), transition
+            return runner._replace(norm=norm, env_state=env_state, obs=next_obs,
+                                   key=key), transition
 
         def loss_fn(params, mb: Batch):
             actor_params, critic_params = params
@@ -288,7 +290,7 @@ def make_train(env_id: str, budget: Budget):
             losses = jax.tree.map(jnp.mean, losses)
             return runner._replace(learner=learner, key=key), losses
 
-        def chunk_step(runner: Runner, _):
+        def chunk_step(runner: Runner):
             runner, losses = jax.lax.scan(update_step, runner, None, updates_per_eval)
             losses = jax.tree.map(jnp.mean, losses)
             key, eval_key = jax.random.split(runner.key)
@@ -297,30 +299,28 @@ def make_train(env_id: str, budget: Budget):
                                    greedy_act(learner.actor_params, runner.norm), eval_key,
                                    budget.eval_episodes)
             finite = all_finite((learner.actor_params, learner.critic_params, losses))
-            return runner._replace(key=key), ChunkOut(eval_return, losses, finite)
+            env_steps = runner.env_steps + updates_per_eval * batch_size
+            return runner._replace(key=key, env_steps=env_steps), TrainMetrics(
+                eval_steps=env_steps, eval_returns=eval_return, losses=losses._asdict(),
+                finite=finite)
 
-        # --- initialization, all from `key` ---
-        key, actor_key, critic_key, reset_key = jax.random.split(key, 4)
-        dummy = jnp.zeros((1,) + obs_shape)
-        actor_params = {"net": actor.init(actor_key, dummy)}
-        if not discrete:
-            actor_params["log_std"] = jnp.zeros(action_dim)
-        critic_params = critic.init(critic_key, dummy)
-        learner = Learner(actor_params, critic_params, actor_tx.init(actor_params),
-                          critic_tx.init(critic_params))
-        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
-            jax.random.split(reset_key, num_envs), env_params)
-        norm = _norm_init(obs_shape)
-        if normalize:
-            norm = _norm_update(norm, obs)
-        runner = Runner(learner, norm, env_state, obs, key)
+        def init(key: jax.Array) -> Runner:  # everything from `key`
+            key, actor_key, critic_key, reset_key = jax.random.split(key, 4)
+            dummy = jnp.zeros((1,) + obs_shape)
+            actor_params = {"net": actor.init(actor_key, dummy)}
+            if not discrete:
+                actor_params["log_std"] = jnp.zeros(action_dim)
+            critic_params = critic.init(critic_key, dummy)
+            learner = Learner(actor_params, critic_params, actor_tx.init(actor_params),
+                              critic_tx.init(critic_params))
+            obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
+                jax.random.split(reset_key, num_envs), env_params)
+            norm = _norm_init(obs_shape)
+            if normalize:
+                norm = _norm_update(norm, obs)
+            return Runner(learner, norm, env_state, obs, key, jnp.zeros((), jnp.int32))
 
-        _, out = jax.lax.scan(chunk_step, runner, None, budget.num_evaluations)
-        return TrainMetrics(
-            eval_steps=jnp.asarray(eval_steps, jnp.int32),
-            eval_returns=out.eval_return,
-            losses=out.losses._asdict(),
-            finite=out.finite,
-        )
+        return init, chunk_step
 
-    return train
+    return Program(init=lambda config, key: build(config)[0](key),
+                   chunk=lambda config, runner: build(config)[1](runner))

@@ -1,8 +1,9 @@
 """SAC for continuous gymnax environments: tanh-squashed Gaussian actor, twin Q critics with
 soft-updated targets, automatic entropy tuning, an on-device replay buffer.
 
-Shaped like the other algorithms: ``make_train`` does the Python setup for one structure and
-returns a pure ``train(config, key)``; training is nested ``lax.scan``s (evaluation chunks >
+Shaped like the other algorithms: ``make_program`` does the Python setup and returns the pure
+``init(config, key)`` and ``chunk(config, runner)`` (``algos.Program``); ``make_train``'s
+``train`` is init then a ``lax.scan`` of chunks. Training is nested ``lax.scan``s (evaluation chunks >
 iterations > env steps | gradient steps) with NamedTuple carries.
 
 Choices, so a reader need not reverse-engineer them:
@@ -42,7 +43,7 @@ import optax
 from hyperlax.hyperparams.budget import Budget
 from hyperlax.hyperparams.sac import SACConfig
 from hyperlax.runtime import replay
-from hyperlax.runtime.algos import TrainMetrics, all_finite, check_config
+from hyperlax.runtime.algos import Program, TrainMetrics, all_finite, check_config, train_from
 from hyperlax.runtime.envs import action_info, evaluate, make_env
 from hyperlax.runtime.networks import MLP, make_optimizer
 
@@ -100,6 +101,10 @@ class Losses(NamedTuple):
 
 
 def make_train(env_id: str, budget: Budget):
+    return train_from(make_program(env_id, budget), budget.num_evaluations)
+
+
+def make_program(env_id: str, budget: Budget) -> Program:
     env, env_params = make_env(env_id)
     discrete, action_dim, low, high = action_info(env, env_params)
     if discrete:
@@ -109,7 +114,8 @@ def make_train(env_id: str, budget: Budget):
     v_reset = jax.vmap(env.reset, in_axes=(0, None))
     v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
-    def train(config: SACConfig, key: jax.Array) -> TrainMetrics:
+    def build(config: SACConfig):
+        """(init(key) -> Runner, chunk(Runner) -> (Runner, TrainMetrics)) of one structure."""
         # Structural fields are Python values here (static in the pytree): shapes and loops.
         check_config(config)
         num_envs, rollout_length = config.num_envs, config.rollout_length
@@ -215,7 +221,7 @@ def make_train(env_id: str, budget: Budget):
             return runner, jax.tree.map(jnp.mean, losses)
 
         # --- evaluation chunks -------------------------------------------------------
-        def eval_chunk(runner: replay.Runner, _):
+        def eval_chunk(runner: replay.Runner):
             runner, losses = jax.lax.scan(update_step, runner, None, updates_per_eval)
             key, k_eval = jax.random.split(runner.key)
             actor_params = runner.learner.actor_params
@@ -228,28 +234,29 @@ def make_train(env_id: str, budget: Budget):
                                   learner.target_critic_params, learner.log_alpha))
                       & all_finite(losses))
             runner = runner._replace(key=key)
-            return runner, (runner.env_steps, returns, losses, finite)
+            return runner, TrainMetrics(eval_steps=runner.env_steps.astype(jnp.int32),
+                                        eval_returns=returns.astype(jnp.float32),
+                                        losses={name: value.astype(jnp.float32)
+                                                for name, value in losses._asdict().items()},
+                                        finite=finite)
 
-        key, k_actor, k_critic, k_reset = jax.random.split(key, 4)
-        obs, env_state = v_reset(jax.random.split(k_reset, num_envs), env_params)
-        dummy_obs = jnp.zeros(obs_shape, jnp.float32)
-        dummy_action = jnp.zeros((action_dim,), jnp.float32)
-        actor_params = actor.init(k_actor, dummy_obs)
-        critic_params = critic.init(k_critic, dummy_obs, dummy_action)
-        log_alpha = jnp.log(config.init_alpha).astype(jnp.float32)
-        learner = Learner(actor_params, critic_params, critic_params, log_alpha,
-                          actor_tx.init(actor_params), critic_tx.init(critic_params),
-                          alpha_tx.init(log_alpha))
-        example = replay.Transition(dummy_obs, dummy_action, jnp.zeros(()), dummy_obs,
-                                    jnp.zeros(()))
-        runner = replay.Runner(learner, replay.init(example, config.buffer_size), env_state, obs,
-                        jnp.zeros((), jnp.int32), key)
-        _, (steps, returns, losses, finite) = jax.lax.scan(
-            eval_chunk, runner, None, budget.num_evaluations)
-        return TrainMetrics(eval_steps=steps.astype(jnp.int32),
-                            eval_returns=returns.astype(jnp.float32),
-                            losses={name: value.astype(jnp.float32)
-                                    for name, value in losses._asdict().items()},
-                            finite=finite)
+        def init(key: jax.Array) -> replay.Runner:
+            key, k_actor, k_critic, k_reset = jax.random.split(key, 4)
+            obs, env_state = v_reset(jax.random.split(k_reset, num_envs), env_params)
+            dummy_obs = jnp.zeros(obs_shape, jnp.float32)
+            dummy_action = jnp.zeros((action_dim,), jnp.float32)
+            actor_params = actor.init(k_actor, dummy_obs)
+            critic_params = critic.init(k_critic, dummy_obs, dummy_action)
+            log_alpha = jnp.log(config.init_alpha).astype(jnp.float32)
+            learner = Learner(actor_params, critic_params, critic_params, log_alpha,
+                              actor_tx.init(actor_params), critic_tx.init(critic_params),
+                              alpha_tx.init(log_alpha))
+            example = replay.Transition(dummy_obs, dummy_action, jnp.zeros(()), dummy_obs,
+                                        jnp.zeros(()))
+            return replay.Runner(learner, replay.init(example, config.buffer_size), env_state,
+                                 obs, jnp.zeros((), jnp.int32), key)
 
-    return train
+        return init, eval_chunk
+
+    return Program(init=lambda config, key: build(config)[0](key),
+                   chunk=lambda config, runner: build(config)[1](runner))
