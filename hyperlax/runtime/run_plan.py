@@ -168,12 +168,13 @@ def summary(report: Any, root: Path) -> list[str]:
     lines = [f"{report.ran} entries run, {report.skipped} skipped{others}; "
              f"{report.env_steps:,} env steps in {report.seconds:.1f}s: {rate:,.0f} steps/s "
              f"overall{training}; results in {root}"]
+    programs = f"{report.compiles} program{'' if report.compiles == 1 else 's'}"
     if getattr(report, "compile_in_tasks", False):
-        lines.append(f"compile: {report.compiles} programs, {report.compile_seconds:.1f}s "
+        lines.append(f"compile: {programs}, {report.compile_seconds:.1f}s "
                      "summed over the Ray tasks")
     elif report.compiles or report.compile_seconds:
         share = report.compile_seconds / report.seconds if report.seconds > 0 else 0.0
-        lines.append(f"compile: {report.compiles} programs in {report.compile_seconds:.1f}s "
+        lines.append(f"compile: {programs} in {report.compile_seconds:.1f}s "
                      f"of wall time ({share:.0%} of the run); {report.compile_hidden:.1f}s of "
                      f"it hidden behind training, {report.compile_waited:.1f}s waited for")
     return lines
