@@ -134,10 +134,10 @@ def compare_lines(rows: list[dict[str, Any]], methods: list[dict[str, Any]],
 
 def render_compare(sweeps: list[SweepScores], rows: list[dict[str, Any]], metric: str) -> bytes:
     """compare.png: per sweep, a box plot of its samples' scores with the IQM and its interval."""
-    import io
-
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    from hyperlax.report.plots import png_bytes
 
     tasks = list(dict.fromkeys(s.task for s in sweeps))
     fig = Figure(figsize=(max(6.0, 2.2 * len(sweeps)), 3.6 * len(tasks)), dpi=100)
@@ -157,10 +157,7 @@ def render_compare(sweeps: list[SweepScores], rows: list[dict[str, Any]], metric
         ax.set_title(task)
         ax.legend(loc="lower right")
     fig.tight_layout()
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    return png_bytes(fig, FigureCanvasAgg)
 
 
 def compare_sweeps(sources: list[Any], labels: list[str] | None, metric: str,

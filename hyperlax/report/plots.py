@@ -40,7 +40,7 @@ def render_plots(collected: Collected, metric: str, top_k: int) -> dict[str, byt
     ax.set_title(f"{collected.plan.settings.name}: learning curves of the top {len(top)} by "
                  f"{metric} return")
     fig.tight_layout()
-    out["curves.png"] = _png(fig, FigureCanvasAgg)
+    out["curves.png"] = png_bytes(fig, FigureCanvasAgg)
 
     names = collected.plan.sampled
     ncols = max(1, min(4, len(names)))
@@ -55,14 +55,15 @@ def render_plots(collected: Collected, metric: str, top_k: int) -> dict[str, byt
     else:
         fig.text(0.5, 0.5, "no hyperparameter was sampled", ha="center", va="center")
     fig.tight_layout()
-    out["hyperparams.png"] = _png(fig, FigureCanvasAgg)
+    out["hyperparams.png"] = png_bytes(fig, FigureCanvasAgg)
 
-    out["overview.png"] = _png(_overview(Figure, collected, order, top, metric),
+    out["overview.png"] = png_bytes(_overview(Figure, collected, order, top, metric),
                                FigureCanvasAgg)
     return out
 
 
-def _png(fig: Any, canvas_class: Any) -> bytes:
+def png_bytes(fig: Any, canvas_class: Any) -> bytes:
+    """A matplotlib Figure rendered to PNG bytes with the given (Agg) canvas."""
     canvas_class(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

@@ -102,10 +102,10 @@ def sensitivity_lines(analysis: dict[str, Any]) -> list[str]:
 
 def render_sensitivity(analysis: dict[str, Any], title: str) -> bytes:
     """sensitivity.png: first-order and total indices per hyperparameter, with intervals."""
-    import io
-
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    from hyperlax.report.plots import png_bytes
 
     names = list(analysis["indices"])
     rows = analysis["indices"]
@@ -127,7 +127,4 @@ def render_sensitivity(analysis: dict[str, Any], title: str) -> bytes:
     ax.set_title(title)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    return png_bytes(fig, FigureCanvasAgg)
