@@ -17,6 +17,7 @@ from typing import Any
 
 from hyperlax.environments import ENVS
 from hyperlax.hyperparams import ALGORITHMS, CONFIGS
+from hyperlax.hyperparams.declare import value_problems
 from hyperlax.safe_paths import path_problem
 
 # Names at the top of a sweep directory that entries must leave alone (storage.sweepdir has
@@ -72,10 +73,7 @@ def _hyperparam_problems(plan: Any, table: dict) -> list[tuple[str, str]]:
             set(plan.constants) & set(plan.sampled):
         problems.append(("constants", "constants and sampled names must partition the "
                                       "hyperparameters"))
-    for name, value in plan.constants.items():
-        problem = table[name].check_value(value) if name in table else None
-        if problem:
-            problems.append((f"constants.{name}", problem))
+    problems += value_problems(plan.constants, table, "constants")
     return problems
 
 
@@ -91,10 +89,7 @@ def _structure_problems(plan: Any, table: dict) -> list[tuple[str, str]]:
             problems.append((f"{where}.values", "must name exactly the structural "
                                                 "hyperparameters"))
             continue
-        for name, value in structure.values.items():
-            problem = table[name].check_value(value)
-            if problem:
-                problems.append((f"{where}.values.{name}", problem))
+        problems += value_problems(structure.values, table, f"{where}.values")
         if problems:
             continue
         config = CONFIGS[plan.settings.algorithm].from_values(
@@ -125,10 +120,7 @@ def _sample_problems(plan: Any, table: dict) -> list[tuple[str, str]]:
             problems.append((f"{where}.values", "must hold one value and one unit coordinate "
                                                 "per sampled hyperparameter"))
             continue
-        for name, value in sample.values.items():
-            problem = table[name].check_value(value)
-            if problem:
-                problems.append((f"{where}.values.{name}", problem))
+        problems += value_problems(sample.values, table, f"{where}.values")
         structure = plan.structures[sample.structure].values
         full = {**plan.constants, **sample.values}
         if any(full[n] != v for n, v in structure.items()):

@@ -124,6 +124,14 @@ class HyperParam(msgspec.Struct, frozen=True, kw_only=True):
         return None
 
 
+def value_problems(values: dict[str, Any], table: dict[str, HyperParam],
+                   prefix: str) -> list[tuple[str, str]]:
+    """(``prefix.name``, why) for each value of ``values`` that is not legal for its declared
+    hyperparameter; names not in ``table`` are left to the caller."""
+    return [(f"{prefix}.{name}", problem) for name, value in values.items()
+            if name in table and (problem := table[name].check_value(value))]
+
+
 @functools.cache
 def declarations(config: type[msgspec.Struct]) -> dict[str, HyperParam]:
     """Every hyperparameter declared by ``config``, sorted by manifest name."""

@@ -14,6 +14,7 @@ import msgspec
 from hyperlax.environments import ENVS, EnvInfo
 from hyperlax.errors import HyperlaxError
 from hyperlax.hyperparams import ALGORITHMS, CONFIGS, HyperParam
+from hyperlax.hyperparams.declare import value_problems
 from hyperlax.inputs import read_text
 from hyperlax.manifest.distributions import (Categorical, Distribution, IntLogUniform,
                                              IntUniform, LogNormal, LogUniform, Normal,
@@ -84,7 +85,7 @@ def resolve_text(text: str, source: str, manifest_dir: Path) -> Resolved:
 
     # Recipe problems are the recipe author's; report them against the recipe file.
     recipe_problems = _names_problems(recipe.defaults, "defaults", table)
-    recipe_problems += _value_problems(recipe.defaults, "defaults", table)
+    recipe_problems += value_problems(recipe.defaults, table, "defaults")
     recipe_problems += _space_problems(recipe.space, "space", table)
     if recipe_problems:
         raise HyperlaxError(recipe_source, recipe_problems)
@@ -97,7 +98,7 @@ def resolve_text(text: str, source: str, manifest_dir: Path) -> Resolved:
         sweep.sampling == "grid" else recipe.space
     problems += _names_problems(manifest.fixed, "fixed", table)
     problems += _names_problems(own_space, "space", table)
-    problems += _value_problems(manifest.fixed, "fixed", table)
+    problems += value_problems(manifest.fixed, table, "fixed")
     problems += _space_problems(own_space, "space", table)
     for name in own_space:
         if name in manifest.fixed:
@@ -260,17 +261,6 @@ def _names_problems(mapping: dict[str, Any], section: str,
     return [(f"{section}.{name}", "unknown hyperparameter"
                                   + (did_you_mean(name, table) or f"; known: {', '.join(table)}"))
             for name in mapping if name not in table]
-
-
-def _value_problems(mapping: dict[str, Any], section: str,
-                    table: dict[str, HyperParam]) -> list[tuple[str, str]]:
-    problems = []
-    for name, value in mapping.items():
-        if name in table:
-            problem = table[name].check_value(value)
-            if problem:
-                problems.append((f"{section}.{name}", problem))
-    return problems
 
 
 _FITTING = {
