@@ -12,11 +12,8 @@ from __future__ import annotations
 import errno
 import json
 import os
-import queue
 import signal
 import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +26,7 @@ from hyperlax.runtime.executor import execute
 from hyperlax.storage import atomic, sweepdir
 from hyperlax.storage.atomic import atomic_write
 from hyperlax.storage.sweepdir import MARKER, Owner, SweepDir
+from process_helpers import ExecProcess
 from test_exec import tiny_plan
 
 PAUSE_TIMEOUT = 240  # seconds; generous, the machine is shared
@@ -77,36 +75,15 @@ def untimed(path: Path) -> dict:
     return strip(json.loads(path.read_text()))
 
 
-class Exec:
+class Exec(ExecProcess):
     """``hyperlax exec`` in a subprocess, paused at ``point`` by the test-only hook."""
 
     def __init__(self, plan_file: Path, root: Path, point: str):
-        env = {**os.environ, "HYPERLAX_TEST_PAUSE_AT": point}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hyperlax", "exec", str(plan_file), "--output-root",
-             str(root)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.stderr: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            self.lines.put(line)
-        self.lines.put(None)
+        super().__init__(plan_file, root, {"HYPERLAX_TEST_PAUSE_AT": point})
 
     def wait_paused(self, point: str) -> None:
         expected = f"HYPERLAX_PAUSED {point.split('@')[0]}"
-        try:
-            while True:
-                line = self.lines.get(timeout=PAUSE_TIMEOUT)
-                if line is None:
-                    raise AssertionError(f"exec ended before {point}:\n{''.join(self.stderr)}")
-                self.stderr.append(line)
-                if line.strip() == expected:
-                    return
-        except queue.Empty:
-            self.kill()
-            raise AssertionError(f"exec never reached {point}:\n{''.join(self.stderr)}")
+        self.wait_line(lambda line: line.strip() == expected, point, PAUSE_TIMEOUT)
 
     def send(self, signum: int) -> tuple[int, str]:
         self.proc.send_signal(signum)
@@ -119,10 +96,6 @@ class Exec:
             self.stderr.append(line)
         return code, "".join(self.stderr)
 
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def killed_at(plan_file: Path, root: Path, point: str) -> None:

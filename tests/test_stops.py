@@ -10,15 +10,12 @@ delay after such a point, so each phase is hit however fast or loaded the machin
 
 from __future__ import annotations
 
-import os
 import queue
 import random
 import re
 import shlex
 import signal
 import subprocess
-import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +27,7 @@ from hyperlax.cli import main
 from hyperlax.compiler import compile_manifest
 from hyperlax.planfile import encode_plan
 from hyperlax.storage.sweepdir import CLAIM_SUFFIX, SweepDir
+from process_helpers import ExecProcess
 from test_exec import TINY, tiny_plan
 
 BOUND = 10.0          # seconds from the signal to the exit; generous for a loaded 2-core machine
@@ -45,43 +43,22 @@ class Stopped:
     stderr: str
 
 
-class Exec:
+class Exec(ExecProcess):
     """``hyperlax exec`` in a subprocess with the trace hook on."""
 
     def __init__(self, plan_file: Path, root: Path, compile_cache: Path | None = None,
                  args: tuple[str, ...] = ()):
-        env = {**os.environ, "HYPERLAX_TEST_TRACE": "1"}
+        env = {"HYPERLAX_TEST_TRACE": "1"}
         if compile_cache is not None:  # through the environment: the hint stays the same
             env["HYPERLAX_COMPILE_CACHE"] = str(compile_cache)
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hyperlax", "exec", str(plan_file), "--output-root",
-             str(root), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.stderr: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            self.lines.put(line)
-        self.lines.put(None)
+        super().__init__(plan_file, root, env, args)
 
     def wait_for(self, anchor: str) -> None:
         """Until stderr has the line ``HYPERLAX_AT <anchor>`` (``start``: at once)."""
-        if anchor == "start":
-            return
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                line = self.lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue.Empty:
-                self.kill()
-                raise AssertionError(f"exec never reached {anchor}:\n{''.join(self.stderr)}")
-            if line is None:
-                raise AssertionError(f"exec ended before {anchor}:\n{''.join(self.stderr)}")
-            self.stderr.append(line)
-            if line.startswith(f"HYPERLAX_AT {anchor}"):
-                return
+        if anchor != "start":
+            self.wait_line(lambda line: line.startswith(f"HYPERLAX_AT {anchor}"), anchor,
+                           START_TIMEOUT)
 
     def stop(self, *signals: tuple[float, int]) -> Stopped:
         """Send each (delay, signal) in turn; the exit status, the latency from the last signal
@@ -115,10 +92,6 @@ class Exec:
         self.stderr.extend(rest)
         return "".join(rest)
 
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def assert_clean_stop(result: Stopped, signum: int) -> None:
