@@ -20,6 +20,11 @@ class PPOConfig(AlgorithmConfig):
     ent_coef: scalar(float, "entropy bonus coefficient", ge=0.0) = 0.0
     vf_coef: scalar(float, "value-loss coefficient", ge=0.0) = 0.5
     max_grad_norm: scalar(float, "global gradient-norm clip", gt=0.0) = 0.5
+    # Flags used through jnp.where, so data: sampling them costs no compile.
+    standardize_advantages: scalar(bool, "standardize advantages per minibatch "
+                                         "(zero mean, unit std)") = True
+    decay_learning_rates: scalar(bool, "decay both learning rates linearly to 0 over "
+                                       "training") = False
     num_envs: structural(int, "parallel environments per sample", ge=1, le=65_536) = 8
     rollout_length: structural(int, "environment steps per env between updates",
                                ge=1, le=1_000_000) = 64

@@ -16,7 +16,7 @@ import numpy as np
 
 from hyperlax.hyperparams import CONFIGS, AlgorithmConfig, declarations
 
-_DTYPES = {"float": jnp.float32, "int": jnp.int32}
+_DTYPES = {"float": jnp.float32, "int": jnp.int32, "bool": jnp.bool_}
 
 
 def _freeze(value: Any) -> Any:
@@ -44,7 +44,7 @@ for _cls in CONFIGS.values():
 
 
 def as_data(config: AlgorithmConfig) -> AlgorithmConfig:
-    """``config`` with every scalar a 0-d array of its declared dtype (float32 or int32)."""
+    """``config`` with every scalar a 0-d array of its declared dtype (float32, int32, bool)."""
     dtypes = {p.attribute: _DTYPES[p.type] for p in declarations(type(config)).values()
               if p.role == "scalar"}
     return _replace_leaves(config, lambda name, v: jnp.asarray(v, dtypes[name]))

@@ -17,7 +17,8 @@ Choices, so a reader need not reverse-engineer them:
   (Adam, eps 1e-5, after global-norm clipping) so the learning rates and the clip norm are data. Each network's gradient is clipped by its own
   global norm. The loss is ``policy_loss - ent_coef * entropy + vf_coef * value_loss``.
 - Value loss: plain (unclipped) ``0.5 * (V - target)^2``; value clipping is not used.
-  Advantages are normalized per minibatch.
+  Advantages are standardized per minibatch unless ``standardize_advantages`` is false; both
+  learning rates decay linearly to 0 over training when ``decay_learning_rates`` is true.
 - Bootstrapping (gymnax >= 1.0 step API): on termination the next-state value is 0; on a
   truncation that is not also a termination it is the critic's value of
   ``info["final_observation"]``; the GAE recursion is cut at every episode end.
@@ -217,8 +218,22 @@ def make_program(env_id: str, budget: Budget) -> Program:
             return act
 
         gamma, gae_lambda, clip_eps = config.gamma, config.gae_lambda, config.clip_eps
-        actor_tx = make_optimizer(config.actor_lr, config.max_grad_norm, eps=1e-5)
-        critic_tx = make_optimizer(config.critic_lr, config.max_grad_norm, eps=1e-5)
+        steps_per_update = update_epochs * num_minibatches
+        num_updates = budget.num_evaluations * updates_per_eval
+
+        def learning_rate(rate):
+            """purejaxrl's linear decay when ``decay_learning_rates``: the full rate during the
+            first update, 1/num_updates less each update after. A schedule of the optimizer's
+            own step count, selected by data, so the flag costs no compile; off, the rate is
+            exactly ``rate``."""
+            def at(count):
+                frac = 1.0 - (count // steps_per_update) / num_updates
+                return jnp.where(config.decay_learning_rates, rate * frac, rate)
+            return at
+
+        actor_tx = make_optimizer(learning_rate(config.actor_lr), config.max_grad_norm, eps=1e-5)
+        critic_tx = make_optimizer(learning_rate(config.critic_lr), config.max_grad_norm,
+                                   eps=1e-5)
 
         def env_step(runner: Runner, _):
             learner, norm = runner.learner, runner.norm
@@ -245,7 +260,13 @@ def make_program(env_id: str, budget: Budget) -> Program:
             log_prob, entropy = log_prob_entropy(actor_params, mb.obs, mb.action)
             log_ratio = log_prob - mb.log_prob
             ratio = jnp.exp(log_ratio)
-            adv = (mb.advantage - mb.advantage.mean()) / (mb.advantage.std() + 1e-8)
+            # Selecting the shift and scale, not the standardized array, keeps the flag-on
+            # arithmetic (and XLA's fusion of it) exactly as before the flag existed:
+            # bit-identical results. Off, (a - 0) / 1 is a, exactly.
+            on = config.standardize_advantages
+            shift = jnp.where(on, mb.advantage.mean(), 0.0)
+            scale = jnp.where(on, mb.advantage.std() + 1e-8, 1.0)
+            adv = (mb.advantage - shift) / scale
             policy_loss = -jnp.minimum(ratio * adv,
                                        jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * adv
                                        ).mean()
