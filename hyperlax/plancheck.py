@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 
-from hyperlax.environments import ENVS
+from hyperlax.environments import ENVS, unknown_env_message
 from hyperlax.hyperparams import ALGORITHMS, CONFIGS
 from hyperlax.hyperparams.declare import value_problems
 from hyperlax.safe_paths import path_problem
@@ -34,7 +34,7 @@ def plan_problems(plan: Any) -> list[tuple[str, str]]:
     if table is None:
         return [("settings.algorithm", f"unknown algorithm {s.algorithm!r}")]
     if s.env not in ENVS:
-        problems.append(("settings.env", f"unknown env {s.env!r}"))
+        problems.append(("settings.env", unknown_env_message(s.env)))
     elif ENVS[s.env].action_space not in CONFIGS[s.algorithm].action_spaces:
         problems.append(("settings.env", f"{s.algorithm} cannot act in {s.env}"))
     for name, low, high in (("num_samples", 1, 1_000_000), ("batch_size", 1, 1 << 20),

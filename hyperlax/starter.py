@@ -10,8 +10,8 @@ import msgspec
 import tomli_w
 
 from hyperlax.errors import HyperlaxError
-from hyperlax.environments import ENVS
-from hyperlax.manifest.format import decode_recipe, did_you_mean
+from hyperlax.environments import ENVS, unknown_env_message
+from hyperlax.manifest.format import decode_recipe
 from hyperlax.hyperparams import CONFIGS
 from hyperlax.manifest.recipes import load_recipe_text
 from hyperlax.toml_inline import toml_key, toml_value
@@ -24,8 +24,7 @@ def starter_manifest(recipe: str, env_id: str, name: str | None, num_samples: in
     recipe_name, recipe_text = load_recipe_text(recipe, Path.cwd(), "--recipe")
     parsed = decode_recipe(recipe_text, f"recipe {recipe_name}")
     if env_id not in ENVS:
-        raise HyperlaxError("--env", f"unknown env {env_id!r}{did_you_mean(env_id, ENVS)}; "
-                                     f"one of {', '.join(ENVS)}")
+        raise HyperlaxError("--env", unknown_env_message(env_id))
     if ENVS[env_id].action_space not in CONFIGS[parsed.algorithm].action_spaces:
         fitting = [e for e, i in ENVS.items()
                    if i.action_space in CONFIGS[parsed.algorithm].action_spaces]

@@ -1,20 +1,18 @@
 """One declaration per hyperparameter: the config Structs in ``hyperlax.hyperparams`` are what
 the compiler validates against, what the JSON Schemas carry, and (registered as pytrees) what
-the runtime trains with; the JAX-free facts copied from gymnax agree with gymnax."""
+the runtime trains with. (The environment facts' agreement with gymnax and Brax is checked in
+test_environments.py.)"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import gymnax
 import jax
 import msgspec
-import numpy as np
 import pytest
 from typing import ClassVar
 
-from hyperlax.environments import ENVS
 from hyperlax.hyperparams import ALGORITHMS, CONFIGS, DQNConfig, PPOConfig, declarations
 from hyperlax.hyperparams.config import AlgorithmConfig
 from hyperlax.hyperparams.declare import ACTIVATION_NAMES, scalar
@@ -22,17 +20,6 @@ from hyperlax.runtime import configs as pytrees
 from hyperlax.runtime.networks import ACTIVATIONS
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
-
-
-@pytest.mark.parametrize("env_id", sorted(ENVS))
-def test_environment_facts_agree_with_gymnax(env_id):
-    info = ENVS[env_id]
-    env, params = gymnax.make(info.gymnax_name)
-    space = env.action_space(params)
-    assert info.action_space == ("discrete" if hasattr(space, "n") else "continuous")
-    assert info.max_steps_in_episode == params.max_steps_in_episode
-    assert info.obs_size == int(np.prod(env.observation_space(params).shape))
-    assert info.action_size == (int(space.n) if hasattr(space, "n") else int(space.shape[0]))
 
 
 def test_activation_names_are_declared_once_and_all_run():

@@ -1,19 +1,143 @@
-"""gymnax environments and the evaluation loop every algorithm shares."""
+"""Environments for the runtime, behind one interface, and the evaluation loop every algorithm
+shares.
+
+Every env is a gymnax-style object: ``reset(key, params) -> (obs, state)``, ``step(key, state,
+action, params) -> (obs, state, reward, terminated, truncated, info)`` with auto-reset and
+``info["final_observation"]``, ``observation_space(params).shape``, ``action_space(params)``
+(``.n``, or ``.shape``/``.low``/``.high``) and ``params.max_steps_in_episode``; the algorithms
+vmap ``reset`` and ``step`` over parallel envs. Observations are flat float32 vectors: images
+(MinAtar, Pong) are flattened, integer or boolean observations cast, a discrete observation
+(FrozenLake's position) one-hot encoded; rewards are float32; ``EnvInfo.obs_shape`` keeps the shape before
+flattening. Brax environments (the ``brax`` extra) get the same interface from ``BraxEnv``.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
+import math
+import warnings
 from typing import Any, Callable
 
 import gymnax
 import jax
 import jax.numpy as jnp
+from flax import struct
+from gymnax.environments import spaces
 
-from hyperlax.environments import ENVS
+from hyperlax.environments import BRAX_EPISODE_LENGTH, ENVS, unknown_env_message
+from hyperlax.errors import HyperlaxError
 
 
 def make_env(env_id: str) -> tuple[Any, Any]:
     """(env, env_params) for a hyperlax env id such as ``gymnax.pendulum``."""
-    return gymnax.make(ENVS[env_id].gymnax_name)
+    info = ENVS.get(env_id)
+    if info is None:
+        raise HyperlaxError("settings.env", unknown_env_message(env_id))
+    if info.backend == "brax":
+        return _brax_env(info.name), BraxParams()
+    env, params = gymnax.make(info.name)
+    return FlatEnv(env, params), params
+
+
+class FlatEnv:
+    """A gymnax env whose observations are flat float32 vectors (see the module docstring)."""
+
+    def __init__(self, env: Any, params: Any):
+        self.env = env
+        space = env.observation_space(params)
+        self.one_hot = int(space.n) if hasattr(space, "n") else 0  # a discrete observation
+        self.obs_size = self.one_hot or math.prod(space.shape)
+
+    def flat(self, obs: jax.Array) -> jax.Array:
+        """One observation, flat and float32."""
+        if self.one_hot:
+            return jax.nn.one_hot(obs, self.one_hot, dtype=jnp.float32)
+        return jnp.reshape(obs, (-1,)).astype(jnp.float32)
+
+    def reset(self, key: jax.Array, params: Any = None) -> tuple[jax.Array, Any]:
+        obs, state = self.env.reset(key, params)
+        return self.flat(obs), state
+
+    def step(self, key: jax.Array, state: Any, action: Any, params: Any = None):
+        obs, state, reward, terminated, truncated, info = self.env.step(key, state, action,
+                                                                        params)
+        info = {**info, "final_observation": self.flat(info["final_observation"])}
+        # float32 rewards everywhere (UmbrellaChain's are int32)
+        return self.flat(obs), state, reward.astype(jnp.float32), terminated, truncated, info
+
+    def observation_space(self, params: Any = None) -> spaces.Box:
+        return spaces.Box(-jnp.inf, jnp.inf, (self.obs_size,), jnp.float32)
+
+    def action_space(self, params: Any = None) -> Any:
+        return self.env.action_space(params)
+
+
+# --- Brax ---------------------------------------------------------------------------------------
+
+@struct.dataclass
+class BraxParams:
+    # static: evaluation's loop length and the truncation test read it as a Python int
+    max_steps_in_episode: int = struct.field(pytree_node=False, default=BRAX_EPISODE_LENGTH)
+
+
+@struct.dataclass
+class BraxState:
+    brax: Any          # brax.envs.State: pipeline state, obs, reward, done, metrics, info
+    time: jax.Array    # int32: steps in this episode
+
+
+class BraxEnv:
+    """A Brax environment with the gymnax interface: a time limit (Brax has none of its own),
+    auto-reset to a freshly sampled initial state (as gymnax does) and the action bounds of its
+    actuators' control range, to which Brax clips actions."""
+
+    def __init__(self, env: Any):
+        self.env = env
+        ctrl = env.sys.actuator.ctrl_range
+        self.low, self.high = jnp.asarray(ctrl[:, 0]), jnp.asarray(ctrl[:, 1])
+
+    def reset(self, key: jax.Array, params: Any = None) -> tuple[jax.Array, BraxState]:
+        state = self.env.reset(key)
+        return state.obs, BraxState(state, jnp.zeros((), jnp.int32))
+
+    def step(self, key: jax.Array, state: BraxState, action: jax.Array, params: Any = None):
+        if params is None:
+            params = BraxParams()
+        stepped = self.env.step(state.brax, action)
+        time = state.time + 1
+        terminated = stepped.done > 0.5
+        truncated = time >= params.max_steps_in_episode
+        done = terminated | truncated
+        reset_obs, reset_state = self.reset(key, params)
+        next_state = jax.tree.map(lambda r, s: jnp.where(done, r, s), reset_state,
+                                  BraxState(stepped, time))
+        obs = jnp.where(done, reset_obs, stepped.obs)
+        info = {"final_observation": stepped.obs}
+        return obs, next_state, stepped.reward, terminated, truncated, info
+
+    def observation_space(self, params: Any = None) -> spaces.Box:
+        return spaces.Box(-jnp.inf, jnp.inf, (self.env.observation_size,), jnp.float32)
+
+    def action_space(self, params: Any = None) -> spaces.Box:
+        return spaces.Box(self.low, self.high, (self.env.action_size,), jnp.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def _brax_env(name: str) -> BraxEnv:
+    """Building a Brax system takes seconds (MJCF parsing, eager JAX): once per process."""
+    # Importing brax prints that mujoco's optional GPU backend (warp) is missing, and brax and
+    # jaxopt warn that they are unmaintained: noise in every exec, silenced here.
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            from brax import envs as brax_envs
+        except ImportError as exc:
+            raise HyperlaxError("settings.env", f"brax.{name} needs Brax, which is not "
+                                                f"installed ({exc})",
+                                "install the brax extra: pip install 'hyperlax[brax]'") from None
+        return BraxEnv(brax_envs.get_environment(name))
 
 
 def action_info(env: Any, env_params: Any) -> tuple[bool, int, float, float]:
