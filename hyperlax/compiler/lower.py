@@ -60,7 +60,7 @@ def lower(resolved: Resolved, manifest_name: str,
     for i, point in enumerate(points):
         values = resolved.listed[i] if point is None else values_at(point, resolved.space)
         full = {**resolved.constants, **values}
-        for problem in _sample_problems(settings, full):
+        for problem in sample_problems(settings, full):
             problems.setdefault(problem, []).append(i)
             described.setdefault(problem, _describe(values, structural))
         shape = {n: full[n] for n in structural}
@@ -118,7 +118,7 @@ def lower(resolved: Resolved, manifest_name: str,
     return plan, warnings + cost_warnings
 
 
-def _sample_problems(settings: Any, values: dict[str, Any]) -> list[str]:
+def sample_problems(settings: Any, values: dict[str, Any]) -> list[str]:
     config = CONFIGS[settings.algorithm].from_values(values)
     problems = config.cross_field_problems()
     per_update = config.steps_per_update()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
+import typing
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -44,6 +45,32 @@ class SweepSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     samples_file: str | None = None     # CSV or JSON of samples to run, next to the manifest
 
 
+# Objectives of a search, computed from each trial's results (hyperlax/search/objectives.py):
+# final_return and best_return as in summary.json (means over replicates), auc the mean
+# return over every evaluation point (the area under the learning curve per env step).
+ObjectiveMetric = Literal["final_return", "best_return", "auc"]
+
+
+class SearchObjective(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    metric: ObjectiveMetric
+    direction: Literal["maximize", "minimize"] = "maximize"
+
+
+class SearchSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[search]``: model-based search in rounds (``hyperlax search``) instead of a fixed
+    sample. Optuna asks ``trials_per_round`` configurations of ``[space]`` at a time; each
+    round trains as one plan of listed samples; the sweep's seed seeds the sampler."""
+
+    method: Literal["tpe", "nsgaii"] = "tpe"
+    trials: Annotated[int, Meta(ge=1, le=100_000)]
+    trials_per_round: Annotated[int, Meta(ge=1, le=65_536)] = 8
+    objectives: Annotated[list[SearchObjective], Meta(min_length=1, max_length=3)] = \
+        msgspec.field(default_factory=lambda: [SearchObjective(metric="final_return")])
+    # TPE's random start (trials before the model is used); None: the first round's
+    startup_trials: Annotated[int, Meta(ge=0, le=100_000)] | None = None
+    study_name: str | None = None       # the Optuna study's name; None: the sweep's name
+
+
 class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     sweep: SweepSection
     fixed: dict[str, Any] = {}
@@ -51,6 +78,7 @@ class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     # configuration (the recipe's defaults with [fixed] applied)
     space: dict[str, Distribution] | None = None
     samples: list[dict[str, Any]] = []   # [[samples]]: configurations to run, listed
+    search: SearchSection | None = None  # [search]: hyperlax search runs it, not plan
 
 
 class Recipe(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -97,6 +125,12 @@ def _decode(raw: dict[str, Any], struct: type, source: str) -> Any:
             problems.append((key, "must be a table"))
         else:
             problems.extend(_struct_problems(raw[key], sub, key))
+    if struct is Manifest and "search" in raw:  # optional, checked key by key when present
+        if not isinstance(raw["search"], dict):
+            problems.append(("search", "must be a table"))
+        else:
+            problems.extend(_search_choices(_struct_problems(raw["search"], SearchSection,
+                                                             "search")))
     space: dict[str, Any] = {}
     if "space" in raw:
         if not isinstance(raw["space"], dict):
@@ -142,6 +176,22 @@ def _struct_problems(value: dict[str, Any], struct: type, prefix: str) -> list[t
             location, message = _translate(str(exc), f"{prefix}.{field.encode_name}")
             problems.append((location, _with_value(message, item)))
     return problems
+
+
+_SEARCH_CHOICES = {"method": SearchSection, "metric": SearchObjective,
+                   "direction": SearchObjective}
+
+
+def _search_choices(problems: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """'search.objectives[0].metric: invalid value 'x'' gets the values it may take."""
+    out = []
+    for location, message in problems:
+        field = location.rsplit(".", 1)[-1]
+        if message.startswith("invalid value") and field in _SEARCH_CHOICES:
+            kind = typing.get_type_hints(_SEARCH_CHOICES[field])[field]
+            message += f"; one of {', '.join(typing.get_args(kind))}"
+        out.append((location, message))
+    return out
 
 
 def _with_value(message: str, value: Any) -> str:

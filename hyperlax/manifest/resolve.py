@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from hyperlax.environments import ENVS, EnvInfo
+from hyperlax.environments import ENVS, EnvInfo, unknown_env_message
 from hyperlax.errors import HyperlaxError
 from hyperlax.hyperparams import ALGORITHMS, CONFIGS, HyperParam
 from hyperlax.hyperparams.declare import value_problems
@@ -58,9 +58,23 @@ def resolve_file(path: Path) -> Resolved:
     return resolve_text(read_manifest(path), path.name, path.parent)
 
 
-def resolve_text(text: str, source: str, manifest_dir: Path) -> Resolved:
+def resolve_text(text: str, source: str, manifest_dir: Path, for_search: bool = False
+                 ) -> Resolved:
+    """The resolved manifest. A manifest with a ``[search]`` section is refused unless
+    ``for_search``: ``hyperlax search`` runs it in rounds, ``plan`` compiles fixed sweeps."""
     manifest = decode_manifest(text, source)
     sweep = manifest.sweep
+    if manifest.search is not None and not for_search:
+        raise HyperlaxError(source, [("search", "this manifest declares a search, which runs "
+                                                "in rounds of configurations Optuna asks for, "
+                                                "not as one frozen plan")],
+                            f"run it with: hyperlax search {source}; or remove [search] to "
+                            "plan a fixed sweep")
+    if for_search and manifest.search is None:
+        raise HyperlaxError(source, [("search", "missing section [search]: hyperlax search "
+                                                "needs one, e.g. [search] method = \"tpe\", "
+                                                "trials = 32, trials_per_round = 8")],
+                            f"or plan a fixed sweep with: hyperlax plan {source}")
     recipe_name, recipe_text = load_recipe_text(sweep.recipe, manifest_dir, source)
     recipe_source = sweep.recipe if recipe_name != sweep.recipe else f"recipe {recipe_name}"
     recipe = decode_recipe(recipe_text, recipe_source)
@@ -73,8 +87,7 @@ def resolve_text(text: str, source: str, manifest_dir: Path) -> Resolved:
     problems: list[tuple[str, str]] = []
     env = ENVS.get(sweep.env)
     if env is None:
-        problems.append(("sweep.env", f"unknown env {sweep.env!r}"
-                         f"{did_you_mean(sweep.env, ENVS)}; one of {', '.join(ENVS)}"))
+        problems.append(("sweep.env", unknown_env_message(sweep.env)))
     elif env.action_space not in CONFIGS[recipe.algorithm].action_spaces:
         actions = CONFIGS[recipe.algorithm].action_spaces
         fitting = [e for e, i in ENVS.items() if i.action_space in actions]
@@ -82,6 +95,7 @@ def resolve_text(text: str, source: str, manifest_dir: Path) -> Resolved:
                          f"{actions[0]} action space but {env.id} "
                          f"is {env.action_space}; use one of {', '.join(fitting)}"))
     problems += _sweep_problems(manifest, recipe)
+    problems += _search_problems(manifest)
 
     # Recipe problems are the recipe author's; report them against the recipe file.
     recipe_problems = _names_problems(recipe.defaults, "defaults", table)
@@ -119,6 +133,9 @@ def resolve_text(text: str, source: str, manifest_dir: Path) -> Resolved:
                                                   f"{type(dist).__struct_config__.tag}; use "
                                                   "categorical, quantized or int_uniform, or "
                                                   "pin it in [fixed]"))
+    if manifest.search is not None and not sampled and not problems:
+        problems.append(("space", "a search needs hyperparameters to search: the [space] "
+                                  "(and the recipe's, unless [fixed] pins them) is empty"))
     if sweep.structures is not None and not problems:
         if not any(table[n].role == "structural" for n in sampled) or \
                 sweep.sampling in ("grid", "saltelli") or listed is not None:
@@ -144,7 +161,8 @@ def resolve_text(text: str, source: str, manifest_dir: Path) -> Resolved:
         else:
             constants[name], sources[name] = param.default, "default"
 
-    num_samples = _num_samples(sweep, space, listed, source)
+    num_samples = _num_samples(sweep, space, listed, source) if manifest.search is None \
+        else _search_trials(sweep, manifest.search.trials, source)
     settings = Settings(
         name=sweep.name, recipe=recipe_name, algorithm=recipe.algorithm, env=sweep.env,
         num_samples=num_samples, sampling="listed" if listed is not None else sweep.sampling,
@@ -216,6 +234,47 @@ def _num_samples(sweep: Any, space: dict[str, Distribution], listed: list | None
                                                            f" ({what}); leave it out")],
                             "seeds_per_sample gives one configuration more seeds")
     return implied
+
+
+def _search_trials(sweep: Any, trials: int, source: str) -> int:
+    """A search's sample count is its trials; num_samples, when given, must agree."""
+    if sweep.num_samples is not None and sweep.num_samples != trials:
+        raise HyperlaxError(source, [("sweep.num_samples", f"is {sweep.num_samples}, but a "
+                                                           f"search runs search.trials = "
+                                                           f"{trials} configurations; leave "
+                                                           "num_samples out")])
+    return trials
+
+
+def _search_problems(manifest: Manifest) -> list[tuple[str, str]]:
+    """What a [search] section cannot be combined with, and its own cross-key rules."""
+    search, sweep = manifest.search, manifest.sweep
+    if search is None:
+        return []
+    problems = []
+    if sweep.sampling != "qmc_sobol":  # the default: a search's sampler is Optuna's
+        problems.append(("sweep.sampling", f"{sweep.sampling!r}: a search asks Optuna for its "
+                                           "configurations; remove sampling"))
+    if sweep.structures is not None:
+        problems.append(("sweep.structures", "a search asks for whole configurations; remove "
+                                             "structures"))
+    if manifest.samples or sweep.samples_file is not None:
+        problems.append(("search", "a manifest that lists its samples has nothing to search; "
+                                   "remove [search] or the listed samples"))
+    if search.method == "nsgaii" and search.trials_per_round < 2:
+        problems.append(("search.trials_per_round", "nsgaii breeds each round from the last "
+                                                    "one, a population of at least 2; got "
+                                                    f"{search.trials_per_round}"))
+    seen: set[str] = set()
+    for i, objective in enumerate(search.objectives):
+        if objective.metric in seen:
+            problems.append((f"search.objectives[{i}]", f"repeats {objective.metric}"))
+        seen.add(objective.metric)
+    if search.study_name is not None and not NAME_PATTERN.match(search.study_name):
+        problems.append(("search.study_name", f"{search.study_name!r} must be 1-100 letters, "
+                                              "digits, '.', '_' or '-', starting with a "
+                                              "letter or digit"))
+    return problems
 
 
 def sha256_text(text: str) -> str:

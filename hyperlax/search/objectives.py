@@ -1,0 +1,59 @@
+"""What a trial is told, computed from its results as ``hyperlax report`` reads them
+(``report.results.SampleResult``). Every metric is a mean over the trial's replicates:
+
+- ``final_return``: the return at the last evaluation (summary.json's final_return);
+- ``best_return``: each replicate's highest evaluation return (summary.json's best_return);
+- ``auc``: the mean return over every evaluation point. Evaluations come after equal chunks
+  of updates, so this is the area under the learning curve divided by its length in env steps
+  (a right Riemann sum): it rewards learning fast, not only ending well.
+
+A trial that diverged (a non-finite return in any replicate) is told as failed: Optuna's
+samplers leave failed trials out of their model rather than reading a made-up number.
+
+The seed system's objective names are accepted as aliases: peak_performance (best_return),
+final_performance (final_return), normalized_auc and auc_at_budget (auc).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+METRICS = ("final_return", "best_return", "auc")
+SEED_ALIASES = {"peak_performance": "best_return", "final_performance": "final_return",
+                "normalized_auc": "auc", "auc_at_budget": "auc"}
+
+
+def metric_name(name: str) -> str | None:
+    """Our metric for ``name`` (ours or a seed alias), or None."""
+    return name if name in METRICS else SEED_ALIASES.get(name)
+
+
+def metric_value(result: Any, metric: str) -> float | None:
+    """One metric of a finished sample (a ``SampleResult``); None when it has none."""
+    if result.summary is None:
+        return None
+    if metric == "auc":
+        if result.returns is None or not np.all(np.isfinite(result.returns)):
+            return None
+        value = float(np.mean(result.returns))
+    else:
+        value = result.summary.get(metric)
+    return value if value is not None and math.isfinite(value) else None
+
+
+def outcome(result: Any, metrics: list[str]) -> tuple[str, list[float] | None, str | None]:
+    """(state, values, note) to tell Optuna about one trained trial: ("complete", [one value
+    per metric], None), or ("fail", None, why)."""
+    if result.status == "diverged":
+        step = (result.summary or {}).get("diverged_at_step")
+        return "fail", None, f"diverged at step {step}"
+    if result.status != "ok":
+        return "fail", None, f"no result ({result.status})"
+    values = [metric_value(result, m) for m in metrics]
+    if any(v is None for v in values):
+        return "fail", None, "no finite value of " + ", ".join(
+            m for m, v in zip(metrics, values) if v is None)
+    return "complete", values, None

@@ -1,0 +1,103 @@
+"""The study file, ``<search dir>/search.json``: the source of truth of a search.
+
+Per round it records what Optuna asked (trial numbers, Optuna's params, the hyperparameter
+values trained, the sample index in the round's plan or why the trial could not run), the
+round plan's ids, and what Optuna was told. It is rewritten atomically after every step (asked,
+planned, told), so a crash at any moment leaves the last complete step on disk. Resuming
+replays it: the same sampler with the same seed, asked again and told the recorded values,
+must ask the recorded params (``rounds.replay``). Optuna's own SQLite storage is a mirror
+of it, for optuna-dashboard. JSON, so a person can review it; floats round-trip exactly.
+JAX-free, Optuna-free.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from hyperlax import stopping
+from hyperlax.errors import HyperlaxError
+from hyperlax.inputs import read_bytes
+from hyperlax.storage.atomic import atomic_write, json_bytes, storage_error
+
+FORMAT = "hyperlax-search"
+FORMAT_VERSION = 1
+STUDY_FILE = "search.json"
+MAX_BYTES = 256 << 20
+
+
+class TrialRecord(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    number: int                  # Optuna's trial number
+    params: dict[str, Any]       # as Optuna asked them (its own representation)
+    values: dict[str, Any]       # the hyperparameter values they stand for
+    sample: int | None = None    # its sample index in the round's plan; None: not trained
+    problem: str | None = None   # why it could not be trained (a rule between values)
+
+
+class Told(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    number: int
+    state: Literal["complete", "fail"]
+    values: list[float] | None = None   # one per objective, when complete
+    note: str | None = None             # why it failed
+
+
+class RoundRecord(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    index: int
+    path: str                        # the round's sweep directory, relative to the search dir
+    trials: list[TrialRecord]
+    plan_id: str | None = None       # set once its plan is compiled and its directory claimed
+    results_id: str | None = None
+    told: list[Told] | None = None   # set once Optuna was told: the round is complete
+
+
+class StudyFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    format: str
+    format_version: int
+    search_id: str               # what determines the asks (search.trials aside)
+    name: str
+    study_name: str
+    method: str
+    objectives: list[dict[str, str]]   # metric and direction, in order
+    seed: int
+    trials: int                  # the budget the last run aimed at
+    trials_per_round: int
+    optuna_version: str          # of the run that asked the first round
+    space: dict[str, dict[str, Any]] = {}   # the distributions searched, as in the manifest
+    rounds: list[RoundRecord] = []
+
+    def asked(self) -> int:
+        return sum(len(r.trials) for r in self.rounds)
+
+    def told_rounds(self) -> int:
+        return sum(r.told is not None for r in self.rounds)
+
+
+def read_study(path: Path) -> StudyFile:
+    data = read_bytes(path, "study file", MAX_BYTES)
+    try:
+        study = msgspec.json.decode(data, type=StudyFile)
+    except msgspec.ValidationError as exc:
+        raise HyperlaxError(str(path), f"damaged study file: {exc}",
+                            "restore it from a backup, or start the search in a new output "
+                            "root") from None
+    except msgspec.DecodeError as exc:
+        raise HyperlaxError(str(path), f"damaged study file (not JSON: {exc})",
+                            "restore it from a backup, or start the search in a new output "
+                            "root") from None
+    if study.format != FORMAT or study.format_version != FORMAT_VERSION:
+        raise HyperlaxError(str(path), f"is {study.format} version {study.format_version}; "
+                                       f"this hyperlax reads {FORMAT} version {FORMAT_VERSION}")
+    return study
+
+
+def write_study(path: Path, study: StudyFile) -> None:
+    """Atomically; a stop's emergency exit waits for the write to finish."""
+    data = json_bytes(msgspec.to_builtins(study))
+    try:
+        with stopping.writing():
+            atomic_write(path, data)
+    except OSError as exc:
+        raise storage_error(path, exc, "cannot write the study file",
+                            "run the same command again") from None

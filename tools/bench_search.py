@@ -1,0 +1,199 @@
+"""Benchmark adaptive search (issue 16 item 3): plain Sobol against TPE rounds, on one fixed
+budget of env steps, over several manifest seeds and environments.
+
+Both spend the same budget: N configurations of the same space, each trained for the same
+env steps. Sobol plans all N at once (one vmapped batch); TPE asks them in rounds of K (the
+first round is random, the model is used from the second on). Per (env, seed, method) it
+reports the best final return found (mean over the trial's replicates, as `report` ranks),
+the median over the N trials (where a method spends its budget) and,
+because the maximum of N noisy evaluations flatters whoever evaluated the luckiest run, the
+best configuration trained again with R fresh seeds ("recheck"): the quality of what each
+method would hand to the user.
+
+    python tools/bench_search.py [--envs cartpole pendulum] [--seeds 0 1 2] [--trials 32]
+                                 [--per-round 8] [--recheck 4] [--work DIR]
+
+Everything runs in this process (JAX imported once); each run has its own directory under
+--work, and a persistent compilation cache there, so each program compiles once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RECIPE = """\
+algorithm = "ppo"
+description = "PPO with small fixed networks for the search benchmark"
+
+[settings]
+total_timesteps = 65_536
+num_evaluations = 8
+eval_episodes = 8
+
+[defaults]
+num_envs = 8
+rollout_length = 32
+update_epochs = 2
+num_minibatches = 2
+"network.actor.layer_sizes" = [32, 32]
+"network.critic.layer_sizes" = [32, 32]
+"network.activation" = "tanh"
+
+[space]
+actor_lr = { dist = "log_uniform", low = 1e-5, high = 1e-2 }
+critic_lr = { dist = "log_uniform", low = 1e-5, high = 1e-2 }
+gamma = { dist = "uniform", low = 0.9, high = 0.999 }
+gae_lambda = { dist = "uniform", low = 0.8, high = 0.99 }
+clip_eps = { dist = "uniform", low = 0.1, high = 0.3 }
+ent_coef = { dist = "uniform", low = 0.0, high = 0.02 }
+"""
+
+ENVS = {"cartpole": ("gymnax.cartpole", 16_384), "pendulum": ("gymnax.pendulum", 65_536)}
+
+
+def sweep_table(name: str, env: str, seed: int, steps: int, batch: int) -> str:
+    return (f'[sweep]\nname = "{name}"\nrecipe = "bench.toml"\nenv = "{env}"\nseed = {seed}\n'
+            f"batch_size = {batch}\ntotal_timesteps = {steps}\n")
+
+
+def run_sobol(work: Path, env: str, seed: int, steps: int, trials: int) -> dict:
+    from hyperlax.compiler.lower import compile_manifest
+    from hyperlax.report.results import collect, ranked
+
+    manifest = work / f"sobol-{seed}.toml"
+    manifest.write_text(sweep_table("sobol", env, seed, steps, trials)
+                        + f'num_samples = {trials}\nsampling = "qmc_sobol"\n')
+    plan, _ = compile_manifest(manifest)
+    plan_file = work / f"sobol-{seed}.msgpack"
+    from hyperlax.planfile import encode_plan, plan_id
+
+    plan_file.write_bytes(encode_plan(plan))
+    root = work / f"sobol-{seed}"
+    start = time.monotonic()
+    _exec(plan_file, root, work)
+    wall = time.monotonic() - start
+    collected = collect(plan, plan_id(plan), root, str(plan_file), root)
+    order = ranked(collected, "final")
+    best = order[0]
+    return {"best": best.score("final"), "values": plan.samples[best.index].values,
+            "median": statistics.median(s.score("final") for s in order),
+            "steps": sum(s.summary["steps"] for s in collected.samples if s.summary),
+            "wall": wall}
+
+
+def run_tpe(work: Path, env: str, seed: int, steps: int, trials: int, per_round: int) -> dict:
+    from hyperlax.search.run import SearchRequest, run_search
+
+    text = (sweep_table("tpe", env, seed, steps, per_round)
+            + f'\n[search]\nmethod = "tpe"\ntrials = {trials}\n'
+              f'trials_per_round = {per_round}\nobjectives = [{{ metric = "final_return" }}]\n')
+    root = work / f"tpe-{seed}"
+    start = time.monotonic()
+    status = run_search(SearchRequest(manifest_text=text, manifest_name=f"tpe-{seed}.toml",
+                                      manifest_dir=work, resume="", output_root=root,
+                                      compile_cache=work / "cache", quiet=True),
+                        lambda *a, **k: None)
+    wall = time.monotonic() - start
+    assert status == 0, status
+    record = json.loads((root / "search.json").read_text())
+    trials_ = {t["number"]: t for r in record["rounds"] for t in r["trials"]}
+    told = [t for r in record["rounds"] for t in r["told"] if t["state"] == "complete"]
+    best = max(told, key=lambda t: (t["values"][0], -t["number"]))
+    steps_done = 0
+    for summary in root.rglob("summary.json"):
+        steps_done += sum(s["steps"] for s in json.loads(summary.read_text())["samples"])
+    by_round = [max((t["values"][0] for t in r["told"] if t["state"] == "complete"),
+                    default=None) for r in record["rounds"]]
+    return {"best": best["values"][0], "values": trials_[best["number"]]["values"],
+            "median": statistics.median(t["values"][0] for t in told),
+            "steps": steps_done, "wall": wall, "by_round": by_round}
+
+
+def recheck(work: Path, tag: str, env: str, values: dict, steps: int, replicates: int) -> float:
+    """The configuration trained again with ``replicates`` fresh seeds: its mean final return."""
+    from hyperlax.compiler.lower import compile_manifest
+    from hyperlax.planfile import encode_plan, plan_id
+    from hyperlax.report.results import collect
+    from hyperlax.toml_inline import toml_key, toml_value
+
+    manifest = work / f"recheck-{tag}.toml"
+    rows = "\n".join(f"{toml_key(n)} = {toml_value(v)}" for n, v in values.items())
+    manifest.write_text(sweep_table("recheck", env, 10_000, steps, 1)
+                        + f"seeds_per_sample = {replicates}\n\n[[samples]]\n{rows}\n")
+    plan, _ = compile_manifest(manifest)
+    plan_file = work / f"recheck-{tag}.msgpack"
+    plan_file.write_bytes(encode_plan(plan))
+    root = work / f"recheck-{tag}"
+    _exec(plan_file, root, work)
+    return collect(plan, plan_id(plan), root, str(plan_file), root).samples[0].score("final")
+
+
+def _exec(plan_file: Path, root: Path, work: Path) -> None:
+    from hyperlax.runtime.run_plan import ExecRequest, run_exec
+
+    status = run_exec(ExecRequest(plan_file=plan_file, output_root=root,
+                                  compile_cache=work / "cache", quiet=True),
+                      lambda *a, **k: None)
+    assert status == 0, status
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", nargs="+", default=list(ENVS), choices=list(ENVS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--trials", type=int, default=32)
+    parser.add_argument("--per-round", type=int, default=8)
+    parser.add_argument("--recheck", type=int, default=4, help="seeds of the recheck; 0: none")
+    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    args = parser.parse_args(argv)
+    work_root = args.work or Path(tempfile.mkdtemp(prefix="bench-search-"))
+    rows = []
+    for env_name in args.envs:
+        env, steps = ENVS[env_name]
+        for seed in args.seeds:
+            work = work_root / env_name
+            work.mkdir(parents=True, exist_ok=True)
+            (work / "bench.toml").write_text(RECIPE)
+            for method in ("sobol", "tpe"):
+                if method == "sobol":
+                    row = run_sobol(work, env, seed, steps, args.trials)
+                else:
+                    row = run_tpe(work, env, seed, steps, args.trials, args.per_round)
+                if args.recheck:
+                    row["recheck"] = recheck(work, f"{method}-{seed}", env, row["values"],
+                                             steps, args.recheck)
+                row.update(env=env_name, seed=seed, method=method)
+                rows.append(row)
+                print(json.dumps({k: v for k, v in row.items() if k != "values"}),
+                      file=sys.stderr, flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    print(f"\n{args.trials} configurations per run, TPE in rounds of {args.per_round}; "
+          f"recheck: the best configuration trained again with {args.recheck} new seeds\n")
+    print("| env | seed | method | env steps | best final return | median | recheck | wall s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        recheck_text = f"{r['recheck']:.1f}" if "recheck" in r else "-"
+        print(f"| {r['env']} | {r['seed']} | {r['method']} | {r['steps']:,} | {r['best']:.1f} | "
+              f"{r['median']:.1f} | {recheck_text} | {r['wall']:.0f} |")
+    print("\nmeans over seeds:")
+    for env_name in args.envs:
+        for method in ("sobol", "tpe"):
+            mine = [r for r in rows if r["env"] == env_name and r["method"] == method]
+            rechecks = [r["recheck"] for r in mine if "recheck" in r]
+            print(f"  {env_name} {method}: best {statistics.mean(r['best'] for r in mine):.1f}"
+                  f", median {statistics.mean(r['median'] for r in mine):.1f}"
+                  + (f", recheck {statistics.mean(rechecks):.1f}" if rechecks else ""))
+    print(f"\nwork directory: {work_root}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
