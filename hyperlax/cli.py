@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from hyperlax import exec_options, seed_cli, stopping
+from hyperlax import exec_options, seed_benchmark, seed_cli, stopping
 from hyperlax.cli_errors import ProcessGroup, end_early_stop_handling, user_errors
 from hyperlax.errors import HyperlaxError
 from hyperlax.exec_options import COMPILE_CACHE_HELP, COMPILE_CACHE_VARIABLE
@@ -103,7 +103,8 @@ def check_command(manifest: Path, plan_file: Path) -> None:
 
 
 @main.command("init")
-@click.option("--recipe", default="ppo_mlp", show_default=True)
+@click.option("--recipe", default="ppo_mlp_small", show_default=True,
+              help="a built-in recipe or a recipe .toml path (ppo_mlp_small is CPU-sized)")
 @click.option("--env", "env_id", default="gymnax.pendulum", show_default=True)
 @click.option("--name", default=None, help="sweep name [default: <recipe>-<env>]")
 @click.option("--num-samples", default=16, show_default=True, type=int)
@@ -203,15 +204,35 @@ def status_command(plan_file: Path, output_root: Path | None, verify: bool) -> N
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="json: the whole report on stdout, for machines")
 @click.option("--no-plots", is_flag=True, help="write results.csv and report.json only")
+@click.option("--tensorboard", "tensorboard_dir", type=PathArg, default=None, metavar="DIR",
+              help="also write TensorBoard event files (HParams dashboard) into DIR; needs "
+                   "pip install 'hyperlax[tensorboard]'")
 @user_errors
 def report_command(plan_file: Path, output_root: Path | None, report_dir: Path | None,
-                   top_k: int, metric: str, fmt: str, no_plots: bool) -> None:
+                   top_k: int, metric: str, fmt: str, no_plots: bool,
+                   tensorboard_dir: Path | None) -> None:
     """Results of PLAN_FILE's sweep: results.csv (one row per sample), the top configurations,
     the [fixed] block that pins the best, and PNG plots. A partial sweep reports what it has.
-    PLAN_FILE may also be a sweep directory (its plan.msgpack is used)."""
+    PLAN_FILE may also be a sweep directory (its plan.msgpack is used). With --tensorboard,
+    each sample's curve and hyperparameters also go to TensorBoard's HParams dashboard."""
+    from hyperlax.report.study import is_search_dir, write_search_report
+
+    if is_search_dir(plan_file):  # a search directory: its study, round by round
+        study = write_search_report(plan_file, report_dir, top_k, not no_plots)
+        click.echo(study.json_text if fmt == "json" else study.text, nl=False)
+        return
     from hyperlax.report.write import write_report
 
+    if tensorboard_dir is not None:
+        from hyperlax.report.tensorboard import require_tensorboardx
+        require_tensorboardx()  # a missing extra is refused before anything is written
     report = write_report(plan_file, output_root, report_dir, top_k, metric, not no_plots)
+    if tensorboard_dir is not None:
+        from hyperlax.report.tensorboard import export_tensorboard
+
+        count = export_tensorboard(report.collected, tensorboard_dir)
+        click.echo(f"wrote TensorBoard events of {count} samples to {tensorboard_dir} "
+                   f"(view: tensorboard --logdir {tensorboard_dir})", err=True)
     if fmt == "json":
         click.echo(report.json_text, nl=False)
         warning = report.partial_warning()
@@ -244,8 +265,49 @@ def compare_command(sweeps: tuple[Path, ...], labels: tuple[str, ...], metric: s
     click.echo("\n".join(lines))
 
 
+@main.command("benchmark")
+@click.argument("manifests", nargs=-1, required=True, type=PathArg)
+@click.option("--output-root", type=PathArg, default=None,
+              help="run each sweep in DIR/<sweep name> [default: each manifest's output_root]")
+@click.option("--compile-cache", type=PathArg, default=None, envvar=COMPILE_CACHE_VARIABLE,
+              help=COMPILE_CACHE_HELP)
+@exec_options.COMPILE_WORKERS_OPTION
+@click.option("--quiet", "-q", is_flag=True, help="no progress output")
+@user_errors
+def benchmark_command(manifests: tuple[Path, ...], output_root: Path | None,
+                      compile_cache: Path | None, compile_workers: int | None,
+                      quiet: bool) -> None:
+    """Plan every MANIFEST, then run the sweeps one after another, each in its own sweep
+    directory. Complete sweeps are skipped and partial ones resume, so running the same
+    command again finishes the benchmark. Nothing runs unless every manifest compiles and no
+    two sweeps share a directory. Exit 1 if a sweep failed on disk (the others still ran)."""
+    from hyperlax import benchmark
+
+    runs, warnings = benchmark.plan_manifests(list(manifests), output_root)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    with stopping.handling():
+        outcome = benchmark.run_all(runs, click.echo, quiet, compile_cache, compile_workers)
+        if outcome.stopped:
+            stopping.finish(outcome.stopped)
+    for line in benchmark.summary_lines(runs, outcome):
+        click.echo(line)
+    if outcome.status:
+        sys.exit(outcome.status)
+
+
 main.add_command(seed_cli.sweep_command)
 main.add_command(seed_cli.generate_command)
+main.add_command(seed_cli.single_command)
+main.add_command(seed_benchmark.run_benchmark_command)
+
+# Model-based search in rounds (hyperlax/search/) and the seed's front end to it; both modules
+# import neither JAX nor Optuna at module level.
+from hyperlax import seed_optuna  # noqa: E402
+from hyperlax.search.command import search_command  # noqa: E402
+
+main.add_command(search_command)
+main.add_command(seed_optuna.optuna_command)
 
 
 if __name__ == "__main__":

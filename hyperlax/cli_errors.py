@@ -43,7 +43,9 @@ def user_errors(command: Callable) -> Callable:
 
 # --- how the process ends on a stop --------------------------------------------------------
 
-STOPPABLE = {"exec", "sweep-hp-samples"}  # commands that run plans: stop handling of their own
+# commands that run plans: stop handling of their own
+STOPPABLE = {"exec", "sweep-hp-samples", "run-single-hp", "run-benchmark", "benchmark", "search",
+             "optuna-hp-search"}
 
 
 class ProcessGroup(click.Group):

@@ -32,7 +32,7 @@ def write_manifest(tmp_path):
 MINIMAL = """\
 [sweep]
 name = "t"
-recipe = "ppo_mlp_no_network_search"
+recipe = "ppo_mlp_fixed_net"
 env = "gymnax.pendulum"
 num_samples = {n}
 mode = "{mode}"

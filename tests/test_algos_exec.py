@@ -15,7 +15,7 @@ from hyperlax.runtime.executor import execute
 DQN = """\
 [sweep]
 name = "tiny-dqn"
-recipe = "dqn_mlp"
+recipe = "dqn_mlp_small"
 env = "gymnax.cartpole"
 num_samples = {n}
 mode = "{mode}"
@@ -40,7 +40,7 @@ warmup_steps = {{ dist = "int_uniform", low = 0, high = 64 }}
 SAC = """\
 [sweep]
 name = "tiny-sac"
-recipe = "sac_mlp"
+recipe = "sac_mlp_small"
 env = "gymnax.pendulum"
 num_samples = {n}
 mode = "{mode}"
@@ -93,7 +93,7 @@ def test_dqn_grouped_compiles_once_per_structure(tmp_path):
     assert len(plan.structures) == 2
     assert report.compiles == 2 and report.ran == len(plan.entries)
     assert sorted(returns) == list(range(6))
-    assert plan.entries[0].path.startswith("dqn_mlp/gymnax_cartpole/samples/batch_")
+    assert plan.entries[0].path.startswith("dqn_mlp_small/gymnax_cartpole/samples/batch_")
 
 
 def test_dqn_batched_and_sequential_agree_per_sample(tmp_path):

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from conftest import ROOT, SPECS
 from hyperlax.cli import main
+from hyperlax.manifest.recipes import builtin_recipes
 
 
 def run(*args):
@@ -63,8 +64,12 @@ def test_check_refuses_a_corrupt_plan(tmp_path):
 
 
 def test_init_writes_a_manifest_that_plans(tmp_path):
-    for recipe, env in (("ppo_mlp", "gymnax.pendulum"), ("dqn_mlp", "gymnax.cartpole"),
-                        ("sac_mlp", "gymnax.pendulum")):
+    env_of = {"ppo": "gymnax.pendulum", "dqn": "gymnax.cartpole", "sac": "gymnax.pendulum"}
+    recipes = builtin_recipes()
+    assert {"ppo_mlp", "ppo_mlp_small", "dqn_mlp", "sac_mlp_small"} <= set(recipes)
+    for recipe in recipes:
+        algorithm = next(a for a in env_of if recipe.startswith(a))
+        env = env_of[algorithm]
         manifest = tmp_path / f"{recipe}.toml"
         result = run("init", "--recipe", recipe, "--env", env, "-o", manifest)
         assert result.exit_code == 0, result.output

@@ -19,7 +19,7 @@ import numpy as np
 MANIFEST = """\
 [sweep]
 name = "{name}"
-recipe = "ppo_mlp_no_network_search"
+recipe = "ppo_mlp_fixed_net"
 env = "gymnax.cartpole"
 num_samples = 2
 mode = "batched"

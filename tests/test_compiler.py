@@ -83,7 +83,7 @@ def test_batched_mode_slices_in_order():
     plan, _ = compile_manifest(SPECS / "ppo_pendulum_64.toml")
     assert [e.samples for e in plan.entries] == [list(range(i, i + 16)) for i in (0, 16, 32, 48)]
     assert [e.path for e in plan.entries] == [
-        f"ppo_mlp_no_network_search/gymnax_pendulum/samples/batch_{i:05d}" for i in range(4)]
+        f"ppo_mlp_fixed_net/gymnax_pendulum/samples/batch_{i:05d}" for i in range(4)]
     assert all(len(e.sub_batches) == 1 and e.sub_batches[0].width == 16 for e in plan.entries)
 
 

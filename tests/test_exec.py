@@ -21,7 +21,7 @@ from hyperlax.storage.sweepdir import MARKER, SWEEP_RECORD
 TINY = """\
 [sweep]
 name = "tiny"
-recipe = "ppo_mlp_no_network_search"
+recipe = "ppo_mlp_fixed_net"
 env = "gymnax.cartpole"
 num_samples = {n}
 mode = "{mode}"

@@ -34,10 +34,10 @@ FAST = settings(max_examples=40, deadline=None, derandomize=True,
 
 # recipe -> (algorithm, envs it fits)
 RECIPES = {
-    "ppo_mlp_no_network_search": ("ppo", ["gymnax.cartpole", "gymnax.pendulum"]),
-    "ppo_mlp": ("ppo", ["gymnax.acrobot", "gymnax.mountain_car_continuous"]),
-    "dqn_mlp": ("dqn", ["gymnax.cartpole", "gymnax.mountain_car"]),
-    "sac_mlp": ("sac", ["gymnax.pendulum"]),
+    "ppo_mlp_fixed_net": ("ppo", ["gymnax.cartpole", "gymnax.pendulum"]),
+    "ppo_mlp_small": ("ppo", ["gymnax.acrobot", "gymnax.mountain_car_continuous"]),
+    "dqn_mlp_small": ("dqn", ["gymnax.cartpole", "gymnax.mountain_car"]),
+    "sac_mlp_small": ("sac", ["gymnax.pendulum"]),
 }
 
 # Values that keep every combination valid: num_envs x rollout_length stays a multiple of 8

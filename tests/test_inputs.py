@@ -22,7 +22,7 @@ from hyperlax.storage.sweepdir import SweepDir
 MANIFEST = """\
 [sweep]
 name = "t"
-recipe = "ppo_mlp"
+recipe = "ppo_mlp_small"
 env = "gymnax.pendulum"
 num_samples = 2
 """

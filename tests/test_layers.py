@@ -21,7 +21,8 @@ FORBIDDEN = ("jax", "jaxlib", "flax", "optax", "gymnax", "hyperlax.runtime")
 COMPILER_SIDE = ["manifest", "hyperparams", "compiler", "planfile.py", "plancheck.py", "inputs.py",
                  "safe_paths.py", "environments.py",
                  "errors.py"]
-FRONT_END = ["cli.py", "seed_cli.py", "cli_errors.py", "exec_options.py", "storage", "explain.py",
+FRONT_END = ["cli.py", "seed_cli.py", "seed_flags.py", "seed_sweep.py", "seed_benchmark.py",
+             "benchmark.py", "report/tensorboard.py", "cli_errors.py", "exec_options.py", "storage", "explain.py",
              "starter.py", "report/results.py", "progress.py", "toml_inline.py", "status.py"]
 
 

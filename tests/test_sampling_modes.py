@@ -15,7 +15,7 @@ from hyperlax.planfile import read_plan
 HEAD = """\
 [sweep]
 name = "m"
-recipe = "ppo_mlp_no_network_search"
+recipe = "ppo_mlp_fixed_net"
 env = "gymnax.pendulum"
 """
 
@@ -99,7 +99,8 @@ actor_lr = -1.0
 
 def test_samples_file_from_generate_hp_samples_and_check_notices_a_change(tmp_path):
     csv_text = CliRunner().invoke(main, ["generate-hp-samples", "--algo-and-network-config",
-                                         "ppo_mlp_no_network_search", "--num-samples", "4"])
+                                         "ppo_mlp_fixed_net", "--num-samples", "4",
+                                         "--output-file", "-"])
     assert csv_text.exit_code == 0, csv_text.output
     (tmp_path / "picked.csv").write_text(csv_text.output)
     result, p = plan(tmp_path, HEAD + 'samples_file = "picked.csv"\n')

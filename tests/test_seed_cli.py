@@ -4,6 +4,8 @@ writes the manifest; --resume-from skips completed entries; generate-hp-samples 
 
 from __future__ import annotations
 
+import csv
+import json
 import shutil
 import subprocess
 import sys
@@ -55,7 +57,7 @@ def seed_flags(recipe: Path, root: Path, *extra: object) -> list[object]:
     return ["sweep-hp-samples", "--algo-and-network-config", recipe,
             "--env-config", "gymnax.cartpole", "--num-samples", 4, "--hparam-batch-size", 2,
             "--sampling-method", "qmc_sobol", "--output-root", root, "--log-level", "INFO",
-            *extra]
+            "--num-agents-slash-seeds", 1, *extra]
 
 
 def files_of(directory: Path) -> dict[str, bytes]:
@@ -78,6 +80,9 @@ def seed_sweep(tmp_path_factory):
 def test_sweep_writes_manifest_plan_and_the_seed_layout(seed_sweep):
     recipe, root, output = seed_sweep
     assert "2 entries run, 0 skipped" in output and f"next: hyperlax report {root}" in output
+    # the cost, before anything runs
+    assert "cost: 4 configurations x 1 seeds, 512 env steps in all; 1 structures, 1 programs" \
+        in output
     assert {"sweep.toml", "plan.msgpack", SWEEP_RECORD} <= {p.name for p in root.iterdir()}
     samples = root / "tiny" / "gymnax_cartpole" / "samples"
     assert sorted(p.name for p in samples.iterdir()) == ["batch_00000", "batch_00001"]
@@ -104,6 +109,7 @@ env = "gymnax.cartpole"
 num_samples = 4
 batch_size = 2
 seed = 42
+seeds_per_sample = 1
 output_root = "{root.as_posix()}"
 """)
     hand_plan, _ = compile_manifest(hand)
@@ -141,6 +147,7 @@ sampling = "qmc_sobol"
 seed = 42
 mode = "{mode}"
 batch_size = 16
+seeds_per_sample = 8
 output_root = "runs/pendulum"
 """)
     a, _ = compile_manifest(emitted)
@@ -160,7 +167,7 @@ def test_rerunning_the_same_command_skips_everything(seed_sweep):
     result = invoke(*seed_flags(recipe, root))
     assert result.exit_code == 0, result.output
     assert "continuing sweep" in result.output and "0 entries run, 2 skipped" in result.output
-    quiet = invoke(*seed_flags(recipe, root)[:-2], "--log-level", "WARNING")
+    quiet = invoke(*seed_flags(recipe, root, "--log-level", "WARNING"))
     assert quiet.exit_code == 0 and quiet.output == ""
     assert files_of(root) == before
 
@@ -235,28 +242,89 @@ def test_bad_flags_are_named(tmp_path):
     assert result.exit_code == 2 and "--output-root: is required" in result.output
 
 
-def test_generate_hp_samples_writes_the_plan_samples_as_csv(tmp_path):
-    out = tmp_path / "samples.csv"
+def test_generate_hp_samples_writes_the_plan_samples_in_full_precision(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     result = invoke("generate-hp-samples", "--algo-and-network-config", "ppo_mlp",
-                    "--num-samples", 16, "--seed", 3, "--output-file", out)
+                    "--num-samples", 16, "--seed", 3)
     assert result.exit_code == 0, result.output
+    out = tmp_path / "hyperparam_samples.csv"   # the original's default file
+    assert "wrote 16 samples of ppo_mlp to hyperparam_samples.csv" in result.output
     result = invoke("sweep-hp-samples", "--algo-and-network-config", "ppo_mlp",
                     "--num-samples", 16, "--seed", 3, "--emit-manifest", tmp_path / "m.toml")
     assert result.exit_code == 0, result.output
-    assert invoke("plan", tmp_path / "m.toml", "-o", tmp_path / "p.msgpack").exit_code == 0
-    shown = invoke("show", tmp_path / "p.msgpack", "--samples", "--format", "csv")
-    assert out.read_text() == shown.output
-    lines = out.read_text().splitlines()
-    assert len(lines) == 17 and lines[0].startswith("sample,seed,structure,actor_lr")
-    stdout = invoke("generate-hp-samples", "--num-samples", 16, "--seed", 3)
-    assert stdout.output == shown.output
+    plan, _ = compile_manifest(tmp_path / "m.toml")
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    assert len(rows) == 16 and list(rows[0])[:4] == ["sample", "seed", "structure", "actor_lr"]
+    for row, sample in zip(rows, plan.samples):
+        assert int(row["seed"]) == sample.seed and int(row["structure"]) == sample.structure
+        for name, value in sample.values.items():   # exact: floats are not rounded
+            parsed = row[name] if isinstance(value, str) else json.loads(row[name])
+            assert parsed == value and type(parsed) is type(value), name
+    stdout = invoke("generate-hp-samples", "--num-samples", 16, "--seed", 3,
+                    "--output-file", "-")
+    assert stdout.output == out.read_text()
 
 
 def test_python_dash_m_entry_point():
     result = subprocess.run(
         [sys.executable, "-m", "hyperlax.cli", "generate-hp-samples", "--env-config",
-         "gymnax.cartpole", "--num-samples", "2", "--log-level", "INFO"],
+         "gymnax.cartpole", "--num-samples", "2", "--log-level", "INFO", "--output-file", "-"],
         capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("sample,seed,structure,") and len(
         result.stdout.splitlines()) == 3
+
+
+@pytest.mark.parametrize("form", ["root", "run dir", "samples dir", "plan file",
+                                  "resume True"])
+def test_resume_accepts_the_originals_path_forms(seed_sweep, form):
+    recipe, root, _ = seed_sweep
+    run_dir = root / "tiny" / "gymnax_cartpole"
+    args = {"root": ["--resume-from", root],
+            "run dir": ["--resume-from", run_dir],          # what the original's docs show
+            "samples dir": ["--resume-from", run_dir / "samples"],
+            "plan file": ["--resume-from", root / "plan.msgpack"],
+            "resume True": ["--resume", "True", "--output-root", run_dir]}[form]
+    result = invoke("sweep-hp-samples", *args)
+    assert result.exit_code == 0, result.output
+    assert f"resuming the sweep in {root}" in result.output
+    assert "0 entries run, 2 skipped" in result.output
+
+
+def test_resume_refuses_budget_seed_and_structure_flags_that_differ(seed_sweep):
+    recipe, root, _ = seed_sweep
+    result = invoke("sweep-hp-samples", "--resume-from", root, "--run-length-modifier", "long",
+                    "--num-agents-slash-seeds", 8, "--structures", 2)
+    assert result.exit_code == 2, result.output
+    assert ("--run-length-modifier: long differs from the sweep being resumed (128 env steps, "
+            "2 evaluations of 2 episodes)") in result.output
+    assert "--num-agents-slash-seeds: 8 differs from the sweep being resumed (1)" in result.output
+    assert "--structures: 2 differs from the sweep being resumed (None)" in result.output
+    same = invoke("sweep-hp-samples", "--resume-from", root, "--run-length-modifier", "default",
+                  "--num-seeds", 1, "--log-level", "WARNING")
+    assert same.exit_code == 0 and same.output == ""
+    result = invoke("sweep-hp-samples", "--resume", "True")
+    assert result.exit_code == 2 and "--resume: needs --output-root" in result.output
+
+
+def test_run_single_hp_trains_the_recipes_defaults_once_and_resumes(tmp_path):
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(TINY_RECIPE)
+    root = tmp_path / "single"
+    args = ["run-single-hp", "--algo-and-network-config", recipe, "--env-config",
+            "gymnax.cartpole", "--num-agents-slash-seeds", 2, "--output-root", root]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "1 entries run, 0 skipped" in result.output
+    plan, _ = read_plan(root / "plan.msgpack")
+    assert len(plan.samples) == 1 and plan.sampled == [] and plan.settings.seeds_per_sample == 2
+    assert plan.constants["num_envs"] == 4 and plan.constants["network.activation"] == "tanh"
+    manifest = (root / "sweep.toml").read_text()
+    assert "[space]" in manifest and "run-single-hp --algo-and-network-config" in manifest
+    summary = json.loads((root / "tiny" / "gymnax_cartpole" / "samples" / "batch_00000" /
+                          "summary.json").read_text())
+    assert len(summary["samples"][0]["replicates"]) == 2
+    again = invoke(*args)
+    assert again.exit_code == 0 and "0 entries run, 1 skipped" in again.output
+    result = invoke("run-single-hp", "--algo-and-network-config", recipe)
+    assert result.exit_code == 2 and "--output-root: is required" in result.output

@@ -19,7 +19,7 @@ from hyperlax.report.sensitivity import render_sensitivity, sensitivity_lines, s
 MANIFEST = """\
 [sweep]
 name = "sens"
-recipe = "ppo_mlp_no_network_search"
+recipe = "ppo_mlp_fixed_net"
 env = "gymnax.pendulum"
 sampling = "saltelli"
 num_samples = {n}

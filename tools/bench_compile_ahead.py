@@ -7,9 +7,9 @@ training time, the total wall time and the peak memory (ru_maxrss) of the exec p
 
     python tools/bench_compile_ahead.py [--workload a|b] [--workers 0 1 2] [--steps 16384]
 
-Workload a: the original system's PPO sweep (16 samples of `ppo_mlp` on pendulum, its network
+Workload a: the original system's PPO sweep (16 samples of `ppo_mlp_small` on pendulum, its network
 search, 8 replicates each, grouped), with a shortened budget. Workload b: 64 samples of
-`ppo_mlp`, 16 structures (`structures = 16`), 1 replicate, grouped, the same budget.
+`ppo_mlp_small`, 16 structures (`structures = 16`), 1 replicate, grouped, the same budget.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 MANIFEST = """\
 [sweep]
 name = "ahead"
-recipe = "ppo_mlp"
+recipe = "ppo_mlp_small"
 env = "gymnax.pendulum"
 num_samples = {samples}
 {structures}mode = "grouped"

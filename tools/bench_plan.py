@@ -17,7 +17,7 @@ from pathlib import Path
 MANIFEST = """\
 [sweep]
 name = "bench-10k"
-recipe = "ppo_mlp"
+recipe = "ppo_mlp_small"
 env = "gymnax.pendulum"
 num_samples = 10000
 mode = "grouped"
@@ -42,7 +42,7 @@ def main() -> None:
         rows = {
             "python -c pass (interpreter start)": [sys.executable, "-c", "pass"],
             "hyperlax --help": hyperlax + ["--help"],
-            "hyperlax plan (10,000 samples, ppo_mlp space)": hyperlax + ["plan", "sweep.toml"],
+            "hyperlax plan (10,000 samples, ppo_mlp_small space)": hyperlax + ["plan", "sweep.toml"],
         }
         for label, cmd in rows.items():
             timed(cmd, cwd)  # warm the file cache

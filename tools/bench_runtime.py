@@ -23,7 +23,7 @@ MANIFESTS = {
     "ppo": """\
 [sweep]
 name = "bench"
-recipe = "ppo_mlp_no_network_search"
+recipe = "ppo_mlp_fixed_net"
 env = "gymnax.pendulum"
 num_samples = {n}
 mode = "{mode}"
@@ -46,7 +46,7 @@ num_minibatches = 2
     "dqn": """\
 [sweep]
 name = "bench"
-recipe = "dqn_mlp"
+recipe = "dqn_mlp_small"
 env = "gymnax.cartpole"
 num_samples = {n}
 mode = "{mode}"
@@ -70,7 +70,7 @@ target_update_period = 100
     "sac": """\
 [sweep]
 name = "bench"
-recipe = "sac_mlp"
+recipe = "sac_mlp_small"
 env = "gymnax.pendulum"
 num_samples = {n}
 mode = "{mode}"

@@ -29,7 +29,7 @@ from pathlib import Path
 MANIFEST = """\
 [sweep]
 name = "bench-scale"
-recipe = "ppo_mlp_no_network_search"
+recipe = "ppo_mlp_fixed_net"
 env = "gymnax.cartpole"
 num_samples = {n}
 mode = "batched"

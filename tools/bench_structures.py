@@ -23,7 +23,7 @@ from pathlib import Path
 MANIFEST = """\
 [sweep]
 name = "bench-structures"
-recipe = "ppo_mlp_no_network_search"
+recipe = "ppo_mlp_fixed_net"
 env = "gymnax.pendulum"
 num_samples = 64
 mode = "grouped"
