@@ -1,6 +1,6 @@
 # hyperlax developer entry points. Each target creates the virtual environment if missing and
-# installs what it needs: `make demo` the package alone, `make test` also its test and Ray
-# extras (a `make test` after a `make demo` adds them; a `make demo` after a `make test` installs
+# installs what it needs: `make demo` the package alone, `make test` also its test, Ray
+# and Brax extras (a `make test` after a `make demo` adds them; a `make demo` after a `make test` installs
 # nothing). Editing pyproject.toml reinstalls.
 PYTHON ?= python3
 VENV := .venv
@@ -14,17 +14,17 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # hyperlax and its runtime dependencies only (no pytest, no Ray): enough for every command
-# except `exec --ray`.
+# except `exec --ray` and brax.* environments.
 $(BASE_STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-# hyperlax with the test and Ray extras (the suite tests `exec --ray`). It includes the base
-# install, so its stamp is renewed too.
+# hyperlax with the test, Ray and Brax extras (the suite tests `exec --ray` and the Brax
+# environments). It includes the base install, so its stamp is renewed too.
 $(DEV_STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,ray]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ray,brax]'
 	touch $(BASE_STAMP) $@
 
 test: $(DEV_STAMP)
