@@ -69,7 +69,7 @@ def test_make_demo_installs_the_base_package_and_make_test_the_extras(tmp_path):
     (tmp_path / ".venv" / ".installed-base").touch()
     assert "pip install" not in make_dry_run(tmp_path, "demo")
     test = make_dry_run(tmp_path, "test")
-    assert "pip install --quiet -e '.[dev,ray]'" in test and "pytest" in test
+    assert "pip install --quiet -e '.[dev,ray,brax]'" in test and "pytest" in test
 
     # after a test, neither installs again
     (tmp_path / ".venv" / ".installed-dev").touch()
@@ -79,4 +79,4 @@ def test_make_demo_installs_the_base_package_and_make_test_the_extras(tmp_path):
     # an edited pyproject.toml reinstalls
     os.utime(tmp_path / "pyproject.toml", (time.time() + 60, time.time() + 60))
     assert "pip install --quiet -e .\n" in make_dry_run(tmp_path, "demo")
-    assert "'.[dev,ray]'" in make_dry_run(tmp_path, "test")
+    assert "'.[dev,ray,brax]'" in make_dry_run(tmp_path, "test")

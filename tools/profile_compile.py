@@ -1,8 +1,9 @@
 """Where does the compile time of one PPO program go? (issue 13, item 2)
 
 Times, for one ``jit(batched_train(...))`` program of the original system's workload shape
-(``ppo_mlp`` defaults: 8 envs x 64 steps, 4 epochs x 4 minibatches, [64, 64] tanh, 16 samples x
-8 replicates, 10 evaluations of 16 episodes), the three stages separately:
+(PPO's declared defaults, as ``ppo_mlp_small`` has them: 8 envs x 64 steps, 4 epochs x 4
+minibatches, [64, 64] tanh, 16 samples x 8 replicates, 10 evaluations of 16 episodes), the
+three stages separately:
 
 - trace   ``jax.jit(run).trace(configs, keys)``  (Python -> jaxpr)
 - lower   ``.lower()``                             (jaxpr -> StableHLO)
@@ -13,14 +14,20 @@ and codegen (with the number of kernels it emitted). Then it varies one thing at
 evaluation: its episodes, or removing it; epochs x minibatches; envs; width; network size) and
 reports the program sizes and compile times, and it tries compile options that can be passed
 without touching the algorithms (``.compile(compiler_options=...)``), checking bit-for-bit that
-the trained results do not change, and what each costs at run time. Last, the persistent
+the trained results do not change, and what each costs at run time. Then the persistent
 compilation cache: how long a program takes to load from it instead.
+
+What exec compiles is not that monolithic program but its parts (``runtime.runner.PARTS``):
+``parts`` reports each part's size and compile seconds for the same shape, and ``sweep`` the
+compiles of a sweep whose 4 structures differ only in num_envs x rollout_length, through the
+runner's program cache (the evaluation part is shared by all four).
 
     python tools/profile_compile.py                       # everything (about 4-5 min on 2 cores)
     python tools/profile_compile.py --sections phases     # only the stage breakdown
     python tools/profile_compile.py --sections variants options cache --env gymnax.cartpole
+    python tools/profile_compile.py --sections parts sweep
 
-Sections: phases, variants, options, cache. Numbers are wall seconds on this machine; run it
+Sections: phases, variants, options, cache, parts, sweep. Numbers are wall seconds on this machine; run it
 alone (other processes share the cores XLA compiles on).
 """
 
@@ -326,11 +333,121 @@ def section_cache(base: Shape) -> None:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+PLAN = """\
+[sweep]
+name = "profile"
+recipe = "ppo_mlp_fixed_net"
+env = "{env}"
+num_samples = {samples}
+batch_size = {batch}
+seeds_per_sample = {replicates}
+mode = "grouped"
+seed = 0
+total_timesteps = {steps}
+num_evaluations = {evals}
+eval_episodes = {episodes}
+{structures}
+[fixed]
+update_epochs = {epochs}
+num_minibatches = {minibatches}
+normalize_observations = true
+"network.actor.layer_sizes" = {layers}
+"network.critic.layer_sizes" = {layers}
+"network.activation" = "tanh"
+{fixed}
+[space]
+actor_lr = {{ dist = "log_uniform", low = 1e-4, high = 1e-3 }}
+{space}"""
+
+
+def exec_runner(shape: Shape, sweep: bool = False) -> Any:
+    """exec's runner (no compile workers: parts compile in this thread, one at a time) for a
+    plan of ``shape``; with ``sweep``, 4 structures: num_envs {4, 8} x rollout_length {32, 64}
+    (one batch of ``shape.samples`` samples each), everything else as ``shape``."""
+    from hyperlax.compiler import compile_manifest
+    from hyperlax.runtime.runner import CompiledRunner
+
+    if sweep:
+        fixed, structures = "", "structures = 4"
+        space = ('num_envs = { dist = "categorical", values = [4, 8] }\n'
+                 'rollout_length = { dist = "categorical", values = [32, 64] }\n')
+    else:
+        fixed = f"num_envs = {shape.num_envs}\nrollout_length = {shape.rollout_length}\n"
+        structures, space = "", ""
+    text = PLAN.format(env=shape.env, samples=shape.samples * (4 if sweep else 1),
+                       batch=shape.samples, replicates=shape.replicates,
+                       steps=shape.total_timesteps, evals=shape.num_evaluations,
+                       episodes=shape.eval_episodes, epochs=shape.update_epochs,
+                       minibatches=shape.num_minibatches, layers=list(shape.layers),
+                       structures=structures, fixed=fixed, space=space)
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = os.path.join(tmp, "profile.toml")
+        with open(manifest, "w") as f:
+            f.write(text)
+        plan, _ = compile_manifest(__import__("pathlib").Path(manifest))
+    return CompiledRunner(plan)
+
+
+def structure_samples(runner: Any) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for sample in runner.plan.samples:
+        out.setdefault(sample.structure, []).append(sample.index)
+    return out
+
+
+def section_parts(base: Shape) -> None:
+    from hyperlax.runtime.runner import PARTS
+
+    print(f"\n## exec's parts of one program ({base.env}, {base.samples}x{base.replicates} "
+          f"lanes; compile = trace + lower + XLA, one part at a time)")
+    runner = exec_runner(base)
+    samples = structure_samples(runner)[0]
+    key = runner.key(0, len(samples))
+    w = [10, 9, 8, 9]
+    print(row(["part", "compile", "kernels", "hlo_opt"], w))
+    totals = [0.0, 0, 0]
+    for part in PARTS:
+        trace_dir = tempfile.mkdtemp(prefix="hlx-prof-")
+        jax.profiler.start_trace(trace_dir)
+        t = time.perf_counter()
+        compiled = runner.compile_part(key, part, samples, 0)
+        seconds = time.perf_counter() - t
+        jax.profiler.stop_trace()
+        kernels = int(xla_breakdown(trace_dir).get("kernels", -1))
+        shutil.rmtree(trace_dir, ignore_errors=True)
+        hlo = count_ops(compiled.as_text())
+        totals = [totals[0] + seconds, totals[1] + kernels, totals[2] + hlo]
+        print(row([part, fmt(seconds), kernels, hlo], w))
+    print(row(["all", fmt(totals[0]), totals[1], totals[2]], w))
+
+
+def section_sweep(base: Shape) -> None:
+    print(f"\n## A sweep over rollout shapes ({base.env}; 4 structures: num_envs {{4, 8}} x "
+          f"rollout_length {{32, 64}}; {base.samples}x{base.replicates} lanes; exec's cache, "
+          "compiling in this thread)")
+    runner = exec_runner(base, sweep=True)
+    by_structure = structure_samples(runner)
+    assert len(by_structure) == 4, "the sweep should have 4 structures"
+    w = [10, 9, 15, 9]
+    print(row(["structure", "num_envs", "rollout_length", "compile"], w))
+    total = 0.0
+    for structure, samples in sorted(by_structure.items()):
+        values = runner.plan.structures[structure].values
+        t = time.perf_counter()
+        runner.programs.get(runner.key(structure, len(samples)), samples, 0)
+        seconds = time.perf_counter() - t
+        total += seconds
+        print(row([structure, values["num_envs"], values["rollout_length"], fmt(seconds)], w))
+    counts = dict(getattr(runner.programs, "part_compiles", {}))
+    print(f"  total {total:.2f} s for {runner.compiles} programs; parts compiled: "
+          f"{counts or 'n/a'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sections", nargs="+", default=["phases", "variants", "options",
-                                                           "cache"],
-                        choices=["phases", "variants", "options", "cache"])
+                                                           "cache", "parts", "sweep"],
+                        choices=["phases", "variants", "options", "cache", "parts", "sweep"])
     parser.add_argument("--env", default="gymnax.pendulum",
                         help="env of the variants/options/cache sections")
     parser.add_argument("--phase-envs", nargs="+",
@@ -350,6 +467,10 @@ def main() -> None:
         section_options(base, args.repeats)
     if "cache" in args.sections:
         section_cache(base)
+    if "parts" in args.sections:
+        section_parts(base)
+    if "sweep" in args.sections:
+        section_sweep(base)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,14 @@ tested is what runs.
     run = batched_train("ppo", "gymnax.pendulum", budget)   # jit-able
     metrics = jax.jit(run)(stack(configs), replicate_keys(seeds, replicates))
 
-``batched_program`` is the same training as its two pieces, for exec: ``init(configs, keys)``
-gives the [samples, replicates] carry, and each ``chunk(configs, carry)`` call runs ``group``
-evaluation chunks of every lane and returns the carry and metrics with a trailing [group] axis:
-``init`` and then ``num_evaluations / group`` chunk calls give what ``batched_train`` gives.
+``batched_program`` is the same training as its pieces, for exec: ``init(configs, keys)`` gives
+the [samples, replicates] carry; each ``train(configs, carry)`` call runs the updates of
+``group`` evaluation chunks of every lane and returns the carry and what they hand on
+(``algos.Trained``, with a trailing [group] axis); ``evaluator(spec)(policies, eval_keys)``
+evaluates those ``group`` policies of every lane. ``init`` and then ``num_evaluations / group``
+train and evaluate calls give what ``batched_train`` gives (``metrics`` joins the two). The
+evaluation is a function of the spec only, not of the configs, so one compiled evaluation
+serves every structure with that spec (``algos``: the evaluation's spec).
 
 Key rule: replicate ``r`` of a sample with seed ``s`` trains with
 ``fold_in(PRNGKey(s), r)``, whatever batch the sample is in and whichever lane it has.
@@ -16,16 +20,18 @@ Key rule: replicate ``r`` of a sample with seed ``s`` trains with
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from hyperlax.hyperparams.budget import Budget
-from hyperlax.runtime.algos import Program, get_make_program, get_make_train
+from hyperlax.runtime.algos import (Trained, TrainMetrics, get_make_program, get_make_train,
+                                    metrics)
 from hyperlax.runtime.configs import lane, stack
 
-__all__ = ["batched_program", "batched_train", "lane", "replicate_keys", "sample_keys", "stack"]
+__all__ = ["BatchedProgram", "Trained", "TrainMetrics", "batched_program", "batched_train",
+           "lane", "metrics", "replicate_keys", "sample_keys", "stack"]
 
 
 def batched_train(algorithm: str, env_id: str, budget: Budget) -> Callable:
@@ -35,17 +41,38 @@ def batched_train(algorithm: str, env_id: str, budget: Budget) -> Callable:
     return jax.vmap(jax.vmap(train, in_axes=(None, 0)), in_axes=(0, 0))
 
 
-def batched_program(algorithm: str, env_id: str, budget: Budget, group: int = 1) -> Program:
-    """``Program(init, chunk)`` vmapped over samples x replicates (see the module docstring)."""
+class BatchedProgram(NamedTuple):
+    """An algorithm's pieces vmapped over samples x replicates (see the module docstring)."""
+
+    init: Callable       # (configs, keys) -> carry
+    train: Callable      # (configs, carry) -> (carry, Trained with a trailing [group] axis)
+    evaluator: Callable  # spec -> (policies, eval_keys) -> returns [samples, replicates, group]
+    eval_spec: Callable  # config -> spec
+    init_spec: Callable  # config -> spec
+
+
+def batched_program(algorithm: str, env_id: str, budget: Budget,
+                    group: int = 1) -> BatchedProgram:
+    """The pieces of ``batched_train``, vmapped (see the module docstring)."""
     program = get_make_program(algorithm)(env_id, budget)
 
-    def chunks(config, carry):
-        return jax.lax.scan(lambda c, _: program.chunk(config, c), carry, None, group)
+    def trains(config, carry):
+        return jax.lax.scan(lambda c, _: program.train(config, c), carry, None, group)
 
-    def lanes(fn: Callable) -> Callable:
-        return jax.vmap(jax.vmap(fn, in_axes=(None, 0)), in_axes=(0, 0))
+    def evaluator(spec) -> Callable:
+        def evaluations(policies, eval_keys):  # one lane's ``group`` policies, in order
+            return jax.lax.scan(lambda _, pk: (None, program.evaluate(spec, *pk)), None,
+                                (policies, eval_keys))[1]
 
-    return Program(init=lanes(program.init), chunk=lanes(chunks))
+        return jax.vmap(jax.vmap(evaluations))
+
+    return BatchedProgram(init=_lanes(program.init), train=_lanes(trains), evaluator=evaluator,
+                          eval_spec=program.eval_spec, init_spec=program.init_spec)
+
+
+def _lanes(fn: Callable) -> Callable:
+    """``fn(config, x)`` over [samples, replicates]: one config per sample."""
+    return jax.vmap(jax.vmap(fn, in_axes=(None, 0)), in_axes=(0, 0))
 
 
 def sample_keys(seed: int, replicates: int) -> jax.Array:

@@ -1,9 +1,9 @@
 """Execute a plan's entries: the loop, skipping, claims, compile cache, outputs and markers.
 
 The executor never samples, groups or slices: it runs exactly the sub-batches the plan lists,
-each as ``batched_program``'s init and chunks over (padded) samples x replicates
-(``runner.CompiledRunner``), or, with several devices, the same programs with the sample axis
-split across them (``sharding``). Programs compile ahead in a pool of threads while earlier
+each as ``batched_program``'s init, then train and evaluate per evaluation chunk, over
+(padded) samples x replicates (``runner.CompiledRunner``), or, with several devices, the same
+programs with the sample axis split across them (``sharding``). Programs compile ahead in a pool of threads while earlier
 entries train (``programs``): before each sub-batch the executor tells the runner what runs
 next, in its own run order (``schedule.uses``).
 

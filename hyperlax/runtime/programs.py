@@ -1,17 +1,23 @@
 """Compiled programs by key, compiled ahead in a pool of threads while earlier entries train.
 
-A program (``schedule.ProgramKey``) is built from *parts* (``init`` and ``chunk``), each one
-``jit(...).lower(...).compile()``. ``ProgramCache`` hands out a program's parts (``get``),
-compiling them on demand in the caller's thread (``workers=0``, or a key nobody scheduled), or,
-with ``workers >= 1``, ahead of time: ``want(uses)`` says what runs next (the current sub-batch
-first), and the cache keeps the programs of the next ``window`` distinct keys compiled or
-compiling, and drops every other one (without workers: every one not used again). So an
-executable is dropped after its last use, a program
-whose next use is far away is dropped and compiled again when it comes near (from the persistent
-compilation cache, in well under a second), and at most ``window`` programs are held at once.
+A program (``schedule.ProgramKey``) is built from *parts* (the runner's: ``init``, ``train``,
+``evaluate``), each one ``jit(...).lower(...).compile()``. Each part has a key
+(``part_key(program key, part)``, by default the program's own): parts with equal keys are one
+executable, compiled once and shared by the programs that need it (the runner keys the
+evaluation by what it depends on, so programs that differ only in their rollout shape share
+one).
+
+``ProgramCache`` hands out a program's parts (``get``), compiling them on demand in the caller's
+thread (``workers=0``, or a key nobody scheduled), or, with ``workers >= 1``, ahead of time:
+``want(uses)`` says what runs next (the current sub-batch first), and the cache keeps the
+programs of the next ``window`` distinct keys compiled or compiling, and drops every other one
+(without workers: every one not used again), and every part that no kept or wanted program
+needs. So an executable is dropped after its last use, a program whose next use is far away is
+dropped and compiled again when it comes near (from the persistent compilation cache, in well
+under a second), and at most ``window`` programs are held at once.
 
 Each part is one job: tracing and lowering hold the GIL, XLA's compile releases it, so the jobs
-of several programs (and the init and chunk of one) compile in parallel with each other and with
+of several programs (and the parts of one) compile in parallel with each other and with
 training. What is compiled does not depend on the thread or the order, so results are
 bit-identical to compiling one at a time. Compile threads run at a lower priority
 (``COMPILE_NICENESS``), so training keeps the cores it uses.
@@ -28,8 +34,9 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from collections import Counter
 from itertools import islice
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Hashable, Iterable
 
 from hyperlax import stopping
 from hyperlax.runtime.schedule import ProgramKey, Use
@@ -39,6 +46,13 @@ POLL_SECONDS = 0.1      # how often a wait for a compile looks for a stop
 
 # compile_part(key, part, samples, entry) -> compiled executable
 CompilePart = Callable[[ProgramKey, str, list[int], int], Any]
+# part_key(key, part) -> what the compiled part depends on: equal keys share one executable
+PartKey = Callable[[ProgramKey, str], Hashable]
+
+
+def own_parts(key: ProgramKey, part: str) -> Hashable:
+    """Every part belongs to one program: nothing is shared."""
+    return key, part
 
 
 COMPILE_NICENESS = 10   # compile threads yield the cores to training (Linux: per thread)
@@ -54,9 +68,10 @@ def _lower_priority() -> None:
 
 
 class _Program:
-    def __init__(self, count: int):
+    def __init__(self) -> None:
         self.parts: dict[str, Future] = {}
-        self.left = count              # parts not compiled yet
+        self.part_keys: dict[str, Hashable] = {}
+        self.left = 0                  # parts it compiles itself (not shared) not compiled yet
         self.started: float | None = None
         self.seconds = 0.0             # from its first part's start to its last part's end
         self.reported = False          # its compile seconds went to a sub-batch already
@@ -64,16 +79,20 @@ class _Program:
 
 class ProgramCache:
     def __init__(self, compile_part: CompilePart, parts: tuple[str, ...], workers: int = 0,
-                 window: int | None = None, listener: Any = None):
+                 window: int | None = None, listener: Any = None,
+                 part_key: PartKey = own_parts):
         self.compile_part = compile_part
         self.part_names = parts
+        self.part_key = part_key
         self.workers = workers
         self.window = window if window is not None else workers + 1
         self.listener = listener          # .compiled(done, seconds) after each program
         self.compiles = 0                 # programs compiled (all parts)
+        self.part_compiles: Counter[str] = Counter()  # compiles of each part name
         self.busy_seconds = 0.0           # wall time during which some compile ran
         self.waited_seconds = 0.0         # time callers of get() waited for compiles
         self._programs: dict[ProgramKey, _Program] = {}
+        self._parts: dict[Hashable, Future] = {}  # every part held, by part key
         self._lock = threading.Lock()
         self._active = 0
         self._busy_since = 0.0
@@ -86,7 +105,8 @@ class ProgramCache:
     def want(self, upcoming: Iterable[Use]) -> None:
         """``upcoming``: the sub-batches that run next, in order, the current one first. Keeps
         the next ``window`` distinct programs compiled or compiling and drops the rest (without
-        workers: drops the programs not used again)."""
+        workers: drops the programs not used again), and drops every part that neither a kept
+        nor a wanted program has."""
         window = self.window if self._pool is not None else None  # None: drop only the unused
         wanted: dict[ProgramKey, Use] = {}
         for use in islice(upcoming, LOOKAHEAD_USES):
@@ -98,17 +118,38 @@ class ProgramCache:
             program = self._programs[key]
             if all(f.done() for f in program.parts.values()):
                 del self._programs[key]  # its executables are freed with the last reference
+        live = {self.part_key(key, part) for key in wanted for part in self.part_names}
+        live.update(pk for program in self._programs.values()
+                    for pk in program.part_keys.values())
+        for pk in [pk for pk in self._parts if pk not in live]:
+            del self._parts[pk]  # no program that runs next needs it: its last use is past
         for key, use in wanted.items():
             if key not in self._programs and self._pool is not None:
                 self._submit(key, use.samples, use.entry)
 
+    def _new_program(self, key: ProgramKey) -> tuple[_Program, list[str]]:
+        """A program holding the parts already compiled or compiling, and the names of the
+        parts it must compile itself."""
+        program = _Program()
+        own = []
+        for part in self.part_names:
+            pk = program.part_keys[part] = self.part_key(key, part)
+            if pk in self._parts:
+                program.parts[part] = self._parts[pk]
+            else:
+                own.append(part)
+        program.left = len(own)
+        if not own:
+            program.reported = True  # nothing compiled for it: no compile seconds to report
+        self._programs[key] = program
+        return program, own
+
     def _submit(self, key: ProgramKey, samples: list[int], entry: int) -> None:
         assert self._pool is not None
-        program = _Program(len(self.part_names))
-        for part in self.part_names:
-            program.parts[part] = self._pool.submit(self._compile, program, key, part,
-                                                    samples, entry)
-        self._programs[key] = program
+        program, own = self._new_program(key)
+        for part in own:
+            future = self._pool.submit(self._compile, program, key, part, samples, entry)
+            program.parts[part] = self._parts[program.part_keys[part]] = future
 
     # --- compiling ---------------------------------------------------------------------------
 
@@ -125,7 +166,10 @@ class ProgramCache:
             if program.started is None:
                 program.started = now
         try:
-            return self.compile_part(key, part, samples, entry)
+            compiled = self.compile_part(key, part, samples, entry)
+            with self._lock:
+                self.part_compiles[part] += 1
+            return compiled
         finally:
             with self._lock:
                 self._active -= 1
@@ -163,7 +207,7 @@ class ProgramCache:
             return self._compile_here(key, samples, entry)
         started = time.perf_counter()
         try:
-            parts = {name: self._result(f) for name, f in program.parts.items()}
+            parts = {name: self._result(program.parts[name]) for name in self.part_names}
         finally:
             self.waited_seconds += time.perf_counter() - started
         seconds, program.reported = (0.0 if program.reported else program.seconds), True
@@ -180,23 +224,32 @@ class ProgramCache:
     def _compile_here(self, key: ProgramKey, samples: list[int],
                       entry: int) -> tuple[dict[str, Any], float]:
         started = time.perf_counter()
-        program = _Program(len(self.part_names))
-        for part in self.part_names:
-            future: Future = Future()
-            future.set_result(self._compile(program, key, part, samples, entry))
-            program.parts[part] = future
-            stopping.check()  # a stop during a compile (seconds) is acted on here
+        program, own = self._new_program(key)
+        try:
+            for part in own:
+                future: Future = Future()
+                future.set_result(self._compile(program, key, part, samples, entry))
+                program.parts[part] = self._parts[program.part_keys[part]] = future
+                stopping.check()  # a stop during a compile (seconds) is acted on here
+        except BaseException:
+            del self._programs[key]  # not a program without all its parts
+            raise
         self.waited_seconds += time.perf_counter() - started
         program.reported = True
-        self._programs[key] = program
-        return {name: f.result() for name, f in program.parts.items()}, program.seconds
+        return ({name: program.parts[name].result() for name in self.part_names},
+                program.seconds)
 
     def keys(self) -> list[ProgramKey]:
         return list(self._programs)
 
+    def part_keys(self) -> list[Hashable]:
+        """The keys of the parts held (compiled or compiling)."""
+        return list(self._parts)
+
     def parts(self, key: ProgramKey) -> dict[str, Any]:
         """A compiled program's parts (for tests: its HLO text)."""
-        return {name: f.result() for name, f in self._programs[key].parts.items()}
+        program = self._programs[key]
+        return {name: program.parts[name].result() for name in self.part_names}
 
     def close(self) -> None:
         """Cancel queued compiles; running ones finish in the background."""

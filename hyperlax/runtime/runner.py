@@ -1,31 +1,43 @@
 """Running one sub-batch: its compiled program, its inputs, and its evaluation chunks.
 
-A sub-batch runs ``batched_program``'s ``init`` once and then its ``chunk`` once per evaluation
-point (``schedule.chunk_group`` points per call when there are very many), each a separate call
-from the host with the carry kept on the device (and donated to the next call). Between two
-chunks the host reports progress (steps, the latest evaluation returns) and looks for a stop
-(``stopping.check``). The next chunk is dispatched before the previous one's metrics are read,
-so the device never waits for the host.
+A sub-batch runs ``batched_program``'s ``init`` once and then, once per evaluation point
+(``schedule.chunk_group`` points per call when there are very many), its ``train`` and its
+``evaluate``, each a separate call from the host with the carry kept on the device (and donated
+to the next call); the evaluation takes the policy and key that ``train`` returned, still on the
+device. Between two chunks the host reports progress (steps, the latest evaluation returns) and
+looks for a stop (``stopping.check``). The next chunk is dispatched before the previous one's
+metrics are read, so the device never waits for the host.
+
+The three parts are compiled separately (``programs.ProgramCache``), each keyed by what it
+depends on (``part_key``): ``train`` is the program's own; ``evaluate`` is keyed by the
+evaluation's spec (the policy network: ``algos``), width and devices, so structures that differ
+in their rollout shape, epochs, env count or buffers share one compiled evaluation; ``init`` is
+keyed by its spec (the networks, env count, buffers), width and devices, so structures that
+differ in their rollout length, epochs or minibatches share one. A shared ``init`` was compiled
+for the first structure with its spec (plan order), and every structure with that spec runs it
+with its own scalars under that structure's static values (``init_configs``), which ``init``
+does not read.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Hashable
 
 import jax
 import numpy as np
 
 from hyperlax import stopping
 from hyperlax.planfile import Plan
-from hyperlax.runtime.batched import batched_program, replicate_keys, stack
+from hyperlax.runtime.batched import batched_program, metrics, replicate_keys, stack
+from hyperlax.runtime.configs import as_data
 from hyperlax.runtime.outputs import SubBatchResult, pause_point
 from hyperlax.runtime.programs import ProgramCache
 from hyperlax.runtime.schedule import ProgramKey, chunk_group, padded_width
 from hyperlax.runtime.sharding import Sharded
 
-PARTS = ("init", "chunk")
+PARTS = ("init", "train", "evaluate")
 
 
 @dataclass
@@ -50,8 +62,13 @@ class CompiledRunner:
         many = self.devices is not None and len(self.devices) > 1
         self.sharded = Sharded(self.devices) if many else None
         self.num_devices = len(self.devices) if many else 1
-        self.programs = ProgramCache(self._compile_part, PARTS, workers=self.compile_workers,
-                                     listener=self)
+        self.programs = ProgramCache(self.compile_part, PARTS, workers=self.compile_workers,
+                                     listener=self, part_key=self.part_key)
+        self._first_sample: dict[int, int] = {}
+        for sample in self.plan.samples:
+            self._first_sample.setdefault(sample.structure, sample.index)
+        self._specs: dict[tuple[str, int], Hashable] = {}
+        self._init_owner: dict[int, int] = {}
 
     @property
     def compiles(self) -> int:
@@ -63,6 +80,37 @@ class CompiledRunner:
 
     def key(self, structure: int, width: int) -> ProgramKey:
         return ProgramKey(structure, padded_width(width, self.num_devices), self.num_devices)
+
+    def spec(self, part: str, structure: int) -> Hashable:
+        """A structure's ``init`` or ``evaluate`` spec (``algos``), from its first sample."""
+        if (part, structure) not in self._specs:
+            config = self.plan.sample_config(self._first_sample[structure])
+            of = self.program.init_spec if part == "init" else self.program.eval_spec
+            self._specs[part, structure] = of(config)
+        return self._specs[part, structure]
+
+    def part_key(self, key: ProgramKey, part: str) -> Hashable:
+        """What a compiled part depends on (besides the plan's env and budget, fixed here)."""
+        if part == "train":
+            return part, key
+        return part, self.spec(part, key.structure), key.width, key.devices
+
+    def init_owner(self, structure: int) -> int:
+        """The first structure (plan order) whose ``init`` spec is this structure's."""
+        if structure not in self._init_owner:
+            spec = self.spec("init", structure)
+            self._init_owner[structure] = next(
+                s for s in sorted(self._first_sample) if self.spec("init", s) == spec)
+        return self._init_owner[structure]
+
+    def init_configs(self, configs: Any, structure: int) -> Any:
+        """``configs`` (of ``structure``) as the shared ``init`` takes them: the same scalars,
+        with the static values of the structure it was compiled for."""
+        owner = self.init_owner(structure)
+        if owner == structure:
+            return configs
+        like = as_data(self.plan.sample_config(self._first_sample[owner]))
+        return jax.tree.unflatten(jax.tree.structure(like), jax.tree.leaves(configs))
 
     def want(self, upcoming: Any) -> None:
         """The sub-batches (``schedule.Use``) that run next, the current one first."""
@@ -90,15 +138,21 @@ class CompiledRunner:
             return self.sharded.wrap(fresh, donate=donate)
         return jax.jit(fresh, donate_argnums=(1,) if donate else ())
 
-    def _compile_part(self, key: ProgramKey, part: str, samples: list[int], entry: int) -> Any:
+    def compile_part(self, key: ProgramKey, part: str, samples: list[int], entry: int) -> Any:
         """Trace, lower and compile one part of program ``key``, from ``samples``' inputs (only
         their shapes and structure matter)."""
         configs, keys = self.inputs(samples, key.width)
+        init = self._jit(self.program.init)
         if part == "init":
             pause_point("compile", entry)
-            return self._jit(self.program.init).lower(configs, keys).compile()
-        carry = jax.eval_shape(self._jit(self.program.init), configs, keys)
-        return self._jit(self.program.chunk, donate=True).lower(configs, carry).compile()
+            return init.lower(self.init_configs(configs, key.structure), keys).compile()
+        carry = jax.eval_shape(init, configs, keys)
+        train = self._jit(self.program.train, donate=True)
+        if part == "train":
+            return train.lower(configs, carry).compile()
+        _, trained = jax.eval_shape(train, configs, carry)
+        evaluate = self._jit(self.program.evaluator(self.spec("evaluate", key.structure)))
+        return evaluate.lower(trained.policy, trained.eval_key).compile()
 
     def compiled(self, done: int, seconds: float) -> None:
         if self.listener is not None:
@@ -114,15 +168,16 @@ class CompiledRunner:
         steps_per_call = steps_per_run // self.calls * keep * replicates
         pause_point("train", self.entry)
         start = time.perf_counter()
-        carry = parts["init"](configs, keys)
+        carry = parts["init"](self.init_configs(configs, structure), keys)
         outs: list[Any] = []
         for _ in range(self.calls):
             pause_point("chunk", self.entry)
-            carry, metrics = parts["chunk"](configs, carry)  # dispatched; runs on the device
+            carry, trained = parts["train"](configs, carry)  # dispatched; runs on the device
+            returns = parts["evaluate"](trained.policy, trained.eval_key)  # after it, there
             if outs:
                 self._report(outs[-1], samples, steps_per_call)  # waits for the previous one
             stopping.check()  # between chunks
-            outs.append(metrics)
+            outs.append(metrics(trained, returns))
         self._report(outs[-1], samples, steps_per_call)
         stopping.check()  # a stuck training call: the stop's watcher ends the process
         host = jax.device_get(outs)

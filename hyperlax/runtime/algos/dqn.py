@@ -1,11 +1,12 @@
 """DQN: epsilon-greedy acting, an on-device replay buffer, a target network, Huber TD loss.
 
 Shaped like the other algorithms: ``make_program`` does the Python setup and returns the pure
-``init(config, key)`` and ``chunk(config, runner)`` (``algos.Program``); ``make_train``'s
-``train`` is init then a ``lax.scan`` of chunks. Training is nested ``lax.scan``s (evaluation chunks >
-iterations > env steps | gradient steps) with NamedTuple carries. One iteration steps
-``num_envs`` envs for ``rollout_length`` steps, adds the transitions to the replay buffer,
-then runs ``train_epochs`` gradient steps.
+``init(config, key)``, ``train(config, runner)`` and ``evaluate(spec, policy, key)``
+(``algos.Program``); ``make_train``'s ``train`` is init then a ``lax.scan`` of chunks (train,
+then evaluate). Training is nested ``lax.scan``s (evaluation chunks > iterations > env steps |
+gradient steps) with NamedTuple carries. One iteration steps ``num_envs`` envs for
+``rollout_length`` steps, adds the transitions to the replay buffer, then runs ``train_epochs``
+gradient steps.
 
 Choices, so a reader need not reverse-engineer them:
 
@@ -40,9 +41,34 @@ import optax
 from hyperlax.hyperparams.budget import Budget
 from hyperlax.hyperparams.dqn import DQNConfig
 from hyperlax.runtime import replay
-from hyperlax.runtime.algos import Program, TrainMetrics, all_finite, check_config, train_from
+from hyperlax.runtime.algos import (Program, Trained, all_finite, check_config,
+                                    structure_except, train_from)
 from hyperlax.runtime.envs import action_info, evaluate, make_env
 from hyperlax.runtime.networks import MLP, make_optimizer
+
+
+class QSpec(NamedTuple):
+    """The structural values the evaluation depends on."""
+
+    layer_sizes: tuple[int, ...]
+    activation: str
+
+
+def eval_spec(config: DQNConfig) -> QSpec:
+    return QSpec(tuple(config.q_layer_sizes), config.activation)
+
+
+def _q_network(spec: QSpec, num_actions: int) -> MLP:
+    """The Q-network, from the evaluation's spec: training and evaluation build it alike."""
+    return MLP(spec.layer_sizes, spec.activation, out_dim=num_actions)
+
+
+# What ``init`` does not read (the rest of the structure is its spec: algos, ``init_spec``).
+NOT_IN_INIT = ("rollout_length", "train_epochs", "replay_batch_size", "double_q")
+
+
+def init_spec(config: DQNConfig) -> tuple:
+    return structure_except(config, NOT_IN_INIT)
 
 
 class Learner(NamedTuple):
@@ -66,7 +92,7 @@ def make_program(env_id: str, budget: Budget) -> Program:
     v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
     def build(config: DQNConfig):
-        """(init(key) -> Runner, chunk(Runner) -> (Runner, TrainMetrics)) of one structure."""
+        """(init(key) -> Runner, train_chunk(Runner) -> (Runner, Trained)) of one structure."""
         # Structural fields are Python values here (static in the pytree): shapes and loops.
         check_config(config)
         num_envs, rollout_length = config.num_envs, config.rollout_length
@@ -76,7 +102,7 @@ def make_program(env_id: str, budget: Budget) -> Program:
         total_env_steps = total_updates * steps_per_iter
         # scalars (data): compared with traced counters only
         warmup_steps, target_period = config.warmup_steps, config.target_update_period
-        network = MLP(config.q_layer_sizes, config.activation, out_dim=num_actions)
+        network = _q_network(eval_spec(config), num_actions)
         tx = make_optimizer(config.learning_rate, config.max_grad_norm)
 
         def epsilon(env_steps):
@@ -138,23 +164,17 @@ def make_program(env_id: str, budget: Budget) -> Program:
                 warmup_steps=warmup_steps, train_epochs=train_epochs)
             return runner, losses.mean()
 
-        # --- evaluation chunks -------------------------------------------------------
-        def eval_chunk(runner: replay.Runner):
+        # --- evaluation chunks (the evaluation itself: evaluate_policy) ------------------
+        def train_chunk(runner: replay.Runner):
             runner, losses = jax.lax.scan(update_step, runner, None, updates_per_eval)
             key, k_eval = jax.random.split(runner.key)
             params = runner.learner.params
-
-            def act(obs, _key):
-                return jnp.argmax(network.apply(params, obs), axis=-1)
-
-            returns = evaluate(env, env_params, act, k_eval, budget.eval_episodes)
             loss = losses.mean()
             finite = all_finite(params) & jnp.isfinite(loss)
             runner = runner._replace(key=key)
-            return runner, TrainMetrics(eval_steps=runner.env_steps.astype(jnp.int32),
-                                        eval_returns=returns.astype(jnp.float32),
-                                        losses={"q_loss": loss.astype(jnp.float32)},
-                                        finite=finite)
+            return runner, Trained(policy=params, eval_key=k_eval,
+                                   eval_steps=runner.env_steps.astype(jnp.int32),
+                                   losses={"q_loss": loss.astype(jnp.float32)}, finite=finite)
 
         def init(key: jax.Array) -> replay.Runner:
             key, k_init, k_reset = jax.random.split(key, 3)
@@ -168,7 +188,18 @@ def make_program(env_id: str, budget: Budget) -> Program:
                 buffer=replay.init(example, config.buffer_size),
                 env_state=env_state, obs=obs, env_steps=jnp.zeros((), jnp.int32), key=key)
 
-        return init, eval_chunk
+        return init, train_chunk
+
+    def evaluate_policy(spec: QSpec, params: Any, key: jax.Array) -> jax.Array:
+        """Greedy: argmax Q."""
+        network = _q_network(spec, num_actions)
+
+        def act(obs, _key):
+            return jnp.argmax(network.apply(params, obs), axis=-1)
+
+        return evaluate(env, env_params, act, key, budget.eval_episodes).astype(jnp.float32)
 
     return Program(init=lambda config, key: build(config)[0](key),
-                   chunk=lambda config, runner: build(config)[1](runner))
+                   train=lambda config, runner: build(config)[1](runner),
+                   evaluate=evaluate_policy, eval_spec=eval_spec,
+                   init_spec=init_spec)

@@ -1,10 +1,10 @@
 """PPO for discrete and continuous gymnax classic-control environments.
 
 Shaped like purejaxrl's ``ppo.py``: ``make_program`` does the Python setup and returns the pure
-``init(config, key)`` and ``chunk(config, runner)`` (``algos.Program``); ``make_train``'s
-``train`` is init then a ``lax.scan`` of chunks. Training is nested ``lax.scan``s (evaluation
-chunks > updates > rollout steps | epochs > minibatches) over small named steps, with
-NamedTuple carries.
+``init(config, key)``, ``train(config, runner)`` and ``evaluate(spec, policy, key)``
+(``algos.Program``); ``make_train``'s ``train`` is init then a ``lax.scan`` of chunks (train,
+then evaluate). Training is nested ``lax.scan``s (evaluation chunks > updates > rollout steps |
+epochs > minibatches) over small named steps, with NamedTuple carries.
 
 Choices, so a reader need not reverse-engineer them:
 
@@ -30,9 +30,12 @@ Choices, so a reader need not reverse-engineer them:
   the behaviour policy's. Evaluation uses the statistics at that point, frozen.
 - Losses (``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl``) are means over every
   minibatch step of a chunk's updates.
-- Evaluation at the end of each chunk uses ``hyperlax.runtime.envs.evaluate``. ``finite`` is
-  True when every actor and critic parameter and every chunk loss is finite; a diverging
-  sample keeps running (on NaNs) and simply reports False.
+- Evaluation at the end of each chunk uses ``hyperlax.runtime.envs.evaluate``; it depends on
+  the actor's layers and activation and on ``normalize_observations`` only (``PolicySpec``).
+  ``finite`` is True when every actor and critic parameter and every chunk loss is finite; a
+  diverging sample keeps running (on NaNs) and simply reports False.
+- The rollout step evaluates the critic on the observations and on the final observations as
+  two matmuls: one matmul on both stacked is not bit-identical on XLA:CPU (other losses).
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ import optax
 
 from hyperlax.hyperparams.budget import Budget
 from hyperlax.hyperparams.ppo import PPOConfig
-from hyperlax.runtime.algos import Program, TrainMetrics, all_finite, check_config, train_from
+from hyperlax.runtime.algos import (Program, Trained, all_finite, check_config,
+                                    structure_except, train_from)
 from hyperlax.runtime.envs import action_info, evaluate, make_env
 from hyperlax.runtime.networks import MLP, make_optimizer
 
@@ -76,6 +80,21 @@ class Runner(NamedTuple):
     obs: jax.Array  # raw observations the envs are in now, [num_envs, *obs_shape]
     key: jax.Array
     env_steps: jax.Array  # int32: env steps trained so far (updated once per chunk)
+
+
+class Policy(NamedTuple):
+    """What the evaluation acts with."""
+
+    actor_params: Any
+    norm: ObsNorm  # frozen at the chunk's end (unused unless normalize_observations)
+
+
+class PolicySpec(NamedTuple):
+    """The structural values the evaluation depends on."""
+
+    layer_sizes: tuple[int, ...]
+    activation: str
+    normalize: bool
 
 
 class Transition(NamedTuple):
@@ -144,6 +163,27 @@ def _gae(traj: Transition, last_value: jax.Array, gamma, gae_lambda):
     return advantages, advantages + traj.value
 
 
+def _actor(spec: PolicySpec, action_dim: int) -> MLP:
+    """The actor, from the evaluation's spec: training and evaluation build it alike."""
+    return MLP(spec.layer_sizes, spec.activation, out_dim=action_dim, gain=2.0 ** 0.5,
+               head_gain=0.01)
+
+
+def eval_spec(config: PPOConfig) -> PolicySpec:
+    return PolicySpec(tuple(config.actor_layer_sizes), config.activation,
+                      bool(config.normalize_observations))
+
+
+# What ``init`` does not read (the rest of the structure is its spec: algos, ``init_spec``).
+# The optimizers' learning-rate schedule closes over the update counts they give, but
+# ``init`` evaluates it at step 0 only, where it is the rate itself whatever the counts.
+NOT_IN_INIT = ("rollout_length", "update_epochs", "num_minibatches")
+
+
+def init_spec(config: PPOConfig) -> tuple:
+    return structure_except(config, NOT_IN_INIT)
+
+
 # --- make_program ----------------------------------------------------------------------------
 
 def make_train(env_id: str, budget: Budget):
@@ -156,7 +196,7 @@ def make_program(env_id: str, budget: Budget) -> Program:
     obs_shape = tuple(env.observation_space(env_params).shape)
 
     def build(config: PPOConfig):
-        """(init(key) -> Runner, chunk(Runner) -> (Runner, TrainMetrics)) of one structure."""
+        """(init(key) -> Runner, train_chunk(Runner) -> (Runner, Trained)) of one structure."""
         # Structural fields are Python values here (static in the pytree): shapes and loops.
         check_config(config)
         num_envs, rollout_length = config.num_envs, config.rollout_length
@@ -168,8 +208,7 @@ def make_program(env_id: str, budget: Budget) -> Program:
         last_step = budget.num_evaluations * updates_per_eval * batch_size
         if last_step > np.iinfo(np.int32).max:
             raise ValueError(f"{last_step} env steps do not fit the int32 eval_steps")
-        actor = MLP(config.actor_layer_sizes, config.activation, out_dim=action_dim,
-                    gain=2.0 ** 0.5, head_gain=0.01)
+        actor = _actor(eval_spec(config), action_dim)
         critic = MLP(config.critic_layer_sizes, config.activation, out_dim=1, gain=2.0 ** 0.5,
                      head_gain=1.0)
 
@@ -210,12 +249,6 @@ def make_program(env_id: str, budget: Budget) -> Program:
 
         def prepare(norm, obs):
             return _normalize(norm, obs) if normalize else obs
-
-        def greedy_act(actor_params, norm):
-            def act(obs, key):
-                out, _ = dist_params(actor_params, prepare(norm, obs))
-                return jnp.argmax(out, axis=-1) if discrete else env_action(out)
-            return act
 
         gamma, gae_lambda, clip_eps = config.gamma, config.gae_lambda, config.clip_eps
         steps_per_update = update_epochs * num_minibatches
@@ -311,19 +344,16 @@ def make_program(env_id: str, budget: Budget) -> Program:
             losses = jax.tree.map(jnp.mean, losses)
             return runner._replace(learner=learner, key=key), losses
 
-        def chunk_step(runner: Runner):
+        def train_chunk(runner: Runner):
             runner, losses = jax.lax.scan(update_step, runner, None, updates_per_eval)
             losses = jax.tree.map(jnp.mean, losses)
             key, eval_key = jax.random.split(runner.key)
             learner = runner.learner
-            eval_return = evaluate(env, env_params,
-                                   greedy_act(learner.actor_params, runner.norm), eval_key,
-                                   budget.eval_episodes)
             finite = all_finite((learner.actor_params, learner.critic_params, losses))
             env_steps = runner.env_steps + updates_per_eval * batch_size
-            return runner._replace(key=key, env_steps=env_steps), TrainMetrics(
-                eval_steps=env_steps, eval_returns=eval_return, losses=losses._asdict(),
-                finite=finite)
+            return runner._replace(key=key, env_steps=env_steps), Trained(
+                policy=Policy(learner.actor_params, runner.norm), eval_key=eval_key,
+                eval_steps=env_steps, losses=losses._asdict(), finite=finite)
 
         def init(key: jax.Array) -> Runner:  # everything from `key`
             key, actor_key, critic_key, reset_key = jax.random.split(key, 4)
@@ -341,7 +371,22 @@ def make_program(env_id: str, budget: Budget) -> Program:
                 norm = _norm_update(norm, obs)
             return Runner(learner, norm, env_state, obs, key, jnp.zeros((), jnp.int32))
 
-        return init, chunk_step
+        return init, train_chunk
+
+    def evaluate_policy(spec: PolicySpec, policy: Policy, key: jax.Array) -> jax.Array:
+        """Deterministic: argmax of the logits, or the Gaussian mean clipped to the bounds."""
+        actor = _actor(spec, action_dim)
+
+        def act(obs, _key):
+            if spec.normalize:
+                obs = _normalize(policy.norm, obs)
+            out = actor.apply(policy.actor_params["net"], obs)
+            return jnp.argmax(out, axis=-1) if discrete else jnp.clip(out, action_low,
+                                                                       action_high)
+
+        return evaluate(env, env_params, act, key, budget.eval_episodes)
 
     return Program(init=lambda config, key: build(config)[0](key),
-                   chunk=lambda config, runner: build(config)[1](runner))
+                   train=lambda config, runner: build(config)[1](runner),
+                   evaluate=evaluate_policy, eval_spec=eval_spec,
+                   init_spec=init_spec)

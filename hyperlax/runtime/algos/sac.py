@@ -2,9 +2,10 @@
 soft-updated targets, automatic entropy tuning, an on-device replay buffer.
 
 Shaped like the other algorithms: ``make_program`` does the Python setup and returns the pure
-``init(config, key)`` and ``chunk(config, runner)`` (``algos.Program``); ``make_train``'s
-``train`` is init then a ``lax.scan`` of chunks. Training is nested ``lax.scan``s (evaluation chunks >
-iterations > env steps | gradient steps) with NamedTuple carries.
+``init(config, key)``, ``train(config, runner)`` and ``evaluate(spec, policy, key)``
+(``algos.Program``); ``make_train``'s ``train`` is init then a ``lax.scan`` of chunks (train,
+then evaluate). Training is nested ``lax.scan``s (evaluation chunks > iterations > env steps |
+gradient steps) with NamedTuple carries.
 
 Choices, so a reader need not reverse-engineer them:
 
@@ -43,7 +44,8 @@ import optax
 from hyperlax.hyperparams.budget import Budget
 from hyperlax.hyperparams.sac import SACConfig
 from hyperlax.runtime import replay
-from hyperlax.runtime.algos import Program, TrainMetrics, all_finite, check_config, train_from
+from hyperlax.runtime.algos import (Program, Trained, all_finite, check_config,
+                                    structure_except, train_from)
 from hyperlax.runtime.envs import action_info, evaluate, make_env
 from hyperlax.runtime.networks import MLP, make_optimizer
 
@@ -94,6 +96,30 @@ class Learner(NamedTuple):
     alpha_opt: Any
 
 
+class ActorSpec(NamedTuple):
+    """The structural values the evaluation depends on."""
+
+    layer_sizes: tuple[int, ...]
+    activation: str
+
+
+def eval_spec(config: SACConfig) -> ActorSpec:
+    return ActorSpec(tuple(config.actor_layer_sizes), config.activation)
+
+
+def _actor(spec: ActorSpec, action_dim: int) -> Actor:
+    """The actor, from the evaluation's spec: training and evaluation build it alike."""
+    return Actor(spec.layer_sizes, spec.activation, action_dim)
+
+
+# What ``init`` does not read (the rest of the structure is its spec: algos, ``init_spec``).
+NOT_IN_INIT = ("rollout_length", "train_epochs", "replay_batch_size")
+
+
+def init_spec(config: SACConfig) -> tuple:
+    return structure_except(config, NOT_IN_INIT)
+
+
 class Losses(NamedTuple):
     q_loss: jax.Array
     actor_loss: jax.Array
@@ -115,14 +141,14 @@ def make_program(env_id: str, budget: Budget) -> Program:
     v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
     def build(config: SACConfig):
-        """(init(key) -> Runner, chunk(Runner) -> (Runner, TrainMetrics)) of one structure."""
+        """(init(key) -> Runner, train_chunk(Runner) -> (Runner, Trained)) of one structure."""
         # Structural fields are Python values here (static in the pytree): shapes and loops.
         check_config(config)
         num_envs, rollout_length = config.num_envs, config.rollout_length
         train_epochs, batch_size = config.train_epochs, config.replay_batch_size
         updates_per_eval, _ = budget.updates(config.steps_per_update())
         warmup_steps = config.warmup_steps  # data: compared with a traced counter only
-        actor = Actor(config.actor_layer_sizes, config.activation, action_dim)
+        actor = _actor(eval_spec(config), action_dim)
         critic = TwinCritic(config.critic_layer_sizes, config.activation)
 
         def sample_action(actor_params, obs, key):
@@ -134,10 +160,6 @@ def make_program(env_id: str, budget: Budget) -> Program:
             # log |d tanh(u)/du| = log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), stable
             log_prob -= 2.0 * (math.log(2.0) - u - jax.nn.softplus(-2.0 * u)) + math.log(scale)
             return jnp.tanh(u) * scale + center, log_prob.sum(-1)
-
-        def deterministic_action(actor_params, obs):
-            mean, _ = actor.apply(actor_params, obs)
-            return jnp.tanh(mean) * scale + center
 
         actor_tx, critic_tx, alpha_tx = (make_optimizer(lr, config.max_grad_norm) for lr in
                                           (config.actor_lr, config.q_lr, config.alpha_lr))
@@ -220,25 +242,21 @@ def make_program(env_id: str, budget: Budget) -> Program:
                 warmup_steps=warmup_steps, train_epochs=train_epochs)
             return runner, jax.tree.map(jnp.mean, losses)
 
-        # --- evaluation chunks -------------------------------------------------------
-        def eval_chunk(runner: replay.Runner):
+        # --- evaluation chunks (the evaluation itself: evaluate_policy) ------------------
+        def train_chunk(runner: replay.Runner):
             runner, losses = jax.lax.scan(update_step, runner, None, updates_per_eval)
             key, k_eval = jax.random.split(runner.key)
-            actor_params = runner.learner.actor_params
-            returns = evaluate(env, env_params,
-                               lambda obs, _key: deterministic_action(actor_params, obs),
-                               k_eval, budget.eval_episodes)
             losses = jax.tree.map(jnp.mean, losses)
             learner = runner.learner
             finite = (all_finite((learner.actor_params, learner.critic_params,
                                   learner.target_critic_params, learner.log_alpha))
                       & all_finite(losses))
             runner = runner._replace(key=key)
-            return runner, TrainMetrics(eval_steps=runner.env_steps.astype(jnp.int32),
-                                        eval_returns=returns.astype(jnp.float32),
-                                        losses={name: value.astype(jnp.float32)
-                                                for name, value in losses._asdict().items()},
-                                        finite=finite)
+            return runner, Trained(policy=learner.actor_params, eval_key=k_eval,
+                                   eval_steps=runner.env_steps.astype(jnp.int32),
+                                   losses={name: value.astype(jnp.float32)
+                                           for name, value in losses._asdict().items()},
+                                   finite=finite)
 
         def init(key: jax.Array) -> replay.Runner:
             key, k_actor, k_critic, k_reset = jax.random.split(key, 4)
@@ -256,7 +274,19 @@ def make_program(env_id: str, budget: Budget) -> Program:
             return replay.Runner(learner, replay.init(example, config.buffer_size), env_state,
                                  obs, jnp.zeros((), jnp.int32), key)
 
-        return init, eval_chunk
+        return init, train_chunk
+
+    def evaluate_policy(spec: ActorSpec, actor_params: Any, key: jax.Array) -> jax.Array:
+        """Deterministic: ``tanh(mean) * scale + center``."""
+        actor = _actor(spec, action_dim)
+
+        def act(obs, _key):
+            mean, _ = actor.apply(actor_params, obs)
+            return jnp.tanh(mean) * scale + center
+
+        return evaluate(env, env_params, act, key, budget.eval_episodes).astype(jnp.float32)
 
     return Program(init=lambda config, key: build(config)[0](key),
-                   chunk=lambda config, runner: build(config)[1](runner))
+                   train=lambda config, runner: build(config)[1](runner),
+                   evaluate=evaluate_policy, eval_spec=eval_spec,
+                   init_spec=init_spec)
