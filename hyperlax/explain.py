@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from hyperlax.compiler.cost import human_bytes, plan_costs
+from hyperlax.compiler.cost import human_bytes, plan_carry_bytes, plan_costs
 from hyperlax.compiler.lower import plan_summary
 from hyperlax.planfile import Plan, results_id
 
@@ -26,6 +26,8 @@ def describe(plan: Plan, plan_id: str, fmt: str) -> str:
     runs = Counter(sample.structure for sample in plan.samples)
     total_steps = sum(cost.steps_per_run * runs[i] * replicates
                       for i, (cost, _) in enumerate(costs))
+    halving_steps = _halving_steps(plan, total_steps)
+    carries = plan_carry_bytes(plan) if plan.checkpoint_every or plan.halving else None
     if fmt == "json":
         return json.dumps({
             "plan_id": plan_id,
@@ -41,6 +43,10 @@ def describe(plan: Plan, plan_id: str, fmt: str) -> str:
                                                "call_bytes": cost.call_bytes(width, replicates),
                                                **dataclasses.asdict(cost)}
                                               for i, (cost, width) in enumerate(costs)]},
+            **({"checkpoint_every": plan.checkpoint_every} if plan.checkpoint_every else {}),
+            **({"halving": {**msgspec.to_builtins(plan.halving),
+                            "estimated_env_steps": halving_steps}} if plan.halving else {}),
+            **({"estimated_checkpoint_bytes": carries} if carries else {}),
             "hyperparams": msgspec.to_builtins(plan.hyperparams),
             "structures": msgspec.to_builtins(plan.structures),
             "entries": [{"index": e.index, "path": e.path, "group": e.group,
@@ -67,8 +73,9 @@ def describe(plan: Plan, plan_id: str, fmt: str) -> str:
            f"compile (one per structure and batch width); largest call ~{human_bytes(peak)} "
            "(estimated)",
            "  batch widths (width: calls) "
-           + ", ".join(f"{w}: {n}" for w, n in sorted(widths.items())),
-           "", "hyperparameters"]
+           + ", ".join(f"{w}: {n}" for w, n in sorted(widths.items()))]
+    out += _halving_lines(plan, halving_steps, total_steps) + _checkpoint_lines(plan, carries)
+    out += ["", "hyperparameters"]
     name_width = max(len(r.name) for r in plan.hyperparams)
     for r in plan.hyperparams:
         what = _dist_text(r.distribution) if r.distribution else json.dumps(r.value)
@@ -92,6 +99,55 @@ def describe(plan: Plan, plan_id: str, fmt: str) -> str:
     if len(plan.entries) > 20:
         out.append(f"  ... {len(plan.entries) - 20} more entries")
     return "\n".join(out) + "\n"
+
+
+def _halving_steps(plan: Plan, total_steps: int) -> int | None:
+    """Env steps of a halving plan: each rung trains its samples from the rung before's budget
+    to its own (later rungs at the mean steps per sample: which samples is not known yet)."""
+    if plan.halving is None:
+        return None
+    per_sample = total_steps / max(len(plan.samples), 1)
+    total, before = 0.0, 0
+    for rung in plan.halving.rungs:
+        total += rung.samples * per_sample * (rung.evaluations - before) / \
+            plan.settings.num_evaluations
+        before = rung.evaluations
+    return int(total)
+
+
+def _halving_text(plan: Plan) -> str:
+    halving = plan.halving
+    if halving is None:
+        return "none"
+    return (f"rungs at {[r.evaluations for r in halving.rungs]} evaluations, eta "
+            f"{halving.eta}, by {halving.metric}")
+
+
+def _halving_lines(plan: Plan, steps: int | None, full: int) -> list[str]:
+    halving = plan.halving
+    if halving is None:
+        return []
+    total = plan.settings.num_evaluations
+    path = " -> ".join(f"{r.samples} to {r.evaluations}/{total}" for r in halving.rungs)
+    return [f"  halving    {len(halving.rungs)} rungs, the top 1/{halving.eta} by "
+            f"{halving.metric} go on: samples to evaluations {path}",
+            f"             ~{steps:,} env steps (estimated; {full:,} without halving); "
+            "survivors continue from their checkpoints in new batches"]
+
+
+def _checkpoint_lines(plan: Plan, carries: dict[str, int] | None) -> list[str]:
+    if carries is None:
+        return []
+    lines = []
+    if plan.checkpoint_every:
+        lines.append(f"  checkpoint every {plan.checkpoint_every} evaluations: ~"
+                     f"{human_bytes(carries['entry'])} for the largest entry, ~"
+                     f"{human_bytes(carries['periodic'])} for all entries at once "
+                     "(estimated; each removed once its entry completes)")
+    if "rung_ends" in carries:
+        lines.append(f"  rung ends  ~{human_bytes(carries['rung_ends'])} of carries kept "
+                     "with the results for the next rungs (estimated)")
+    return lines
 
 
 def _structure_text(values: dict[str, Any], plan: Plan) -> str:
@@ -164,6 +220,10 @@ def differences(old: Plan, new: Plan, limit: int = 10) -> list[str]:
         a, b = getattr(old.settings, field), getattr(new.settings, field)
         if a != b:
             lines.append(f"settings.{field}: {a!r} -> {b!r}")
+    if old.checkpoint_every != new.checkpoint_every:
+        lines.append(f"checkpoint_every: {old.checkpoint_every} -> {new.checkpoint_every}")
+    if old.halving != new.halving:
+        lines.append(f"successive halving: {_halving_text(old)} -> {_halving_text(new)}")
     old_rows = {r.name: r for r in old.hyperparams}
     for r in new.hyperparams:
         o = old_rows.get(r.name)

@@ -23,6 +23,10 @@ from hyperlax.safe_paths import path_problem
 # Names at the top of a sweep directory that entries must leave alone (storage.sweepdir has
 # the record and the plan copy; report writes report/).
 RESERVED_TOP = ("hyperlax-sweep.json", "plan.msgpack", "report", "sweep.toml")
+# ... and, in a plan that uses them, where checkpoints and successive halving's rungs live
+CHECKPOINTS_DIR = "checkpoints"
+RUNGS_DIR = "rungs"
+RUNG_METRICS = ("final_return", "best_return", "auc")
 MAX_REPORTED = 8
 
 
@@ -48,6 +52,7 @@ def plan_problems(plan: Any) -> list[tuple[str, str]]:
     if not s.output_root or "\0" in s.output_root:
         problems.append(("settings.output_root", "is empty or contains a NUL character"))
     problems += _hyperparam_problems(plan, table)
+    problems += _halving_problems(plan)
     if problems:
         return problems  # the checks below index by these
     problems += _structure_problems(plan, table)
@@ -131,16 +136,53 @@ def _sample_problems(plan: Any, table: dict) -> list[tuple[str, str]]:
     return problems
 
 
+def _halving_problems(plan: Any) -> list[tuple[str, str]]:
+    """Checkpoints and rungs as the compiler makes them (``compiler.halving``)."""
+    from hyperlax.planfile import chunk_group, rung_sizes
+
+    total = plan.settings.num_evaluations
+    problems = []
+    if not 0 <= plan.checkpoint_every <= total:
+        problems.append(("checkpoint_every", f"must be in [0, {total}], got "
+                                             f"{plan.checkpoint_every}"))
+    halving = plan.halving
+    if halving is None:
+        return problems
+    if halving.metric not in RUNG_METRICS:
+        problems.append(("halving.metric", f"unknown metric {halving.metric!r}"))
+    if not 2 <= halving.eta <= 1000:
+        problems.append(("halving.eta", f"must be in [2, 1000], got {halving.eta}"))
+        return problems
+    evaluations = [r.evaluations for r in halving.rungs]
+    group = chunk_group(total)
+    if len(evaluations) < 2 or evaluations[-1] != total or any(
+            e % group or not 0 < e < f for e, f in zip(evaluations, evaluations[1:])):
+        problems.append(("halving.rungs", f"must be 2 or more increasing evaluation counts, "
+                                          f"multiples of {group}, the last {total}"))
+    elif [r.samples for r in halving.rungs] != rung_sizes(len(plan.samples), halving.eta,
+                                                          len(evaluations)):
+        problems.append(("halving.rungs", "the samples of each rung must be the top 1/eta of "
+                                          "the rung before"))
+    return problems
+
+
+def reserved_top(plan: Any) -> tuple[str, ...]:
+    """Top-level names of the sweep directory that no entry path may start with."""
+    extra = (CHECKPOINTS_DIR,) if plan.checkpoint_every or plan.halving else ()
+    return RESERVED_TOP + extra + ((RUNGS_DIR,) if plan.halving else ())
+
+
 def _entry_problems(plan: Any) -> list[tuple[str, str]]:
     problems = []
     seen: dict[str, int] = {}
+    reserved = reserved_top(plan)
     n_samples, n_groups = len(plan.samples), len(plan.groups)
     for i, entry in enumerate(plan.entries):
         where = f"entries[{i}]"
         if entry.index != i:
             problems.append((f"{where}.index", f"is {entry.index}, expected {i}"))
         problem = path_problem(entry.path)
-        if problem is None and entry.path.split("/")[0] in RESERVED_TOP:
+        if problem is None and entry.path.split("/")[0] in reserved:
             problem = f"{entry.path!r} would overwrite the sweep directory's own files"
         if problem is None and any(ord(c) < 32 for c in entry.path):
             problem = "contains a control character"

@@ -107,6 +107,65 @@ class Entry(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     sub_batches: list[SubBatch]
 
 
+MAX_CALLS_PER_RUN = 100  # chunk calls per sub-batch at most (see chunk_group)
+
+
+def chunk_group(num_evaluations: int, max_calls: int = MAX_CALLS_PER_RUN) -> int:
+    """How exec splits a run into calls from the host (``runtime.schedule``, ``runtime.runner``);
+    here because the plan must respect it too: a successive-halving rung ends between calls.
+    Evaluation chunks per host call: 1 (a call per evaluation point: progress and a stop
+    between any two), unless that would be more than ``max_calls`` calls per run; then the
+    smallest divisor of ``num_evaluations`` that brings the calls down to ``max_calls``."""
+    for group in range(1, num_evaluations + 1):
+        if num_evaluations % group == 0 and num_evaluations // group <= max_calls:
+            return group
+    return num_evaluations
+
+
+# What ranks samples at a rung of successive halving, over the evaluations trained so far
+# (means over replicates): the return at the last one, the best one, or the mean of all (auc).
+RungMetric = Literal["final_return", "best_return", "auc"]
+
+
+class Rung(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One rung of successive halving: ``samples`` samples train to ``evaluations``
+    evaluation points (a whole number of the runtime's calls: ``chunk_group``)."""
+
+    evaluations: int
+    samples: int
+
+
+class Halving(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Successive halving: every sample trains to the first rung; at each rung the best
+    ``rungs[r + 1].samples`` by ``metric`` (the top 1/eta) continue, from their checkpoints,
+    to the next. The last rung is the full budget."""
+
+    metric: RungMetric
+    eta: int
+    rungs: list[Rung]
+
+
+class Training(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True,
+               omit_defaults=True):
+    """How training proceeds beyond the budget: checkpoints and successive halving. A plan
+    that uses neither has none (``Plan.training`` is None, omitted), so its bytes are those of
+    a plan from before these existed."""
+
+    # Save each entry's training carry every this many evaluations (0: never), so a killed
+    # entry resumes from it. Results are bit-identical either way: not in results_id.
+    checkpoint_every: int = 0
+    halving: Halving | None = None  # successive halving: rungs, see Halving
+
+
+def rung_sizes(num_samples: int, eta: int, rungs: int) -> list[int]:
+    """How many samples train to each rung: all of them to the first, then the top ``1/eta``
+    (rounded down, at least one) of the rung before."""
+    counts = [num_samples]
+    for _ in range(rungs - 1):
+        counts.append(max(1, counts[-1] // eta))
+    return counts
+
+
 class Plan(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True,
            omit_defaults=True):
     hyperlax_version: str
@@ -123,6 +182,17 @@ class Plan(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     groups: list[Group]
     entries: list[Entry]
     samples_file_sha256: str | None = None  # listed samples from a file: its text's sha256
+    training: Training | None = None  # checkpoints and successive halving; None: neither
+    # No more fields here: a 16th field makes msgspec write this map's header as map16, which
+    # would change the bytes of every plan. Later additions go to Training (omit_defaults).
+
+    @property
+    def checkpoint_every(self) -> int:
+        return 0 if self.training is None else self.training.checkpoint_every
+
+    @property
+    def halving(self) -> Halving | None:
+        return None if self.training is None else self.training.halving
 
     def sample_values(self, index: int) -> dict[str, Any]:
         """Every hyperparameter's value for one sample."""
@@ -228,7 +298,10 @@ def results_id(plan: Plan) -> str:
     constants, sampled names, structures, samples (values, unit points, seeds) and entries
     (paths, sub-batches). Not the manifest's name or text, its sha256, the recipe's text or
     the hyperlax version: a comment-only edit or a renamed manifest keeps the results id, and
-    so keeps its completed results (a sweep directory is owned by a results id)."""
+    so keeps its completed results (a sweep directory is owned by a results id). Nor
+    ``checkpoint_every``: checkpoints change when results are saved, not what they are."""
     basis = [RESULTS_ID_FORMAT, plan.settings, plan.hyperparams, plan.constants, plan.sampled,
              plan.structures, plan.samples, plan.entries]
+    if plan.halving is not None:  # which samples reach which budget; absent: ids unchanged
+        basis.append(plan.halving)
     return hashlib.sha256(msgspec.msgpack.encode(basis)).hexdigest()

@@ -203,7 +203,7 @@ def test_a_stop_during_parallel_compilation_exits_cleanly(two_structures, tmp_pa
                args=("--compile-workers", "2"))
     try:
         run.wait_for("compile")
-        run.wait_for("compile")   # a second program is compiling too
+        run.wait_for("compile")   # a second part is compiling too (2 workers)
         result = run.stop((0.5, signum))
     finally:
         run.kill()

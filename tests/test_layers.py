@@ -23,7 +23,8 @@ COMPILER_SIDE = ["manifest", "hyperparams", "compiler", "planfile.py", "planchec
                  "errors.py"]
 FRONT_END = ["cli.py", "seed_cli.py", "seed_flags.py", "seed_sweep.py", "seed_benchmark.py",
              "benchmark.py", "report/tensorboard.py", "cli_errors.py", "exec_options.py", "storage", "explain.py",
-             "starter.py", "report/results.py", "progress.py", "toml_inline.py", "status.py"]
+             "starter.py", "report/results.py", "progress.py", "toml_inline.py", "status.py",
+             "halving.py", "checkpoint_files.py", "report/rungs.py"]
 
 
 def module_name(path: Path) -> str:

@@ -172,6 +172,15 @@ def test_search_settings_that_conflict_are_refused(tmp_path):
     assert "sweep.num_samples: is 3, but a search runs search.trials = 4" in result.output
 
 
+def test_rungs_and_checkpoints_are_refused_not_dropped(tmp_path):
+    text = SWEEP.replace('output_root = "out"', 'output_root = "out"\nrungs = [2, 4]\n'
+                         'checkpoint_every = 1') + "[search]\ntrials = 4\n"
+    result = search(tmp_path, text)
+    assert result.exit_code == 2
+    assert "sweep.rungs: successive halving does not combine with a search" in result.output
+    assert "sweep.checkpoint_every: a search's rounds do not checkpoint" in result.output
+
+
 def test_plan_and_search_keep_to_their_own_manifests(tmp_path):
     manifest = write(tmp_path, SWEEP + "[search]\ntrials = 4\n")
     result = CliRunner().invoke(main, ["plan", str(manifest), "-o", str(tmp_path / "p")])

@@ -83,6 +83,52 @@ def structure_cost(algorithm: str, env_id: str, values: dict[str, Any], budget: 
                 gradient_steps=grad_steps)
 
 
+def carry_bytes(algorithm: str, env_id: str, values: dict[str, Any]) -> int:
+    """Bytes of one sample-replicate's training carry: what a checkpoint stores per lane
+    (parameters and their Adam moments, target networks, the replay buffer, environment states
+    and observations, keys and counters; not the transient rollout or activations). An
+    estimate, from the same counts as ``structure_cost``."""
+    env: EnvInfo = ENVS[env_id]
+    obs, act = env.obs_size, env.action_size
+    envs = values["num_envs"] * (2 * obs + 8) * FLOAT   # env states and the last observations
+    if algorithm == "ppo":
+        actor, _ = _mlp(values["network.actor.layer_sizes"], obs, act)
+        critic, _ = _mlp(values["network.critic.layer_sizes"], obs, 1)
+        learner, buffer = (actor + critic) * 3 + 2 * obs, 0     # + observation statistics
+    elif algorithm == "dqn":
+        q, _ = _mlp(values["network.q.layer_sizes"], obs, act)
+        learner = q * 4                                          # + target network
+        buffer = values["buffer_size"] * (2 * obs + 3) * FLOAT
+    else:
+        actor, _ = _mlp(values["network.actor.layer_sizes"], obs, 2 * act)
+        critic, _ = _mlp(values["network.critic.layer_sizes"], obs + act, 1)
+        learner = actor * 3 + 2 * critic * 4                     # twin critics and targets
+        buffer = values["buffer_size"] * (2 * obs + act + 2) * FLOAT
+    return learner * FLOAT + buffer + envs + 64
+
+
+def plan_carry_bytes(plan: Any) -> dict[str, int]:
+    """What checkpoints of ``plan`` hold on disk, estimated: ``entry`` (the largest entry's
+    periodic checkpoint, all its sub-batches' lanes, padding included: what one running entry
+    keeps), ``periodic`` (that summed over every entry: the most a sweep's periodic checkpoints
+    could take at once if every entry were stopped midway) and, with successive halving,
+    ``rung_ends`` (the carries every rung but the last keeps for the next, real lanes only,
+    kept with the results)."""
+    replicates = plan.settings.seeds_per_sample
+    per_lane = [carry_bytes(plan.settings.algorithm, plan.settings.env,
+                            {**plan.constants, **s.values}) for s in plan.structures]
+    entries = [sum(per_lane[sb.structure] * sb.width for sb in e.sub_batches) * replicates
+               for e in plan.entries]
+    out = {"entry": max(entries, default=0), "periodic": sum(entries)}
+    if plan.halving is not None:
+        lanes = [per_lane[s.structure] * replicates for s in plan.samples]
+        mean = sum(lanes) / max(len(lanes), 1)
+        # rung 0 keeps every sample's; later rungs' survivors are not known until they run
+        out["rung_ends"] = sum(lanes) + int(mean * sum(r.samples for r in plan.halving.rungs[
+            1:-1]))
+    return out
+
+
 def cost_problems(cost: Cost, budget: Any, width: int, replicates: int) -> list[str]:
     """Why a structure cannot run at all; each a sentence."""
     problems = []

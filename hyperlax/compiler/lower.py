@@ -8,6 +8,7 @@ from typing import Any
 
 import hyperlax
 from hyperlax.compiler.cost import DEFAULT_WARN_GIB, cost_review
+from hyperlax.compiler.halving import checkpoint_problems, halving_problems
 from hyperlax.compiler.sample import (grid_unit_points, saltelli_points, sample_seed,
                                       sobol_balance_warning,
                                       structured_points,
@@ -18,7 +19,8 @@ from hyperlax.hyperparams import CONFIGS
 from hyperlax.manifest.distributions import is_log_scale, to_builtins
 from hyperlax.manifest.resolve import Resolved, resolve_file, sha256_text
 from hyperlax.plancheck import check_plan
-from hyperlax.planfile import Entry, Group, HyperParamRow, Plan, Sample, Structure, SubBatch
+from hyperlax.planfile import (Entry, Group, HyperParamRow, Plan, Sample, Structure,
+                               SubBatch, Training)
 
 MAX_REPORTED = 5
 
@@ -33,6 +35,12 @@ def lower(resolved: Resolved, manifest_name: str,
     settings = resolved.settings
     source = manifest_name
     warnings = [w for w in [sobol_balance_warning(settings.sampling, settings.num_samples)] if w]
+    sweep = resolved.manifest.sweep
+    halving, halving_issues, halving_warnings = halving_problems(sweep, settings)
+    halving_issues += checkpoint_problems(sweep, settings)
+    if halving_issues:
+        raise HyperlaxError(source, halving_issues)
+    warnings += halving_warnings
 
     structural = [n for n, p in resolved.table.items() if p.role == "structural"]
     if resolved.listed is not None:  # given values, no unit-cube points
@@ -104,6 +112,8 @@ def lower(resolved: Resolved, manifest_name: str,
         structures=structures,
         samples=samples, groups=groups, entries=entries,
         samples_file_sha256=resolved.samples_file_sha256,
+        training=Training(checkpoint_every=sweep.checkpoint_every, halving=halving)
+        if sweep.checkpoint_every or halving else None,
     )
     # The plan format's own checks, the ones exec applies to any plan file it reads (paths
     # inside the output root among them): refuse here what exec would refuse there.

@@ -20,9 +20,17 @@ from msgspec import Meta
 from hyperlax.errors import HyperlaxError
 from hyperlax.hyperparams.budget import Budget, EvalEpisodes, NumEvaluations, TotalTimesteps
 from hyperlax.manifest.distributions import DIST_NAMES, Distribution
-from hyperlax.planfile import Mode
+from hyperlax.planfile import Mode, RungMetric
 
 MAX_SAMPLES = 1_000_000
+MAX_RUNGS = 32
+
+# A rung's budget: an evaluation count (an integer), or a fraction of the full budget, as a
+# float in (0, 1] or exactly as a string "1/9". The compiler turns each into evaluations and
+# explains a fraction that does not land on an evaluation (compiler.halving).
+RungBudget = (Annotated[int, Meta(ge=1, le=100_000)]
+              | Annotated[float, Meta(gt=0, le=1)]
+              | Annotated[str, Meta(pattern=r"^ *[0-9]+ *(/ *[0-9]+ *)?$")])
 
 
 class SweepSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -43,6 +51,14 @@ class SweepSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     # two-level sampling: draw this many structures
     structures: Annotated[int, Meta(ge=1)] | None = None
     samples_file: str | None = None     # CSV or JSON of samples to run, next to the manifest
+    # Save each entry's training state every this many evaluations; 0: never (README:
+    # "Checkpoints and successive halving")
+    checkpoint_every: Annotated[int, Meta(ge=0, le=100_000)] = 0
+    # Successive halving: the rungs' budgets, increasing, the last the full budget; at each
+    # rung the top 1/eta of the samples by rung_metric go on to the next
+    rungs: Annotated[list[RungBudget], Meta(min_length=2, max_length=MAX_RUNGS)] | None = None
+    eta: Annotated[int, Meta(ge=2, le=1000)] | None = None          # default 3, with rungs
+    rung_metric: RungMetric | None = None                           # default final_return
 
 
 # Objectives of a search, computed from each trial's results (hyperlax/search/objectives.py):
@@ -124,7 +140,7 @@ def _decode(raw: dict[str, Any], struct: type, source: str) -> Any:
         elif not isinstance(raw[key], dict):
             problems.append((key, "must be a table"))
         else:
-            problems.extend(_struct_problems(raw[key], sub, key))
+            problems.extend(_search_choices(_struct_problems(raw[key], sub, key)))
     if struct is Manifest and "search" in raw:  # optional, checked key by key when present
         if not isinstance(raw["search"], dict):
             problems.append(("search", "must be a table"))
@@ -174,12 +190,12 @@ def _struct_problems(value: dict[str, Any], struct: type, prefix: str) -> list[t
             msgspec.convert(item, field.type)
         except msgspec.ValidationError as exc:
             location, message = _translate(str(exc), f"{prefix}.{field.encode_name}")
-            problems.append((location, _with_value(message, item)))
+            problems.append((location, _with_value(message, _element(item, location))))
     return problems
 
 
 _SEARCH_CHOICES = {"method": SearchSection, "metric": SearchObjective,
-                   "direction": SearchObjective}
+                   "direction": SearchObjective, "rung_metric": SweepSection}
 
 
 def _search_choices(problems: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -189,9 +205,25 @@ def _search_choices(problems: list[tuple[str, str]]) -> list[tuple[str, str]]:
         field = location.rsplit(".", 1)[-1]
         if message.startswith("invalid value") and field in _SEARCH_CHOICES:
             kind = typing.get_type_hints(_SEARCH_CHOICES[field])[field]
-            message += f"; one of {', '.join(typing.get_args(kind))}"
+            message += f"; one of {', '.join(_choices(kind))}"
         out.append((location, message))
     return out
+
+
+def _choices(kind: Any) -> list[str]:
+    """The strings a Literal (possibly optional) allows."""
+    args = typing.get_args(kind)
+    if all(isinstance(a, str) for a in args):
+        return list(args)
+    return [c for a in args for c in _choices(a)]
+
+
+def _element(value: Any, location: str) -> Any:
+    """The list element a location such as ``sweep.rungs[2]`` names, else ``value``."""
+    index = re.search(r"\[(\d+)\]$", location)
+    if index and isinstance(value, list) and int(index[1]) < len(value):
+        return value[int(index[1])]
+    return value
 
 
 def _with_value(message: str, value: Any) -> str:

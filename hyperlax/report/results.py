@@ -37,6 +37,7 @@ class SampleResult:
     eval_steps: np.ndarray | None = None      # [E] env steps of each evaluation
     returns: np.ndarray | None = None         # [R, E], NaN where not finite
     wall_seconds: float | None = None         # its entry's wall time, shared by batch mates
+    rung: int | None = None                   # successive halving: the last rung it finished
 
     def score(self, metric: str) -> float | None:
         """Mean over replicates of the final or best return; None when there is none."""
@@ -62,6 +63,7 @@ class Collected:
     entries: list[EntryState]
     samples: list[SampleResult]   # plan order, one per sample
     output_root: Path | None = None   # the --output-root given, repeated in exec hints
+    rungs: list[Any] | None = None    # successive halving: ``halving.RungView`` per rung
 
     def entry_counts(self) -> dict[str, int]:
         counts = dict.fromkeys(ENTRY_STATES, 0)
@@ -77,7 +79,9 @@ class Collected:
 
     @property
     def complete(self) -> bool:
-        return all(e.state == "done" for e in self.entries)
+        """Every entry done; with successive halving, of every rung (all decided)."""
+        decided = self.rungs is None or all(v.entries is not None for v in self.rungs)
+        return decided and all(e.state == "done" for e in self.entries)
 
 
 def collect(plan: Plan, plan_id: str, root: Path, plan_source: str,
@@ -100,7 +104,15 @@ def collect(plan: Plan, plan_id: str, root: Path, plan_source: str,
                            f"report the plan that ran it: hyperlax report {root / PLAN_COPY}")
     entries: list[EntryState] = []
     samples: dict[int, SampleResult] = {}
-    for entry in plan.entries:
+    views = None
+    if plan.halving is not None:  # every rung's entries, as far as the decisions tell them
+        from hyperlax.halving import rung_views
+
+        views = rung_views(plan, root, owner)
+        rung_of = [(v.rung, e) for v in views for e in (v.entries or [])]
+    else:
+        rung_of = [(None, e) for e in plan.entries]
+    for rung, entry in rung_of:
         state = sweep.state(entry.path)
         problem, corrupt = "", False
         if state == "done":
@@ -109,18 +121,25 @@ def collect(plan: Plan, plan_id: str, root: Path, plan_source: str,
                 if problems:
                     corrupt = True
                     raise ValueError("; ".join(problems))
-                samples.update(_read_entry(sweep, entry))
+                # a later rung's result of a sample replaces its earlier one
+                samples.update({i: _with_rung(r, rung)
+                                for i, r in _read_entry(sweep, entry).items()})
             except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
                 state, problem = "damaged", str(exc)
         entries.append(EntryState(entry, state, problem, corrupt))
         for i in entry.samples:
             samples.setdefault(i, SampleResult(index=i, entry=entry.path, status="missing"))
     result = Collected(plan, plan_id, root, entries,
-                       [samples[s.index] for s in plan.samples], output_root)
+                       [samples[s.index] for s in plan.samples], output_root, views)
     if not any(e.state == "done" for e in entries):
         counts = result.entry_counts()
         raise HyperlaxError(str(root), f"no completed entries yet ({_counts_text(counts)})",
                             run_it)
+    return result
+
+
+def _with_rung(result: SampleResult, rung: int | None) -> SampleResult:
+    result.rung = rung
     return result
 
 
@@ -146,9 +165,11 @@ def _read_entry(sweep: SweepDir, entry: Entry) -> dict[int, SampleResult]:
 
 
 def ranked(collected: Collected, metric: str) -> list[SampleResult]:
-    """Samples that finished without diverging, best first (ties: lower index first)."""
+    """Samples that finished without diverging, best first (ties: lower index first). With
+    successive halving, a sample that trained to a later rung (a larger budget) ranks above
+    every sample that stopped earlier: their returns are not comparable."""
     scored = [s for s in collected.samples if s.status == "ok" and s.score(metric) is not None]
-    return sorted(scored, key=lambda s: (-s.score(metric), s.index))
+    return sorted(scored, key=lambda s: (-(s.rung or 0), -s.score(metric), s.index))
 
 
 # --- the results table -----------------------------------------------------------------------
@@ -159,7 +180,8 @@ def hyperparam_names(plan: Plan) -> list[str]:
 
 
 def result_columns(plan: Plan) -> list[str]:
-    return ["sample", "status", "rank", "entry", "seed", "replicates",
+    rung = ["rung"] if plan.halving is not None else []  # the last rung each sample finished
+    return ["sample", "status", "rank", *rung, "entry", "seed", "replicates",
             *hyperparam_names(plan),
             "final_return", "final_return_std", "best_return", "best_return_std",
             "diverged_at_step", "steps", "train_seconds", "compile_seconds", "wall_seconds"]
@@ -173,6 +195,7 @@ def result_rows(collected: Collected, metric: str) -> list[dict[str, Any]]:
         summary = s.summary or {}
         values = plan.sample_values(s.index)
         row = {"sample": s.index, "status": s.status, "rank": rank.get(s.index),
+               **({"rung": s.rung} if plan.halving is not None else {}),
                "entry": s.entry, "seed": plan.samples[s.index].seed,
                "replicates": plan.settings.seeds_per_sample}
         row.update({name: values[name] for name in hyperparam_names(plan)})
@@ -286,8 +309,10 @@ def top_table(collected: Collected, top: list[SampleResult], metric: str) -> lis
     plan = collected.plan
     other = "best" if metric == "final" else "final"
     reps = plan.settings.seeds_per_sample
+    halving = ", the furthest rung first" if plan.halving is not None else ""
     header = [f"top {len(top)} of {len(ranked(collected, metric))} finished samples by "
-              f"{metric} return (mean ± std over {reps} replicate{'s' if reps > 1 else ''})"]
+              f"{metric} return{halving} (mean ± std over {reps} replicate"
+              f"{'s' if reps > 1 else ''})"]
     rows: list[tuple[str, list[str]]] = [
         ("", [f"#{k + 1}" for k in range(len(top))]),
         ("sample", [str(s.index) for s in top]),

@@ -28,6 +28,8 @@ import jax
 
 from hyperlax import stopping
 from hyperlax.planfile import Entry, Plan
+from hyperlax import checkpoint_files
+from hyperlax.runtime.checkpoints import EntryCheckpoints
 from hyperlax.runtime.outputs import EntryResult, pause_point, write_entry
 from hyperlax.runtime.runner import CompiledRunner  # re-exported: tests, tools, Ray tasks
 from hyperlax.runtime.schedule import entry_steps, uses
@@ -108,12 +110,18 @@ def _finished(sweep: SweepDir, owner: Owner, entry: Entry, redo: bool) -> bool:
 def attempt_entry(sweep: SweepDir, runner: CompiledRunner, plan: Plan, owner: Owner,
                   entry: Entry, *, redo: bool = False,
                   claim_timeout: float = DEFAULT_CLAIM_TIMEOUT,
-                  upcoming: Callable[[], Iterable[Entry]] | None = None) -> Attempt:
+                  upcoming: Callable[[], Iterable[Entry]] | None = None,
+                  rung: Any = None) -> Attempt:
     """Claim ``entry``, run it and write its outputs and marker, then release the claim. The
     one code path of every worker: plain exec, array-job shards and Ray tasks. A failed write
     raises StorageError; the entry stays unmarked. ``upcoming()``: the entries this worker
     runs after this one, in order (what to compile ahead, and what to keep compiled); None
-    (a Ray task): keep every program compiled, for the worker's next tasks."""
+    (a Ray task): keep every program compiled, for the worker's next tasks. ``rung``: with
+    successive halving, how this rung's entries run (``runtime.halving.RungJob``).
+
+    With ``plan.checkpoint_every``, the entry saves its training carry every that many
+    evaluations (``checkpoints``), resumes from the last one saved, and removes them once its
+    marker is written."""
     if _finished(sweep, owner, entry, redo):
         return Attempt("done")
     try:
@@ -130,8 +138,11 @@ def attempt_entry(sweep: SweepDir, runner: CompiledRunner, plan: Plan, owner: Ow
         pause_point("entry-start", entry.index)
         stopping.check()
         runner.entry = entry.index
-        result = run_entry(runner, entry, upcoming)
+        store = EntryCheckpoints(sweep.root, owner, entry, plan.checkpoint_every,
+                                 runner.group, guard=claim.check) \
+            if plan.checkpoint_every else None
         try:
+            result = run_entry(runner, entry, upcoming, store=store, rung=rung)
             write_entry(_ClaimedSweep(sweep.root, claim), plan, owner, entry, result)
         except ClaimLost:
             return Attempt("busy", holder=sweep.read_entry_claim(entry.path))
@@ -142,7 +153,10 @@ def attempt_entry(sweep: SweepDir, runner: CompiledRunner, plan: Plan, owner: Ow
                                 "outputs; it is not marked complete",
                                 "run the same command again: complete entries are kept and "
                                 "this one is redone") from None
-    steps = sum(sb.steps_per_run * len(sb.samples) for sb in result.sub_batches)
+        if store is not None:
+            store.remove()  # the marker vouches for the outputs now
+    steps = sum((sb.steps_per_run if sb.steps_now is None else sb.steps_now) * len(sb.samples)
+                for sb in result.sub_batches)
     return Attempt("ran", result=result, steps=steps * plan.settings.seeds_per_sample)
 
 
@@ -178,21 +192,42 @@ def execute(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *,
 
     ``compile_workers``: threads that compile programs ahead of their use (0: each program
     compiles when first needed, in this thread)."""
+    if plan.halving is not None:  # rung after rung: runtime.halving
+        if entries is not None:
+            raise ValueError("a successive-halving plan runs whole: no entry selection")
+        from hyperlax.runtime.halving import execute_halving
+
+        return execute_halving(plan, plan_id, plan_bytes, root, progress=progress, redo=redo,
+                               devices=devices, claim_timeout=claim_timeout, log=log,
+                               compile_workers=compile_workers)
     sweep, owner = SweepDir(root), Owner.of(plan, plan_id)
     claim_sweep(sweep, plan_bytes, owner)
     runner = CompiledRunner(plan, devices=devices, compile_workers=compile_workers,
                             listener=progress)
     try:
-        return _execute(plan, sweep, owner, runner, progress, entries, redo, claim_timeout,
-                        log)
+        selected = [plan.entries[i] for i in entries] if entries is not None else plan.entries
+        report = run_entries(plan, sweep, owner, runner, progress, selected, redo,
+                             claim_timeout, log)
     finally:
         runner.close()
+    if progress:
+        progress.finish()
+    return report
 
 
-def _execute(plan: Plan, sweep: SweepDir, owner: Owner, runner: CompiledRunner, progress: Any,
-             entries: list[int] | None, redo: Collection[str], claim_timeout: float,
-             log: Callable[[str], None] | None) -> ExecReport:
-    selected, todo, skipped = pending_entries(plan, sweep, entries, redo, progress)
+def run_entries(plan: Plan, sweep: SweepDir, owner: Owner, runner: CompiledRunner,
+                progress: Any, selected: list[Entry], redo: Collection[str],
+                claim_timeout: float, log: Callable[[str], None] | None,
+                rung: Any = None) -> ExecReport:
+    """Run the incomplete entries of ``selected`` (the plan's, or a rung's: ``rung``), in
+    order, waiting at the end for those other workers hold."""
+    todo, skipped = _pending(plan, sweep, selected, redo, progress,
+                             1.0 if rung is None else rung.share)
+    if plan.checkpoint_every and skipped:  # what a kill right after a marker left behind
+        pending = {e.path for e in todo}
+        for entry in selected:
+            if entry.path not in pending:
+                checkpoint_files.remove(sweep.root, entry.path)
     started = time.perf_counter()
     env_steps = ran = by_others = 0
     train_seconds = 0.0
@@ -218,7 +253,7 @@ def _execute(plan: Plan, sweep: SweepDir, owner: Owner, runner: CompiledRunner, 
         if progress:
             progress.entry_started(entry)
         attempt = attempt_entry(sweep, runner, plan, owner, entry, redo=entry.path in redo,
-                                claim_timeout=claim_timeout, upcoming=upcoming)
+                                claim_timeout=claim_timeout, upcoming=upcoming, rung=rung)
         if attempt.outcome == "busy":
             waiting.append((entry, attempt.holder))
         elif attempt.outcome == "done":
@@ -232,8 +267,6 @@ def _execute(plan: Plan, sweep: SweepDir, owner: Owner, runner: CompiledRunner, 
             if progress:
                 progress.entry_done(entry, attempt.result, attempt.steps)
     seconds = time.perf_counter() - started
-    if progress:
-        progress.finish()
     return ExecReport(total=len(selected), skipped=skipped, ran=ran,
                       compiles=runner.compiles, compile_seconds=runner.compile_seconds,
                       env_steps=env_steps, seconds=seconds, by_others=by_others,
@@ -242,15 +275,33 @@ def _execute(plan: Plan, sweep: SweepDir, owner: Owner, runner: CompiledRunner, 
 
 
 def run_entry(runner: CompiledRunner, entry: Entry,
-              upcoming: Callable[[], Iterable[Entry]] | None = None) -> EntryResult:
-    """Run ``entry``'s sub-batches; before each, tell the runner what runs from there on."""
+              upcoming: Callable[[], Iterable[Entry]] | None = None,
+              store: EntryCheckpoints | None = None, rung: Any = None) -> EntryResult:
+    """Run ``entry``'s sub-batches; before each, tell the runner what runs from there on. Each
+    starts from its checkpoint in ``store`` if it has a usable one, else (a later rung of
+    successive halving) from the carries the rung before left, else from scratch."""
     start = time.perf_counter()
     subs = []
+    end = runner.calls if rung is None else rung.end_calls
     for i, sb in enumerate(entry.sub_batches):
         if upcoming is not None:
             runner.want(uses(itertools.chain([entry], upcoming()), runner.num_devices,
                              first=i))
-        subs.append(runner.run(sb.structure, sb.samples, sb.width))
+        width = runner.key(sb.structure, sb.width).width
+        snapshot = None
+        if store is not None:
+            snapshot = store.load(i, width, runner.carry_like(sb.structure, sb.width), end)
+        if snapshot is None and rung is not None:
+            snapshot = rung.start(sb, width)
+        last = i == len(entry.sub_batches) - 1
+        subs.append(runner.run(
+            sb.structure, sb.samples, sb.width, start=snapshot, end_calls=end,
+            save=None if store is None else
+            (lambda snap, i=i, width=width: store.save(i, width, snap,
+                                                       snap.calls * runner.group)),
+            due=(lambda calls, last=last: store.due(calls, end, last)) if store else
+            (lambda calls: False),
+            keep_carry=rung is not None and rung.keep_carry))
     return EntryResult(sub_batches=subs, seconds=time.perf_counter() - start)
 
 
@@ -259,11 +310,17 @@ def pending_entries(plan: Plan, sweep: SweepDir, entries: list[int] | None, redo
     """(selected entries, those still to run, how many are skipped), and start the progress
     display: the opening shared by a local exec and a Ray driver."""
     selected = [plan.entries[i] for i in entries] if entries is not None else plan.entries
+    return (selected, *_pending(plan, sweep, selected, redo, progress))
+
+
+def _pending(plan: Plan, sweep: SweepDir, selected: list[Entry], redo: Any,
+             progress: Any, share: float = 1.0) -> tuple[list[Entry], int]:
+    """``share``: of each entry's budget, the part this run trains (a rung's)."""
     todo = [e for e in selected if e.path in redo or sweep.state(e.path) != "done"]
     skipped = len(selected) - len(todo)
     if progress:
         progress.start(total=len(selected), skipped=skipped,
-                       steps_total=sum(entry_steps(plan, e) for e in todo))
-    return selected, todo, skipped
+                       steps_total=int(sum(entry_steps(plan, e) for e in todo) * share))
+    return todo, skipped
 
 

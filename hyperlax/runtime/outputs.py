@@ -7,6 +7,8 @@
                    diverged), diverged_at_step, final and best return (mean and std over
                    replicates), steps, its sub-batch's train and compile seconds, and one
                    record per replicate: status, diverged_at_step, final and best return
+    carry_<k>.msgpack  successive halving, every rung but the last: sub-batch k's training
+                   carry at the rung's end (real lanes), which the next rung continues from
     success.txt    written last, atomically, with the sha256 and size of each file above
 
 Crash safety: the entry's directory is emptied first, each file is written atomically, and the
@@ -44,10 +46,12 @@ def pause_point(point: str, entry: int) -> None:
     ``HYPERLAX_PAUSED <point>`` to stderr when it gets there and sleeps (a stop ends the sleep),
     so crash tests can kill it at an exact place. TRACE set: exec prints ``HYPERLAX_AT <point>
     <entry index>`` at every point and goes on, so stop tests know where it is. Points:
-    ``compile`` (before a program's first part is traced; in a compile thread when compiling
+    ``compile`` (before each part of a program is traced; in a compile thread when compiling
     ahead), ``train`` (before a sub-batch's first training call), ``chunk`` (before each
-    evaluation chunk's call), ``entry-start``,
-    ``after-file:<name>`` (after each file of an entry), ``before-marker``."""
+    evaluation chunk's call), ``checkpoint:<evaluations>`` (after a checkpoint is saved),
+    ``entry-start``, ``after-file:<name>`` (after each file of an entry), ``before-marker``,
+    and with successive halving ``rung-decided:<rung>`` (after a rung's decision is written;
+    the entry index is ``rung * halving.RUNG_STRIDE``)."""
     if os.environ.get(TRACE_VARIABLE):
         print(f"HYPERLAX_AT {point} {entry}", file=sys.stderr, flush=True)
     wanted = os.environ.get(PAUSE_VARIABLE)
@@ -63,9 +67,11 @@ class SubBatchResult:
     returns: np.ndarray             # [S, R, E]
     losses: dict[str, np.ndarray]   # name -> [S, R, E]
     finite: np.ndarray              # [S, R, E]
-    steps_per_run: int
+    steps_per_run: int              # env steps each run has trained (to this rung's budget)
     train_seconds: float
     compile_seconds: float
+    final_carry: Any = None         # the carry's leaves at the end, when a later rung needs it
+    steps_now: int | None = None    # of steps_per_run, trained by this exec (not restored)
 
 
 @dataclass
@@ -158,6 +164,16 @@ def write_entry(sweep: SweepDir, plan: Plan, owner: Owner, entry: Entry,
                                  *(repr(float(losses[n][s_pos, r, e])) for n in loss_names)])
     _write(directory / "curves.csv", text.getvalue().encode("utf-8"), entry)
 
+    carries = []  # successive halving: each sub-batch's carry at the rung's end, for the next
+    for k, sb in enumerate(result.sub_batches):
+        if sb.final_carry is not None:
+            from hyperlax.halving import carry_file
+            from hyperlax.runtime.checkpoints import carry_bytes
+
+            carries.append(carry_file(k))
+            _write(directory / carries[-1], carry_bytes(sb.final_carry, sb.samples,
+                                                        len(sb.eval_steps)), entry)
+
     summaries = []
     for s_pos, i in enumerate(order):
         sb, _ = by_sample[i]
@@ -175,7 +191,7 @@ def write_entry(sweep: SweepDir, plan: Plan, owner: Owner, entry: Entry,
     pause_point("before-marker", entry.index)
     stopping.check()
     with stopping.writing():  # a stop's emergency exit never cuts a marker short
-        sweep.complete(entry.path, owner, entry.index, FILES)
+        sweep.complete(entry.path, owner, entry.index, FILES + carries)
 
 
 def _write(path: Any, data: bytes, entry: Entry) -> None:

@@ -56,6 +56,7 @@ class ExecRun:
 
     request: ExecRequest
     plan: Plan | None = None
+    plan_id: str = ""
     sweep: SweepDir | None = None
     entries: list[int] | None = None   # this shard's entry indices; None: all
 
@@ -63,6 +64,8 @@ class ExecRun:
         """': N of M entries complete' (this shard's), or '' before the plan is known."""
         if self.plan is None or self.sweep is None:
             return ""
+        if self.plan.halving is not None:
+            return self._rung_completion()
         indices = self.entries
         mine = self.plan.entries if indices is None else [self.plan.entries[i] for i in indices]
         try:
@@ -70,6 +73,20 @@ class ExecRun:
         except OSError:
             return ""
         return f": {done} of {len(mine)} entries complete"
+
+    def _rung_completion(self) -> str:
+        """': rung R of N, K of M entries complete' for a successive-halving sweep."""
+        from hyperlax.halving import rung_views
+
+        try:
+            views = rung_views(self.plan, self.sweep.root, Owner.of(self.plan, self.plan_id))
+            known = [v for v in views if v.entries is not None]
+            view = known[-1]
+            done = sum(self.sweep.state(e.path) == "done" for e in view.entries or [])
+        except (OSError, HyperlaxError):
+            return ""
+        return (f": rung {view.rung} of {len(views)} (from 0), {done} of "
+                f"{len(view.entries or [])} entries complete")
 
     def hint(self, signum: int) -> str:
         """The line a stop prints."""
@@ -108,15 +125,28 @@ def _exec(run: ExecRun, echo: Echo) -> None:
     stopping.check()
     root = sweep_root(plan, request.output_root)
     owner = Owner.of(plan, pid)
-    run.plan, run.sweep = plan, SweepDir(root)
+    run.plan, run.plan_id, run.sweep = plan, pid, SweepDir(root)
     run.entries = entries = options.entries(len(plan.entries))
+    if plan.halving is not None and (options.shard is not None or
+                                     options.ray_address is not None):
+        raise HyperlaxError(str(request.plan_file), [(
+            "--shard" if options.shard is not None else "--ray",
+            "this plan runs successive halving: each rung needs the whole rung before it, so "
+            "it runs in one exec, not split into shards or Ray tasks")],
+            "run it without the option; several plain execs on one output root share a "
+            "rung's entries through their claims")
     run.sweep.check_owner(owner)  # refuse a foreign directory before importing JAX
     if options.shard is not None and not request.quiet:
         k, n = options.shard
         echo(f"shard {k}/{n}: {len(entries or [])} of {len(plan.entries)} entries "
              "(entry i belongs to shard i mod N)", err=True)
     mine = plan.entries if entries is None else [plan.entries[i] for i in entries]
-    corrupt = run.sweep.corrupt_entries(mine, owner) if root.exists() else {}
+    known = mine  # with successive halving, every rung's entries decided so far
+    if plan.halving is not None and root.exists():
+        from hyperlax.halving import rung_views
+
+        known = [e for v in rung_views(plan, root, owner) for e in v.entries or []]
+    corrupt = run.sweep.corrupt_entries(known, owner) if root.exists() else {}
     stopping.check()
     for path, problems in corrupt.items():
         for problem in problems:
@@ -149,6 +179,11 @@ def _announce(plan: Plan, sweep: SweepDir, mine: list[Any], redo: set[str],
     todo = [e for e in mine if e.path in redo or sweep.state(e.path) != "done"]
     devices = int(options.devices) if (options.devices or "").isdigit() else 1
     progress = Progress(quiet=request.quiet)
+    if plan.halving is not None:
+        progress.announce(_halving_line(plan, todo, len(mine) - len(todo), devices,
+                                        options.compile_workers),
+                          programs=len(programs_needed(todo, devices)))
+        return progress
     if options.ray_address is not None:
         line = describe(plan, todo, len(mine) - len(todo), devices, 0)
         line = line.replace("(compiling when needed)", "(in the Ray tasks)")
@@ -156,6 +191,25 @@ def _announce(plan: Plan, sweep: SweepDir, mine: list[Any], redo: set[str],
         line = describe(plan, todo, len(mine) - len(todo), devices, options.compile_workers)
     progress.announce(line, programs=len(programs_needed(todo, devices)))
     return progress
+
+
+def _halving_line(plan: Plan, todo: list[Any], skipped: int, devices: int,
+                  workers: int) -> str:
+    """exec's first line for a successive-halving plan: its rungs, and rung 0's work."""
+    from hyperlax.runtime.schedule import programs_needed
+
+    halving = plan.halving
+    total = plan.settings.num_evaluations
+    rungs = " -> ".join(f"{r.samples}" for r in halving.rungs)
+    programs = len(programs_needed(todo, devices))
+    how = (f"{workers} compile worker{'s' if workers != 1 else ''}" if workers
+           else "compiling when needed")
+    # later rungs' entries (and programs) depend on the decisions, not known yet
+    return (f"exec: successive halving in {len(halving.rungs)} rungs ({rungs} samples, to "
+            + ", ".join(f"{r.evaluations}" for r in halving.rungs) + f" of {total} "
+            f"evaluations, top 1/{halving.eta} by {halving.metric}); rung 0: {len(todo)} of "
+            f"{len(todo) + skipped} entries to run, {programs} program"
+            f"{'s' if programs != 1 else ''} to compile ({how})")
 
 
 def summary(report: Any, root: Path) -> list[str]:

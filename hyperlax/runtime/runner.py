@@ -31,6 +31,7 @@ import numpy as np
 from hyperlax import stopping
 from hyperlax.planfile import Plan
 from hyperlax.runtime.batched import batched_program, metrics, replicate_keys, stack
+from hyperlax.runtime.checkpoints import Snapshot, host_leaves, join_metrics, metrics_arrays
 from hyperlax.runtime.configs import as_data
 from hyperlax.runtime.outputs import SubBatchResult, pause_point
 from hyperlax.runtime.programs import ProgramCache
@@ -69,6 +70,7 @@ class CompiledRunner:
             self._first_sample.setdefault(sample.structure, sample.index)
         self._specs: dict[tuple[str, int], Hashable] = {}
         self._init_owner: dict[int, int] = {}
+        self._carry_like: dict[ProgramKey, tuple[list[Any], Any]] = {}
 
     @property
     def compiles(self) -> int:
@@ -141,10 +143,12 @@ class CompiledRunner:
     def compile_part(self, key: ProgramKey, part: str, samples: list[int], entry: int) -> Any:
         """Trace, lower and compile one part of program ``key``, from ``samples``' inputs (only
         their shapes and structure matter)."""
+        # Every part announces itself: the parts of one program compile in different threads,
+        # and a stop test must see two compiles running before any program is complete.
+        pause_point("compile", entry)
         configs, keys = self.inputs(samples, key.width)
         init = self._jit(self.program.init)
         if part == "init":
-            pause_point("compile", entry)
             return init.lower(self.init_configs(configs, key.structure), keys).compile()
         carry = jax.eval_shape(init, configs, keys)
         train = self._jit(self.program.train, donate=True)
@@ -158,43 +162,87 @@ class CompiledRunner:
         if self.listener is not None:
             self.listener.compiled(done, seconds)
 
-    def run(self, structure: int, samples: list[int], width: int) -> SubBatchResult:
+    def carry_like(self, structure: int, width: int) -> list[Any]:
+        """The shapes and dtypes of the carry program ``(structure, width)`` takes, leaf by
+        leaf (what a checkpoint must match), from ``init``'s abstract evaluation."""
         key = self.key(structure, width)
-        parts, compile_seconds = self.programs.get(key, samples, self.entry)
-        configs, keys = self.inputs(samples, key.width)
+        if key not in self._carry_like:
+            samples = [self._first_sample[structure]]
+            configs, keys = self.inputs(samples, key.width)
+            shape = jax.eval_shape(self._jit(self.program.init), configs, keys)
+            self._carry_like[key] = (jax.tree.leaves(shape), jax.tree.structure(shape))
+        return self._carry_like[key][0]
+
+    def _place(self, structure: int, width: int, leaves: list[np.ndarray]) -> Any:
+        """A host carry (its leaves) back on the devices, as the program's tree."""
+        self.carry_like(structure, width)
+        tree = jax.tree.unflatten(self._carry_like[self.key(structure, width)][1], leaves)
+        return self.sharded.place(tree) if self.sharded else jax.device_put(tree)
+
+    def run(self, structure: int, samples: list[int], width: int, *,
+            start: Snapshot | None = None, end_calls: int | None = None,
+            save: Callable[[Snapshot], None] | None = None,
+            due: Callable[[int], bool] = lambda calls: False,
+            keep_carry: bool = False) -> SubBatchResult:
+        """Train the sub-batch from ``init`` (or from ``start``, a snapshot of an earlier run:
+        a checkpoint, or the end of the rung before) up to ``end_calls`` calls (default: the
+        whole budget). After each call for which ``due(calls done)`` holds, ``save`` gets a
+        snapshot (the carry copied to the host, the metrics so far). ``keep_carry``: the
+        result holds the final carry too (a rung's end)."""
+        key = self.key(structure, width)
+        end = self.calls if end_calls is None else end_calls
+        first = 0 if start is None else start.calls
         keep, replicates = len(samples), self.plan.settings.seeds_per_sample
         steps_per_run = self.budget.steps_trained(
             self.plan.sample_config(samples[0]).steps_per_update())
         steps_per_call = steps_per_run // self.calls * keep * replicates
-        pause_point("train", self.entry)
-        start = time.perf_counter()
-        carry = parts["init"](self.init_configs(configs, structure), keys)
-        outs: list[Any] = []
-        for _ in range(self.calls):
-            pause_point("chunk", self.entry)
-            carry, trained = parts["train"](configs, carry)  # dispatched; runs on the device
-            returns = parts["evaluate"](trained.policy, trained.eval_key)  # after it, there
-            if outs:
-                self._report(outs[-1], samples, steps_per_call)  # waits for the previous one
-            stopping.check()  # between chunks
-            outs.append(metrics(trained, returns))
-        self._report(outs[-1], samples, steps_per_call)
-        stopping.check()  # a stuck training call: the stop's watcher ends the process
-        host = jax.device_get(outs)
-        seconds = time.perf_counter() - start
-
-        def joined(leaves: list[np.ndarray]) -> np.ndarray:
-            return np.concatenate([np.asarray(x) for x in leaves], axis=-1)
-
+        before = None if start is None else start.metrics
+        seconds, compile_seconds = 0.0 if start is None else start.train_seconds, 0.0
+        carry_leaves = None if start is None else start.carry
+        host: list[Any] = []
+        if first < end:  # a snapshot at the end needs no program at all
+            parts, compile_seconds = self.programs.get(key, samples, self.entry)
+            configs, keys = self.inputs(samples, key.width)
+            pause_point("train", self.entry)
+            started = time.perf_counter()
+            if start is None:
+                carry = parts["init"](self.init_configs(configs, structure), keys)
+            else:
+                carry = self._place(structure, width, start.carry)
+            outs: list[Any] = []
+            for calls in range(first + 1, end + 1):
+                pause_point("chunk", self.entry)
+                carry, trained = parts["train"](configs, carry)  # dispatched; runs on the device
+                returns = parts["evaluate"](trained.policy, trained.eval_key)  # after it, there
+                if outs:
+                    self._report(outs[-1], samples, steps_per_call)  # waits for the previous one
+                stopping.check()  # between chunks
+                outs.append(metrics(trained, returns))
+                if save is not None and due(calls):
+                    # the carry is donated to the next call: copied to the host before it
+                    save(Snapshot(calls=calls, carry=host_leaves(carry),
+                                  metrics=join_metrics(before,
+                                                       metrics_arrays(jax.device_get(outs))),
+                                  train_seconds=seconds + time.perf_counter() - started))
+                    pause_point(f"checkpoint:{calls * self.group}", self.entry)
+            self._report(outs[-1], samples, steps_per_call)
+            stopping.check()  # a stuck training call: the stop's watcher ends the process
+            host = jax.device_get(outs)
+            carry_leaves = host_leaves(carry) if keep_carry else None
+            seconds += time.perf_counter() - started
+        joined = join_metrics(before, metrics_arrays(host) if host else None)
         return SubBatchResult(
             samples=samples,
-            eval_steps=joined([m.eval_steps for m in host])[0, 0],
-            returns=joined([m.eval_returns for m in host])[:keep],
-            losses={k: joined([m.losses[k] for m in host])[:keep] for k in host[0].losses},
-            finite=joined([m.finite for m in host])[:keep],
-            steps_per_run=steps_per_run,
+            eval_steps=joined["eval_steps"][0, 0],
+            returns=joined["eval_returns"][:keep],
+            losses={k[len("loss/"):]: v[:keep] for k, v in joined.items()
+                    if k.startswith("loss/")},
+            finite=joined["finite"][:keep],
+            steps_per_run=steps_per_run // self.calls * end,
             train_seconds=seconds,
             compile_seconds=compile_seconds,
+            final_carry=carry_leaves if keep_carry else None,
+            steps_now=steps_per_run // self.calls * (end - first),
         )
 
     def _report(self, metrics: Any, samples: list[int], steps: int) -> None:

@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 from typing import Iterable, Iterator, NamedTuple
 
-from hyperlax.planfile import Entry, Plan, SubBatch
+from hyperlax.planfile import (MAX_CALLS_PER_RUN, Entry, Plan, SubBatch,  # noqa: F401
+                               chunk_group)  # re-exported: the runtime's names for them
 
 MAX_WORKERS = 8          # default cap on compile threads (XLA memory per compile, few wins past)
-MAX_CALLS_PER_RUN = 100  # chunk calls per sub-batch at most (see chunk_group)
 
 
 class ProgramKey(NamedTuple):
@@ -68,16 +68,6 @@ def default_compile_workers() -> int:
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
     return max(1, min(cores - 1, MAX_WORKERS))
-
-
-def chunk_group(num_evaluations: int, max_calls: int = MAX_CALLS_PER_RUN) -> int:
-    """Evaluation chunks per host call: 1 (a call per evaluation point: progress and a stop
-    between any two), unless that would be more than ``max_calls`` calls per run; then the
-    smallest divisor of ``num_evaluations`` that brings the calls down to ``max_calls``."""
-    for group in range(1, num_evaluations + 1):
-        if num_evaluations % group == 0 and num_evaluations // group <= max_calls:
-            return group
-    return num_evaluations
 
 
 def describe(plan: Plan, todo: list[Entry], skipped: int, devices: int, workers: int) -> str:
