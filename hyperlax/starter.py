@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import tomli_w
@@ -13,7 +14,7 @@ from hyperlax.errors import HyperlaxError
 from hyperlax.environments import ENVS, unknown_env_message
 from hyperlax.manifest.format import decode_recipe
 from hyperlax.hyperparams import CONFIGS
-from hyperlax.manifest.recipes import load_recipe_text
+from hyperlax.manifest.recipes import load_recipe_text, split_defaults
 from hyperlax.toml_inline import toml_key, toml_value
 
 SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "manifest.schema.json"
@@ -56,11 +57,50 @@ def starter_manifest(recipe: str, env_id: str, name: str | None, num_samples: in
         "# [fixed] pins hyperparameters to a value; [space] gives the distributions to sample.",
         "",
     ]
+    tuned = split_defaults(parsed.defaults)[1].get(env_id, {})
     lines = header + [tomli_w.dumps({"sweep": sweep}).rstrip("\n"), "",
                       "[fixed]", "# total_timesteps lives in [sweep]; pin hyperparameters here, e.g.",
-                      "# gamma = 0.99", "", "[space]"]
+                      "# gamma = 0.99"]
+    lines += _tuned_fixed(recipe_name, recipe_text, env_id, tuned, parsed.space)
+    lines += ["", "[space]"]
     for key, dist in sorted(parsed.space.items()):
         fields = {f: v for f, v in msgspec.to_builtins(dist).items() if v is not None}
         inline = ", ".join(f"{f} = {toml_value(v)}" for f, v in fields.items())
-        lines.append(f"{toml_key(key)} = {{ {inline} }}")
+        note = f"  # tuned for {env_id}: {toml_value(tuned[key])}" if key in tuned else ""
+        lines.append(f"{toml_key(key)} = {{ {inline} }}{note}")
     return "\n".join(lines) + "\n"
+
+
+def _tuned_fixed(recipe_name: str, recipe_text: str, env_id: str, tuned: dict[str, Any],
+                 space: dict[str, Any]) -> list[str]:
+    """[fixed] lines for the recipe's defaults tuned for ``env_id`` that its space does not
+    sample (the plan would take them from the recipe anyway; written out, the manifest shows
+    what runs), under the recipe's own note on where they come from. Tuned values of names the
+    space samples go next to their [space] lines, as comments."""
+    pinned = {k: v for k, v in tuned.items() if k not in space}
+    if not tuned:
+        return []
+    lines = ["", f"# Defaults of recipe {recipe_name} tuned for {env_id}; the recipe says:"]
+    lines += [f"#   {line}" for line in _comment_above(recipe_text, env_id)]
+    if pinned:
+        lines += [f"{toml_key(k)} = {toml_value(v)}" for k, v in sorted(pinned.items())]
+    if len(pinned) < len(tuned):
+        lines.append("# the [space] below samples the others; to train the tuned value, move "
+                     "a name from [space] to here")
+    return lines
+
+
+def _comment_above(recipe_text: str, env_id: str) -> list[str]:
+    """The comment paragraph right above the recipe's ``[defaults."<env_id>"]`` header (up
+    to an empty comment line)."""
+    lines = recipe_text.splitlines()
+    header = f'[defaults."{env_id}"]'
+    for i, line in enumerate(lines):
+        if line.split("#")[0].strip() == header:
+            block = []
+            for above in reversed(lines[:i]):
+                if not above.startswith("#") or not above.lstrip("#").strip():
+                    break
+                block.append(above.lstrip("#").strip())
+            return list(reversed(block)) or ["(no note)"]
+    return ["(no note)"]

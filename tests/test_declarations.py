@@ -81,7 +81,7 @@ def test_runtime_pytree_has_scalars_as_leaves_and_structure_static():
     leaves, treedef = jax.tree_util.tree_flatten(a)
     scalars = [p for p in declarations(DQNConfig).values() if p.role == "scalar"]
     assert len(leaves) == len(scalars)
-    assert {str(x.dtype) for x in leaves} == {"float32", "int32"}
+    assert {str(x.dtype) for x in leaves} == {"float32", "int32", "bool"}  # bool: double_q
     # scalar values do not change the structure (one program); structural ones do
     b = pytrees.as_data(DQNConfig(learning_rate=3e-2, target_update_period=9))
     c = pytrees.as_data(DQNConfig(num_envs=8))

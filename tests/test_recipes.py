@@ -31,7 +31,10 @@ ORIGINAL = {
         "num_minibatches": cat(128, 256, 512), "num_envs": cat(1024, 2048, 4096),
         "standardize_advantages": cat(True, False), "decay_learning_rates": cat(True, False),
         "network.actor.layer_sizes": NETWORKS, "network.critic.layer_sizes": NETWORKS,
-        "network.activation": cat("tanh", "relu", "silu"),
+        "network.actor.activation": cat("tanh", "relu", "silu"),
+        "network.critic.activation": cat("tanh", "relu", "silu"),
+        "network.actor.layer_norm": cat(True, False),
+        "network.critic.layer_norm": cat(True, False),
     },
     "ppo_mlp_no_network_search": {
         "actor_lr": (LOG, 1e-5, 1e-2), "critic_lr": (LOG, 1e-5, 1e-2),
@@ -51,6 +54,7 @@ ORIGINAL = {
         "rollout_length": cat(1, 2, 4, 8), "train_epochs": cat(1, 2, 4),
         "buffer_size": cat(30000, 100000), "replay_batch_size": cat(128, 256, 512),
         "network.q.layer_sizes": NETWORKS, "network.activation": cat("relu", "tanh", "silu"),
+        "network.q.layer_norm": cat(True, False),
     },
     "sac_mlp": {
         "actor_lr": (LOG, 1e-5, 1e-3), "q_lr": (LOG, 1e-5, 1e-3), "alpha_lr": (LOG, 1e-5, 1e-3),
@@ -60,7 +64,10 @@ ORIGINAL = {
         "train_epochs": cat(1, 2, 4), "buffer_size": cat(30000, 100000),
         "replay_batch_size": cat(128, 256, 512),
         "network.actor.layer_sizes": NETWORKS, "network.critic.layer_sizes": NETWORKS,
-        "network.activation": cat("tanh", "relu", "silu"),
+        "network.actor.activation": cat("tanh", "relu", "silu"),
+        "network.critic.activation": cat("tanh", "relu", "silu"),
+        "network.actor.layer_norm": cat(True, False),
+        "network.critic.layer_norm": cat(True, False),
     },
 }
 # Values the original fixes by one-valued categoricals, and its default run length.
@@ -68,9 +75,11 @@ FIXED = {
     "ppo_mlp": {"normalize_observations": True},
     "ppo_mlp_no_network_search": {"network.actor.layer_sizes": [128, 128],
                                   "network.critic.layer_sizes": [128, 128],
-                                  "network.activation": "relu"},
+                                  "network.activation": "relu",
+                                  "network.actor.layer_norm": False,
+                                  "network.critic.layer_norm": False},
     "dqn_mlp": {"double_q": True, "target_update_period": 1},
-    "sac_mlp": {},
+    "sac_mlp": {"normalize_observations": True, "learn_alpha": True},
 }
 
 

@@ -17,7 +17,7 @@ import msgspec
 from hyperlax.environments import BRAX_EPISODE_LENGTH, ENVS, UNSUPPORTED, EnvInfo
 from hyperlax.manifest.format import decode_recipe
 from hyperlax.hyperparams import ALGORITHMS, CONFIGS
-from hyperlax.manifest.recipes import builtin_recipes
+from hyperlax.manifest.recipes import builtin_recipes, split_defaults
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -51,9 +51,15 @@ def render_hyperparameters() -> str:
         lines += [f"### `{name}` ({recipe.algorithm})", "", recipe.description, "",
                   f"Budget defaults: total_timesteps = {s.total_timesteps:,}, num_evaluations = "
                   f"{s.num_evaluations}, eval_episodes = {s.eval_episodes}.", ""]
-        if recipe.defaults:
+        shared, per_env = split_defaults(recipe.defaults)
+        if shared:
             lines.append("Defaults it sets: " + ", ".join(
-                f"`{k} = {json.dumps(v)}`" for k, v in recipe.defaults.items()) + ".")
+                f"`{k} = {json.dumps(v)}`" for k, v in shared.items()) + ".")
+            lines.append("")
+        for env_id, values in per_env.items():
+            lines.append(f"Defaults tuned for `{env_id}` (the recipe cites their source): "
+                         + ", ".join(f"`{k} = {json.dumps(v)}`" for k, v in values.items())
+                         + ".")
             lines.append("")
         lines += ["| sampled | distribution |", "| --- | --- |"]
         for key, dist in recipe.space.items():

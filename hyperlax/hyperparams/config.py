@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import msgspec
+
+from hyperlax.hyperparams.declare import resolve_activation
+
+
+# MinAtar's networks (Young & Tian 2019; MinAtar's examples/dqn.py): one 3x3 convolution,
+# 16 channels, stride 1, no padding, relu, then the fully connected layers. Here, JAX-free, so
+# that the compiler's cost estimate can size the torso too.
+CNN_FEATURES, CNN_KERNEL = 16, (3, 3)
+
+
+def cnn_output_size(obs_shape: tuple[int, ...]) -> int:
+    """Features the convolutional torso hands to the hidden layers (no padding)."""
+    height, width, _ = obs_shape
+    return (height - CNN_KERNEL[0] + 1) * (width - CNN_KERNEL[1] + 1) * CNN_FEATURES
+
+
+class NetworkShape(NamedTuple):
+    """One network's structural values, resolved (hashable: a piece of programs' specs)."""
+
+    layer_sizes: tuple[int, ...]
+    activation: str               # "same" already replaced by network.activation
+    layer_norm: bool
+    cnn: bool                     # starts with the convolutional torso (image observations)
 
 
 class AlgorithmConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -19,6 +42,16 @@ class AlgorithmConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
 
     num_envs: Any
     rollout_length: Any
+
+    def network(self, name: str) -> NetworkShape:
+        """The network ``name`` ("actor", "critic", "q") as the runtime builds it: its fields
+        ``<name>_layer_sizes``, ``<name>_activation``, ``<name>_layer_norm`` and the
+        algorithm's ``torso``, if it declares one."""
+        return NetworkShape(tuple(getattr(self, f"{name}_layer_sizes")),
+                            resolve_activation(getattr(self, f"{name}_activation"),
+                                               getattr(self, "activation")),
+                            bool(getattr(self, f"{name}_layer_norm")),
+                            getattr(self, "torso", "mlp") == "cnn")
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> Any:

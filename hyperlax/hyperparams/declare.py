@@ -29,6 +29,11 @@ ParamType = Literal["float", "int", "bool", "str", "int_list"]
 
 ACTIVATION_NAMES = ("tanh", "relu", "gelu", "silu", "elu", "leaky_relu")
 Activation = Literal["tanh", "relu", "gelu", "silu", "elu", "leaky_relu"]
+# A network's own activation, or "same": the shared ``network.activation``. The shared name
+# stays the one most manifests set; a per-network value overrides it for that network only.
+SAME = "same"
+NetworkActivation = Literal["same", "tanh", "relu", "gelu", "silu", "elu", "leaky_relu"]
+Torso = Literal["mlp", "cnn"]
 Width = Annotated[int, Meta(ge=1, le=65_536)]
 
 
@@ -37,17 +42,48 @@ def scalar(base: Any, doc: str, **bounds: Any) -> Any:
     return Annotated[base, Meta(description=doc, extra={"role": "scalar"}, **bounds)]
 
 
-def structural(base: Any, doc: str, **bounds: Any) -> Any:
-    """The annotated type of a structural hyperparameter (one compile per distinct value)."""
-    return Annotated[base, Meta(description=doc, extra={"role": "structural"}, **bounds)]
+def structural(base: Any, doc: str, image_only: tuple[str, ...] = (), **bounds: Any) -> Any:
+    """The annotated type of a structural hyperparameter (one compile per distinct value).
+    ``image_only``: values that need image observations (an env whose ``obs_shape`` is height x
+    width x channels); the compiler refuses them for any other env."""
+    extra: dict[str, Any] = {"role": "structural"}
+    if image_only:
+        extra["image_only"] = tuple(image_only)
+    return Annotated[base, Meta(description=doc, extra=extra, **bounds)]
 
 
 def layer_sizes(doc: str) -> Any:
     return structural(list[Width], doc, min_length=1)
 
 
-def activation(doc: str = "hidden-layer activation of every network") -> Any:
+def activation(doc: str = "hidden-layer activation of every network whose own "
+                          "activation is 'same'") -> Any:
     return structural(Activation, doc)
+
+
+def network_activation(network: str) -> Any:
+    """A per-network activation; "same" (its default) follows ``network.activation``."""
+    return structural(NetworkActivation, f"hidden-layer activation of the {network}; 'same': "
+                                         "network.activation")
+
+
+def layer_norm(network: str) -> Any:
+    return structural(bool, f"layer normalization after each hidden layer of the {network} "
+                            "(before its activation)")
+
+
+def torso(networks: str) -> Any:
+    return structural(Torso, f"input stage of the {networks}: 'mlp' (the flat observation "
+                             "goes straight into the hidden layers) or 'cnn' (image "
+                             "observations only: the observation reshaped to height x width x "
+                             "channels, one 3x3 convolution with 16 channels and relu, as in "
+                             "MinAtar's networks, flattened into the hidden layers)",
+                      image_only=("cnn",))
+
+
+def resolve_activation(own: str, shared: str) -> str:
+    """The activation a network uses: its own, or the shared one when its own is "same"."""
+    return shared if own == SAME else own
 
 
 def network_field(name: str, default: Any) -> Any:
@@ -70,6 +106,7 @@ class HyperParam(msgspec.Struct, frozen=True, kw_only=True):
     low_open: bool = False    # True: the bound itself is excluded, e.g. a rate must be > 0
     high_open: bool = False
     choices: tuple[str, ...] | None = None
+    image_only: tuple[str, ...] = ()  # values that need image observations (see structural)
     doc: str = ""
 
     def bounds_text(self) -> str:
@@ -124,6 +161,15 @@ class HyperParam(msgspec.Struct, frozen=True, kw_only=True):
         return None
 
 
+def env_value_problem(param: HyperParam, value: Any, obs_shape: tuple[int, ...]) -> str | None:
+    """Why ``value`` of ``param`` cannot be used in an env with observations of
+    ``obs_shape``, or None."""
+    if value in param.image_only and len(obs_shape) != 3:
+        return (f"{value!r} needs image observations (height x width x channels), but this "
+                f"env's observations have shape {tuple(obs_shape)}")
+    return None
+
+
 def value_problems(values: dict[str, Any], table: dict[str, HyperParam],
                    prefix: str) -> list[tuple[str, str]]:
     """(``prefix.name``, why) for each value of ``values`` that is not legal for its declared
@@ -146,11 +192,13 @@ def _param(field: msgspec.inspect.Field, hint: Any) -> HyperParam:
     meta = t if isinstance(t, msgspec.inspect.Metadata) else None
     if meta is not None:
         t = meta.type
-    role = (meta.extra or {}).get("role") if meta is not None else None
+    extra = (meta.extra or {}) if meta is not None else {}
+    role = extra.get("role")
     if role not in ("scalar", "structural"):
         raise TypeError(f"{field.name}: declare it with scalar(...) or structural(...)")
     default = field.default_factory() if field.default is msgspec.NODEFAULT else field.default
     common = dict(name=field.encode_name, attribute=field.name, role=role, default=default,
+                  image_only=tuple(extra.get("image_only", ())),
                   doc=meta.extra_json_schema.get("description", "") if meta.extra_json_schema
                   else "")
     if isinstance(t, msgspec.inspect.FloatType):

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from hyperlax.hyperparams.config import OffPolicyConfig
-from hyperlax.hyperparams.declare import activation, layer_sizes, network_field, scalar, structural
+from hyperlax.hyperparams.declare import (activation, layer_norm, layer_sizes, network_activation,
+                                          network_field, scalar, structural, torso)
 
 
 class DQNConfig(OffPolicyConfig):
@@ -23,6 +24,13 @@ class DQNConfig(OffPolicyConfig):
                                    gt=0.0, le=1.0) = 0.5
     max_grad_norm: scalar(float, "global gradient-norm clip", gt=0.0) = 10.0
     huber_delta: scalar(float, "Huber loss delta", gt=0.0) = 1.0
+    # 0, not infinity, means off: a manifest's value must be finite.
+    max_abs_reward: scalar(float, "clip training rewards to [-max_abs_reward, max_abs_reward] "
+                                  "(0: no clipping); evaluation returns stay unclipped",
+                           ge=0.0) = 0.0
+    # Used through jnp.where on the target's action index, so data: no compile.
+    double_q: scalar(bool, "double Q-learning targets: the online net picks the next action, "
+                           "the target net values it") = True
     # Compared with traced counters only, so data: sampling them costs no compile.
     warmup_steps: scalar(int, "environment steps before learning starts",
                          ge=0, le=10_000_000) = 1_000
@@ -35,7 +43,12 @@ class DQNConfig(OffPolicyConfig):
     rollout_length: structural(int, "environment steps per env between training phases",
                                ge=1, le=1_000_000) = 4
     train_epochs: structural(int, "gradient steps per training phase", ge=1, le=10_000) = 4
-    double_q: structural(bool, "double Q-learning targets") = True
+    dueling: structural(bool, "dueling head: Q = V + A - mean(A) from a value and an "
+                              "advantage head on the hidden layers") = False
     q_layer_sizes: layer_sizes("hidden layer widths of the Q-network") = network_field(
         "network.q.layer_sizes", [64, 64])
     activation: activation() = network_field("network.activation", "relu")
+    q_activation: network_activation("Q-network") = network_field("network.q.activation",
+                                                                  "same")
+    q_layer_norm: layer_norm("Q-network") = network_field("network.q.layer_norm", False)
+    torso: torso("Q-network") = network_field("network.torso", "mlp")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from hyperlax.hyperparams.config import AlgorithmConfig
-from hyperlax.hyperparams.declare import activation, layer_sizes, network_field, scalar, structural
+from hyperlax.hyperparams.declare import (activation, layer_norm, layer_sizes, network_activation,
+                                          network_field, scalar, structural, torso)
 
 
 class PPOConfig(AlgorithmConfig):
@@ -19,12 +20,21 @@ class PPOConfig(AlgorithmConfig):
     clip_eps: scalar(float, "PPO clipping range of the probability ratio", gt=0.0) = 0.2
     ent_coef: scalar(float, "entropy bonus coefficient", ge=0.0) = 0.0
     vf_coef: scalar(float, "value-loss coefficient", ge=0.0) = 0.5
-    max_grad_norm: scalar(float, "global gradient-norm clip", gt=0.0) = 0.5
+    max_grad_norm: scalar(float, "gradient clip: the global norm's bound (grad_clip_mode "
+                                 "global_norm), or every element's absolute bound "
+                                 "(per_element)", gt=0.0) = 0.5
     # Flags used through jnp.where, so data: sampling them costs no compile.
     standardize_advantages: scalar(bool, "standardize advantages per minibatch "
                                          "(zero mean, unit std)") = True
     decay_learning_rates: scalar(bool, "decay both learning rates linearly to 0 over "
                                        "training") = False
+    clip_value_loss: scalar(bool, "clip the value loss as PPO's reference code does: the "
+                                  "larger of the squared errors of the new value and of the "
+                                  "old value moved by at most clip_eps") = False
+    grad_clip_mode: structural(Literal["global_norm", "per_element"],
+                               "how gradients are clipped before Adam: by their global norm "
+                               "(optax.clip_by_global_norm) or element by element "
+                               "(optax.clip)") = "global_norm"
     num_envs: structural(int, "parallel environments per sample", ge=1, le=65_536) = 8
     rollout_length: structural(int, "environment steps per env between updates",
                                ge=1, le=1_000_000) = 64
@@ -37,6 +47,13 @@ class PPOConfig(AlgorithmConfig):
     critic_layer_sizes: layer_sizes("hidden layer widths of the critic MLP") = network_field(
         "network.critic.layer_sizes", [64, 64])
     activation: activation() = network_field("network.activation", "tanh")
+    actor_activation: network_activation("actor") = network_field(
+        "network.actor.activation", "same")
+    critic_activation: network_activation("critic") = network_field(
+        "network.critic.activation", "same")
+    actor_layer_norm: layer_norm("actor") = network_field("network.actor.layer_norm", False)
+    critic_layer_norm: layer_norm("critic") = network_field("network.critic.layer_norm", False)
+    torso: torso("actor and critic") = network_field("network.torso", "mlp")
 
     def cross_field_problems(self) -> list[str]:
         batch = self.num_envs * self.rollout_length

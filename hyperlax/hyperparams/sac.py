@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from hyperlax.hyperparams.config import OffPolicyConfig
-from hyperlax.hyperparams.declare import activation, layer_sizes, network_field, scalar, structural
+from hyperlax.hyperparams.declare import (activation, layer_norm, layer_sizes, network_activation,
+                                          network_field, scalar, structural)
 
 
 class SACConfig(OffPolicyConfig):
@@ -20,6 +21,9 @@ class SACConfig(OffPolicyConfig):
     target_entropy_scale: scalar(float, "target entropy = -scale x action dimension",
                                  ge=0.0) = 1.0
     init_alpha: scalar(float, "initial entropy temperature", gt=0.0) = 1.0
+    # Gates the temperature's update through jnp.where, so data: no compile.
+    learn_alpha: scalar(bool, "tune the entropy temperature towards the target entropy; "
+                              "false: it stays init_alpha") = True
     max_grad_norm: scalar(float, "global gradient-norm clip", gt=0.0) = 10.0
     # Compared with a traced counter only, so data: sampling it costs no compile.
     warmup_steps: scalar(int, "environment steps before learning starts",
@@ -31,8 +35,18 @@ class SACConfig(OffPolicyConfig):
     rollout_length: structural(int, "environment steps per env between training phases",
                                ge=1, le=1_000_000) = 1
     train_epochs: structural(int, "gradient steps per training phase", ge=1, le=10_000) = 1
+    normalize_observations: structural(bool, "running mean/std observation normalization "
+                                             "(the replay buffer keeps raw observations; "
+                                             "batches are normalized when sampled)") = False
     actor_layer_sizes: layer_sizes("hidden layer widths of the actor MLP") = network_field(
         "network.actor.layer_sizes", [256, 256])
     critic_layer_sizes: layer_sizes("hidden layer widths of each Q critic") = network_field(
         "network.critic.layer_sizes", [256, 256])
     activation: activation() = network_field("network.activation", "relu")
+    actor_activation: network_activation("actor") = network_field(
+        "network.actor.activation", "same")
+    critic_activation: network_activation("Q critics") = network_field(
+        "network.critic.activation", "same")
+    actor_layer_norm: layer_norm("actor") = network_field("network.actor.layer_norm", False)
+    critic_layer_norm: layer_norm("Q critics") = network_field("network.critic.layer_norm",
+                                                               False)

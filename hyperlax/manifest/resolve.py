@@ -14,7 +14,7 @@ import msgspec
 from hyperlax.environments import ENVS, EnvInfo, unknown_env_message
 from hyperlax.errors import HyperlaxError
 from hyperlax.hyperparams import ALGORITHMS, CONFIGS, HyperParam
-from hyperlax.hyperparams.declare import value_problems
+from hyperlax.hyperparams.declare import env_value_problem, value_problems
 from hyperlax.inputs import read_text
 from hyperlax.manifest.distributions import (Categorical, Distribution, IntLogUniform,
                                              IntUniform, LogNormal, LogUniform, Normal,
@@ -22,7 +22,8 @@ from hyperlax.manifest.distributions import (Categorical, Distribution, IntLogUn
 from hyperlax.manifest.format import (MAX_SAMPLES, Manifest, Recipe, decode_manifest,
                                       decode_recipe, did_you_mean)
 from hyperlax.manifest.listed import read_samples_file, row_problems
-from hyperlax.manifest.recipes import load_recipe_text
+from hyperlax.manifest.recipes import (env_defaults, env_defaults_problems, load_recipe_text,
+                                       split_defaults)
 from hyperlax.planfile import Settings
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -98,11 +99,11 @@ def resolve_text(text: str, source: str, manifest_dir: Path, for_search: bool = 
     problems += _search_problems(manifest)
 
     # Recipe problems are the recipe author's; report them against the recipe file.
-    recipe_problems = _names_problems(recipe.defaults, "defaults", table)
-    recipe_problems += value_problems(recipe.defaults, table, "defaults")
+    recipe_problems = _defaults_problems(recipe.defaults, table, recipe.algorithm)
     recipe_problems += _space_problems(recipe.space, "space", table)
     if recipe_problems:
         raise HyperlaxError(recipe_source, recipe_problems)
+    defaults, env_own = env_defaults(recipe.defaults, sweep.env)
 
     own_space = manifest.space or {}
     listed, samples_sha256, where = _listed(manifest, manifest_dir, source)
@@ -142,6 +143,9 @@ def resolve_text(text: str, source: str, manifest_dir: Path, for_search: bool = 
             problems.append(("sweep.structures", "needs sampled structural hyperparameters "
                                                  "and qmc_sobol or random sampling; remove "
                                                  "structures"))
+    if env is not None and not problems:
+        problems += _env_problems(env, table, manifest.fixed, own_space, recipe_space,
+                                  defaults, listed, where, recipe_name)
     if problems:
         raise HyperlaxError(source, problems)
 
@@ -156,8 +160,9 @@ def resolve_text(text: str, source: str, manifest_dir: Path, for_search: bool = 
             space[name], sources[name] = own_space[name], "space"
         elif name in recipe_space:
             space[name], sources[name] = recipe_space[name], "recipe space"
-        elif name in recipe.defaults:
-            constants[name], sources[name] = recipe.defaults[name], "recipe default"
+        elif name in defaults:
+            constants[name] = defaults[name]
+            sources[name] = "env default" if name in env_own else "recipe default"
         else:
             constants[name], sources[name] = param.default, "default"
 
@@ -261,6 +266,15 @@ def _search_problems(manifest: Manifest) -> list[tuple[str, str]]:
     if manifest.samples or sweep.samples_file is not None:
         problems.append(("search", "a manifest that lists its samples has nothing to search; "
                                    "remove [search] or the listed samples"))
+    # A round is trained to its full budget and told at once: neither rungs nor checkpoints
+    # reach the round plans, so a search refuses them rather than dropping them silently.
+    if sweep.rungs is not None or sweep.eta is not None or sweep.rung_metric is not None:
+        problems.append(("sweep.rungs", "successive halving does not combine with a search "
+                                        "(each round trains its trials to the full budget); "
+                                        "remove rungs, eta and rung_metric"))
+    if sweep.checkpoint_every:
+        problems.append(("sweep.checkpoint_every", "a search's rounds do not checkpoint; remove "
+                                                   "checkpoint_every"))
     if search.method == "nsgaii" and search.trials_per_round < 2:
         problems.append(("search.trials_per_round", "nsgaii breeds each round from the last "
                                                     "one, a population of at least 2; got "
@@ -312,6 +326,57 @@ def _sweep_problems(manifest: Manifest, recipe: Recipe) -> list[tuple[str, str]]
     if evaluations > timesteps:
         problems.append(("sweep.num_evaluations", f"{evaluations} evaluations cannot fit in "
                                                   f"total_timesteps = {timesteps}"))
+    return problems
+
+
+def _defaults_problems(defaults: dict[str, Any], table: dict[str, HyperParam],
+                       algorithm: str) -> list[tuple[str, str]]:
+    """A recipe's [defaults]: the shared values, then each env's sub-table, checked alike."""
+    shared, per_env = split_defaults(defaults)
+    problems = _names_problems(shared, "defaults", table)
+    problems += value_problems(shared, table, "defaults")
+    problems += env_defaults_problems(defaults, CONFIGS[algorithm].action_spaces)
+    for env_id, values in per_env.items():
+        where = f'defaults."{env_id}"'
+        problems += _names_problems(values, where, table)
+        problems += value_problems(values, table, where)
+    return problems
+
+
+def _env_problems(env: EnvInfo, table: dict[str, HyperParam], fixed: dict[str, Any],
+                  own_space: dict[str, Distribution], recipe_space: dict[str, Distribution],
+                  defaults: dict[str, Any], listed: list[dict[str, Any]] | None,
+                  listed_where: str, recipe_name: str) -> list[tuple[str, str]]:
+    """Values this env cannot take (a convolutional torso without image observations),
+    wherever they would come from: [fixed], a space's categorical values, listed samples, or
+    the recipe's defaults for a name nothing else sets."""
+    problems: list[tuple[str, str]] = []
+
+    def check(where: str, param: HyperParam, value: Any, note: str = "") -> None:
+        problem = env_value_problem(param, value, env.obs_shape)
+        if problem:
+            problems.append((where, f"{problem} ({env.id}){note}"))
+
+    for name, param in table.items():
+        if not param.image_only:
+            continue
+        if name in fixed:
+            check(f"fixed.{name}", param, fixed[name])
+            continue
+        for space, note in ((own_space, ""), (recipe_space, "; it is in the recipe's space: "
+                                                             "pin the name in [fixed]")):
+            dist = space.get(name)
+            if isinstance(dist, Categorical):
+                for i, value in enumerate(dist.values):
+                    check(f"space.{name}.values[{i}]", param, value, note)
+        for i, row in enumerate(listed or []):
+            if name in row:
+                check(f"{listed_where} row {i + 1}.{name}", param, row[name])
+        if name in defaults and name not in own_space and name not in recipe_space and \
+                not (listed and name in listed[0]):
+            check("sweep.env", param, defaults[name],
+                  f"; recipe {recipe_name} sets {name} = {defaults[name]!r}: pin another "
+                  "value in [fixed]")
     return problems
 
 

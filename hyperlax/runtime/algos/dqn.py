@@ -18,53 +18,78 @@ Choices, so a reader need not reverse-engineer them:
   no update is applied. Evaluation acts greedily (argmax Q).
 - TD target ``r + gamma * (1 - terminated) * Q'(s', a*)`` with ``s'`` the step's own next
   observation (``info["final_observation"]``), so truncation bootstraps and termination does
-  not. ``a*`` is the online net's argmax when ``double_q`` (structural), else the target
-  net's. Loss: mean Huber(``huber_delta``); optimizer ``networks.make_optimizer`` (Adam after
-  global-norm clipping, both data).
+  not. ``a*`` is the online net's argmax when ``double_q``, else the target net's (its
+  value there is the max, exactly); ``double_q`` is data: the online net always evaluates
+  ``s'`` and the flag selects the action index. Loss: mean Huber(``huber_delta``);
+  optimizer ``networks.make_optimizer`` (Adam after global-norm clipping, both data).
+- ``r`` is the env's reward clipped to [-max_abs_reward, max_abs_reward] when
+  ``max_abs_reward`` > 0 (the bound is infinite otherwise, and clipping to it is exact).
+  Evaluation returns are the env's own.
 - The target moves towards the online net, ``target = tau * online + (1 - tau) * target``
   (``optax.incremental_update``; ``tau = 1`` is an exact copy), after every
   ``target_update_period``-th applied gradient step.
 - Reported ``q_loss`` is the mean over all of a chunk's gradient steps; during warm-up it is
   evaluated (at the untouched parameters) but not applied.
-- ``networks.MLP`` with flax's default (LeCun-normal) initialization, which also keeps QR decompositions
-  (orthogonal init) out of the vmapped, possibly sharded, program.
+- ``networks.mlp`` (the Q-network's own activation and layer norm, the convolutional torso
+  when ``network.torso`` is "cnn") with flax's default (LeCun-normal) initialization, which
+  also keeps QR decompositions (orthogonal init) out of the vmapped, possibly sharded,
+  program. With ``dueling``, the hidden layers feed a value head and an advantage head,
+  ``Q = V + A - mean(A)`` (Wang et al. 2016).
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
 from hyperlax.hyperparams.budget import Budget
+from hyperlax.hyperparams.config import NetworkShape
 from hyperlax.hyperparams.dqn import DQNConfig
 from hyperlax.runtime import replay
 from hyperlax.runtime.algos import (Program, Trained, all_finite, check_config,
                                     structure_except, train_from)
 from hyperlax.runtime.envs import action_info, evaluate, make_env
-from hyperlax.runtime.networks import MLP, make_optimizer
+from hyperlax.runtime.networks import make_optimizer, mlp
+
+
+class Dueling(nn.Module):
+    """``Q = V + A - mean(A)`` from value and advantage heads on ``torso``'s features."""
+
+    torso: nn.Module
+    num_actions: int
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        x = self.torso(obs)
+        value = nn.Dense(1)(x)
+        advantage = nn.Dense(self.num_actions)(x)
+        return value + advantage - advantage.mean(axis=-1, keepdims=True)
 
 
 class QSpec(NamedTuple):
     """The structural values the evaluation depends on."""
 
-    layer_sizes: tuple[int, ...]
-    activation: str
+    q: NetworkShape
+    dueling: bool
 
 
 def eval_spec(config: DQNConfig) -> QSpec:
-    return QSpec(tuple(config.q_layer_sizes), config.activation)
+    return QSpec(config.network("q"), bool(config.dueling))
 
 
-def _q_network(spec: QSpec, num_actions: int) -> MLP:
+def _q_network(spec: QSpec, env_id: str, num_actions: int) -> nn.Module:
     """The Q-network, from the evaluation's spec: training and evaluation build it alike."""
-    return MLP(spec.layer_sizes, spec.activation, out_dim=num_actions)
+    if spec.dueling:
+        return Dueling(mlp(spec.q, env_id), num_actions)
+    return mlp(spec.q, env_id, out_dim=num_actions)
 
 
 # What ``init`` does not read (the rest of the structure is its spec: algos, ``init_spec``).
-NOT_IN_INIT = ("rollout_length", "train_epochs", "replay_batch_size", "double_q")
+NOT_IN_INIT = ("rollout_length", "train_epochs", "replay_batch_size")
 
 
 def init_spec(config: DQNConfig) -> tuple:
@@ -102,7 +127,9 @@ def make_program(env_id: str, budget: Budget) -> Program:
         total_env_steps = total_updates * steps_per_iter
         # scalars (data): compared with traced counters only
         warmup_steps, target_period = config.warmup_steps, config.target_update_period
-        network = _q_network(eval_spec(config), num_actions)
+        network = _q_network(eval_spec(config), env_id, num_actions)
+        # 0 means no clipping: an infinite bound, which clipping leaves every reward alone at
+        reward_bound = jnp.where(config.max_abs_reward > 0, config.max_abs_reward, jnp.inf)
         tx = make_optimizer(config.learning_rate, config.max_grad_norm)
 
         def epsilon(env_steps):
@@ -120,7 +147,8 @@ def make_program(env_id: str, budget: Budget) -> Program:
             action = jnp.where(explore, random, greedy)
             obs, env_state, reward, terminated, _, info = v_step(
                 jax.random.split(k_env, num_envs), runner.env_state, action, env_params)
-            transition = replay.Transition(runner.obs, action, reward.astype(jnp.float32),
+            reward = jnp.clip(reward.astype(jnp.float32), -reward_bound, reward_bound)
+            transition = replay.Transition(runner.obs, action, reward,
                                     info["final_observation"], terminated.astype(jnp.float32))
             runner = runner._replace(env_state=env_state, obs=obs, key=key,
                                      env_steps=runner.env_steps + num_envs)
@@ -131,11 +159,12 @@ def make_program(env_id: str, budget: Budget) -> Program:
             q = network.apply(params, batch.obs)
             q_taken = jnp.take_along_axis(q, batch.action[:, None], axis=-1)[:, 0]
             q_next_target = network.apply(target_params, batch.next_obs)
-            if config.double_q:  # structural: online net picks the action, target values it
-                next_action = jnp.argmax(network.apply(params, batch.next_obs), axis=-1)
-                q_next = jnp.take_along_axis(q_next_target, next_action[:, None], axis=-1)[:, 0]
-            else:
-                q_next = jnp.max(q_next_target, axis=-1)
+            # data: the flag picks whose argmax indexes the target net's values (the target
+            # net's own argmax gives its max, exactly)
+            next_action = jnp.where(config.double_q,
+                                    jnp.argmax(network.apply(params, batch.next_obs), axis=-1),
+                                    jnp.argmax(q_next_target, axis=-1))
+            q_next = jnp.take_along_axis(q_next_target, next_action[:, None], axis=-1)[:, 0]
             target = batch.reward + config.gamma * (1.0 - batch.done) * q_next
             target = jax.lax.stop_gradient(target)
             return optax.huber_loss(q_taken, target, delta=config.huber_delta).mean()
@@ -192,7 +221,7 @@ def make_program(env_id: str, budget: Budget) -> Program:
 
     def evaluate_policy(spec: QSpec, params: Any, key: jax.Array) -> jax.Array:
         """Greedy: argmax Q."""
-        network = _q_network(spec, num_actions)
+        network = _q_network(spec, env_id, num_actions)
 
         def act(obs, _key):
             return jnp.argmax(network.apply(params, obs), axis=-1)

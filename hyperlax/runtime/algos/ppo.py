@@ -13,11 +13,17 @@ Choices, so a reader need not reverse-engineer them:
   (std 1). Sampled actions are stored unclipped (their log-prob is exact) and clipped to the
   action bounds only when stepping the env. Evaluation is deterministic: argmax of the logits,
   or the Gaussian mean clipped to the bounds.
-- Separate actor and critic MLPs with separate optimizers, each ``networks.make_optimizer``
-  (Adam, eps 1e-5, after global-norm clipping) so the learning rates and the clip norm are data. Each network's gradient is clipped by its own
-  global norm. The loss is ``policy_loss - ent_coef * entropy + vf_coef * value_loss``.
-- Value loss: plain (unclipped) ``0.5 * (V - target)^2``; value clipping is not used.
-  Advantages are standardized per minibatch unless ``standardize_advantages`` is false; both
+- Separate actor and critic networks (``networks.mlp``: each with its own activation and
+  layer norm, both behind the convolutional torso when ``network.torso`` is "cnn") with
+  separate optimizers, each ``networks.make_optimizer`` (Adam, eps 1e-5, after gradient
+  clipping: each network's global norm, or each element with ``grad_clip_mode``
+  "per_element") so the learning rates and the clip bound are data. The loss is
+  ``policy_loss - ent_coef * entropy + vf_coef * value_loss``.
+- Value loss: ``0.5 * (V - target)^2``; with ``clip_value_loss``, as in purejaxrl, CleanRL
+  and rejax, ``0.5 * max((V - target)^2, (V_clipped - target)^2)`` with ``V_clipped`` the
+  rollout's value moved towards V by at most ``clip_eps``. Computed as the plain loss plus
+  the (selected) excess of the clipped one, so with the flag off the arithmetic is exactly
+  the plain loss's. Advantages are standardized per minibatch unless ``standardize_advantages`` is false; both
   learning rates decay linearly to 0 over training when ``decay_learning_rates`` is true.
 - Bootstrapping (gymnax >= 1.0 step API): on termination the next-state value is 0; on a
   truncation that is not also a termination it is the critic's value of
@@ -48,23 +54,22 @@ import numpy as np
 import optax
 
 from hyperlax.hyperparams.budget import Budget
+from hyperlax.hyperparams.config import NetworkShape
 from hyperlax.hyperparams.ppo import PPOConfig
 from hyperlax.runtime.algos import (Program, Trained, all_finite, check_config,
                                     structure_except, train_from)
 from hyperlax.runtime.envs import action_info, evaluate, make_env
-from hyperlax.runtime.networks import MLP, make_optimizer
+from hyperlax.runtime.networks import MLP, make_optimizer, mlp
+from hyperlax.runtime.obs_norm import ObsNorm
+from hyperlax.runtime.obs_norm import norm_init as _norm_init
+from hyperlax.runtime.obs_norm import norm_update as _norm_update
+from hyperlax.runtime.obs_norm import normalize as _normalize
 
 LOSS_NAMES = ("policy_loss", "value_loss", "entropy", "approx_kl")
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 # --- carries and batches -------------------------------------------------------------------
-
-class ObsNorm(NamedTuple):
-    mean: jax.Array
-    var: jax.Array
-    count: jax.Array
-
 
 class Learner(NamedTuple):
     actor_params: Any
@@ -92,8 +97,7 @@ class Policy(NamedTuple):
 class PolicySpec(NamedTuple):
     """The structural values the evaluation depends on."""
 
-    layer_sizes: tuple[int, ...]
-    activation: str
+    actor: NetworkShape
     normalize: bool
 
 
@@ -111,6 +115,7 @@ class Batch(NamedTuple):
     obs: jax.Array
     action: jax.Array
     log_prob: jax.Array
+    value: jax.Array      # the rollout's value estimate (value-loss clipping moves from it)
     advantage: jax.Array
     target: jax.Array
 
@@ -129,25 +134,6 @@ class Losses(NamedTuple):
 
 # --- small pure helpers --------------------------------------------------------------------
 
-def _norm_init(obs_shape: tuple[int, ...]) -> ObsNorm:
-    return ObsNorm(jnp.zeros(obs_shape), jnp.ones(obs_shape), jnp.asarray(1e-4))
-
-
-def _norm_update(norm: ObsNorm, batch: jax.Array) -> ObsNorm:
-    """Merge a batch [n, *obs_shape] into the running statistics (parallel Welford)."""
-    n = batch.shape[0]
-    b_mean, b_var = batch.mean(axis=0), batch.var(axis=0)
-    total = norm.count + n
-    delta = b_mean - norm.mean
-    mean = norm.mean + delta * (n / total)
-    m2 = norm.var * norm.count + b_var * n + jnp.square(delta) * norm.count * n / total
-    return ObsNorm(mean, m2 / total, total)
-
-
-def _normalize(norm: ObsNorm, obs: jax.Array) -> jax.Array:
-    return jnp.clip((obs - norm.mean) / jnp.sqrt(norm.var + 1e-8), -10.0, 10.0)
-
-
 def _gae(traj: Transition, last_value: jax.Array, gamma, gae_lambda):
     """Advantages and value targets of a [T, num_envs] trajectory."""
 
@@ -163,15 +149,39 @@ def _gae(traj: Transition, last_value: jax.Array, gamma, gae_lambda):
     return advantages, advantages + traj.value
 
 
-def _actor(spec: PolicySpec, action_dim: int) -> MLP:
+def _value_loss(value, old_value, target, clip_eps, clip):
+    """(the loss to differentiate, the loss to report): ``0.5 * mean((value - target)^2)``,
+    or with ``clip`` (a traced bool) PPO's clipped value loss ``0.5 * mean(max((value -
+    target)^2, (clipped - target)^2))``, ``clipped`` the old value moved towards ``value`` by
+    at most ``clip_eps``.
+
+    Where the clipped error is the larger and clipping is active (|value - old| > clip_eps),
+    the max's gradient is 0: such elements are regressed onto the (constant) value itself,
+    which gives that gradient. Written so, ``value`` has one differentiable use, as in the
+    plain loss: each formulation that gave it a second one (the clipped excess added, selected
+    by the flag) changed XLA:CPU's arithmetic, and with the flag off results were no longer
+    bit-identical to the plain loss's. The reported loss is the plain one's own expression,
+    selected as a scalar, for the same reason."""
+    sg = jax.lax.stop_gradient
+    moved = sg(value) - old_value
+    clipped = old_value + jnp.clip(moved, -clip_eps, clip_eps)
+    clipped_error = jnp.square(clipped - target)
+    plain_error = jnp.square(sg(value) - target)
+    use_clipped = clip & (jnp.abs(moved) > clip_eps) & (clipped_error > plain_error)
+    regress_to = jnp.where(use_clipped, sg(value), target)  # off: exactly ``target``
+    loss = 0.5 * jnp.square(value - regress_to).mean()
+    plain = 0.5 * plain_error.mean()
+    excess = 0.5 * jnp.where(use_clipped, clipped_error - plain_error, 0.0).mean()
+    return loss, jnp.where(clip, plain + excess, plain)
+
+
+def _actor(spec: PolicySpec, env_id: str, action_dim: int) -> MLP:
     """The actor, from the evaluation's spec: training and evaluation build it alike."""
-    return MLP(spec.layer_sizes, spec.activation, out_dim=action_dim, gain=2.0 ** 0.5,
-               head_gain=0.01)
+    return mlp(spec.actor, env_id, out_dim=action_dim, gain=2.0 ** 0.5, head_gain=0.01)
 
 
 def eval_spec(config: PPOConfig) -> PolicySpec:
-    return PolicySpec(tuple(config.actor_layer_sizes), config.activation,
-                      bool(config.normalize_observations))
+    return PolicySpec(config.network("actor"), bool(config.normalize_observations))
 
 
 # What ``init`` does not read (the rest of the structure is its spec: algos, ``init_spec``).
@@ -208,8 +218,8 @@ def make_program(env_id: str, budget: Budget) -> Program:
         last_step = budget.num_evaluations * updates_per_eval * batch_size
         if last_step > np.iinfo(np.int32).max:
             raise ValueError(f"{last_step} env steps do not fit the int32 eval_steps")
-        actor = _actor(eval_spec(config), action_dim)
-        critic = MLP(config.critic_layer_sizes, config.activation, out_dim=1, gain=2.0 ** 0.5,
+        actor = _actor(eval_spec(config), env_id, action_dim)
+        critic = mlp(config.network("critic"), env_id, out_dim=1, gain=2.0 ** 0.5,
                      head_gain=1.0)
 
         # --- policy and value ---
@@ -264,9 +274,10 @@ def make_program(env_id: str, budget: Budget) -> Program:
                 return jnp.where(config.decay_learning_rates, rate * frac, rate)
             return at
 
-        actor_tx = make_optimizer(learning_rate(config.actor_lr), config.max_grad_norm, eps=1e-5)
+        actor_tx = make_optimizer(learning_rate(config.actor_lr), config.max_grad_norm,
+                                  eps=1e-5, grad_clip_mode=config.grad_clip_mode)
         critic_tx = make_optimizer(learning_rate(config.critic_lr), config.max_grad_norm,
-                                   eps=1e-5)
+                                   eps=1e-5, grad_clip_mode=config.grad_clip_mode)
 
         def env_step(runner: Runner, _):
             learner, norm = runner.learner, runner.norm
@@ -303,11 +314,13 @@ def make_program(env_id: str, budget: Budget) -> Program:
             policy_loss = -jnp.minimum(ratio * adv,
                                        jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * adv
                                        ).mean()
-            value_loss = 0.5 * jnp.square(value_fn(critic_params, mb.obs) - mb.target).mean()
+            value_loss, reported_value_loss = _value_loss(
+                value_fn(critic_params, mb.obs), mb.value, mb.target, clip_eps,
+                config.clip_value_loss)
             entropy = entropy.mean()
             total = policy_loss - config.ent_coef * entropy + config.vf_coef * value_loss
             approx_kl = ((ratio - 1.0) - log_ratio).mean()
-            return total, Losses(policy_loss, value_loss, entropy, approx_kl)
+            return total, Losses(policy_loss, reported_value_loss, entropy, approx_kl)
 
         def minibatch_step(learner: Learner, mb: Batch):
             grads, losses = jax.grad(loss_fn, has_aux=True)(
@@ -335,8 +348,8 @@ def make_program(env_id: str, budget: Budget) -> Program:
                                   prepare(runner.norm, runner.obs))
             advantages, targets = _gae(traj, last_value, gamma, gae_lambda)
             batch = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]),
-                                 Batch(traj.obs, traj.action, traj.log_prob, advantages,
-                                       targets))
+                                 Batch(traj.obs, traj.action, traj.log_prob, traj.value,
+                                       advantages, targets))
             key, epochs_key = jax.random.split(runner.key)
             epoch_keys = jax.random.split(epochs_key, update_epochs)
             (learner, _), losses = jax.lax.scan(epoch_step, Epoch(runner.learner, batch),
@@ -375,7 +388,7 @@ def make_program(env_id: str, budget: Budget) -> Program:
 
     def evaluate_policy(spec: PolicySpec, policy: Policy, key: jax.Array) -> jax.Array:
         """Deterministic: argmax of the logits, or the Gaussian mean clipped to the bounds."""
-        actor = _actor(spec, action_dim)
+        actor = _actor(spec, env_id, action_dim)
 
         def act(obs, _key):
             if spec.normalize:

@@ -19,12 +19,19 @@ Choices, so a reader need not reverse-engineer them:
   after every gradient step. Critic loss: ``mean((Q1 - y)^2) + mean((Q2 - y)^2)``.
 - Temperature: ``log_alpha`` starts at ``log(init_alpha)`` and minimizes
   ``-log_alpha * (log pi + target_entropy)``, target entropy ``-target_entropy_scale *
-  action_dim``. One gradient step updates the critics, then the actor (against the updated
+  action_dim``; with ``learn_alpha`` false (data: the update is gated like warm-up's) it stays
+  ``init_alpha``. One gradient step updates the critics, then the actor (against the updated
   critics), then the temperature (with the actor's fresh log-probs).
 - Three optimizers, each ``networks.make_optimizer`` (Adam after global-norm clipping) so the
   learning rates and the clip norm are data.
-- Networks are ``networks.MLP`` trunks with flax's default (LeCun-normal) initialization, which also keeps QR
-  decompositions (orthogonal init) out of the vmapped, possibly sharded, program.
+- Networks are ``networks.MLP`` trunks (each its own activation and layer norm) with flax's
+  default (LeCun-normal) initialization, which also keeps QR decompositions (orthogonal
+  init) out of the vmapped, possibly sharded, program.
+- Observation normalization (``normalize_observations``): running statistics as PPO's
+  (``obs_norm``), kept in the learner and updated after every vectorized env step with that
+  step's observations. The replay buffer keeps raw observations; the actor acts on normalized
+  ones, and each sampled batch's observations and next observations are normalized with the
+  statistics of that moment (as rejax and SB3 do). Evaluation uses them frozen.
 - Warm-up: actions are uniform in the bounds and no update is applied (``jnp.where`` on the
   traced env-step count) until ``warmup_steps`` env steps were collected. Reported losses
   are the mean over all of a chunk's gradient steps; during warm-up they are evaluated (at
@@ -34,7 +41,7 @@ Choices, so a reader need not reverse-engineer them:
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -42,12 +49,14 @@ import jax.numpy as jnp
 import optax
 
 from hyperlax.hyperparams.budget import Budget
+from hyperlax.hyperparams.config import NetworkShape
 from hyperlax.hyperparams.sac import SACConfig
 from hyperlax.runtime import replay
 from hyperlax.runtime.algos import (Program, Trained, all_finite, check_config,
                                     structure_except, train_from)
 from hyperlax.runtime.envs import action_info, evaluate, make_env
 from hyperlax.runtime.networks import MLP, make_optimizer
+from hyperlax.runtime.obs_norm import ObsNorm, norm_init, norm_update, normalize
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -55,16 +64,19 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 # --- networks ----------------------------------------------------------------------------
 
+def _trunk(shape: NetworkShape) -> MLP:
+    return MLP(shape.layer_sizes, shape.activation, layer_norm=shape.layer_norm)
+
+
 class Actor(nn.Module):
     """Mean and log-std (clipped) of the pre-squash Gaussian."""
 
-    layer_sizes: Sequence[int]
-    activation: str
+    shape: NetworkShape
     action_dim: int
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        x = MLP(self.layer_sizes, self.activation)(obs)
+        x = _trunk(self.shape)(obs)
         mean = nn.Dense(self.action_dim)(x)
         log_std = jnp.clip(nn.Dense(self.action_dim)(x), LOG_STD_MIN, LOG_STD_MAX)
         return mean, log_std
@@ -73,14 +85,12 @@ class Actor(nn.Module):
 class TwinCritic(nn.Module):
     """Two independent Q(s, a) MLPs; returns both, shape [2, ...]."""
 
-    layer_sizes: Sequence[int]
-    activation: str
+    shape: NetworkShape
 
     @nn.compact
     def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
         x = jnp.concatenate([obs, action], axis=-1)
-        qs = [nn.Dense(1)(MLP(self.layer_sizes, self.activation)(x))[..., 0]
-              for _ in range(2)]
+        qs = [nn.Dense(1)(_trunk(self.shape)(x))[..., 0] for _ in range(2)]
         return jnp.stack(qs)
 
 
@@ -94,22 +104,30 @@ class Learner(NamedTuple):
     actor_opt: Any
     critic_opt: Any
     alpha_opt: Any
+    norm: ObsNorm  # observation statistics (initial, unused, unless normalize_observations)
+
+
+class Policy(NamedTuple):
+    """What the evaluation acts with."""
+
+    actor_params: Any
+    norm: ObsNorm  # frozen at the chunk's end
 
 
 class ActorSpec(NamedTuple):
     """The structural values the evaluation depends on."""
 
-    layer_sizes: tuple[int, ...]
-    activation: str
+    actor: NetworkShape
+    normalize: bool
 
 
 def eval_spec(config: SACConfig) -> ActorSpec:
-    return ActorSpec(tuple(config.actor_layer_sizes), config.activation)
+    return ActorSpec(config.network("actor"), bool(config.normalize_observations))
 
 
 def _actor(spec: ActorSpec, action_dim: int) -> Actor:
     """The actor, from the evaluation's spec: training and evaluation build it alike."""
-    return Actor(spec.layer_sizes, spec.activation, action_dim)
+    return Actor(spec.actor, action_dim)
 
 
 # What ``init`` does not read (the rest of the structure is its spec: algos, ``init_spec``).
@@ -149,7 +167,11 @@ def make_program(env_id: str, budget: Budget) -> Program:
         updates_per_eval, _ = budget.updates(config.steps_per_update())
         warmup_steps = config.warmup_steps  # data: compared with a traced counter only
         actor = _actor(eval_spec(config), action_dim)
-        critic = TwinCritic(config.critic_layer_sizes, config.activation)
+        critic = TwinCritic(config.network("critic"))
+        normalize_obs = config.normalize_observations
+
+        def prepare(norm: ObsNorm, obs: jax.Array) -> jax.Array:
+            return normalize(norm, obs) if normalize_obs else obs
 
         def sample_action(actor_params, obs, key):
             """Squashed, scaled action and its log-prob (summed over action dimensions)."""
@@ -168,7 +190,9 @@ def make_program(env_id: str, budget: Budget) -> Program:
         # --- acting ------------------------------------------------------------------
         def env_step(runner: replay.Runner, _):
             key, k_policy, k_random, k_env = jax.random.split(runner.key, 4)
-            policy, _ = sample_action(runner.learner.actor_params, runner.obs, k_policy)
+            learner = runner.learner
+            policy, _ = sample_action(learner.actor_params, prepare(learner.norm, runner.obs),
+                                      k_policy)
             random = jax.random.uniform(k_random, (num_envs, action_dim), minval=low,
                                         maxval=high)
             action = jnp.where(runner.env_steps < warmup_steps, random, policy)
@@ -176,6 +200,9 @@ def make_program(env_id: str, budget: Budget) -> Program:
                 jax.random.split(k_env, num_envs), runner.env_state, action, env_params)
             transition = replay.Transition(runner.obs, action, reward.astype(jnp.float32),
                                     info["final_observation"], terminated.astype(jnp.float32))
+            if normalize_obs:
+                runner = runner._replace(learner=learner._replace(
+                    norm=norm_update(learner.norm, obs)))
             runner = runner._replace(env_state=env_state, obs=obs, key=key,
                                      env_steps=runner.env_steps + num_envs)
             return runner, transition
@@ -203,6 +230,9 @@ def make_program(env_id: str, budget: Budget) -> Program:
             learner, buffer, learning = carry
             k_batch, k_critic, k_actor = jax.random.split(key, 3)
             batch = replay.sample(buffer, k_batch, batch_size)
+            if normalize_obs:  # raw in the buffer, normalized with today's statistics
+                batch = batch._replace(obs=normalize(learner.norm, batch.obs),
+                                       next_obs=normalize(learner.norm, batch.next_obs))
 
             def gate(new: Learner, old: Learner) -> Learner:
                 # warm-up: nothing is applied until enough env steps were collected, so every
@@ -227,9 +257,11 @@ def make_program(env_id: str, budget: Budget) -> Program:
 
             grads = jax.grad(alpha_loss)(learner.log_alpha, log_prob)
             updates, alpha_opt = alpha_tx.update(grads, learner.alpha_opt, learner.log_alpha)
-            learner = gate(learner._replace(
-                log_alpha=optax.apply_updates(learner.log_alpha, updates),
-                alpha_opt=alpha_opt), learner)
+            # a fixed temperature: the update is computed and dropped, as during warm-up
+            learner = jax.tree.map(
+                lambda n, o: jnp.where(learning & config.learn_alpha, n, o),
+                learner._replace(log_alpha=optax.apply_updates(learner.log_alpha, updates),
+                                 alpha_opt=alpha_opt), learner)
 
             learner = gate(learner._replace(target_critic_params=optax.incremental_update(
                 learner.critic_params, learner.target_critic_params, config.tau)), learner)
@@ -252,7 +284,8 @@ def make_program(env_id: str, budget: Budget) -> Program:
                                   learner.target_critic_params, learner.log_alpha))
                       & all_finite(losses))
             runner = runner._replace(key=key)
-            return runner, Trained(policy=learner.actor_params, eval_key=k_eval,
+            return runner, Trained(policy=Policy(learner.actor_params, learner.norm),
+                                   eval_key=k_eval,
                                    eval_steps=runner.env_steps.astype(jnp.int32),
                                    losses={name: value.astype(jnp.float32)
                                            for name, value in losses._asdict().items()},
@@ -266,9 +299,12 @@ def make_program(env_id: str, budget: Budget) -> Program:
             actor_params = actor.init(k_actor, dummy_obs)
             critic_params = critic.init(k_critic, dummy_obs, dummy_action)
             log_alpha = jnp.log(config.init_alpha).astype(jnp.float32)
+            norm = norm_init(obs_shape)
+            if normalize_obs:
+                norm = norm_update(norm, obs)
             learner = Learner(actor_params, critic_params, critic_params, log_alpha,
                               actor_tx.init(actor_params), critic_tx.init(critic_params),
-                              alpha_tx.init(log_alpha))
+                              alpha_tx.init(log_alpha), norm)
             example = replay.Transition(dummy_obs, dummy_action, jnp.zeros(()), dummy_obs,
                                         jnp.zeros(()))
             return replay.Runner(learner, replay.init(example, config.buffer_size), env_state,
@@ -276,12 +312,14 @@ def make_program(env_id: str, budget: Budget) -> Program:
 
         return init, train_chunk
 
-    def evaluate_policy(spec: ActorSpec, actor_params: Any, key: jax.Array) -> jax.Array:
+    def evaluate_policy(spec: ActorSpec, policy: Policy, key: jax.Array) -> jax.Array:
         """Deterministic: ``tanh(mean) * scale + center``."""
         actor = _actor(spec, action_dim)
 
         def act(obs, _key):
-            mean, _ = actor.apply(actor_params, obs)
+            if spec.normalize:
+                obs = normalize(policy.norm, obs)
+            mean, _ = actor.apply(policy.actor_params, obs)
             return jnp.tanh(mean) * scale + center
 
         return evaluate(env, env_params, act, key, budget.eval_episodes).astype(jnp.float32)

@@ -1,0 +1,151 @@
+"""Recipe defaults per environment: a recipe's [defaults."<env id>"] sub-table holds values tuned
+for that env. They apply in that env only, under a manifest's [fixed] and [space]; a bad sub-table
+is the recipe author's error, located in the recipe; `hyperlax init` writes them out."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hyperlax.cli import main
+from hyperlax.errors import HyperlaxError
+from hyperlax.manifest.format import decode_recipe
+from hyperlax.manifest.recipes import builtin_recipes, split_defaults
+from hyperlax.manifest.resolve import resolve_file
+
+RECIPE = """\
+algorithm = "ppo"
+[settings]
+total_timesteps = 10_000
+num_evaluations = 2
+eval_episodes = 2
+[defaults]
+ent_coef = 0.02
+"network.activation" = "relu"
+{extra}
+"""
+CARTPOLE = """\
+[defaults."gymnax.cartpole"]
+ent_coef = 0.005
+num_envs = 4
+"""
+
+
+def manifest(tmp_path: Path, env: str, body: str = "", recipe: str = "r.toml") -> Path:
+    path = tmp_path / "sweep.toml"
+    path.write_text(f'[sweep]\nname = "t"\nrecipe = "{recipe}"\nenv = "{env}"\n{body}')
+    return path
+
+
+def write_recipe(tmp_path: Path, extra: str) -> None:
+    (tmp_path / "r.toml").write_text(RECIPE.format(extra=extra))
+
+
+def test_an_envs_own_defaults_apply_in_that_env_only(tmp_path):
+    write_recipe(tmp_path, CARTPOLE)
+    cartpole = resolve_file(manifest(tmp_path, "gymnax.cartpole"))
+    assert cartpole.constants["ent_coef"] == 0.005 and cartpole.constants["num_envs"] == 4
+    assert cartpole.sources["ent_coef"] == "env default"
+    # the shared defaults still apply where the env's table is silent
+    assert cartpole.constants["network.activation"] == "relu"
+    assert cartpole.sources["network.activation"] == "recipe default"
+    acrobot = resolve_file(manifest(tmp_path, "gymnax.acrobot"))
+    assert acrobot.constants["ent_coef"] == 0.02 and acrobot.sources["ent_coef"] == "recipe default"
+    assert acrobot.constants["num_envs"] == 8 and acrobot.sources["num_envs"] == "default"
+
+
+def test_fixed_and_space_win_over_env_defaults(tmp_path):
+    write_recipe(tmp_path, CARTPOLE)
+    resolved = resolve_file(manifest(tmp_path, "gymnax.cartpole", """num_samples = 2
+[fixed]
+num_envs = 16
+[space]
+ent_coef = { dist = "uniform", low = 0.0, high = 0.1 }
+"""))
+    assert resolved.constants["num_envs"] == 16 and resolved.sources["num_envs"] == "fixed"
+    assert "ent_coef" in resolved.space and "ent_coef" not in resolved.constants
+
+
+@pytest.mark.parametrize("extra, where, says", [
+    ('[defaults."gymnax.nope"]\nent_coef = 0.1\n', 'defaults."gymnax.nope"', "unknown env"),
+    ('[defaults."gymnax.memory_chain"]\nent_coef = 0.1\n', 'defaults."gymnax.memory_chain"',
+     "recurrent"),
+    ('[defaults."gymnax.cartpole"]\nent_cof = 0.1\n', 'defaults."gymnax.cartpole".ent_cof',
+     "unknown hyperparameter"),
+    ('[defaults."gymnax.cartpole"]\ngamma = 1.5\n', 'defaults."gymnax.cartpole".gamma',
+     "must be <= 1"),
+])
+def test_a_bad_env_table_is_the_recipes_located_error(tmp_path, extra, where, says):
+    write_recipe(tmp_path, extra)
+    with pytest.raises(HyperlaxError) as exc:
+        resolve_file(manifest(tmp_path, "gymnax.pendulum"))
+    assert exc.value.source == "r.toml"
+    assert any(loc == where and says in msg for loc, msg in exc.value.problems), \
+        exc.value.problems
+
+
+def test_an_env_the_algorithm_cannot_act_in_is_refused(tmp_path):
+    (tmp_path / "r.toml").write_text(RECIPE.replace('"ppo"', '"dqn"').replace(
+        "ent_coef = 0.02\n", "").format(extra='[defaults."gymnax.pendulum"]\ngamma = 0.9\n'))
+    with pytest.raises(HyperlaxError) as exc:
+        resolve_file(manifest(tmp_path, "gymnax.cartpole"))
+    assert exc.value.problems == [('defaults."gymnax.pendulum"', "gymnax.pendulum has a "
+                                   "continuous action space, which this recipe's algorithm "
+                                   "cannot act in")]
+
+
+def test_the_cli_refuses_a_bad_env_table_with_exit_2(tmp_path):
+    write_recipe(tmp_path, '[defaults."gymnax.nope"]\nent_coef = 0.1\n')
+    result = CliRunner().invoke(main, ["plan", str(manifest(tmp_path, "gymnax.pendulum")),
+                                       "-o", str(tmp_path / "p.msgpack")])
+    assert result.exit_code == 2, result.output
+    assert 'r.toml: defaults."gymnax.nope": unknown env' in result.output
+    assert "Traceback" not in result.output
+
+
+def test_builtin_env_defaults_are_valid_and_cite_a_source():
+    """Every built-in recipe's env tables resolve (the resolver checks names, values and envs),
+    and each is introduced by a comment naming where its values come from."""
+    for name in builtin_recipes():
+        text = resources.files("hyperlax.recipes").joinpath(f"{name}.toml").read_text("utf-8")
+        for env_id in split_defaults(decode_recipe(text, name).defaults)[1]:
+            above = text.split(f'[defaults."{env_id}"]')[0].rstrip().splitlines()[-1]
+            assert above.startswith("#"), (name, env_id)
+    small = {"ppo_mlp_small": {"gymnax.cartpole", "gymnax.pendulum", "gymnax.acrobot"},
+             "dqn_mlp_small": {"gymnax.cartpole", "gymnax.acrobot", "gymnax.mountain_car"},
+             "sac_mlp_small": {"gymnax.pendulum", "gymnax.mountain_car_continuous"}}
+    for name, envs in small.items():
+        text = resources.files("hyperlax.recipes").joinpath(f"{name}.toml").read_text("utf-8")
+        assert set(split_defaults(decode_recipe(text, name).defaults)[1]) == envs
+
+
+@pytest.mark.parametrize("recipe, env", [("ppo_mlp_small", "gymnax.cartpole"),
+                                         ("dqn_mlp_small", "gymnax.cartpole"),
+                                         ("sac_mlp_small", "gymnax.pendulum")])
+def test_init_writes_the_tuned_defaults_and_its_manifest_plans_with_them(tmp_path, recipe, env):
+    out = tmp_path / "sweep.toml"
+    result = CliRunner().invoke(main, ["init", "--recipe", recipe, "--env", env, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert f"tuned for {env}" in text
+    resolved = resolve_file(out)
+    recipe_text = resources.files("hyperlax.recipes").joinpath(f"{recipe}.toml").read_text()
+    tuned = split_defaults(decode_recipe(recipe_text, recipe).defaults)[1][env]
+    for name, value in tuned.items():
+        if name in resolved.space:
+            assert f"# tuned for {env}: " in text  # beside its [space] line
+        else:  # written into [fixed]: the plan's constant is the tuned value
+            assert resolved.constants[name] == value and resolved.sources[name] == "fixed"
+
+
+def test_show_records_env_defaults_as_constants(tmp_path):
+    write_recipe(tmp_path, CARTPOLE)
+    out = tmp_path / "p.msgpack"
+    assert CliRunner().invoke(main, ["plan", str(manifest(tmp_path, "gymnax.cartpole")), "-o",
+                                     str(out)]).exit_code == 0
+    shown = CliRunner().invoke(main, ["show", str(out)]).output
+    line = next(ln for ln in shown.splitlines() if ln.strip().startswith("ent_coef"))
+    assert "env default" in line and "0.005" in line
