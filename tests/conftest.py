@@ -40,3 +40,29 @@ batch_size = {batch}
 seed = {seed}
 total_timesteps = 100_000
 """
+
+
+# A tiny PPO recipe (test_exec's tiny plan: same structure and budget, so the compile cache
+# serves it) that the seed flag --algo-and-network-config or a search manifest can name.
+TINY_RECIPE = """\
+algorithm = "ppo"
+description = "tiny PPO for tests"
+
+[settings]
+total_timesteps = 128
+num_evaluations = 2
+eval_episodes = 2
+
+[defaults]
+num_envs = 4
+rollout_length = 16
+update_epochs = 1
+num_minibatches = 2
+"network.actor.layer_sizes" = [16]
+"network.critic.layer_sizes" = [16]
+"network.activation" = "tanh"
+
+[space]
+actor_lr = { dist = "log_uniform", low = 1e-4, high = 1e-2 }
+critic_lr = { dist = "log_uniform", low = 1e-4, high = 1e-2 }
+"""

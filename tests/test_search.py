@@ -19,33 +19,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from conftest import TINY_RECIPE
 from hyperlax.cli import main
 from hyperlax.planfile import read_plan
 
 optuna = pytest.importorskip("optuna")
 
-TINY_RECIPE = """\
-algorithm = "ppo"
-description = "tiny PPO for tests"
-
-[settings]
-total_timesteps = 128
-num_evaluations = 2
-eval_episodes = 2
-
-[defaults]
-num_envs = 4
-rollout_length = 16
-update_epochs = 1
-num_minibatches = 2
-"network.actor.layer_sizes" = [16]
-"network.critic.layer_sizes" = [16]
-"network.activation" = "tanh"
-
-[space]
-actor_lr = { dist = "log_uniform", low = 1e-4, high = 1e-2 }
-critic_lr = { dist = "log_uniform", low = 1e-4, high = 1e-2 }
-"""
 
 MANIFEST = """\
 [sweep]
