@@ -37,8 +37,8 @@ class MLP(nn.Module):
     ``layer_norm``: each hidden layer is Dense, LayerNorm, activation (as the original system's
     torso has it). ``image_shape`` (height, width, channels): the flat input is reshaped to it
     and goes through MinAtar's convolution (``hyperparams.config.CNN_*``, relu) and is
-    flattened again before the hidden layers. Both default off, and then the parameters, their names and their initial
-    values are exactly those of the plain MLP.
+    flattened again before the hidden layers. Both default off, and then the parameters, their
+    names and their initial values are exactly those of the plain MLP.
 
     ``gain`` None keeps flax's default (LeCun-normal) kernels (DQN, SAC). A float gives
     purejaxrl's orthogonal-equivalent scheme (``scaled_normal``): that gain for the convolution

@@ -21,10 +21,11 @@ Choices, so a reader need not reverse-engineer them:
   ``policy_loss - ent_coef * entropy + vf_coef * value_loss``.
 - Value loss: ``0.5 * (V - target)^2``; with ``clip_value_loss``, as in purejaxrl, CleanRL
   and rejax, ``0.5 * max((V - target)^2, (V_clipped - target)^2)`` with ``V_clipped`` the
-  rollout's value moved towards V by at most ``clip_eps``. Computed as the plain loss plus
-  the (selected) excess of the clipped one, so with the flag off the arithmetic is exactly
-  the plain loss's. Advantages are standardized per minibatch unless ``standardize_advantages`` is false; both
-  learning rates decay linearly to 0 over training when ``decay_learning_rates`` is true.
+  rollout's value moved towards V by at most ``clip_eps``: its gradient, by regressing the
+  elements where the clipped error wins onto their own (constant) value (``_value_loss``), so
+  that with the flag off the arithmetic is exactly the plain loss's. Advantages are
+  standardized per minibatch unless ``standardize_advantages`` is false; both learning rates
+  decay linearly to 0 over training when ``decay_learning_rates`` is true.
 - Bootstrapping (gymnax >= 1.0 step API): on termination the next-state value is 0; on a
   truncation that is not also a termination it is the critic's value of
   ``info["final_observation"]``; the GAE recursion is cut at every episode end.
