@@ -9,6 +9,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from conftest import TINY_RECIPE  # the same program as a recipe, for the seed's run-benchmark
 from hyperlax.cli import main
 from hyperlax.storage.sweepdir import MARKER
 
@@ -37,26 +38,6 @@ num_minibatches = 2
 [space]
 actor_lr = {{ dist = "log_uniform", low = 1e-4, high = 1e-2 }}
 critic_lr = {{ dist = "log_uniform", low = 1e-4, high = 1e-2 }}
-"""
-
-# the same program as a recipe, for the seed's run-benchmark (its defaults are the structure)
-TINY_RECIPE = """\
-algorithm = "ppo"
-[settings]
-total_timesteps = 128
-num_evaluations = 2
-eval_episodes = 2
-[defaults]
-num_envs = 4
-rollout_length = 16
-update_epochs = 1
-num_minibatches = 2
-"network.actor.layer_sizes" = [16]
-"network.critic.layer_sizes" = [16]
-"network.activation" = "tanh"
-[space]
-actor_lr = { dist = "log_uniform", low = 1e-4, high = 1e-2 }
-critic_lr = { dist = "log_uniform", low = 1e-4, high = 1e-2 }
 """
 
 
