@@ -17,7 +17,7 @@ from typing import Any
 
 from hyperlax.environments import ENVS, unknown_env_message
 from hyperlax.hyperparams import ALGORITHMS, CONFIGS
-from hyperlax.hyperparams.declare import value_problems
+from hyperlax.hyperparams.declare import env_value_problem, value_problems
 from hyperlax.safe_paths import path_problem
 
 # Names at the top of a sweep directory that entries must leave alone (storage.sweepdir has
@@ -79,7 +79,20 @@ def _hyperparam_problems(plan: Any, table: dict) -> list[tuple[str, str]]:
         problems.append(("constants", "constants and sampled names must partition the "
                                       "hyperparameters"))
     problems += value_problems(plan.constants, table, "constants")
+    problems += _env_value_problems(plan, plan.constants, table, "constants")
     return problems
+
+
+def _env_value_problems(plan: Any, values: dict[str, Any], table: dict,
+                        prefix: str) -> list[tuple[str, str]]:
+    """Values the plan's env cannot take (a convolutional torso without image observations):
+    the compiler refuses them, so only an edited plan has them."""
+    env = ENVS.get(plan.settings.env)
+    if env is None:
+        return []  # reported as settings.env
+    return [(f"{prefix}.{name}", f"{problem} ({env.id})") for name, value in values.items()
+            if name in table and (problem := env_value_problem(table[name], value,
+                                                               env.obs_shape))]
 
 
 def _structure_problems(plan: Any, table: dict) -> list[tuple[str, str]]:
@@ -95,6 +108,7 @@ def _structure_problems(plan: Any, table: dict) -> list[tuple[str, str]]:
                                                 "hyperparameters"))
             continue
         problems += value_problems(structure.values, table, f"{where}.values")
+        problems += _env_value_problems(plan, structure.values, table, f"{where}.values")
         if problems:
             continue
         config = CONFIGS[plan.settings.algorithm].from_values(

@@ -65,6 +65,12 @@ def structure_mismatch(p: dict) -> None:
     p["structures"][0]["values"]["num_envs"] += 1
 
 
+def cnn_on_flat_env(p: dict) -> None:
+    p["constants"]["network.torso"] = "cnn"
+    for structure in p["structures"]:
+        structure["values"]["network.torso"] = "cnn"
+
+
 CASES: dict[str, tuple[Callable[[dict], None], str]] = {
     "01_absolute_entry_path": (set_path(0, "/tmp/hyperlax-escape/batch"),
                                "plan.entries[0].path: '/tmp/hyperlax-escape/batch' is absolute"),
@@ -108,6 +114,8 @@ CASES: dict[str, tuple[Callable[[dict], None], str]] = {
                                 "plan.settings.num_samples: is 9 but the plan has 8 samples"),
     "22_huge_replicates": (lambda p: p["settings"].update(seeds_per_sample=10**9),
                            "plan.settings.seeds_per_sample: must be in [1, 1024]"),
+    "23_cnn_torso_on_flat_env": (cnn_on_flat_env,
+                                 "plan.constants.network.torso: 'cnn' needs image observations"),
 }
 
 
