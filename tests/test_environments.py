@@ -163,6 +163,37 @@ def test_memory_estimates_grow_with_observation_size():
     assert big.lane_bytes - small.lane_bytes >= grown
 
 
+@pytest.mark.parametrize("algorithm, torso, layer_norm, dueling", [
+    ("dqn", "cnn", True, True), ("dqn", "cnn", False, False), ("dqn", "mlp", True, True),
+    ("ppo", "cnn", True, None), ("ppo", "mlp", False, None)])
+def test_parameter_estimates_match_the_networks_built(algorithm, torso, layer_norm, dueling):
+    """``show``'s and the memory check's parameter counts include the convolutional torso,
+    LayerNorm and the dueling head, exactly as the runtime's networks have them."""
+    from hyperlax.runtime.algos.dqn import _q_network, eval_spec
+    from hyperlax.runtime.networks import mlp
+
+    env = ENVS["gymnax.breakout_minatar"]
+    config_type = DQNConfig if algorithm == "dqn" else PPOConfig
+    values = {name: p.default for name, p in declarations(config_type).items()}
+    values["network.torso"] = torso
+    networks = ("q",) if algorithm == "dqn" else ("actor", "critic")
+    for name in networks:
+        values[f"network.{name}.layer_norm"] = layer_norm
+    if dueling is not None:
+        values["dueling"] = dueling
+    config = config_type.from_values(values)
+    obs = jnp.zeros((1, env.obs_size))
+    if algorithm == "dqn":
+        built = [_q_network(eval_spec(config), env.id, env.action_size)]
+    else:
+        built = [mlp(config.network("actor"), env.id, out_dim=env.action_size),
+                 mlp(config.network("critic"), env.id, out_dim=1)]
+    counted = sum(x.size for net in built
+                  for x in jax.tree_util.tree_leaves(net.init(jax.random.key(0), obs)))
+    budget = Budget(total_timesteps=100_000, num_evaluations=1, eval_episodes=1)
+    assert structure_cost(algorithm, env.id, values, budget).params == counted
+
+
 # --- Brax: facts, and the extra being absent ----------------------------------------------------
 
 @pytest.fixture

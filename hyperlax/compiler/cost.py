@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hyperlax.environments import ENVS, EnvInfo
+from hyperlax.hyperparams import CONFIGS
+from hyperlax.hyperparams.config import CNN_FEATURES, CNN_KERNEL, NetworkShape, cnn_output_size
 
 INT32_MAX = 2**31 - 1
 FLOAT = 4                     # bytes per float32
@@ -34,16 +36,40 @@ class Cost:
         return self.lane_bytes * width * replicates
 
 
-def _mlp(sizes: list[int], inputs: int, outputs: int) -> tuple[int, int]:
-    """(parameters, widest activation) of an MLP."""
-    widths = [inputs, *sizes, outputs]
-    return sum(a * b + b for a, b in zip(widths, widths[1:])), max(widths)
+@dataclass(frozen=True)
+class NetworkSize:
+    params: int
+    activations: int          # floats one example's forward pass keeps per layer, summed
+
+
+def _network(shape: NetworkShape, env: EnvInfo, outputs: int, extra_inputs: int = 0,
+             value_head: bool = False) -> NetworkSize:
+    """The size of a network as ``runtime.networks.MLP`` builds it: the optional
+    convolutional torso on image observations, the hidden layers (with LayerNorm's scale and
+    bias), the head of ``outputs`` and, for a dueling Q-network, a value head beside it."""
+    params, activations, inputs = 0, 0, env.obs_size + extra_inputs
+    if shape.cnn and len(env.obs_shape) == 3:
+        channels = env.obs_shape[2]
+        params += CNN_KERNEL[0] * CNN_KERNEL[1] * channels * CNN_FEATURES + CNN_FEATURES
+        inputs = cnn_output_size(tuple(env.obs_shape)) + extra_inputs
+        activations += inputs
+    widths = [inputs, *shape.layer_sizes]
+    params += sum(a * b + b for a, b in zip(widths, widths[1:]))
+    if shape.layer_norm:
+        params += 2 * sum(shape.layer_sizes)
+    params += (widths[-1] + 1) * (outputs + (1 if value_head else 0))
+    return NetworkSize(params, activations + sum(shape.layer_sizes))
+
+
+def _config(algorithm: str, values: dict[str, Any]) -> Any:
+    return CONFIGS[algorithm].from_values(values)
 
 
 def structure_cost(algorithm: str, env_id: str, values: dict[str, Any], budget: Any) -> Cost:
     """The cost of one sample-replicate of a structure; ``values`` holds every hyperparameter's
     value (constants and the structure's structural values)."""
     env: EnvInfo = ENVS[env_id]
+    config = _config(algorithm, values)
     obs, act = env.obs_size, env.action_size
     per_update = values["num_envs"] * values["rollout_length"]
     per_eval = max(budget.total_timesteps // per_update // budget.num_evaluations, 1)
@@ -51,36 +77,44 @@ def structure_cost(algorithm: str, env_id: str, values: dict[str, Any], budget: 
     env_state = values["num_envs"] * (obs + 8) * FLOAT   # gymnax states: a few floats more
     eval_state = budget.eval_episodes * (obs + 8) * FLOAT
     if algorithm == "ppo":
-        actor, a_wide = _mlp(values["network.actor.layer_sizes"], obs, act)
-        critic, c_wide = _mlp(values["network.critic.layer_sizes"], obs, 1)
-        params = actor + critic
+        actor = _network(config.network("actor"), env, act)
+        critic = _network(config.network("critic"), env, 1)
+        params = actor.params + critic.params
         rollout = per_update * (obs + act + 6) * FLOAT * 3     # rollout, shuffled copy, batches
         minibatch = per_update // values["num_minibatches"]
-        activations = minibatch * (sum(values["network.actor.layer_sizes"])
-                                   + sum(values["network.critic.layer_sizes"])) * FLOAT * 3
+        activations = minibatch * (actor.activations + critic.activations) * FLOAT * 3
         data = rollout + activations
         grad_steps = updates * values["update_epochs"] * values["num_minibatches"]
         copies = 4                                             # params, 2 Adam moments, grads
     else:
         if algorithm == "dqn":
-            params, _ = _mlp(values["network.q.layer_sizes"], obs, act)
-            sizes = values["network.q.layer_sizes"]
+            q = _dqn_network(config, env)
+            params, activations = q.params, q.activations
             copies = 5                                         # + target network
             item = 2 * obs + 3
         else:
-            actor, _ = _mlp(values["network.actor.layer_sizes"], obs, 2 * act)
-            critic, _ = _mlp(values["network.critic.layer_sizes"], obs + act, 1)
-            params = actor + 2 * critic
-            sizes = values["network.actor.layer_sizes"] + 2 * values["network.critic.layer_sizes"]
+            actor, critic = _sac_networks(config, env)
+            params = actor.params + 2 * critic.params
+            activations = actor.activations + 2 * critic.activations
             copies = 5
             item = 2 * obs + act + 2
         batch = values["replay_batch_size"]
         data = (values["buffer_size"] + 2 * batch + per_update) * item * FLOAT
-        data += batch * sum(sizes) * FLOAT * 3
+        data += batch * activations * FLOAT * 3
         grad_steps = updates * values["train_epochs"]
     lane = params * copies * FLOAT + data + env_state + eval_state
     return Cost(params=params, lane_bytes=lane, steps_per_run=updates * per_update,
                 gradient_steps=grad_steps)
+
+
+def _dqn_network(config: Any, env: EnvInfo) -> NetworkSize:
+    return _network(config.network("q"), env, env.action_size, value_head=config.dueling)
+
+
+def _sac_networks(config: Any, env: EnvInfo) -> tuple[NetworkSize, NetworkSize]:
+    """The actor (mean and log std heads) and one of the twin critics (on obs and action)."""
+    return (_network(config.network("actor"), env, 2 * env.action_size),
+            _network(config.network("critic"), env, 1, extra_inputs=env.action_size))
 
 
 def carry_bytes(algorithm: str, env_id: str, values: dict[str, Any]) -> int:
@@ -89,20 +123,19 @@ def carry_bytes(algorithm: str, env_id: str, values: dict[str, Any]) -> int:
     and observations, keys and counters; not the transient rollout or activations). An
     estimate, from the same counts as ``structure_cost``."""
     env: EnvInfo = ENVS[env_id]
+    config = _config(algorithm, values)
     obs, act = env.obs_size, env.action_size
     envs = values["num_envs"] * (2 * obs + 8) * FLOAT   # env states and the last observations
     if algorithm == "ppo":
-        actor, _ = _mlp(values["network.actor.layer_sizes"], obs, act)
-        critic, _ = _mlp(values["network.critic.layer_sizes"], obs, 1)
+        actor = _network(config.network("actor"), env, act).params
+        critic = _network(config.network("critic"), env, 1).params
         learner, buffer = (actor + critic) * 3 + 2 * obs, 0     # + observation statistics
     elif algorithm == "dqn":
-        q, _ = _mlp(values["network.q.layer_sizes"], obs, act)
-        learner = q * 4                                          # + target network
+        learner = _dqn_network(config, env).params * 4          # + target network
         buffer = values["buffer_size"] * (2 * obs + 3) * FLOAT
     else:
-        actor, _ = _mlp(values["network.actor.layer_sizes"], obs, 2 * act)
-        critic, _ = _mlp(values["network.critic.layer_sizes"], obs + act, 1)
-        learner = actor * 3 + 2 * critic * 4                     # twin critics and targets
+        actor, critic = _sac_networks(config, env)
+        learner = actor.params * 3 + 2 * critic.params * 4     # twin critics and targets
         buffer = values["buffer_size"] * (2 * obs + act + 2) * FLOAT
     return learner * FLOAT + buffer + envs + 64
 
