@@ -42,7 +42,47 @@ total_timesteps = 100_000
 """
 
 
-# A tiny PPO recipe (test_exec's tiny plan: same structure and budget, so the compile cache
+# The tests' tiny PPO sweep: 4 envs x 16 steps, [16] networks, 2 evaluations on CartPole, two
+# learning rates sampled. Every test that trains it shares one program per width (compile
+# cache), so keep the structure and budget as they are; the blanks add lines to each table.
+TINY_SWEEP = """\
+[sweep]
+name = "{name}"
+recipe = "ppo_mlp_fixed_net"
+env = "gymnax.cartpole"
+num_samples = {n}
+mode = "{mode}"
+batch_size = {batch}
+seed = {seed}
+total_timesteps = 128
+num_evaluations = 2
+eval_episodes = 2
+{sweep_extra}
+[fixed]
+num_envs = 4
+rollout_length = 16
+update_epochs = 1
+num_minibatches = 2
+"network.actor.layer_sizes" = [16]
+"network.critic.layer_sizes" = [16]
+{fixed_extra}
+[space]
+actor_lr = {{ dist = "log_uniform", low = 1e-4, high = 1e-2 }}
+critic_lr = {{ dist = "log_uniform", low = 1e-4, high = 1e-2 }}
+{space_extra}
+"""
+
+
+def tiny_sweep(name: str = "tiny", n: int = 2, mode: str = "batched", batch: int = 2,
+               seed: int = 5, sweep_extra: str = "", fixed_extra: str = "",
+               space_extra: str = "") -> str:
+    """The tiny sweep's manifest text (``TINY_SWEEP``)."""
+    return TINY_SWEEP.format(name=name, n=n, mode=mode, batch=batch, seed=seed,
+                             sweep_extra=sweep_extra, fixed_extra=fixed_extra,
+                             space_extra=space_extra)
+
+
+# A tiny PPO recipe (the tiny sweep: same structure and budget, so the compile cache
 # serves it) that the seed flag --algo-and-network-config or a search manifest can name.
 TINY_RECIPE = """\
 algorithm = "ppo"

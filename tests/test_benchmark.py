@@ -9,36 +9,10 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from conftest import TINY_RECIPE  # the same program as a recipe, for the seed's run-benchmark
+# the tiny sweep, and its program as a recipe for the seed's run-benchmark
+from conftest import TINY_RECIPE, tiny_sweep
 from hyperlax.cli import main
 from hyperlax.storage.sweepdir import MARKER
-
-# test_exec's tiny PPO program (4 envs x 16 steps, [16] networks, 2 evaluations), 2 samples in
-# one batch of 2: the compile cache serves it.
-TINY = """\
-[sweep]
-name = "{name}"
-recipe = "ppo_mlp_fixed_net"
-env = "gymnax.cartpole"
-num_samples = 2
-batch_size = 2
-seed = {seed}
-total_timesteps = 128
-num_evaluations = 2
-eval_episodes = 2
-
-[fixed]
-num_envs = 4
-rollout_length = 16
-update_epochs = 1
-num_minibatches = 2
-"network.actor.layer_sizes" = [16]
-"network.critic.layer_sizes" = [16]
-
-[space]
-actor_lr = {{ dist = "log_uniform", low = 1e-4, high = 1e-2 }}
-critic_lr = {{ dist = "log_uniform", low = 1e-4, high = 1e-2 }}
-"""
 
 
 def invoke(*args: object):
@@ -49,7 +23,7 @@ def manifests(tmp_path: Path, *names: str) -> list[Path]:
     paths = []
     for seed, name in enumerate(names):
         path = tmp_path / f"{name}.toml"
-        path.write_text(TINY.format(name=name, seed=seed))
+        path.write_text(tiny_sweep(name=name, seed=seed))
         paths.append(path)
     return paths
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from conftest import tiny_sweep
 from hyperlax.cli import main
 from hyperlax.compiler import compile_manifest
 from hyperlax.planfile import encode_plan, plan_id, results_id
@@ -17,38 +18,11 @@ from hyperlax.runtime.executor import CompiledRunner, execute
 from hyperlax.runtime.outputs import sample_summary
 from hyperlax.storage.sweepdir import MARKER, SWEEP_RECORD
 
-# Tiny PPO on CartPole: 2 updates of 4 envs x 16 steps, 2 short evaluations.
-TINY = """\
-[sweep]
-name = "tiny"
-recipe = "ppo_mlp_fixed_net"
-env = "gymnax.cartpole"
-num_samples = {n}
-mode = "{mode}"
-batch_size = {batch}
-seed = 5
-total_timesteps = 128
-num_evaluations = 2
-eval_episodes = 2
-
-[fixed]
-num_envs = 4
-rollout_length = 16
-update_epochs = 1
-num_minibatches = 2
-"network.actor.layer_sizes" = [16]
-"network.critic.layer_sizes" = [16]
-{extra}
-[space]
-actor_lr = {{ dist = "log_uniform", low = 1e-4, high = 1e-2 }}
-critic_lr = {{ dist = "log_uniform", low = 1e-4, high = 1e-2 }}
-{space}
-"""
-
 
 def tiny_plan(tmp_path: Path, n=4, mode="batched", batch=2, extra="", space="", name="s.toml"):
     manifest = tmp_path / name
-    manifest.write_text(TINY.format(n=n, mode=mode, batch=batch, extra=extra, space=space))
+    manifest.write_text(tiny_sweep(n=n, mode=mode, batch=batch, fixed_extra=extra,
+                                    space_extra=space))
     plan, _ = compile_manifest(manifest)
     return plan, plan_id(plan), encode_plan(plan)
 

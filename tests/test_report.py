@@ -16,46 +16,20 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from conftest import tiny_sweep
 from hyperlax.cli import main
 from hyperlax.compiler import compile_manifest
 from hyperlax.planfile import encode_plan, plan_id
 from hyperlax.runtime.outputs import EntryResult, SubBatchResult, write_entry
 from hyperlax.storage.sweepdir import MARKER, SWEEP_RECORD, Owner, SweepDir
 
-# Tiny PPO on CartPole, as in test_exec (same program, so the shared compile cache serves it).
-TINY = """\
-[sweep]
-name = "tiny"
-recipe = "ppo_mlp_fixed_net"
-env = "gymnax.cartpole"
-num_samples = {n}
-mode = "batched"
-batch_size = 2
-seed = 5
-total_timesteps = 128
-num_evaluations = 2
-eval_episodes = 2
-{sweep_extra}
-[fixed]
-num_envs = 4
-rollout_length = 16
-update_epochs = 1
-num_minibatches = 2
-"network.actor.layer_sizes" = [16]
-"network.critic.layer_sizes" = [16]
-
-[space]
-actor_lr = {{ dist = "log_uniform", low = 1e-4, high = 1e-2 }}
-critic_lr = {{ dist = "log_uniform", low = 1e-4, high = 1e-2 }}
-{space}
-"""
 
 PNGS = ["curves.png", "hyperparams.png", "overview.png"]
 
 
 def tiny_plan(tmp: Path, n=4, sweep_extra="", space="", name="s.toml"):
     manifest = tmp / name
-    manifest.write_text(TINY.format(n=n, sweep_extra=sweep_extra, space=space))
+    manifest.write_text(tiny_sweep(n=n, sweep_extra=sweep_extra, space_extra=space))
     plan, _ = compile_manifest(manifest)
     data = encode_plan(plan)
     plan_file = tmp / "plan.msgpack"
@@ -149,7 +123,7 @@ def test_terminal_shows_top_and_a_pasteable_fixed_block(executed, reported, tmp_
     assert fixed["actor_lr"] == values["actor_lr"] and fixed["critic_lr"] == values["critic_lr"]
     assert fixed["network.actor.layer_sizes"] == [16] and fixed["num_envs"] == 4
     # Pasted into a follow-up manifest, it pins exactly the best sample's configuration.
-    follow = TINY.format(n=1, sweep_extra="", space="").split("[fixed]")[0] + block
+    follow = tiny_sweep(n=1).split("[fixed]")[0] + block
     (tmp_path / "follow.toml").write_text(follow)
     follow_plan, _ = compile_manifest(tmp_path / "follow.toml")
     assert follow_plan.sampled == []
