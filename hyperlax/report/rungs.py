@@ -18,15 +18,22 @@ from hyperlax.report.results import Collected, csv_cell
 from hyperlax.storage.sweepdir import Owner, SweepDir
 
 
-def rung_rows(collected: Collected) -> list[dict[str, Any]]:
+def rung_table(collected: Collected) -> dict[str, Any]:
+    """The rung table, computed once for the report's files and text: ``summary``
+    (``rung_summary``) and ``rows`` (``rung_rows``), as report.json holds them."""
+    done = {e.entry.path for e in collected.entries if e.state == "done"}
+    return {"summary": rung_summary(collected, done), "rows": rung_rows(collected, done)}
+
+
+def rung_rows(collected: Collected, done: set[str]) -> list[dict[str, Any]]:
     """One row per sample, in sample order: ``sample``, ``reached`` (the last rung it trained
     to, None if none finished), and per rung r ``rung_<r>_value``, ``rung_<r>_rank`` and
-    ``rung_<r>_survived`` (None where it did not get there, or nothing is decided yet)."""
+    ``rung_<r>_survived`` (None where it did not get there, or nothing is decided yet).
+    ``done``: the entries ``collect`` found complete (and checked)."""
     plan, views = collected.plan, collected.rungs
     assert plan.halving is not None and views is not None
     owner = Owner.of(plan, collected.plan_id)
     sweep = SweepDir(collected.root)
-    done = {e.entry.path for e in collected.entries if e.state == "done"}
     per_rung: list[dict[int, tuple[float | None, int | None, bool | None]]] = []
     for view in views:
         known: dict[int, tuple[float | None, int | None, bool | None]] = {}
@@ -64,25 +71,24 @@ def rung_columns(collected: Collected) -> list[str]:
     return columns
 
 
-def rungs_csv(collected: Collected) -> str:
+def rungs_csv(collected: Collected, table: dict[str, Any]) -> str:
     columns = rung_columns(collected)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
-    for row in rung_rows(collected):
+    for row in table["rows"]:
         writer.writerow([csv_cell(row[c]) for c in columns])
     return buf.getvalue()
 
 
-def rung_summary(collected: Collected) -> list[dict[str, Any]]:
+def rung_summary(collected: Collected, done: set[str]) -> list[dict[str, Any]]:
     """Per rung: its budget, how many samples it trains, its entries, and the decision."""
     out = []
     for view in collected.rungs or []:
         entries = view.entries or []
-        states = {e.entry.path: e.state for e in collected.entries}
         out.append({"rung": view.rung, "evaluations": view.evaluations,
                     "samples": view.samples, "entries": len(entries) if view.entries else None,
-                    "done": sum(states.get(e.path) == "done" for e in entries),
+                    "done": sum(e.path in done for e in entries),
                     "decided": view.decision is not None,
                     "survivors": view.decision.survivors if view.decision else None})
     return out
@@ -92,23 +98,24 @@ def _value(x: float | None) -> str:
     return "-" if x is None else (f"{x:.4g}" if math.isfinite(x) else str(x))
 
 
-def rung_lines(collected: Collected, limit: int = 20) -> list[str]:
-    """The rung table for the terminal: the rungs, then the samples that got furthest."""
+def rung_lines(collected: Collected, table: dict[str, Any], limit: int = 20) -> list[str]:
+    """The rung table (``rung_table``) for the terminal: the rungs, then the samples that got
+    furthest."""
     plan = collected.plan
     halving = plan.halving
     assert halving is not None
     total = plan.settings.num_evaluations
     head = [f"successive halving by {halving.metric} (eta = {halving.eta}), "
             f"{len(halving.rungs)} rungs:"]
-    for item in rung_summary(collected):
+    for item in table["summary"]:
         decided = (f"{len(item['survivors'])} went on" if item["decided"] else
                    "last rung" if item["rung"] == len(halving.rungs) - 1 else "not decided yet")
         entries = (f"{item['done']}/{item['entries']} entries done" if item["entries"] is not None
                    else "waiting for the rung before")
         head.append(f"  rung {item['rung']}: {item['samples']} samples to {item['evaluations']}"
                     f" of {total} evaluations; {entries}; {decided}")
-    rows = rung_rows(collected)
-    rows.sort(key=lambda r: (-(r["reached"] if r["reached"] is not None else -1), r["sample"]))
+    rows = sorted(table["rows"], key=lambda r: (-(r["reached"] if r["reached"] is not None
+                                                    else -1), r["sample"]))
     rungs = [v.rung for v in collected.rungs or []]
     header = ["sample", "reached"] + [f"rung {r}" for r in rungs]
     cells = []

@@ -46,7 +46,7 @@ class Report:
         if c.rungs is not None:
             from hyperlax.report.rungs import rung_lines
 
-            out += ["\n"] + [line + "\n" for line in rung_lines(c)]
+            out += ["\n"] + [line + "\n" for line in rung_lines(c, self.document["rungs"])]
         if self.document.get("sensitivity"):
             out += ["\n"] + [line + "\n" for line in
                              sensitivity_lines(self.document["sensitivity"])]
@@ -75,15 +75,17 @@ def write_report(plan_file: Path, output_root: Path | None, report_dir: Path | N
     if plots and analysis and "indices" in analysis:
         files["sensitivity.png"] = render_sensitivity(
             analysis, f"{plan.settings.name}: which hyperparameters matter")
+    table = None
     if collected.rungs is not None:  # successive halving: who survived where
-        from hyperlax.report.rungs import rung_rows, rung_summary, rungs_csv
+        from hyperlax.report.rungs import rung_table, rungs_csv
 
-        files["rungs.csv"] = rungs_csv(collected).encode("utf-8")
+        table = rung_table(collected)
+        files["rungs.csv"] = rungs_csv(collected, table).encode("utf-8")
     names = ["results.csv", *(["rungs.csv"] if "rungs.csv" in files else []), "report.json",
              *(n for n in files if n.endswith(".png"))]
     document = R.report_document(collected, metric, top_k, [str(report_dir / n) for n in names])
-    if collected.rungs is not None:
-        document["rungs"] = {"summary": rung_summary(collected), "rows": rung_rows(collected)}
+    if table is not None:
+        document["rungs"] = table
     if analysis is not None:
         document["sensitivity"] = analysis
     json_text = json.dumps(document, indent=2, allow_nan=False) + "\n"
