@@ -70,7 +70,7 @@ class CompiledRunner:
             self._first_sample.setdefault(sample.structure, sample.index)
         self._specs: dict[tuple[str, int], Hashable] = {}
         self._init_owner: dict[int, int] = {}
-        self._carry_like: dict[ProgramKey, tuple[list[Any], Any]] = {}
+        self._carry_shapes: dict[ProgramKey, Any] = {}  # init's abstract output per program
 
     @property
     def compiles(self) -> int:
@@ -147,10 +147,10 @@ class CompiledRunner:
         # and a stop test must see two compiles running before any program is complete.
         pause_point("compile", entry)
         configs, keys = self.inputs(samples, key.width)
-        init = self._jit(self.program.init)
         if part == "init":
+            init = self._jit(self.program.init)
             return init.lower(self.init_configs(configs, key.structure), keys).compile()
-        carry = jax.eval_shape(init, configs, keys)
+        carry = self._carry_shape(key)
         train = self._jit(self.program.train, donate=True)
         if part == "train":
             return train.lower(configs, carry).compile()
@@ -162,21 +162,25 @@ class CompiledRunner:
         if self.listener is not None:
             self.listener.compiled(done, seconds)
 
+    def _carry_shape(self, key: ProgramKey) -> Any:
+        """``init``'s abstract output for program ``key`` (shapes, dtypes, shardings): what
+        ``train`` and ``evaluate`` compile against and a checkpoint must match. Traced once
+        per program; the parts' compile threads and the checkpoints share it."""
+        if key not in self._carry_shapes:
+            configs, keys = self.inputs([self._first_sample[key.structure]], key.width)
+            self._carry_shapes[key] = jax.eval_shape(self._jit(self.program.init), configs,
+                                                     keys)
+        return self._carry_shapes[key]
+
     def carry_like(self, structure: int, width: int) -> list[Any]:
         """The shapes and dtypes of the carry program ``(structure, width)`` takes, leaf by
-        leaf (what a checkpoint must match), from ``init``'s abstract evaluation."""
-        key = self.key(structure, width)
-        if key not in self._carry_like:
-            samples = [self._first_sample[structure]]
-            configs, keys = self.inputs(samples, key.width)
-            shape = jax.eval_shape(self._jit(self.program.init), configs, keys)
-            self._carry_like[key] = (jax.tree.leaves(shape), jax.tree.structure(shape))
-        return self._carry_like[key][0]
+        leaf (what a checkpoint must match)."""
+        return jax.tree.leaves(self._carry_shape(self.key(structure, width)))
 
     def _place(self, structure: int, width: int, leaves: list[np.ndarray]) -> Any:
         """A host carry (its leaves) back on the devices, as the program's tree."""
-        self.carry_like(structure, width)
-        tree = jax.tree.unflatten(self._carry_like[self.key(structure, width)][1], leaves)
+        shape = self._carry_shape(self.key(structure, width))
+        tree = jax.tree.unflatten(jax.tree.structure(shape), leaves)
         return self.sharded.place(tree) if self.sharded else jax.device_put(tree)
 
     def run(self, structure: int, samples: list[int], width: int, *,
