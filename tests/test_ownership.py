@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from hyperlax.cli import main
 from hyperlax.planfile import read_plan, results_id
 from hyperlax.storage.sweepdir import MARKER, PLAN_COPY, SWEEP_RECORD
-from test_exec import TINY
+from conftest import tiny_sweep
 
 SAME_RESULTS = "only the manifest's text differs (comments/formatting/file name): the " \
                "results are the same; completed results stay valid"
@@ -49,7 +49,7 @@ def ran(tmp_path_factory):
     """The tiny 4-sample, 2-entry sweep planned from sweep.toml and run once."""
     tmp = tmp_path_factory.mktemp("owned")
     manifest = tmp / "sweep.toml"
-    manifest.write_text(TINY.format(n=4, mode="batched", batch=2, extra="", space=""))
+    manifest.write_text(tiny_sweep(n=4))
     plan_file = plan(manifest, tmp / "plan.msgpack")
     root = tmp / "out"
     result = exec_into(plan_file, root)

@@ -29,7 +29,8 @@ from hyperlax.runtime.runner import PARTS
 from hyperlax.runtime.schedule import Use
 from test_algos_exec import DQN
 from test_compile_ahead import FakeCompiler, K
-from test_exec import TINY, tiny_plan
+from conftest import tiny_sweep
+from test_exec import tiny_plan
 
 
 def assert_bitwise(result, returns, losses, finite, eval_steps, keep):
@@ -130,7 +131,7 @@ def test_init_gives_the_same_carry_for_every_structure_with_its_spec(algorithm, 
 
 def rollout_sweep(tmp_path):
     """A PPO plan of 4 structures that differ only in num_envs x rollout_length."""
-    text = TINY.format(n=8, mode="grouped", batch=2, extra="", space=(
+    text = tiny_sweep(n=8, mode="grouped", batch=2, space_extra=(
         'num_envs = { dist = "categorical", values = [2, 4] }\n'
         'rollout_length = { dist = "categorical", values = [8, 16] }\n'))
     assert "num_envs = 4\nrollout_length = 16\n" in text

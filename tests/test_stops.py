@@ -28,7 +28,8 @@ from hyperlax.compiler import compile_manifest
 from hyperlax.planfile import encode_plan
 from hyperlax.storage.sweepdir import CLAIM_SUFFIX, SweepDir
 from process_helpers import ExecProcess
-from test_exec import TINY, tiny_plan
+from conftest import tiny_sweep
+from test_exec import tiny_plan
 
 BOUND = 10.0          # seconds from the signal to the exit; generous for a loaded 2-core machine
 START_TIMEOUT = 240   # seconds to reach the anchor point
@@ -182,7 +183,7 @@ def long_training(tmp_path_factory):
     """One entry whose training call lasts well over BOUND seconds (~30 s idle)."""
     tmp = tmp_path_factory.mktemp("long")
     manifest = tmp / "long.toml"
-    manifest.write_text(TINY.format(n=2, mode="batched", batch=2, extra="", space="")
+    manifest.write_text(tiny_sweep()
                         .replace("total_timesteps = 128", "total_timesteps = 8_000_000"))
     plan, _ = compile_manifest(manifest)
     plan_file = tmp / "plan.msgpack"
