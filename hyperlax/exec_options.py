@@ -42,9 +42,10 @@ class ExecOptions:
     def parse(cls, devices: str | None = None, shard: str | None = None,
               claim_timeout: float | None = None, ray_address: str | None = None,
               ray_cpus: float = 1.0, ray_gpus: float = 0.0, ray_retries: int = 3,
-              compile_workers: int | None = None) -> ExecOptions:
-        return cls(parse_devices(devices), parse_shard(shard), claim_timeout, ray_address,
-                   ray_cpus, ray_gpus, ray_retries, compile_workers)
+              compile_workers: int | None = None, *, source: str = "exec") -> ExecOptions:
+        """Validated options; ``source``, the command, locates a bad value's message."""
+        return cls(parse_devices(devices, source), parse_shard(shard, source), claim_timeout,
+                   ray_address, ray_cpus, ray_gpus, ray_retries, compile_workers)
 
     @property
     def compile_workers(self) -> int:
@@ -95,13 +96,16 @@ COMPILE_WORKERS_OPTION = click.option(
                       "train; 0 compiles each program when first needed [default: one fewer "
                       "than the cores, 1 to 8]")
 
+SHARD_OPTION = click.option(
+    "--shard", "shard", default=None, metavar="K/N",
+    help="run only shard K of N (K = 0..N-1): the entries whose index i has i mod N = K; for "
+         "array jobs")
+
 _DECLARED = [
     click.option("--devices", "devices", default=None, metavar="all|N",
                  help="split each batch's samples across N local devices (or all of them) "
                       "[default: one device]"),
-    click.option("--shard", "shard", default=None, metavar="K/N",
-                 help="run only shard K of N (K = 0..N-1): the entries whose index i has "
-                      "i mod N = K; for array jobs"),
+    SHARD_OPTION,
     click.option("--claim-timeout", type=click.FloatRange(min=1.0), default=None,
                  metavar="SECONDS",
                  help="take over another worker's entry when its claim has had no heartbeat "
@@ -121,21 +125,26 @@ _DECLARED = [
 ]
 
 
-def declared(command: Callable) -> Callable:
+def declared(command: Callable | None = None, *, shard: bool = True,
+             source: str = "exec") -> Callable:
     """Declare these options on a click command, which then receives them parsed and
-    validated as one ``options: ExecOptions`` argument (a HyperlaxError when they are bad)."""
+    validated as one ``options: ExecOptions`` argument (a HyperlaxError located at ``source``
+    when they are bad). ``@declared`` as it is, or ``@declared(shard=False, source=...)``
+    without --shard, for a command whose plans cannot be split (a search's rounds)."""
+    if command is None:
+        return functools.partial(declared, shard=shard, source=source)
 
     @functools.wraps(command)
-    def wrapper(*args: Any, devices: str | None, shard: str | None,
-                claim_timeout: float | None, ray_address: str | None, ray_cpus: float,
-                ray_gpus: float, ray_retries: int, compile_workers: int | None,
-                **kwargs: Any) -> Any:
+    def wrapper(*args: Any, devices: str | None, claim_timeout: float | None,
+                ray_address: str | None, ray_cpus: float, ray_gpus: float, ray_retries: int,
+                compile_workers: int | None, shard: str | None = None, **kwargs: Any) -> Any:
         options = ExecOptions.parse(devices, shard, claim_timeout, ray_address, ray_cpus,
-                                    ray_gpus, ray_retries, compile_workers)
+                                    ray_gpus, ray_retries, compile_workers, source=source)
         return command(*args, options=options, **kwargs)
 
     for option in reversed(_DECLARED):
-        wrapper = option(wrapper)
+        if shard or option is not SHARD_OPTION:
+            wrapper = option(wrapper)
     return wrapper
 
 
@@ -164,7 +173,7 @@ def exec_command_line(plan_file: Path, output_root: Path | None,
     return " ".join(shlex.quote(w) for w in words)
 
 
-def parse_devices(text: str | None) -> str | None:
+def parse_devices(text: str | None, source: str = "exec") -> str | None:
     if text is None or text == "all":
         return text
     try:
@@ -172,12 +181,12 @@ def parse_devices(text: str | None) -> str | None:
     except ValueError:
         n = 0
     if n < 1:
-        raise HyperlaxError("exec", [("--devices", f"{text!r}: expected 'all' or a positive "
+        raise HyperlaxError(source, [("--devices", f"{text!r}: expected 'all' or a positive "
                                                    "number of devices")])
     return str(n)
 
 
-def parse_shard(text: str | None) -> tuple[int, int] | None:
+def parse_shard(text: str | None, source: str = "exec") -> tuple[int, int] | None:
     if text is None:
         return None
     k_text, slash, n_text = text.partition("/")
@@ -186,12 +195,12 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     except ValueError:
         slash = ""
     if not slash:
-        raise HyperlaxError("exec", [("--shard", f"{text!r}: expected K/N, shard K of N "
+        raise HyperlaxError(source, [("--shard", f"{text!r}: expected K/N, shard K of N "
                                                  "(e.g. 0/4)")])
     if n < 1:
-        raise HyperlaxError("exec", [("--shard", f"{text!r}: N must be at least 1")])
+        raise HyperlaxError(source, [("--shard", f"{text!r}: N must be at least 1")])
     if not 0 <= k < n:
-        raise HyperlaxError("exec", [("--shard", f"{text!r}: K must be in 0..{n - 1}; shards "
+        raise HyperlaxError(source, [("--shard", f"{text!r}: K must be in 0..{n - 1}; shards "
                                                  "are numbered from 0")],
                             f"a SLURM job array --array=0-{n - 1} numbers its tasks "
                             "($SLURM_ARRAY_TASK_ID) from 0, as a Kubernetes indexed Job does "

@@ -9,12 +9,15 @@ several values after one flag (or the flag repeated, or a comma list). The seed'
 names map to ours (``search.objectives``). ``--storage`` is a file name in the search
 directory (the seed's ``optuna_study.db``) or a URL. Resuming is running the same command
 again, ``--resume-from DIR``, or the seed's ``--resume True --output-root DIR``; a larger
-``--n-trials`` extends a finished search. Module level stays JAX-free and Optuna-free.
+``--n-trials`` extends a finished search. Exec's options but ``--shard`` (``--devices``,
+``--ray``, ...), which the seed had not, say where each round runs, as for ``hyperlax search``.
+Module level stays JAX-free and Optuna-free.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,11 +27,12 @@ from click.core import ParameterSource
 
 from hyperlax.cli_errors import user_errors
 from hyperlax.errors import HyperlaxError
-from hyperlax.exec_options import (COMPILE_CACHE_HELP, COMPILE_CACHE_VARIABLE,
-                                    COMPILE_WORKERS_OPTION)
+from hyperlax.exec_options import (COMPILE_CACHE_HELP, COMPILE_CACHE_VARIABLE, ExecOptions,
+                                    declared)
 
 COMMAND = "optuna-hp-search"
 SEED_MANIFEST = "search.toml"
+STORAGE_DEFAULT = "optuna_study.db"   # the seed's
 LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 QUIET_LEVELS = {"WARNING", "ERROR", "CRITICAL"}
 LIST_FLAGS = ("--objective-names", "--objective-directions")
@@ -207,7 +211,7 @@ def _resumed(root: Path, flags: SeedSearch) -> SeedSearch:
                                       "[space] is searched")
 @click.option("--env-config", "env_config", default="gymnax.pendulum", show_default=True)
 @click.option("--study-name", default="hyperlax_optuna_study", show_default=True)
-@click.option("--storage", default="optuna_study.db", show_default=True,
+@click.option("--storage", default=STORAGE_DEFAULT, show_default=True,
               help="Optuna storage: a file name in the search directory, or a URL "
                    "(sqlite:///path/study.db)")
 @click.option("--n-trials", default=100, show_default=True, type=click.IntRange(min=1),
@@ -239,19 +243,21 @@ def _resumed(root: Path, flags: SeedSearch) -> SeedSearch:
               default="INFO", show_default=True, help="WARNING and above: no progress output")
 @click.option("--compile-cache", type=click.Path(path_type=Path), default=None,
               envvar=COMPILE_CACHE_VARIABLE, help=COMPILE_CACHE_HELP)
-@COMPILE_WORKERS_OPTION
 @user_errors
+@declared(shard=False, source=COMMAND)  # as `hyperlax search`: rounds cannot be sharded
 def optuna_command(algo_and_network_config: str, env_config: str, study_name: str,
                    storage: str, n_trials: int, objective_names: tuple[str, ...],
                    objective_directions: tuple[str, ...], sampler: str,
                    optuna_study_batch_size: int, runner_hparam_batch_size: int, seed: int,
                    output_root: Path | None, resume: bool, resume_from: Path | None,
                    emit_manifest: Path | None, force: bool, log_level: str,
-                   compile_cache: Path | None, compile_workers: int | None) -> None:
+                   compile_cache: Path | None, options: ExecOptions) -> None:
     """The seed system's Optuna study: ask Optuna (TPE, or NSGA-II for several objectives)
     for --optuna-study-batch-size trials at a time, train them vmapped in batches of
     --runner-hparam-batch-size, tell the results, until --n-trials. Re-running the same
-    command, or --resume-from DIR, resumes; `hyperlax report DIR` reports the study."""
+    command, or --resume-from DIR, resumes; `hyperlax report DIR` reports the study.
+    --devices, --ray and the like spread each round's training, as for `hyperlax search`
+    (no --shard: a round is asked only after the one before it is told)."""
     flags = SeedSearch(recipe=algo_and_network_config, env=env_config, seed=seed,
                        n_trials=n_trials, study_batch=optuna_study_batch_size,
                        runner_batch=runner_hparam_batch_size, sampler=sampler,
@@ -284,7 +290,7 @@ def optuna_command(algo_and_network_config: str, env_config: str, study_name: st
                             "pass a new or empty directory for the search")
     else:
         root = output_root
-    _run(flags, root, storage, quiet, compile_cache, compile_workers)
+    _run(flags, root, storage, quiet, compile_cache, options)
 
 
 def _translated(exc: HyperlaxError) -> HyperlaxError:
@@ -313,8 +319,20 @@ def _emit(flags: SeedSearch, output_root: Path | None, path: Path, force: bool,
         click.echo(f"wrote {path}; next: hyperlax search {path}")
 
 
+def resume_line(root: Path, storage: str, compile_cache: Path | None,
+                options: ExecOptions) -> str:
+    """The command that resumes the search in ``root`` where and how it ran: the flags that
+    are not recorded in its search.toml, as given."""
+    words = ["python", "-m", "hyperlax.cli", COMMAND, "--resume-from", str(root)]
+    if storage != STORAGE_DEFAULT:
+        words += ["--storage", storage]
+    if compile_cache is not None:
+        words += ["--compile-cache", str(compile_cache)]
+    return shlex.join(words + options.words())
+
+
 def _run(flags: SeedSearch, root: Path, storage: str, quiet: bool,
-         compile_cache: Path | None, compile_workers: int | None) -> None:
+         compile_cache: Path | None, options: ExecOptions) -> None:
     from hyperlax import stopping
     from hyperlax.search.round_plan import write_file
     from hyperlax.search.run import SearchRequest, run_search
@@ -328,9 +346,9 @@ def _run(flags: SeedSearch, root: Path, storage: str, quiet: bool,
 
     request = SearchRequest(manifest_text=text, manifest_name=SEED_MANIFEST,
                             manifest_dir=root, output_root=root, storage=storage,
-                            resume=f"python -m hyperlax.cli {COMMAND} --resume-from {root}",
-                            compile_cache=compile_cache, compile_workers=compile_workers,
-                            quiet=quiet, on_claimed=write_manifest)
+                            resume=resume_line(root, storage, compile_cache, options),
+                            compile_cache=compile_cache, options=options, quiet=quiet,
+                            on_claimed=write_manifest)
     with stopping.handling():
         try:
             status = run_search(request, click.echo)

@@ -116,9 +116,12 @@ def test_report_reads_the_study(searched, tmp_path):
 def test_stopped_mid_round_resumes_to_the_uninterrupted_study(searched):
     tmp, whole, _ = searched
     root = tmp / "stopped"
+    # exec options that leave results alone: the resume hint must carry them
+    options = ["--claim-timeout", "600", "--compile-workers", "1"]
     proc = subprocess.Popen([sys.executable, "-m", "hyperlax", "search", str(tmp / "search.toml"),
-                             "--output-root", str(root)], cwd=tmp, env=dict(os.environ),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--output-root", str(root), *options], cwd=tmp,
+                            env=dict(os.environ), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr] + [lines.put(None)],
                      daemon=True).start()
@@ -136,7 +139,9 @@ def test_stopped_mid_round_resumes_to_the_uninterrupted_study(searched):
     assert time.monotonic() - stopped_at < 15
     while (line := lines.get(timeout=10)) is not None:
         seen.append(line)
-    assert "resume with: hyperlax search" in "".join(seen)
+    hint = next(line for line in seen if "resume with: " in line).split("resume with: ")[1]
+    assert hint.startswith(f"hyperlax search {tmp / 'search.toml'} --output-root {root} ")
+    assert hint.rstrip().endswith(" ".join(options)), hint
     partial = study(root)
     assert partial["rounds"][0]["told"] and partial["rounds"][1]["told"] is None
     result = invoke("search", tmp / "search.toml", "--output-root", root)

@@ -14,7 +14,7 @@ round's index, so trials of different rounds never share a training seed.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
@@ -101,10 +101,11 @@ class RoundRunner:
     metrics: list[str]
     resume: str                        # the command that resumes the search
     compile_cache: Path | None = None
-    compile_workers: int | None = None
+    options: ExecOptions = field(default_factory=ExecOptions)   # how each round's exec runs
     quiet: bool = False
     echo: Callable[..., None] = print
     hint: Callable[[int], str] | None = None   # the search's stop hint, back after each exec
+    ray: Any = None                    # the Ray module, once this search connected (or started)
 
     def __call__(self, rnd: RoundRecord) -> list[Told] | int:
         if all(t.sample is None for t in rnd.trials):
@@ -190,12 +191,31 @@ class RoundRunner:
 
         request = RoundRequest(plan_file=directory / PLAN_COPY, output_root=directory,
                                compile_cache=self.compile_cache, quiet=self.quiet,
-                               options=ExecOptions(compile_workers_given=self.compile_workers),
-                               resume=self.resume)
+                               options=self.options, resume=self.resume)
+        self._hold_ray()
         try:
             return run_exec(request, self.echo)
         finally:  # exec set its own hint (this round's entries); the search's is wider
             stopping.set_hint(self.hint)
+
+    def _hold_ray(self) -> None:
+        """With --ray, connect (or start a local cluster) once for the whole search: exec
+        leaves a Ray it did not start running, so the rounds share one cluster and its warm
+        workers (their compiled programs) instead of each round starting and stopping one."""
+        if self.options.ray_address is None or self.ray is not None:
+            return
+        from hyperlax.runtime import ray_exec
+
+        ray = ray_exec._import_ray()
+        log = None if self.quiet else (lambda text: self.echo(text, err=True))
+        if ray_exec._init(ray, self.options.ray_address, log):
+            self.ray = ray
+
+    def close(self) -> None:
+        """Shut down the Ray this search connected to or started (ending its tasks)."""
+        if self.ray is not None:
+            self.ray.shutdown()
+            self.ray = None
 
     def _told(self, rnd: RoundRecord, plan: Any, pid: str, directory: Path) -> list[Told]:
         from hyperlax.report.results import collect

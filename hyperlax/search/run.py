@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,6 +24,7 @@ import msgspec
 
 from hyperlax import stopping
 from hyperlax.errors import HyperlaxError
+from hyperlax.exec_options import ExecOptions
 from hyperlax.manifest.distributions import to_builtins
 from hyperlax.manifest.resolve import Resolved, resolve_text
 from hyperlax.search import study_file as sf
@@ -44,7 +45,7 @@ class SearchRequest:
     output_root: Path | None = None
     storage: str | None = None      # URL or file name in the search dir; None: the default
     compile_cache: Path | None = None
-    compile_workers: int | None = None
+    options: ExecOptions = field(default_factory=ExecOptions)  # how each round's exec runs
     quiet: bool = False
     on_claimed: Callable[[Path], None] | None = None  # called once the search dir is ours
 
@@ -144,15 +145,17 @@ def _locked(request: SearchRequest, resolved: Resolved, spec: SearchSpec, root: 
     runner = RoundRunner(resolved=resolved, manifest_recipe=resolved.manifest.sweep.recipe,
                          root=root, record=record, save=lambda r: sf.write_study(path, r),
                          metrics=spec.metrics, resume=request.resume,
-                         compile_cache=request.compile_cache,
-                         compile_workers=request.compile_workers, quiet=request.quiet,
-                         echo=echo, hint=hint)
+                         compile_cache=request.compile_cache, options=request.options,
+                         quiet=request.quiet, echo=echo, hint=hint)
 
     def told(study: Any) -> None:
         stopping.check()
         sampler.mirror(study, storage, study_name, lambda line: echo(line, err=True))
 
-    status = run_rounds(spec, record, runner.save, runner, told, log)
+    try:
+        status = run_rounds(spec, record, runner.save, runner, told, log)
+    finally:
+        runner.close()
     if not status and not request.quiet:
         echo(f"search complete: {record.asked()} trials in {len(record.rounds)} rounds; "
              f"next: hyperlax report {root}")
