@@ -20,21 +20,19 @@ import re
 import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import click
-from click.core import ParameterSource
 
 from hyperlax.cli_errors import user_errors
 from hyperlax.errors import HyperlaxError
 from hyperlax.exec_options import (COMPILE_CACHE_HELP, COMPILE_CACHE_VARIABLE, ExecOptions,
                                     declared)
+from hyperlax.seed_cli import given
+from hyperlax.seed_flags import LOG_LEVEL_OPTION, QUIET_LEVELS, SeedCommand, bool_option
 
 COMMAND = "optuna-hp-search"
 SEED_MANIFEST = "search.toml"
 STORAGE_DEFAULT = "optuna_study.db"   # the seed's
-LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-QUIET_LEVELS = {"WARNING", "ERROR", "CRITICAL"}
 LIST_FLAGS = ("--objective-names", "--objective-directions")
 
 # manifest locations as this command line spells them, for error messages
@@ -84,32 +82,6 @@ class SeedSearch:
                 f"--runner-hparam-batch-size {self.runner_batch}", f"--seed {self.seed}"]
 
 
-class ListFlagsCommand(click.Command):
-    """Reads the seed's ``--objective-names a b c`` (tyro's lists): each value up to the next
-    flag becomes one use of the (``multiple``) option."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        out, i = [], 0
-        while i < len(args):
-            flag = args[i]
-            i += 1
-            if flag not in LIST_FLAGS:
-                out.append(flag)
-                continue
-            values = []
-            while i < len(args) and not args[i].startswith("-"):
-                values.append(args[i])
-                i += 1
-            out += [flag] if not values else [w for v in values for w in (flag, v)]
-        return super().parse_args(ctx, out)
-
-
-def _bool_option(name: str, help_text: str) -> Any:
-    # The seed writes `--resume True`; a bare `--resume` also means True.
-    return click.option(name, type=click.BOOL, default=False, is_flag=False, flag_value=True,
-                        show_default=True, metavar="[True|False]", help=help_text)
-
-
 def _split(values: tuple[str, ...]) -> list[str]:
     return [v.strip() for value in values for v in value.split(",") if v.strip()]
 
@@ -135,10 +107,6 @@ def objectives(names: tuple[str, ...], directions: tuple[str, ...]
     if problems:
         raise HyperlaxError(COMMAND, problems)
     return tuple((metric_name(n), d) for n, d in zip(names_, directions_))
-
-
-def _given(name: str) -> bool:
-    return click.get_current_context().get_parameter_source(name) == ParameterSource.COMMANDLINE
 
 
 def _find_search(directory: Path) -> Path:
@@ -192,8 +160,8 @@ def _resumed(root: Path, flags: SeedSearch) -> SeedSearch:
     problems = [(flag, f"{getattr(flags, field)} differs from the search being resumed "
                        f"({getattr(recorded, field)})")
                 for field, param, flag in _RESUME_CHECKS
-                if _given(param) and getattr(flags, field) != getattr(recorded, field)]
-    if (_given("objective_names") or _given("objective_directions")) and \
+                if given(param) and getattr(flags, field) != getattr(recorded, field)]
+    if (given("objective_names") or given("objective_directions")) and \
             flags.objectives != recorded.objectives:
         problems.append(("--objective-names", f"{list(flags.objectives)} differ from the "
                                               f"search being resumed "
@@ -202,10 +170,10 @@ def _resumed(root: Path, flags: SeedSearch) -> SeedSearch:
         raise HyperlaxError(f"{COMMAND} --resume-from {root}", problems,
                             "drop those flags (the search fixes them), or start a new search "
                             "with a new --output-root")
-    return replace(recorded, n_trials=flags.n_trials) if _given("n_trials") else recorded
+    return replace(recorded, n_trials=flags.n_trials) if given("n_trials") else recorded
 
 
-@click.command(COMMAND, cls=ListFlagsCommand)
+@click.command(COMMAND, cls=SeedCommand)
 @click.option("--algo-and-network-config", "algo_and_network_config", default="ppo_mlp",
               show_default=True, help="recipe: a built-in name or a recipe .toml path; its "
                                       "[space] is searched")
@@ -232,15 +200,14 @@ def _resumed(root: Path, flags: SeedSearch) -> SeedSearch:
               help="seed of the sampler (and of every round's training seeds)")
 @click.option("--output-root", type=click.Path(path_type=Path), default=None,
               help="the search directory: search.json, search.toml, the storage, rounds/")
-@_bool_option("--resume", "continue the search in --output-root (or in a search directory "
-                                "above it); re-running the same command resumes anyway")
+@bool_option("--resume", "continue the search in --output-root (or in a search directory "
+                         "above it); re-running the same command resumes anyway")
 @click.option("--resume-from", type=click.Path(path_type=Path), default=None,
               help="a search directory: continue its search (--n-trials may raise its budget)")
 @click.option("--emit-manifest", type=click.Path(path_type=Path), default=None,
               help="only write the equivalent search manifest here (no training)")
 @click.option("--force", is_flag=True, help="with --emit-manifest: overwrite an existing file")
-@click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False),
-              default="INFO", show_default=True, help="WARNING and above: no progress output")
+@LOG_LEVEL_OPTION
 @click.option("--compile-cache", type=click.Path(path_type=Path), default=None,
               envvar=COMPILE_CACHE_VARIABLE, help=COMPILE_CACHE_HELP)
 @user_errors
@@ -291,6 +258,10 @@ def optuna_command(algo_and_network_config: str, env_config: str, study_name: st
     else:
         root = output_root
     _run(flags, root, storage, quiet, compile_cache, options)
+
+
+# tyro's list flags: --objective-names a b (each value one use of the `multiple` option)
+optuna_command.list_flags = LIST_FLAGS
 
 
 def _translated(exc: HyperlaxError) -> HyperlaxError:
