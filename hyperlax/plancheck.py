@@ -12,12 +12,12 @@ nothing touched.
 
 from __future__ import annotations
 
-from typing import Any
-
+from typing import Any, get_args
 
 from hyperlax.environments import ENVS, unknown_env_message
 from hyperlax.hyperparams import ALGORITHMS, CONFIGS
 from hyperlax.hyperparams.declare import env_value_problem, value_problems
+from hyperlax.planfile import RungMetric
 from hyperlax.safe_paths import path_problem
 
 # Names at the top of a sweep directory that entries must leave alone (storage.sweepdir has
@@ -26,7 +26,7 @@ RESERVED_TOP = ("hyperlax-sweep.json", "plan.msgpack", "report", "sweep.toml")
 # ... and, in a plan that uses them, where checkpoints and successive halving's rungs live
 CHECKPOINTS_DIR = "checkpoints"
 RUNGS_DIR = "rungs"
-RUNG_METRICS = ("final_return", "best_return", "auc")
+RUNG_METRICS: tuple[str, ...] = get_args(RungMetric)
 MAX_REPORTED = 8
 
 

@@ -124,6 +124,8 @@ def chunk_group(num_evaluations: int, max_calls: int = MAX_CALLS_PER_RUN) -> int
 
 # What ranks samples at a rung of successive halving, over the evaluations trained so far
 # (means over replicates): the return at the last one, the best one, or the mean of all (auc).
+# The one declaration of these names: a search's objectives are the same metrics
+# (manifest.format.ObjectiveMetric, search.objectives.METRICS), as is plancheck's check.
 RungMetric = Literal["final_return", "best_return", "auc"]
 
 

@@ -63,8 +63,9 @@ class SweepSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
 
 # Objectives of a search, computed from each trial's results (hyperlax/search/objectives.py):
 # final_return and best_return as in summary.json (means over replicates), auc the mean
-# return over every evaluation point (the area under the learning curve per env step).
-ObjectiveMetric = Literal["final_return", "best_return", "auc"]
+# return over every evaluation point (the area under the learning curve per env step). The
+# same names as a rung's metric (planfile.RungMetric, their one declaration).
+ObjectiveMetric = RungMetric
 
 
 class SearchObjective(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

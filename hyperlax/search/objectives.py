@@ -17,11 +17,13 @@ final_performance (final_return), normalized_auc and auc_at_budget (auc).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
-METRICS = ("final_return", "best_return", "auc")
+from hyperlax.planfile import RungMetric
+
+METRICS: tuple[str, ...] = get_args(RungMetric)   # the manifest's ObjectiveMetric
 SEED_ALIASES = {"peak_performance": "best_return", "final_performance": "final_return",
                 "normalized_auc": "auc", "auc_at_budget": "auc"}
 
