@@ -236,21 +236,30 @@ def pinned_names(plan: Plan) -> list[str]:
     return [r.name for r in plan.hyperparams if r.name in plan.sampled or r.source == "fixed"]
 
 
+def pinned_values(plan: Plan, sample: int) -> dict[str, Any]:
+    """Sample ``sample``'s value of each of ``pinned_names(plan)``."""
+    values = plan.sample_values(sample)
+    return {name: values[name] for name in pinned_names(plan)}
+
+
 def best_fixed(collected: Collected, best: SampleResult) -> dict[str, Any]:
-    values = collected.plan.sample_values(best.index)
-    return {name: values[name] for name in pinned_names(collected.plan)}
+    return pinned_values(collected.plan, best.index)
+
+
+def fixed_toml(comments: list[str], values: dict[str, Any]) -> str:
+    """A ``[fixed]`` block pinning ``values``, under ``comments`` (whole ``# ...`` lines)."""
+    lines = [*comments, "[fixed]"]
+    lines += [f"{toml_key(name)} = {toml_value(value)}" for name, value in values.items()]
+    return "\n".join(lines) + "\n"
 
 
 def fixed_block(collected: Collected, best: SampleResult, metric: str) -> str:
     s = collected.plan.settings
-    lines = [f"# sample {best.index} of plan {collected.plan_id[:12]} ({s.name}: {s.recipe} on "
-             f"{s.env}), {metric} return {_num(best.score(metric))} ± "
-             f"{_num(best.spread(metric))} over {s.seeds_per_sample} replicate(s)",
-             f"# found with total_timesteps = {s.total_timesteps} in [sweep]",
-             "[fixed]"]
-    for name, value in best_fixed(collected, best).items():
-        lines.append(f"{toml_key(name)} = {toml_value(value)}")
-    return "\n".join(lines) + "\n"
+    return fixed_toml([f"# sample {best.index} of plan {collected.plan_id[:12]} ({s.name}: "
+                       f"{s.recipe} on {s.env}), {metric} return {_num(best.score(metric))} ± "
+                       f"{_num(best.spread(metric))} over {s.seeds_per_sample} replicate(s)",
+                       f"# found with total_timesteps = {s.total_timesteps} in [sweep]"],
+                      best_fixed(collected, best))
 
 
 # --- text for the terminal -------------------------------------------------------------------

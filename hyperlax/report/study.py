@@ -24,11 +24,10 @@ from typing import Any
 import msgspec
 
 from hyperlax.errors import HyperlaxError
-from hyperlax.report.results import csv_cell, value_text
+from hyperlax.report.results import csv_cell, fixed_toml, pinned_values, value_text
+from hyperlax.report.write import write_files
 from hyperlax.search.rounds import best_of, better
 from hyperlax.search.study_file import STUDY_FILE, StudyFile, Told, TrialRecord, read_study
-from hyperlax.storage import atomic
-from hyperlax.toml_inline import toml_key, toml_value
 
 MIN_IMPORTANCE_TRIALS = 20
 
@@ -91,12 +90,7 @@ def write_search_report(root: Path, report_dir: Path | None, top_k: int,
     }
     json_text = json.dumps(document, indent=2, allow_nan=False) + "\n"
     files["search_report.json"] = json_text.encode("utf-8")
-    try:
-        for name in names:
-            atomic.atomic_write(report_dir / name, files[name])
-    except OSError as exc:
-        raise HyperlaxError(str(report_dir), f"cannot write the report: {exc.strerror}",
-                            "choose another directory with -o") from None
+    write_files(report_dir, files, names)
     return SearchReport(text(record, trials, best, document, top_k), json_text, document)
 
 
@@ -150,19 +144,15 @@ def fixed_block(root: Path, record: StudyFile, best: Trial, metrics: list[str]) 
     values = dict(best.record.values)
     try:
         from hyperlax.planfile import read_plan
-        from hyperlax.report.results import pinned_names
         from hyperlax.storage.sweepdir import PLAN_COPY
 
         plan, _ = read_plan(root / best.path / PLAN_COPY)
-        full = plan.sample_values(best.record.sample)
-        values = {n: full[n] for n in pinned_names(plan)}
+        values = pinned_values(plan, best.record.sample)
     except (HyperlaxError, OSError, IndexError, TypeError):
         pass  # the round's directory is gone: the searched values alone
     scores = ", ".join(f"{m} {v:.6g}" for m, v in zip(metrics, best.told.values))
-    lines = [f"# trial {best.record.number} of search {record.name} (round {best.round}, "
-             f"sample {best.record.sample}): {scores}", "[fixed]"]
-    lines += [f"{toml_key(n)} = {toml_value(v)}" for n, v in values.items()]
-    return "\n".join(lines) + "\n"
+    return fixed_toml([f"# trial {best.record.number} of search {record.name} (round "
+                       f"{best.round}, sample {best.record.sample}): {scores}"], values)
 
 
 def _importance(record: StudyFile, trials: list[Trial], metrics: list[str],

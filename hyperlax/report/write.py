@@ -90,10 +90,16 @@ def write_report(plan_file: Path, output_root: Path | None, report_dir: Path | N
         document["sensitivity"] = analysis
     json_text = json.dumps(document, indent=2, allow_nan=False) + "\n"
     files["report.json"] = json_text.encode()
+    write_files(report_dir, files, names)
+    return Report(collected, str(plan_file), report_dir, names, document, json_text)
+
+
+def write_files(report_dir: Path, files: dict[str, bytes], names: list[str]) -> None:
+    """Write ``files[name]`` for each of ``names`` into ``report_dir`` (a sweep's report or a
+    search's); a directory that cannot be written is a HyperlaxError."""
     try:
         for name in names:
             atomic.atomic_write(report_dir / name, files[name])
     except OSError as exc:
         raise HyperlaxError(str(report_dir), f"cannot write the report: {exc.strerror}",
                             "choose another directory with -o") from None
-    return Report(collected, str(plan_file), report_dir, names, document, json_text)
