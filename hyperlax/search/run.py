@@ -132,16 +132,15 @@ def _locked(request: SearchRequest, resolved: Resolved, spec: SearchSpec, root: 
     path = root / sf.STUDY_FILE
 
     def hint(signum: int) -> str:
-        told = sum(len(r.told or []) for r in record.rounds)
-        return (f"interrupted by {signal_name(signum)}: {told} of {spec.trials} trials told; "
-                f"resume with: {request.resume}")
+        return (f"interrupted by {signal_name(signum)}: {record.told()} of {spec.trials} "
+                f"trials told; resume with: {request.resume}")
 
     stopping.set_hint(hint)
     log = (lambda line: None) if request.quiet else (lambda line: echo(line, err=True))
     log(f"search {resolved.settings.name}: {spec.method} on "
         + ", ".join(f"{m} ({d})" for m, d in zip(spec.metrics, spec.directions))
         + f", {spec.trials} trials in rounds of {spec.per_round}; {record.asked()} asked and "
-          f"{sum(len(r.told or []) for r in record.rounds)} told so far; in {root}")
+          f"{record.told()} told so far; in {root}")
     runner = RoundRunner(resolved=resolved, manifest_recipe=resolved.manifest.sweep.recipe,
                          root=root, record=record, save=lambda r: sf.write_study(path, r),
                          metrics=spec.metrics, resume=request.resume,

@@ -68,10 +68,12 @@ class StudyFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     rounds: list[RoundRecord] = []
 
     def asked(self) -> int:
+        """Trials asked, in every round."""
         return sum(len(r.trials) for r in self.rounds)
 
-    def told_rounds(self) -> int:
-        return sum(r.told is not None for r in self.rounds)
+    def told(self) -> int:
+        """Trials told, in every round."""
+        return sum(len(r.told or []) for r in self.rounds)
 
 
 def read_study(path: Path) -> StudyFile:
