@@ -19,8 +19,12 @@ Every rung but the last also saves each sample's training carry at its end (``ca
 
 A decision ranks the rung's samples by the plan's metric over the evaluations so far (means
 over replicates): samples with a non-finite value (diverged) last, ties by sample index; the
-top ``rungs[r + 1].samples`` survive. It is written once, atomically, with a checksum, and
-read back ever after: a resumed or concurrent exec never decides again.
+top ``rungs[r + 1].samples`` survive. It is published once, with a checksum, and read back
+ever after: a resumed exec never decides again, and of concurrent deciders (plain execs,
+shards, a Ray driver) the first to publish wins; the others check that theirs is the same.
+
+Shard K of N (``--shard K/N``) runs, in every rung, the entries whose position k in the rung
+(``entry.index % RUNG_STRIDE``) has k mod N = K, as the plan's own entries are dealt out.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +42,7 @@ import numpy as np
 from hyperlax.planfile import Entry, Plan, SubBatch
 from hyperlax.plancheck import RUNGS_DIR
 from hyperlax.storage import atomic
-from hyperlax.storage.atomic import StorageError, json_bytes, storage_error
+from hyperlax.storage.atomic import StorageError, json_bytes, publish_new, storage_error
 from hyperlax.storage.sweepdir import Owner, SweepDir
 
 DECISION_FORMAT = "hyperlax-rung-decision-1"
@@ -75,6 +80,23 @@ def rung_entries(plan: Plan, rung: int, survivors: list[int] | None = None) -> l
                                  sub_batches=[SubBatch(structure=structure, samples=batch,
                                                        width=_width(len(batch), size))]))
     return entries
+
+
+def rung_share(plan: Plan, rung: int) -> float:
+    """Of the plan's training budget, the part ``rung`` trains (from the rung before's end)."""
+    halving = plan.halving
+    assert halving is not None
+    before = halving.rungs[rung - 1].evaluations if rung else 0
+    return (halving.rungs[rung].evaluations - before) / plan.settings.num_evaluations
+
+
+def shard_entries(entries: list[Entry], shard: tuple[int, int] | None) -> list[Entry]:
+    """Shard K of N's part of a rung's entries: position k in the rung with k mod N = K
+    (for rung 0, the plan's own rule, entry index mod N)."""
+    if shard is None:
+        return entries
+    k, n = shard
+    return [e for e in entries if (e.index % RUNG_STRIDE) % n == k]
 
 
 def _width(n: int, cap: int) -> int:
@@ -179,13 +201,37 @@ def entry_values(sweep: SweepDir, owner: Owner, entry: Entry, evaluations: int,
             for k, i in enumerate(order)}
 
 
-def write_decision(root: Path, decision: Decision, owner: Owner) -> None:
+def publish_decision(root: Path, plan: Plan, owner: Owner, decision: Decision,
+                     entries: list[Entry]) -> Decision:
+    """Publish ``decision`` unless a decision of its rung is there already, and return the one
+    on disk. Several deciders (plain execs, shards) may get here at once: the file is written
+    whole under a private name, then hard-linked into place, which exactly one of them wins,
+    so a decision someone may have acted on is never replaced and never read half written.
+    The losers check that the winner's ranking and survivors are theirs: deciding is
+    deterministic from the same results, so a difference means those results changed."""
     path = root / decision_path(decision.rung)
+    staged = path.with_name(f".{path.name}.{uuid.uuid4().hex}.staged")
     try:
-        atomic.atomic_write(path, json_bytes(decision.document(owner)))
+        atomic.atomic_write(staged, json_bytes(decision.document(owner)))
+        try:
+            publish_new(staged, path)
+        finally:
+            staged.unlink(missing_ok=True)
     except OSError as exc:
         raise storage_error(path, exc, "cannot write the rung decision",
                             "run the same command again") from None
+    written = read_decision(root, plan, owner, decision.rung, entries)
+    if written is None or not same_decision(written, decision):
+        raise StorageError(str(path), "another worker published a different decision for "
+                                      f"rung {decision.rung} from the same entries",
+                           f"the rung's results changed while it was decided: check them "
+                           f"(hyperlax status --verify); if they are sound, delete {path} "
+                           f"(and what came after it) and run the same command again")
+    return written
+
+
+def same_decision(a: Decision, b: Decision) -> bool:
+    return (a.rung, a.ranking, a.survivors) == (b.rung, b.ranking, b.survivors)
 
 
 def read_decision(root: Path, plan: Plan, owner: Owner, rung: int,

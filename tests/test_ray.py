@@ -1,10 +1,13 @@
 """exec --ray against a real local Ray cluster (started here on 127.0.0.1, in a temporary
 directory, stopped at the end): a plan completes with the same results as a plain exec, and a
-worker SIGKILLed in the middle of an entry is retried and the sweep completes, nothing lost."""
+worker SIGKILLed in the middle of an entry is retried and the sweep completes, nothing lost;
+a successive-halving plan with checkpoints runs rung after rung, its worker killed after a
+checkpoint resumes from it, and it ends with the decisions and outputs of a plain exec."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,10 +19,14 @@ import pytest
 
 pytest.importorskip("ray")
 
+from hyperlax import halving as H  # noqa: E402
+
 from hyperlax.runtime.executor import execute  # noqa: E402
 from hyperlax.storage.sweepdir import CLAIM_SUFFIX, MARKER  # noqa: E402
 from test_crash import assert_same_results, entry_dir, states  # noqa: E402
 from test_exec import tiny_plan  # noqa: E402
+from test_halving import RUNGS, make_plan  # noqa: E402
+from test_halving_scale import assert_same_sweep  # noqa: E402
 
 RAY = Path(sys.executable).with_name("ray")
 TIMEOUT = 240
@@ -132,3 +139,50 @@ def test_a_worker_killed_mid_entry_is_retried_and_nothing_is_lost(cluster, three
     assert not list(root.rglob(f"*{CLAIM_SUFFIX}")) and not list(root.rglob("*.tmp"))
     with pytest.raises(ProcessLookupError):
         os.kill(victim, 0)
+
+
+@pytest.fixture(scope="module")
+def halving(tmp_path_factory):
+    """test_halving's sweep with a checkpoint every evaluation, and a plain exec of it."""
+    tmp = tmp_path_factory.mktemp("rayhalving")
+    plan, pid, data = make_plan(tmp, rungs=RUNGS + "checkpoint_every = 1\n")
+    plan_file = tmp / "plan.msgpack"
+    plan_file.write_bytes(data)
+    report = execute(plan, pid, data, tmp / "reference")
+    return plan, pid, plan_file, tmp / "reference", report.env_steps
+
+
+def test_halving_with_a_worker_killed_after_a_checkpoint(cluster, halving, tmp_path):
+    """Rung after rung as Ray tasks, decided in the driver. The last rung's entry (evaluations
+    3 and 4) is SIGKILLed right after its checkpoint at evaluation 3: the retried task resumes
+    from it, so it trains one evaluation, not two, and every output is a plain exec's."""
+    plan, pid, plan_file, reference, reference_steps = halving
+    root = tmp_path / "out"
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    last = 2 * H.RUNG_STRIDE
+    driver = ray_exec(cluster, plan_file, root, HYPERLAX_TEST_RAY_KILL_ONCE=str(hook),
+                      HYPERLAX_TEST_RAY_KILL_AT=f"checkpoint:3@{last}")
+    record = root / "checkpoints" / "rungs" / "rung_2" / "batch_00000" / "sub_batch_0.json"
+    try:
+        deadline = time.monotonic() + 2 * TIMEOUT
+        while not (hook / "victim").exists() or not record.exists():
+            assert driver.poll() is None, driver.communicate()[1]
+            assert time.monotonic() < deadline, "the last rung's task never checkpointed"
+            time.sleep(0.2)
+        victim, index = map(int, (hook / "victim").read_text().split())
+        assert index == last
+        assert not (root / "rungs" / "rung_2" / "batch_00000" / MARKER).exists()
+        os.kill(victim, signal.SIGKILL)  # a Ray worker process, mid-entry
+        out, err = driver.communicate(timeout=TIMEOUT)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    assert driver.returncode == 0, err
+    assert "7 entries run, 0 skipped" in out
+    assert "rung 0 decided: samples" in err and "rung 1 decided: samples" in err
+    assert_same_sweep(root, reference, plan, pid)
+    steps = int(re.search(r"([\d,]+) env steps", out).group(1).replace(",", ""))
+    assert 0 < steps < reference_steps  # the resumed entry did not train evaluation 3 again
+    assert not (root / "checkpoints").exists()

@@ -95,7 +95,7 @@ class _ClaimedSweep(SweepDir):
         super().complete(*args, **kwargs)
 
 
-def _finished(sweep: SweepDir, owner: Owner, entry: Entry, redo: bool) -> bool:
+def finished(sweep: SweepDir, owner: Owner, entry: Entry, redo: bool) -> bool:
     """Complete, and (for an entry being redone because it was corrupt) intact again."""
     if sweep.state(entry.path) != "done":
         return False
@@ -122,7 +122,7 @@ def attempt_entry(sweep: SweepDir, runner: CompiledRunner, plan: Plan, owner: Ow
     With ``plan.checkpoint_every``, the entry saves its training carry every that many
     evaluations (``checkpoints``), resumes from the last one saved, and removes them once its
     marker is written."""
-    if _finished(sweep, owner, entry, redo):
+    if finished(sweep, owner, entry, redo):
         return Attempt("done")
     try:
         with stopping.writing():  # a stop's emergency exit comes before or after, not during
@@ -133,7 +133,7 @@ def attempt_entry(sweep: SweepDir, runner: CompiledRunner, plan: Plan, owner: Ow
     if claim is None:
         return Attempt("busy", holder=holder)
     with claim:
-        if _finished(sweep, owner, entry, redo):  # completed while we were getting here
+        if finished(sweep, owner, entry, redo):  # completed while we were getting here
             return Attempt("done")
         pause_point("entry-start", entry.index)
         stopping.check()
@@ -180,7 +180,8 @@ def execute(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *,
             redo: Collection[str] = (), devices: list[Any] | None = None,
             claim_timeout: float = DEFAULT_CLAIM_TIMEOUT,
             log: Callable[[str], None] | None = None,
-            compile_workers: int = 0) -> ExecReport:
+            compile_workers: int = 0,
+            shard: tuple[int, int] | None = None) -> ExecReport:
     """Run every incomplete entry of ``plan`` (or of ``entries``) into ``root``, in plan order;
     entries whose path is in ``redo`` run again even though marked complete (the CLI passes
     the corrupt ones when asked to). A failed write raises StorageError: the entry being
@@ -191,21 +192,25 @@ def execute(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *,
     that stopped heartbeating for ``claim_timeout`` seconds (or died on this machine).
 
     ``compile_workers``: threads that compile programs ahead of their use (0: each program
-    compiles when first needed, in this thread)."""
-    if plan.halving is not None:  # rung after rung: runtime.halving
+    compiles when first needed, in this thread).
+
+    A successive-halving plan runs rung after rung (``runtime.halving``): its entries are
+    not known in advance, so it is split by ``shard`` (K, N), in every rung, not by
+    ``entries``."""
+    if plan.halving is not None:
         if entries is not None:
-            raise ValueError("a successive-halving plan runs whole: no entry selection")
+            raise ValueError("a successive-halving plan is split by shard, not by entries")
         from hyperlax.runtime.halving import execute_halving
 
         return execute_halving(plan, plan_id, plan_bytes, root, progress=progress, redo=redo,
                                devices=devices, claim_timeout=claim_timeout, log=log,
-                               compile_workers=compile_workers)
+                               compile_workers=compile_workers, shard=shard)
     sweep, owner = SweepDir(root), Owner.of(plan, plan_id)
     claim_sweep(sweep, plan_bytes, owner)
     runner = CompiledRunner(plan, devices=devices, compile_workers=compile_workers,
                             listener=progress)
     try:
-        selected = [plan.entries[i] for i in entries] if entries is not None else plan.entries
+        selected = selected_entries(plan, entries)
         report = run_entries(plan, sweep, owner, runner, progress, selected, redo,
                              claim_timeout, log)
     finally:
@@ -221,8 +226,8 @@ def run_entries(plan: Plan, sweep: SweepDir, owner: Owner, runner: CompiledRunne
                 rung: Any = None) -> ExecReport:
     """Run the incomplete entries of ``selected`` (the plan's, or a rung's: ``rung``), in
     order, waiting at the end for those other workers hold."""
-    todo, skipped = _pending(plan, sweep, selected, redo, progress,
-                             1.0 if rung is None else rung.share)
+    todo, skipped = pending_in(plan, sweep, selected, redo, progress,
+                               1.0 if rung is None else rung.share)
     if plan.checkpoint_every and skipped:  # what a kill right after a marker left behind
         pending = {e.path for e in todo}
         for entry in selected:
@@ -305,17 +310,15 @@ def run_entry(runner: CompiledRunner, entry: Entry,
     return EntryResult(sub_batches=subs, seconds=time.perf_counter() - start)
 
 
-def pending_entries(plan: Plan, sweep: SweepDir, entries: list[int] | None, redo: Any,
-                    progress: Any) -> tuple[list[Entry], list[Entry], int]:
-    """(selected entries, those still to run, how many are skipped), and start the progress
-    display: the opening shared by a local exec and a Ray driver."""
-    selected = [plan.entries[i] for i in entries] if entries is not None else plan.entries
-    return (selected, *_pending(plan, sweep, selected, redo, progress))
+def selected_entries(plan: Plan, entries: list[int] | None) -> list[Entry]:
+    """The plan's entries of indices ``entries`` (a shard's), or all of them."""
+    return plan.entries if entries is None else [plan.entries[i] for i in entries]
 
 
-def _pending(plan: Plan, sweep: SweepDir, selected: list[Entry], redo: Any,
-             progress: Any, share: float = 1.0) -> tuple[list[Entry], int]:
-    """``share``: of each entry's budget, the part this run trains (a rung's)."""
+def pending_in(plan: Plan, sweep: SweepDir, selected: list[Entry], redo: Any,
+               progress: Any, share: float = 1.0) -> tuple[list[Entry], int]:
+    """(those of ``selected`` still to run, how many are skipped), and start the progress
+    display. ``share``: of each entry's budget, the part this run trains (a rung's)."""
     todo = [e for e in selected if e.path in redo or sweep.state(e.path) != "done"]
     skipped = len(selected) - len(todo)
     if progress:

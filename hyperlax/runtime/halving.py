@@ -9,6 +9,12 @@ training does not depend on which rung batch it lands in, nor on its batch mates
 independent, and padding lanes repeat the batch's first survivor, as the plan's padding does.
 Same plan, same machine: same decisions, same results; resuming at any point (mid-rung, between
 rungs) reads back what is on disk and goes on.
+
+Scaling out (``walk_rungs``): every worker walks the rungs in order. Plain execs started
+together share a rung's entries through their claims; a shard runs its part of each rung and
+waits for the other shards'; a Ray driver submits the rung's entries as tasks, each of which
+rebuilds its RungJob (``entry_job``). Whoever reaches a decision first publishes it, and the
+others read it back.
 """
 
 from __future__ import annotations
@@ -16,14 +22,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Collection
+from typing import Any, Callable, Collection, Iterator
 
 import numpy as np
 
 from hyperlax import halving as H
 from hyperlax import stopping
-from hyperlax.planfile import Plan, SubBatch
+from hyperlax.planfile import Entry, Plan, SubBatch
 from hyperlax.runtime.checkpoints import Snapshot, lanes_from
+from hyperlax.runtime.outputs import pause_point
 from hyperlax.storage.atomic import StorageError, storage_error
 from hyperlax.storage.sweepdir import Owner, SweepDir
 
@@ -117,75 +124,175 @@ class RungJob:
         return out
 
 
+def rung_job(plan: Plan, rung: int, before: list[Entry] | None, sweep: SweepDir,
+             owner: Owner, runner: Any) -> RungJob:
+    """How ``rung``'s entries run on ``runner``: ``before`` is the entries of the rung before
+    (None for rung 0), whose carries the survivors continue from. The one construction of
+    every worker: an exec (plain or a shard) and a Ray task."""
+    halving = plan.halving
+    assert halving is not None
+    evaluations = halving.rungs[rung].evaluations
+    start = halving.rungs[rung - 1].evaluations if rung else 0
+    return RungJob(rung=rung, evaluations=evaluations, start_calls=start // runner.group,
+                   end_calls=evaluations // runner.group, share=H.rung_share(plan, rung),
+                   keep_carry=rung < len(halving.rungs) - 1,
+                   previous=H.sources(before) if before is not None else None,
+                   sweep=sweep, owner=owner, like=runner.carry_like)
+
+
+def entry_job(plan: Plan, sweep: SweepDir, owner: Owner, runner: Any,
+              index: int) -> tuple[Entry, RungJob]:
+    """The rung entry of index ``index`` and its RungJob, rebuilt from the plan and the
+    decisions on disk: what a Ray task, given only the index, runs."""
+    rung = index // H.RUNG_STRIDE
+    views = H.rung_views(plan, sweep.root, owner)
+    if not 0 <= rung < len(views) or views[rung].entries is None:
+        raise StorageError(str(sweep.root / H.decision_path(rung - 1)),
+                           f"entry {index} is in rung {rung}, whose decision before it is "
+                           "not written", "run the same command again")
+    entries = views[rung].entries
+    position = index % H.RUNG_STRIDE
+    if position >= len(entries) or entries[position].index != index:
+        raise StorageError(str(sweep.root), f"rung {rung} has no entry {index}",
+                           "run the same command again")
+    before = views[rung - 1].entries if rung else None
+    return entries[position], rung_job(plan, rung, before, sweep, owner, runner)
+
+
+@dataclass(frozen=True)
+class Rung:
+    """A rung to run: its entries, those this worker runs (its shard's), the rung before's
+    entries (None for rung 0), and which of its entries run again although complete (corrupt,
+    with --redo-corrupt)."""
+
+    index: int
+    entries: list[Entry]
+    mine: list[Entry]
+    before: list[Entry] | None
+    redo: set[str]
+
+
+def walk_rungs(plan: Plan, sweep: SweepDir, owner: Owner, redo: Collection[str],
+               claim_timeout: float, log: Callable[[str], None] | None,
+               shard: tuple[int, int] | None = None) -> Iterator[Rung]:
+    """The rungs, one after the other, as the decisions tell them. The caller runs the
+    entries of the rung it yields that are its (``Rung.mine``: all, or ``shard``'s), here or
+    as Ray tasks; on resuming, this waits
+    until every entry of the rung is complete (other shards run theirs), reads the rung's
+    decision or makes and publishes it, and goes on to the next rung."""
+    halving = plan.halving
+    assert halving is not None
+    survivors = [s.index for s in plan.samples]
+    before: list[Entry] | None = None
+    last = len(halving.rungs) - 1
+    for r, rung in enumerate(halving.rungs):
+        stopping.check()
+        entries = H.rung_entries(plan, r, survivors)
+        again = _intact_or_redone(sweep, owner, r, entries, redo)
+        mine = H.shard_entries(entries, shard)
+        if log:
+            log(f"rung {r}: {rung.samples} samples to {rung.evaluations} of "
+                f"{plan.settings.num_evaluations} evaluations, {len(entries)} entries"
+                + (f"; shard {shard[0]}/{shard[1]} runs {len(mine)} of them" if shard else ""))
+        yield Rung(r, entries, mine, before, again)
+        if r == last:
+            return
+        wait_for_rung(sweep, owner, r, entries, again, claim_timeout, log)
+        decision = rung_decision(plan, sweep, owner, r, entries, log)
+        pause_point(f"rung-decided:{r}", r * H.RUNG_STRIDE)
+        before, survivors = entries, decision.survivors
+
+
+def _intact_or_redone(sweep: SweepDir, owner: Owner, rung: int, entries: list[Entry],
+                      redo: Collection[str]) -> set[str]:
+    """The rung's corrupt complete entries, all of which must be redone (``redo``): the rungs
+    after depend on them. Raises StorageError for one that is not."""
+    corrupt = sweep.corrupt_entries(entries, owner)
+    bad = [p for p in corrupt if p not in redo]
+    if bad:
+        raise StorageError(str(sweep.root), f"rung {rung}: {len(bad)} complete entries have "
+                                            "files that changed after completion: "
+                                            + ", ".join(bad),
+                           "the rungs after it depend on them: look at them (hyperlax "
+                           "status --verify), then re-run them with --redo-corrupt")
+    return set(corrupt) & set(redo)
+
+
+def wait_for_rung(sweep: SweepDir, owner: Owner, rung: int, entries: list[Entry],
+                  redo: Collection[str], claim_timeout: float,
+                  log: Callable[[str], None] | None) -> None:
+    """Return once every entry of the rung is complete. A worker that ran all of them (a plain
+    exec waits for those others hold) returns at once; a shard waits here for the other
+    shards' entries, saying which whenever that changes. Stoppable."""
+    from hyperlax.runtime.executor import finished
+
+    told = ""
+    while True:
+        stopping.check()
+        missing = [e.path for e in entries if not finished(sweep, owner, e, e.path in redo)]
+        if not missing:
+            return
+        message = (f"rung {rung}: waiting for {len(missing)} entries of other shards "
+                   f"({_short(missing, 4)}): the rung is decided once all of it is complete, "
+                   "so every shard must be running")
+        if log and message != told:
+            log(message)
+            told = message
+        stopping.sleep(min(2.0, claim_timeout / 4))
+
+
+def rung_decision(plan: Plan, sweep: SweepDir, owner: Owner, rung: int, entries: list[Entry],
+                  log: Callable[[str], None] | None) -> H.Decision:
+    """The decision after ``rung`` (complete): read back if written, else made from its
+    entries' results and published (the first publisher wins: ``halving.publish_decision``)."""
+    halving = plan.halving
+    assert halving is not None
+    decision = H.read_decision(sweep.root, plan, owner, rung, entries)
+    if decision is not None:
+        return decision
+    values: dict[int, float | None] = {}
+    for entry in entries:
+        values.update(H.entry_values(sweep, owner, entry, halving.rungs[rung].evaluations,
+                                     halving.metric))
+    mine = H.decide(plan, rung, values)
+    stopping.check()
+    with stopping.writing():
+        decision = H.publish_decision(sweep.root, plan, owner, mine, entries)
+    if log:
+        log(f"rung {rung} decided: samples {_short(decision.survivors)} go on "
+            f"(top {len(decision.survivors)} of {len(values)} by {halving.metric}; "
+            f"{H.decision_path(rung)})")
+    return decision
+
+
 def execute_halving(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *,
                     progress: Any = None, redo: Collection[str] = (),
                     devices: list[Any] | None = None, claim_timeout: float | None = None,
                     log: Callable[[str], None] | None = None,
-                    compile_workers: int = 0) -> Any:
-    """Run ``plan``'s rungs into ``root``: each rung's entries that are not complete, then its
-    decision (read back if it is written already), then the next rung. Returns the
-    ExecReport of every rung together."""
+                    compile_workers: int = 0,
+                    shard: tuple[int, int] | None = None) -> Any:
+    """Run ``plan``'s rungs into ``root``: each rung's entries that are not complete (with
+    ``shard`` (K, N), only shard K's: ``halving.shard_entries``), then its decision (read
+    back if it is written already), then the next rung. Returns the ExecReport of every rung
+    together."""
     from hyperlax.runtime.executor import (DEFAULT_CLAIM_TIMEOUT, CompiledRunner, ExecReport,
                                            claim_sweep, run_entries)
-    from hyperlax.runtime.outputs import pause_point
 
-    halving = plan.halving
-    assert halving is not None
     sweep, owner = SweepDir(root), Owner.of(plan, plan_id)
     claim_sweep(sweep, plan_bytes, owner)
+    timeout = claim_timeout or DEFAULT_CLAIM_TIMEOUT
     runner = CompiledRunner(plan, devices=devices, compile_workers=compile_workers,
                             listener=progress)
     total = ExecReport(total=0, skipped=0, ran=0, compiles=0, compile_seconds=0.0,
                        env_steps=0, seconds=0.0)
     started = time.perf_counter()
     try:
-        survivors = [s.index for s in plan.samples]
-        previous: dict[int, H.Source] | None = None
-        last = len(halving.rungs) - 1
-        for r, rung in enumerate(halving.rungs):
-            stopping.check()
-            entries = H.rung_entries(plan, r, survivors)
-            before = halving.rungs[r - 1].evaluations if r else 0
-            job = RungJob(rung=r, evaluations=rung.evaluations,
-                          start_calls=before // runner.group,
-                          end_calls=rung.evaluations // runner.group,
-                          share=(rung.evaluations - before) / plan.settings.num_evaluations,
-                          keep_carry=r < last, previous=previous, sweep=sweep, owner=owner,
-                          like=runner.carry_like)
-            corrupt = sweep.corrupt_entries(entries, owner)
-            bad = [p for p in corrupt if p not in redo]
-            if bad:
-                raise StorageError(str(root), f"rung {r}: {len(bad)} complete entries have "
-                                              f"files that changed after completion: "
-                                              + ", ".join(bad),
-                                   "the rungs after it depend on them: look at them (hyperlax "
-                                   "status --verify), then re-run them with --redo-corrupt")
-            if log:
-                log(f"rung {r}: {rung.samples} samples to {rung.evaluations} of "
-                    f"{plan.settings.num_evaluations} evaluations, {len(entries)} entries")
-            report = run_entries(plan, sweep, owner, runner, progress, entries,
-                                 set(corrupt) & set(redo), claim_timeout or
-                                 DEFAULT_CLAIM_TIMEOUT, log, rung=job)
-            _add(total, report)
-            if r == last:
-                break
-            decision = H.read_decision(root, plan, owner, r, entries)
-            if decision is None:
-                values: dict[int, float | None] = {}
-                for entry in entries:
-                    values.update(H.entry_values(sweep, owner, entry, rung.evaluations,
-                                                 halving.metric))
-                decision = H.decide(plan, r, values)
-                stopping.check()
-                with stopping.writing():
-                    H.write_decision(root, decision, owner)
-                if log:
-                    log(f"rung {r} decided: samples {_short(decision.survivors)} go on "
-                        f"(top {len(decision.survivors)} of {len(values)} by "
-                        f"{halving.metric}; {H.decision_path(r)})")
-            pause_point(f"rung-decided:{r}", r * H.RUNG_STRIDE)
-            previous = H.sources(entries)
-            survivors = decision.survivors
+        for rung in walk_rungs(plan, sweep, owner, redo, timeout, log, shard):
+            if not rung.mine:  # a shard with no entry in this rung
+                continue
+            job = rung_job(plan, rung.index, rung.before, sweep, owner, runner)
+            _add(total, run_entries(plan, sweep, owner, runner, progress, rung.mine,
+                                    rung.redo, timeout, log, rung=job))
     finally:
         runner.close()
     total.compiles, total.compile_seconds = runner.compiles, runner.compile_seconds

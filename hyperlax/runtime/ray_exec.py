@@ -9,10 +9,15 @@ node sees at the same path. Each worker process keeps its compiled programs betw
 
 Failures: a task whose worker process dies (killed, out of memory, node lost) is re-run by Ray
 up to ``--ray-retries`` times; the re-run takes over the dead worker's claim (at once on the
-same machine, after the claim timeout elsewhere) and redoes the entry from scratch. A task that
+same machine, after the claim timeout elsewhere) and redoes the entry, from its last checkpoint
+with ``checkpoint_every`` (checkpoints are on the shared disk), else from scratch. A task that
 fails in hyperlax itself (a disk error) is not retried: exec stops with exit status 1, as a
 plain exec would. An entry another worker holds (a plain exec elsewhere on the same sweep) is
 submitted again later, until it is complete.
+
+Successive halving: the driver runs rung after rung (``runtime.halving.walk_rungs``): the
+rung's pending entries as tasks, then the rung's decision, made in the driver; a task rebuilds
+its rung's RungJob from the plan, its entry index and the decisions on disk.
 
 Ray is an optional dependency (``pip install 'hyperlax[ray]'``) imported only here.
 """
@@ -35,6 +40,7 @@ from hyperlax.storage.sweepdir import Owner, SweepDir
 
 FORWARDED_PREFIX = "HYPERLAX_TEST_"   # test-only hooks travel from the driver to the tasks
 KILL_ONCE = "HYPERLAX_TEST_RAY_KILL_ONCE"
+KILL_AT = "HYPERLAX_TEST_RAY_KILL_AT"
 
 
 class RayFailed(HyperlaxError):
@@ -71,9 +77,15 @@ def _worker(plan_bytes: bytes, plan_id: str, devices: str | None,
 def _test_kill_hook(index: int) -> None:
     """Test-only, inert unless HYPERLAX_TEST_RAY_KILL_ONCE names a directory: the first task
     to get here (of all workers) writes ``victim`` there (``<pid> <entry index>``) and pauses
-    after writing its entry's curves.npz, for the test to SIGKILL this worker mid-entry."""
+    after writing its entry's curves.npz, for the test to SIGKILL this worker mid-entry.
+    HYPERLAX_TEST_RAY_KILL_AT (``<point>`` or ``<point>@<entry index>``) pauses at another
+    point of ``outputs.pause_point`` instead (``checkpoint:3``: after that checkpoint), and
+    with ``@<entry index>`` only that entry's task is the victim."""
     directory = os.environ.get(KILL_ONCE)
     if not directory:
+        return
+    point, _, only = os.environ.get(KILL_AT, "after-file:curves.npz").partition("@")
+    if only and int(only) != index:
         return
     staged = Path(directory) / f".victim.{os.getpid()}"
     staged.write_text(f"{os.getpid()} {index}\n")
@@ -85,22 +97,36 @@ def _test_kill_hook(index: int) -> None:
         staged.unlink()
     from hyperlax.runtime.outputs import PAUSE_VARIABLE
 
-    os.environ[PAUSE_VARIABLE] = f"after-file:curves.npz@{index}"
+    os.environ[PAUSE_VARIABLE] = f"{point}@{index}"
+
+
+def _task_entry(plan: Plan, sweep: SweepDir, owner: Owner, runner: Any,
+                index: int) -> tuple[Any, Any]:
+    """The entry of index ``index`` and, with successive halving, how its rung runs (rebuilt
+    here from the decisions on disk, as an exec builds it: ``halving.entry_job``)."""
+    if plan.halving is None:
+        return plan.entries[index], None
+    from hyperlax.runtime.halving import entry_job
+
+    return entry_job(plan, sweep, owner, runner, index)
 
 
 def run_entry_task(plan_bytes: bytes, plan_id: str, root: str, index: int, redo: bool,
                    devices: str | None, claim_timeout: float,
                    compile_cache: str | None) -> dict[str, Any]:
-    """One Ray task: run entry ``index`` into ``root`` as a plain exec would."""
+    """One Ray task: run entry ``index`` (a plan entry, or a rung entry's index with
+    successive halving) into ``root`` as a plain exec would."""
     import socket
 
     from hyperlax.runtime.executor import attempt_entry
 
     plan, owner, runner = _worker(plan_bytes, plan_id, devices, compile_cache)
     _test_kill_hook(index)
+    sweep = SweepDir(Path(root))
+    entry, rung = _task_entry(plan, sweep, owner, runner, index)
     compiles, compile_seconds = runner.compiles, runner.compile_seconds
-    attempt = attempt_entry(SweepDir(Path(root)), runner, plan, owner, plan.entries[index],
-                            redo=redo, claim_timeout=claim_timeout)
+    attempt = attempt_entry(sweep, runner, plan, owner, entry, redo=redo,
+                            claim_timeout=claim_timeout, rung=rung)
     return {
         "outcome": attempt.outcome,
         "seconds": attempt.result.seconds if attempt.result else 0.0,
@@ -114,7 +140,7 @@ def run_entry_task(plan_bytes: bytes, plan_id: str, root: str, index: int, redo:
 
 # --- in the driver ------------------------------------------------------------------------
 
-def _import_ray() -> Any:
+def import_ray() -> Any:
     try:
         import ray
     except ImportError:
@@ -140,7 +166,7 @@ def _keep_our_signal_handlers(ray: Any) -> Iterator[None]:
         stopping.claim_signals()
 
 
-def _init(ray: Any, address: str, log: Callable[[str], None] | None) -> bool:
+def connect(ray: Any, address: str, log: Callable[[str], None] | None) -> bool:
     """Connect to (or start) a cluster; True when this call did, so the caller shuts it
     down."""
     import logging
@@ -176,41 +202,101 @@ def execute_ray(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *, addr
                 devices: str | None = None, claim_timeout: float = DEFAULT_CLAIM_TIMEOUT,
                 compile_cache: Path | None = None, progress: Any = None,
                 entries: list[int] | None = None, redo: Collection[str] = (),
-                log: Callable[[str], None] | None = None) -> Any:
+                log: Callable[[str], None] | None = None,
+                shard: tuple[int, int] | None = None) -> Any:
     """Run every incomplete entry of ``plan`` (or of ``entries``) as Ray tasks; returns an
     ``executor.ExecReport``. ``address`` is a Ray address, or "" for RAY_ADDRESS's cluster or
-    a new local one."""
-    ray = _import_ray()
-    from hyperlax.runtime.executor import ExecReport, claim_sweep, pending_entries
+    a new local one. A successive-halving plan runs rung after rung: the rung's entries (of
+    ``shard``, if given) as tasks, then the rung's decision, made here in the driver."""
+    from hyperlax.runtime.executor import ExecReport, claim_sweep, selected_entries
 
-    sweep = SweepDir(root)
-    claim_sweep(sweep, plan_bytes, Owner.of(plan, plan_id))
-    selected, todo, skipped = pending_entries(plan, sweep, entries, redo, progress)
+    ray = import_ray()
+    sweep, owner = SweepDir(root), Owner.of(plan, plan_id)
+    claim_sweep(sweep, plan_bytes, owner)
+    report = ExecReport(total=0, skipped=0, ran=0, compiles=0, compile_seconds=0.0,
+                        env_steps=0, seconds=0.0, compile_in_tasks=True)
+    tasks = _Tasks(ray, address, log, plan_bytes, plan_id, root, cpus=cpus, gpus=gpus,
+                   retries=retries, devices=devices, claim_timeout=claim_timeout,
+                   compile_cache=compile_cache)
     started = time.perf_counter()
-    report = ExecReport(total=len(selected), skipped=skipped, ran=0, compiles=0,
-                        compile_seconds=0.0, env_steps=0, seconds=0.0, compile_in_tasks=True)
-    if not todo:
-        return report
-    stopping.check()
-    started_ray = _init(ray, address, log)
-    running: dict[Any, Any] = {}
     try:
-        task = ray.remote(run_entry_task).options(
-            num_cpus=cpus, num_gpus=gpus, max_retries=retries, retry_exceptions=False,
-            name="hyperlax-entry")
-        plan_ref = ray.put(plan_bytes)
-        absolute = str(root.resolve())
-        cache = str(compile_cache.resolve()) if compile_cache is not None else None
+        if plan.halving is None:
+            _run_pending(tasks, report, plan, sweep, selected_entries(plan, entries), redo,
+                         progress)
+        else:
+            from hyperlax.halving import rung_share
+            from hyperlax.runtime.halving import walk_rungs
+
+            if entries is not None:
+                raise ValueError("a successive-halving plan is split by shard, not by entries")
+            for rung in walk_rungs(plan, sweep, owner, redo, claim_timeout, log, shard):
+                if rung.mine:  # a shard may have no entry in a rung
+                    _run_pending(tasks, report, plan, sweep, rung.mine, rung.redo, progress,
+                                 rung_share(plan, rung.index))
+    finally:
+        tasks.close()
+    report.seconds = time.perf_counter() - started
+    if progress:
+        progress.finish()
+    return report
+
+
+def _run_pending(tasks: _Tasks, report: Any, plan: Plan, sweep: SweepDir, selected: list[Any],
+                 redo: Collection[str], progress: Any, share: float = 1.0) -> None:
+    """Run the incomplete entries of ``selected`` as tasks, adding to ``report``."""
+    from hyperlax.runtime.executor import pending_in
+
+    todo, skipped = pending_in(plan, sweep, selected, redo, progress, share)
+    report.total += len(selected)
+    report.skipped += skipped
+    if todo:
+        stopping.check()
+        tasks.run(todo, redo, report, progress)
+
+
+class _Tasks:
+    """The driver's Ray tasks: the cluster is joined (or started) at the first entry to run,
+    and left at ``close``."""
+
+    def __init__(self, ray: Any, address: str, log: Callable[[str], None] | None,
+                 plan_bytes: bytes, plan_id: str, root: Path, *, cpus: float, gpus: float,
+                 retries: int, devices: str | None, claim_timeout: float,
+                 compile_cache: Path | None):
+        self.ray, self.address, self.log = ray, address, log
+        self.plan_bytes, self.plan_id = plan_bytes, plan_id
+        self.root = str(root.resolve())
+        self.cpus, self.gpus, self.retries, self.devices = cpus, gpus, retries, devices
+        self.claim_timeout = claim_timeout
+        self.cache = str(compile_cache.resolve()) if compile_cache is not None else None
+        self.started_ray = False
+        self.task: Any = None
+
+    def _start(self) -> None:
+        ray = self.ray
+        self.started_ray = connect(ray, self.address, self.log)
+        self.task = ray.remote(run_entry_task).options(
+            num_cpus=self.cpus, num_gpus=self.gpus, max_retries=self.retries,
+            retry_exceptions=False, name="hyperlax-entry")
+        self.plan_ref = ray.put(self.plan_bytes)
+
+    def run(self, todo: list[Any], redo: Collection[str], report: Any, progress: Any) -> None:
+        """Run ``todo`` as tasks until each is complete (entries a worker outside Ray holds
+        are submitted again later)."""
+        ray, log = self.ray, self.log
+        if self.task is None:
+            self._start()
+        running: dict[Any, Any] = {}
 
         def submit(entry: Any) -> None:
-            ref = task.remote(plan_ref, plan_id, absolute, entry.index, entry.path in redo,
-                              devices, claim_timeout, cache)
+            ref = self.task.remote(self.plan_ref, self.plan_id, self.root, entry.index,
+                                   entry.path in redo, self.devices, self.claim_timeout,
+                                   self.cache)
             running[ref] = entry
 
         for entry in todo:
             submit(entry)
         later: list[tuple[float, Any]] = []  # (when, entry): held by a worker outside Ray
-        poll = min(2.0, claim_timeout / 4)
+        poll = min(2.0, self.claim_timeout / 4)
         while running or later:
             stopping.check()  # ray.wait below returns at least every second
             now = time.monotonic()
@@ -224,7 +310,7 @@ def execute_ray(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *, addr
             stopping.check()
             for ref in ready:
                 entry = running.pop(ref)
-                out = _result(ray, ref, entry, retries)
+                out = _result(ray, ref, entry, self.retries)
                 report.compiles += out["compiles"]
                 report.compile_seconds += out["compile_seconds"]
                 if out["outcome"] == "busy":
@@ -242,17 +328,14 @@ def execute_ray(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *, addr
                         result = SimpleNamespace(seconds=out["seconds"], sub_batches=[
                             SimpleNamespace(compile_seconds=out["compile_seconds"])])
                         progress.entry_done(entry, result, out["steps"])
-    finally:
+
+    def close(self) -> None:
         # On a stop (SIGINT, SIGTERM) or an error, running tasks are not cancelled one by one
         # (cancelling running tasks has crashed the driver in Ray 2.60): ending the driver's
         # job ends them. Their claims then name dead processes: taken over at once on the same
         # machine, after the claim timeout from another, and the entries are redone.
-        if started_ray:
-            ray.shutdown()
-    report.seconds = time.perf_counter() - started
-    if progress:
-        progress.finish()
-    return report
+        if self.started_ray:
+            self.ray.shutdown()
 
 
 def _result(ray: Any, ref: Any, entry: Any, retries: int) -> dict[str, Any]:

@@ -127,19 +127,9 @@ def _exec(run: ExecRun, echo: Echo) -> None:
     owner = Owner.of(plan, pid)
     run.plan, run.plan_id, run.sweep = plan, pid, SweepDir(root)
     run.entries = entries = options.entries(len(plan.entries))
-    if plan.halving is not None and (options.shard is not None or
-                                     options.ray_address is not None):
-        raise HyperlaxError(str(request.plan_file), [(
-            "--shard" if options.shard is not None else "--ray",
-            "this plan runs successive halving: each rung needs the whole rung before it, so "
-            "it runs in one exec, not split into shards or Ray tasks")],
-            "run it without the option; several plain execs on one output root share a "
-            "rung's entries through their claims")
     run.sweep.check_owner(owner)  # refuse a foreign directory before importing JAX
     if options.shard is not None and not request.quiet:
-        k, n = options.shard
-        echo(f"shard {k}/{n}: {len(entries or [])} of {len(plan.entries)} entries "
-             "(entry i belongs to shard i mod N)", err=True)
+        echo(_shard_line(plan, options.shard, len(entries or [])), err=True)
     mine = plan.entries if entries is None else [plan.entries[i] for i in entries]
     known = mine  # with successive halving, every rung's entries decided so far
     if plan.halving is not None and root.exists():
@@ -156,7 +146,9 @@ def _exec(run: ExecRun, echo: Echo) -> None:
                                      "complete but corrupt; left alone"), err=True)
     redo = set(corrupt) if request.redo_corrupt else set()
     progress = _announce(plan, run.sweep, mine, redo, request)
-    report = _dispatch(plan, pid, plan_bytes, root, request, entries, redo, echo, progress)
+    # a halving plan is split by --shard in every rung (runtime.halving), not by entry list
+    selection = entries if plan.halving is None else None
+    report = _dispatch(plan, pid, plan_bytes, root, request, selection, redo, echo, progress)
     if not request.quiet:
         for line in summary(report, root):
             echo(line)
@@ -166,6 +158,18 @@ def _exec(run: ExecRun, echo: Echo) -> None:
                                       + ", ".join(corrupt),
                            "look at them (hyperlax status --verify), then re-run them with: "
                            f"{request.command_line(redo_corrupt=True)}")
+
+
+def _shard_line(plan: Plan, shard: tuple[int, int], count: int) -> str:
+    """exec's line naming this shard's part of the plan."""
+    k, n = shard
+    if plan.halving is None:
+        return (f"shard {k}/{n}: {count} of {len(plan.entries)} entries "
+                "(entry i belongs to shard i mod N)")
+    # later rungs' entries depend on the decisions: the rule, and rung 0's count
+    return (f"shard {k}/{n}: in every rung, the rung's entry k when k mod N = K ({count} of "
+            f"rung 0's {len(plan.entries)} entries); each rung is decided once every shard "
+            "has run its part, so all N shards must run at the same time")
 
 
 def _announce(plan: Plan, sweep: SweepDir, mine: list[Any], redo: set[str],
@@ -179,16 +183,14 @@ def _announce(plan: Plan, sweep: SweepDir, mine: list[Any], redo: set[str],
     todo = [e for e in mine if e.path in redo or sweep.state(e.path) != "done"]
     devices = int(options.devices) if (options.devices or "").isdigit() else 1
     progress = Progress(quiet=request.quiet)
+    on_ray = options.ray_address is not None
+    workers = 0 if on_ray else options.compile_workers  # Ray tasks compile when needed
     if plan.halving is not None:
-        progress.announce(_halving_line(plan, todo, len(mine) - len(todo), devices,
-                                        options.compile_workers),
-                          programs=len(programs_needed(todo, devices)))
-        return progress
-    if options.ray_address is not None:
-        line = describe(plan, todo, len(mine) - len(todo), devices, 0)
-        line = line.replace("(compiling when needed)", "(in the Ray tasks)")
+        line = _halving_line(plan, todo, len(mine) - len(todo), devices, workers)
     else:
-        line = describe(plan, todo, len(mine) - len(todo), devices, options.compile_workers)
+        line = describe(plan, todo, len(mine) - len(todo), devices, workers)
+    if on_ray:
+        line = line.replace("(compiling when needed)", "(in the Ray tasks)")
     progress.announce(line, programs=len(programs_needed(todo, devices)))
     return progress
 
@@ -257,7 +259,8 @@ def _dispatch(plan: Plan, pid: str, plan_bytes: bytes, root: Path, request: Exec
                            retries=options.ray_retries, devices=options.devices,
                            claim_timeout=options.claim_timeout,
                            compile_cache=request.compile_cache,
-                           progress=progress, entries=entries, redo=redo, log=log)
+                           progress=progress, entries=entries, redo=redo, log=log,
+                           shard=options.shard)
     from hyperlax.runtime.sharding import resolve_devices
 
     try:
@@ -270,7 +273,7 @@ def _dispatch(plan: Plan, pid: str, plan_bytes: bytes, root: Path, request: Exec
     return execute(plan, pid, plan_bytes, root, progress=progress,
                    entries=entries, redo=redo, devices=devices,
                    claim_timeout=options.claim_timeout, log=log,
-                   compile_workers=options.compile_workers)
+                   compile_workers=options.compile_workers, shard=options.shard)
 
 
 def check_manifest_unchanged(manifest: Path, plan: Plan, plan_file: Path) -> None:

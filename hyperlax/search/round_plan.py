@@ -206,9 +206,9 @@ class RoundRunner:
             return
         from hyperlax.runtime import ray_exec
 
-        ray = ray_exec._import_ray()
+        ray = ray_exec.import_ray()
         log = None if self.quiet else (lambda text: self.echo(text, err=True))
-        if ray_exec._init(ray, self.options.ray_address, log):
+        if ray_exec.connect(ray, self.options.ray_address, log):
             self.ray = ray
 
     def close(self) -> None:
