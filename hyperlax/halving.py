@@ -179,16 +179,20 @@ def decide(plan: Plan, rung: int, values: dict[int, float | None]) -> Decision:
 
 
 def entry_values(sweep: SweepDir, owner: Owner, entry: Entry, evaluations: int,
-                 metric: str) -> dict[int, float | None]:
+                 metric: str, verified: set[str] | None = None) -> dict[int, float | None]:
     """The metric of each sample of a complete entry, from its curves (checked against its
-    marker first). Raises StorageError when the entry is damaged."""
+    marker first, unless its path is in ``verified``, the entries this exec checked already;
+    it is added there). Raises StorageError when the entry is damaged."""
     directory = sweep.entry_dir(entry.path)
     try:
-        problems = sweep.verify(entry.path, owner, entry.index)
-        if problems:
-            raise StorageError(str(directory), "; ".join(problems),
-                               "its results decide which samples continue: re-run it with "
-                               "hyperlax exec ... --redo-corrupt")
+        if verified is None or entry.path not in verified:
+            problems = sweep.verify(entry.path, owner, entry.index)
+            if problems:
+                raise StorageError(str(directory), "; ".join(problems),
+                                   "its results decide which samples continue: re-run it "
+                                   "with hyperlax exec ... --redo-corrupt")
+            if verified is not None:
+                verified.add(entry.path)
         with np.load(directory / "curves.npz") as npz:
             order = [int(i) for i in npz["sample"]]
             returns, finite = np.asarray(npz["returns"]), np.asarray(npz["finite"])

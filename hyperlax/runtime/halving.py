@@ -53,7 +53,9 @@ class RungJob:
     like: Callable[[int, int], list[Any]]     # (structure, width) -> the carry's leaf structs
     _lanes: dict[tuple[str, int], dict[int, list[np.ndarray]]] = field(default_factory=dict)
     _curves: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
-    _verified: set[str] = field(default_factory=set)
+    # entries whose files this worker checked against their markers already (shared by the
+    # rungs of one exec: each rung entry's checksums are computed once)
+    verified: set[str] = field(default_factory=set)
 
     def start(self, sb: SubBatch, width: int) -> Snapshot | None:
         """The stacked carry and metrics the sub-batch continues from (None for rung 0)."""
@@ -75,7 +77,7 @@ class RungJob:
     def _source_dir(self, source: H.Source) -> Path:
         path = source.entry.path
         directory = self.sweep.entry_dir(path)
-        if path not in self._verified:
+        if path not in self.verified:
             try:
                 problems = self.sweep.verify(path, self.owner, source.entry.index)
             except OSError as exc:
@@ -83,7 +85,7 @@ class RungJob:
             if problems:
                 raise StorageError(str(directory), "; ".join(problems), "its survivors continue "
                                    "from it: re-run it with hyperlax exec ... --redo-corrupt")
-            self._verified.add(path)
+            self.verified.add(path)
         return directory
 
     def _lane(self, sample: int, structure: int) -> list[np.ndarray]:
@@ -125,7 +127,7 @@ class RungJob:
 
 
 def rung_job(plan: Plan, rung: int, before: list[Entry] | None, sweep: SweepDir,
-             owner: Owner, runner: Any) -> RungJob:
+             owner: Owner, runner: Any, verified: set[str] | None = None) -> RungJob:
     """How ``rung``'s entries run on ``runner``: ``before`` is the entries of the rung before
     (None for rung 0), whose carries the survivors continue from. The one construction of
     every worker: an exec (plain or a shard) and a Ray task."""
@@ -137,7 +139,8 @@ def rung_job(plan: Plan, rung: int, before: list[Entry] | None, sweep: SweepDir,
                    end_calls=evaluations // runner.group, share=H.rung_share(plan, rung),
                    keep_carry=rung < len(halving.rungs) - 1,
                    previous=H.sources(before) if before is not None else None,
-                   sweep=sweep, owner=owner, like=runner.carry_like)
+                   sweep=sweep, owner=owner, like=runner.carry_like,
+                   verified=verified if verified is not None else set())
 
 
 def entry_job(plan: Plan, sweep: SweepDir, owner: Owner, runner: Any,
@@ -170,6 +173,7 @@ class Rung:
     mine: list[Entry]
     before: list[Entry] | None
     redo: set[str]
+    verified: set[str]      # entries checked against their markers so far (all rungs)
 
 
 def walk_rungs(plan: Plan, sweep: SweepDir, owner: Owner, redo: Collection[str],
@@ -184,30 +188,32 @@ def walk_rungs(plan: Plan, sweep: SweepDir, owner: Owner, redo: Collection[str],
     assert halving is not None
     survivors = [s.index for s in plan.samples]
     before: list[Entry] | None = None
+    verified: set[str] = set()
     last = len(halving.rungs) - 1
     for r, rung in enumerate(halving.rungs):
         stopping.check()
         entries = H.rung_entries(plan, r, survivors)
-        again = _intact_or_redone(sweep, owner, r, entries, redo)
+        again = _intact_or_redone(sweep, owner, r, entries, redo, verified)
         mine = H.shard_entries(entries, shard)
         if log:
             log(f"rung {r}: {rung.samples} samples to {rung.evaluations} of "
                 f"{plan.settings.num_evaluations} evaluations, {len(entries)} entries"
                 + (f"; shard {shard[0]}/{shard[1]} runs {len(mine)} of them" if shard else ""))
-        yield Rung(r, entries, mine, before, again)
+        yield Rung(r, entries, mine, before, again, verified)
         if r == last:
             return
         wait_for_rung(sweep, owner, r, entries, again, claim_timeout, log)
-        decision = rung_decision(plan, sweep, owner, r, entries, log)
+        decision = rung_decision(plan, sweep, owner, r, entries, log, verified)
         pause_point(f"rung-decided:{r}", r * H.RUNG_STRIDE)
         before, survivors = entries, decision.survivors
 
 
 def _intact_or_redone(sweep: SweepDir, owner: Owner, rung: int, entries: list[Entry],
-                      redo: Collection[str]) -> set[str]:
+                      redo: Collection[str], verified: set[str]) -> set[str]:
     """The rung's corrupt complete entries, all of which must be redone (``redo``): the rungs
-    after depend on them. Raises StorageError for one that is not."""
-    corrupt = sweep.corrupt_entries(entries, owner)
+    after depend on them. Raises StorageError for one that is not. The intact ones join
+    ``verified``."""
+    corrupt = sweep.corrupt_entries(entries, owner, verified)
     bad = [p for p in corrupt if p not in redo]
     if bad:
         raise StorageError(str(sweep.root), f"rung {rung}: {len(bad)} complete entries have "
@@ -242,7 +248,8 @@ def wait_for_rung(sweep: SweepDir, owner: Owner, rung: int, entries: list[Entry]
 
 
 def rung_decision(plan: Plan, sweep: SweepDir, owner: Owner, rung: int, entries: list[Entry],
-                  log: Callable[[str], None] | None) -> H.Decision:
+                  log: Callable[[str], None] | None,
+                  verified: set[str] | None = None) -> H.Decision:
     """The decision after ``rung`` (complete): read back if written, else made from its
     entries' results and published (the first publisher wins: ``halving.publish_decision``)."""
     halving = plan.halving
@@ -253,7 +260,7 @@ def rung_decision(plan: Plan, sweep: SweepDir, owner: Owner, rung: int, entries:
     values: dict[int, float | None] = {}
     for entry in entries:
         values.update(H.entry_values(sweep, owner, entry, halving.rungs[rung].evaluations,
-                                     halving.metric))
+                                     halving.metric, verified))
     mine = H.decide(plan, rung, values)
     stopping.check()
     with stopping.writing():
@@ -290,7 +297,7 @@ def execute_halving(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *,
         for rung in walk_rungs(plan, sweep, owner, redo, timeout, log, shard):
             if not rung.mine:  # a shard with no entry in this rung
                 continue
-            job = rung_job(plan, rung.index, rung.before, sweep, owner, runner)
+            job = rung_job(plan, rung.index, rung.before, sweep, owner, runner, rung.verified)
             _add(total, run_entries(plan, sweep, owner, runner, progress, rung.mine,
                                     rung.redo, timeout, log, rung=job))
     finally:

@@ -267,9 +267,11 @@ class SweepDir:
                 problems.append(f"{name} changed after the entry completed (checksum differs)")
         return problems
 
-    def corrupt_entries(self, entries: Iterable[Any], owner: Owner) -> dict[str, list[str]]:
+    def corrupt_entries(self, entries: Iterable[Any], owner: Owner,
+                        verified: set[str] | None = None) -> dict[str, list[str]]:
         """Problems of each complete entry of ``entries`` (plan entries: path and index) whose
-        files no longer match its marker; a StorageError when one cannot be read."""
+        files no longer match its marker; a StorageError when one cannot be read. The paths
+        of those that match are added to ``verified``, if given."""
         corrupt = {}
         for entry in entries:
             if self.state(entry.path) != "done":
@@ -281,4 +283,6 @@ class SweepDir:
                                     "to verify it", "run the same command again") from None
             if problems:
                 corrupt[entry.path] = problems
+            elif verified is not None:
+                verified.add(entry.path)
         return corrupt
