@@ -32,7 +32,10 @@ structure's static values). So ``init`` must give the same carry for any two con
 not depend on them (the schedule at step 0 is the rate itself). ``tests/test_programs_split.py``
 checks this for each algorithm.
 
-``make_program`` does the Python setup that depends on the environment and the budget only.
+``make_program`` does the Python setup that depends on the environment and the budget only;
+``program`` assembles the ``Program`` from an algorithm's ``build(config)`` (one structure's
+``init`` and chunk of training), its evaluation and its specs. PPO and SAC evaluate an actor:
+their policy and spec are ``ActorPolicy`` and ``ActorSpec`` (``actor_spec``).
 ``train`` takes the algorithm's config Struct (``hyperlax.hyperparams``), registered as a pytree
 (``hyperlax.runtime.configs``): its structural fields are static Python values, so ``train`` may
 build networks and loops from them while it is traced; its scalar fields are 0-d arrays
@@ -50,6 +53,8 @@ import jax
 import jax.numpy as jnp
 
 from hyperlax.hyperparams import declarations
+from hyperlax.hyperparams.config import NetworkShape
+from hyperlax.runtime.obs_norm import ObsNorm
 
 
 class TrainMetrics(NamedTuple):
@@ -80,6 +85,41 @@ class Program(NamedTuple):
     evaluate: Callable   # (spec, policy, key) -> float32 mean return
     eval_spec: Callable  # config -> hashable spec (static values only)
     init_spec: Callable  # config -> hashable spec (static values only)
+
+
+def program(build: Callable, evaluate: Callable, eval_spec: Callable,
+            not_in_init: Collection[str]) -> Program:
+    """The ``Program`` of an algorithm whose ``build(config)`` gives one structure's
+    ``(init(key) -> carry, train_chunk(carry) -> (carry, Trained))``; ``init_spec`` is the
+    structure but ``not_in_init`` (``structure_except``), the structural fields ``init`` does
+    not read."""
+    return Program(init=lambda config, key: build(config)[0](key),
+                   train=lambda config, carry: build(config)[1](carry),
+                   evaluate=evaluate, eval_spec=eval_spec,
+                   init_spec=lambda config: structure_except(config, not_in_init))
+
+
+# --- the evaluation of an actor's policy (PPO, SAC) ---------------------------------------------
+
+class ActorPolicy(NamedTuple):
+    """What an actor's evaluation acts with (``Trained.policy`` of PPO and SAC)."""
+
+    actor_params: Any
+    norm: ObsNorm  # frozen at the chunk's end (unused unless normalize_observations)
+
+
+class ActorSpec(NamedTuple):
+    """The structural values an actor's evaluation depends on (``eval_spec`` of PPO and SAC).
+    A plain tuple as far as equality and hashing go: the program cache keys parts by it, within
+    one plan, so one algorithm's."""
+
+    actor: NetworkShape
+    normalize: bool
+
+
+def actor_spec(config: Any) -> ActorSpec:
+    """``eval_spec`` of an algorithm whose evaluation acts with its ``"actor"`` network."""
+    return ActorSpec(config.network("actor"), bool(config.normalize_observations))
 
 
 def metrics(trained: Trained, eval_return: jax.Array) -> TrainMetrics:

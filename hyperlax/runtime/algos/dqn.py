@@ -50,8 +50,8 @@ from hyperlax.hyperparams.budget import Budget
 from hyperlax.hyperparams.config import NetworkShape
 from hyperlax.hyperparams.dqn import DQNConfig
 from hyperlax.runtime import replay
-from hyperlax.runtime.algos import (Program, Trained, all_finite, check_config,
-                                    structure_except, train_from)
+from hyperlax.runtime.algos import (Program, Trained, all_finite, check_config, program,
+                                    train_from)
 from hyperlax.runtime.envs import action_info, evaluate, make_env
 from hyperlax.runtime.networks import make_optimizer, mlp
 
@@ -90,10 +90,6 @@ def _q_network(spec: QSpec, env_id: str, num_actions: int) -> nn.Module:
 
 # What ``init`` does not read (the rest of the structure is its spec: algos, ``init_spec``).
 NOT_IN_INIT = ("rollout_length", "train_epochs", "replay_batch_size")
-
-
-def init_spec(config: DQNConfig) -> tuple:
-    return structure_except(config, NOT_IN_INIT)
 
 
 class Learner(NamedTuple):
@@ -228,7 +224,4 @@ def make_program(env_id: str, budget: Budget) -> Program:
 
         return evaluate(env, env_params, act, key, budget.eval_episodes).astype(jnp.float32)
 
-    return Program(init=lambda config, key: build(config)[0](key),
-                   train=lambda config, runner: build(config)[1](runner),
-                   evaluate=evaluate_policy, eval_spec=eval_spec,
-                   init_spec=init_spec)
+    return program(build, evaluate_policy, eval_spec, NOT_IN_INIT)

@@ -38,7 +38,7 @@ Choices, so a reader need not reverse-engineer them:
 - Losses (``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl``) are means over every
   minibatch step of a chunk's updates.
 - Evaluation at the end of each chunk uses ``hyperlax.runtime.envs.evaluate``; it depends on
-  the actor's layers and activation and on ``normalize_observations`` only (``PolicySpec``).
+  the actor's layers and activation and on ``normalize_observations`` only (``algos.ActorSpec``).
   ``finite`` is True when every actor and critic parameter and every chunk loss is finite; a
   diverging sample keeps running (on NaNs) and simply reports False.
 - The rollout step evaluates the critic on the observations and on the final observations as
@@ -55,10 +55,10 @@ import numpy as np
 import optax
 
 from hyperlax.hyperparams.budget import Budget
-from hyperlax.hyperparams.config import NetworkShape
 from hyperlax.hyperparams.ppo import PPOConfig
-from hyperlax.runtime.algos import (Program, Trained, all_finite, check_config,
-                                    structure_except, train_from)
+from hyperlax.runtime.algos import (ActorPolicy, ActorSpec, Program, Trained, all_finite,
+                                    check_config, program, train_from)
+from hyperlax.runtime.algos import actor_spec as eval_spec
 from hyperlax.runtime.envs import action_info, evaluate, make_env
 from hyperlax.runtime.networks import MLP, make_optimizer, mlp
 from hyperlax.runtime.obs_norm import ObsNorm
@@ -86,20 +86,6 @@ class Runner(NamedTuple):
     obs: jax.Array  # raw observations the envs are in now, [num_envs, *obs_shape]
     key: jax.Array
     env_steps: jax.Array  # int32: env steps trained so far (updated once per chunk)
-
-
-class Policy(NamedTuple):
-    """What the evaluation acts with."""
-
-    actor_params: Any
-    norm: ObsNorm  # frozen at the chunk's end (unused unless normalize_observations)
-
-
-class PolicySpec(NamedTuple):
-    """The structural values the evaluation depends on."""
-
-    actor: NetworkShape
-    normalize: bool
 
 
 class Transition(NamedTuple):
@@ -176,23 +162,15 @@ def _value_loss(value, old_value, target, clip_eps, clip):
     return loss, jnp.where(clip, plain + excess, plain)
 
 
-def _actor(spec: PolicySpec, env_id: str, action_dim: int) -> MLP:
+def _actor(spec: ActorSpec, env_id: str, action_dim: int) -> MLP:
     """The actor, from the evaluation's spec: training and evaluation build it alike."""
     return mlp(spec.actor, env_id, out_dim=action_dim, gain=2.0 ** 0.5, head_gain=0.01)
-
-
-def eval_spec(config: PPOConfig) -> PolicySpec:
-    return PolicySpec(config.network("actor"), bool(config.normalize_observations))
 
 
 # What ``init`` does not read (the rest of the structure is its spec: algos, ``init_spec``).
 # The optimizers' learning-rate schedule closes over the update counts they give, but
 # ``init`` evaluates it at step 0 only, where it is the rate itself whatever the counts.
 NOT_IN_INIT = ("rollout_length", "update_epochs", "num_minibatches")
-
-
-def init_spec(config: PPOConfig) -> tuple:
-    return structure_except(config, NOT_IN_INIT)
 
 
 # --- make_program ----------------------------------------------------------------------------
@@ -205,6 +183,11 @@ def make_program(env_id: str, budget: Budget) -> Program:
     env, env_params = make_env(env_id)
     discrete, action_dim, action_low, action_high = action_info(env, env_params)
     obs_shape = tuple(env.observation_space(env_params).shape)
+
+    def env_action(action):
+        """What the env is stepped with: sampled actions clipped to the bounds (continuous),
+        also the evaluation's Gaussian mean."""
+        return action if discrete else jnp.clip(action, action_low, action_high)
 
     def build(config: PPOConfig):
         """(init(key) -> Runner, train_chunk(Runner) -> (Runner, Trained)) of one structure."""
@@ -254,9 +237,6 @@ def make_program(env_id: str, budget: Budget) -> Program:
                 action = out + jnp.exp(log_std) * jax.random.normal(key, out.shape)
             logp, _ = log_prob_entropy(actor_params, obs, action)
             return action, logp
-
-        def env_action(action):
-            return action if discrete else jnp.clip(action, action_low, action_high)
 
         def prepare(norm, obs):
             return _normalize(norm, obs) if normalize else obs
@@ -366,7 +346,7 @@ def make_program(env_id: str, budget: Budget) -> Program:
             finite = all_finite((learner.actor_params, learner.critic_params, losses))
             env_steps = runner.env_steps + updates_per_eval * batch_size
             return runner._replace(key=key, env_steps=env_steps), Trained(
-                policy=Policy(learner.actor_params, runner.norm), eval_key=eval_key,
+                policy=ActorPolicy(learner.actor_params, runner.norm), eval_key=eval_key,
                 eval_steps=env_steps, losses=losses._asdict(), finite=finite)
 
         def init(key: jax.Array) -> Runner:  # everything from `key`
@@ -387,7 +367,7 @@ def make_program(env_id: str, budget: Budget) -> Program:
 
         return init, train_chunk
 
-    def evaluate_policy(spec: PolicySpec, policy: Policy, key: jax.Array) -> jax.Array:
+    def evaluate_policy(spec: ActorSpec, policy: ActorPolicy, key: jax.Array) -> jax.Array:
         """Deterministic: argmax of the logits, or the Gaussian mean clipped to the bounds."""
         actor = _actor(spec, env_id, action_dim)
 
@@ -395,12 +375,8 @@ def make_program(env_id: str, budget: Budget) -> Program:
             if spec.normalize:
                 obs = _normalize(policy.norm, obs)
             out = actor.apply(policy.actor_params["net"], obs)
-            return jnp.argmax(out, axis=-1) if discrete else jnp.clip(out, action_low,
-                                                                       action_high)
+            return jnp.argmax(out, axis=-1) if discrete else env_action(out)
 
         return evaluate(env, env_params, act, key, budget.eval_episodes)
 
-    return Program(init=lambda config, key: build(config)[0](key),
-                   train=lambda config, runner: build(config)[1](runner),
-                   evaluate=evaluate_policy, eval_spec=eval_spec,
-                   init_spec=init_spec)
+    return program(build, evaluate_policy, eval_spec, NOT_IN_INIT)

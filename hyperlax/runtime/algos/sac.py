@@ -52,8 +52,9 @@ from hyperlax.hyperparams.budget import Budget
 from hyperlax.hyperparams.config import NetworkShape
 from hyperlax.hyperparams.sac import SACConfig
 from hyperlax.runtime import replay
-from hyperlax.runtime.algos import (Program, Trained, all_finite, check_config,
-                                    structure_except, train_from)
+from hyperlax.runtime.algos import (ActorPolicy, ActorSpec, Program, Trained, all_finite,
+                                    check_config, program, train_from)
+from hyperlax.runtime.algos import actor_spec as eval_spec
 from hyperlax.runtime.envs import action_info, evaluate, make_env
 from hyperlax.runtime.networks import MLP, make_optimizer
 from hyperlax.runtime.obs_norm import ObsNorm, norm_init, norm_update, normalize
@@ -107,24 +108,6 @@ class Learner(NamedTuple):
     norm: ObsNorm  # observation statistics (initial, unused, unless normalize_observations)
 
 
-class Policy(NamedTuple):
-    """What the evaluation acts with."""
-
-    actor_params: Any
-    norm: ObsNorm  # frozen at the chunk's end
-
-
-class ActorSpec(NamedTuple):
-    """The structural values the evaluation depends on."""
-
-    actor: NetworkShape
-    normalize: bool
-
-
-def eval_spec(config: SACConfig) -> ActorSpec:
-    return ActorSpec(config.network("actor"), bool(config.normalize_observations))
-
-
 def _actor(spec: ActorSpec, action_dim: int) -> Actor:
     """The actor, from the evaluation's spec: training and evaluation build it alike."""
     return Actor(spec.actor, action_dim)
@@ -132,10 +115,6 @@ def _actor(spec: ActorSpec, action_dim: int) -> Actor:
 
 # What ``init`` does not read (the rest of the structure is its spec: algos, ``init_spec``).
 NOT_IN_INIT = ("rollout_length", "train_epochs", "replay_batch_size")
-
-
-def init_spec(config: SACConfig) -> tuple:
-    return structure_except(config, NOT_IN_INIT)
 
 
 class Losses(NamedTuple):
@@ -234,10 +213,10 @@ def make_program(env_id: str, budget: Budget) -> Program:
                 batch = batch._replace(obs=normalize(learner.norm, batch.obs),
                                        next_obs=normalize(learner.norm, batch.next_obs))
 
-            def gate(new: Learner, old: Learner) -> Learner:
+            def gate(new: Learner, old: Learner, on: jax.Array = learning) -> Learner:
                 # warm-up: nothing is applied until enough env steps were collected, so every
                 # loss below is also evaluated at the current (untouched) parameters
-                return jax.tree.map(lambda n, o: jnp.where(learning, n, o), new, old)
+                return jax.tree.map(lambda n, o: jnp.where(on, n, o), new, old)
 
             q_loss, grads = jax.value_and_grad(critic_loss)(
                 learner.critic_params, learner, batch, k_critic)
@@ -258,10 +237,9 @@ def make_program(env_id: str, budget: Budget) -> Program:
             grads = jax.grad(alpha_loss)(learner.log_alpha, log_prob)
             updates, alpha_opt = alpha_tx.update(grads, learner.alpha_opt, learner.log_alpha)
             # a fixed temperature: the update is computed and dropped, as during warm-up
-            learner = jax.tree.map(
-                lambda n, o: jnp.where(learning & config.learn_alpha, n, o),
-                learner._replace(log_alpha=optax.apply_updates(learner.log_alpha, updates),
-                                 alpha_opt=alpha_opt), learner)
+            learner = gate(learner._replace(
+                log_alpha=optax.apply_updates(learner.log_alpha, updates), alpha_opt=alpha_opt),
+                learner, on=learning & config.learn_alpha)
 
             learner = gate(learner._replace(target_critic_params=optax.incremental_update(
                 learner.critic_params, learner.target_critic_params, config.tau)), learner)
@@ -284,7 +262,7 @@ def make_program(env_id: str, budget: Budget) -> Program:
                                   learner.target_critic_params, learner.log_alpha))
                       & all_finite(losses))
             runner = runner._replace(key=key)
-            return runner, Trained(policy=Policy(learner.actor_params, learner.norm),
+            return runner, Trained(policy=ActorPolicy(learner.actor_params, learner.norm),
                                    eval_key=k_eval,
                                    eval_steps=runner.env_steps.astype(jnp.int32),
                                    losses={name: value.astype(jnp.float32)
@@ -312,7 +290,7 @@ def make_program(env_id: str, budget: Budget) -> Program:
 
         return init, train_chunk
 
-    def evaluate_policy(spec: ActorSpec, policy: Policy, key: jax.Array) -> jax.Array:
+    def evaluate_policy(spec: ActorSpec, policy: ActorPolicy, key: jax.Array) -> jax.Array:
         """Deterministic: ``tanh(mean) * scale + center``."""
         actor = _actor(spec, action_dim)
 
@@ -324,7 +302,4 @@ def make_program(env_id: str, budget: Budget) -> Program:
 
         return evaluate(env, env_params, act, key, budget.eval_episodes).astype(jnp.float32)
 
-    return Program(init=lambda config, key: build(config)[0](key),
-                   train=lambda config, runner: build(config)[1](runner),
-                   evaluate=evaluate_policy, eval_spec=eval_spec,
-                   init_spec=init_spec)
+    return program(build, evaluate_policy, eval_spec, NOT_IN_INIT)
