@@ -1,17 +1,24 @@
-"""Benchmark adaptive search (issue 16 item 3): plain Sobol against TPE rounds, on one fixed
-budget of env steps, over several manifest seeds and environments.
+"""Benchmark adaptive search (issue 16): plain Sobol, successive halving and TPE rounds, on one
+fixed budget of env steps, over several manifest seeds and environments.
 
-Both spend the same budget: N configurations of the same space, each trained for the same
-env steps. Sobol plans all N at once (one vmapped batch); TPE asks them in rounds of K (the
-first round is random, the model is used from the second on). Per (env, seed, method) it
-reports the best final return found (mean over the trial's replicates, as `report` ranks),
-the median over the N trials (where a method spends its budget) and,
+All three spend the same budget: N full trainings' worth of env steps on the same space.
+Sobol plans N configurations at once (one vmapped batch); TPE asks N in rounds of K (the
+first round is random, the model is used from the second on); successive halving draws as
+many Sobol configurations as the budget allows when most of them stop early (rungs at
+1, 3 and 8 of 8 evaluations, the top third going on from the rung before's carries), so
+it tries about 3.6 N configurations (116 for N = 32), and hands over the best of those that
+trained the full budget. Per (env, seed, method) it reports the best final return found (mean over the trial's replicates, as `report` ranks),
+the median over the trials that trained the full budget (where a method spends its budget;
+for halving: over its last rung's survivors, so it is not comparable) and,
 because the maximum of N noisy evaluations flatters whoever evaluated the luckiest run, the
 best configuration trained again with R fresh seeds ("recheck"): the quality of what each
-method would hand to the user.
+method would hand to the user. From the Sobol runs' full curves it also prints how well each
+evaluation point ranks the configurations as the final one does (Spearman's rho), which is
+what successive halving's early rungs rely on.
 
     python tools/bench_search.py [--envs cartpole pendulum] [--seeds 0 1 2] [--trials 32]
                                  [--per-round 8] [--recheck 4] [--work DIR]
+                                 [--methods sobol halving tpe] [--rungs 1 3 8] [--eta 3]
 
 Everything runs in this process (JAX imported once); each run has its own directory under
 --work, and a persistent compilation cache there, so each program compiles once.
@@ -55,6 +62,28 @@ ent_coef = { dist = "uniform", low = 0.0, high = 0.02 }
 """
 
 ENVS = {"cartpole": ("gymnax.cartpole", 16_384), "pendulum": ("gymnax.pendulum", 65_536)}
+METHODS = ("sobol", "halving", "tpe")
+EVALUATIONS = 8                 # the recipe's num_evaluations
+RUNGS = (1, 3, EVALUATIONS)     # successive halving's rungs, in evaluations (default)
+ETA = 3
+
+
+def halving_samples(trials: int, rungs: tuple[int, ...] = RUNGS, eta: int = ETA) -> int:
+    """The most samples successive halving can start with and spend at most ``trials`` full
+    trainings of env steps (rung r trains its samples from the rung before's budget on)."""
+    from hyperlax.planfile import rung_sizes
+
+    def cost(n: int) -> float:
+        sizes, before, total = rung_sizes(n, eta, len(rungs)), 0, 0.0
+        for size, evaluations in zip(sizes, rungs):
+            total += size * (evaluations - before) / EVALUATIONS
+            before = evaluations
+        return total
+
+    n = trials
+    while cost(n + 1) <= trials:
+        n += 1
+    return n
 
 
 def sweep_table(name: str, env: str, seed: int, steps: int, batch: int) -> str:
@@ -63,28 +92,66 @@ def sweep_table(name: str, env: str, seed: int, steps: int, batch: int) -> str:
 
 
 def run_sobol(work: Path, env: str, seed: int, steps: int, trials: int) -> dict:
+    """N Sobol configurations, each trained the full budget, in one vmapped batch; also how
+    well an early evaluation ranks them as the final one does (what halving relies on)."""
+    row = _run_sweep(work, "sobol", seed, sweep_table("sobol", env, seed, steps, trials)
+                     + f'num_samples = {trials}\nsampling = "qmc_sobol"\n')
+    row["rank_agreement"] = rank_agreement(work / f"sobol-{seed}")
+    return row
+
+
+def rank_agreement(root: Path) -> list[float]:
+    """Per evaluation point k, Spearman's rank correlation between the configurations'
+    returns at k and at the end (means over replicates): 1 means an early rung would keep
+    exactly the configurations that end best."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    curves = []
+    for path in sorted(root.rglob("curves.npz")):
+        with np.load(path) as npz:
+            curves += list(np.asarray(npz["returns"]).mean(axis=1))
+    table = np.array(curves)
+    return [float(spearmanr(table[:, k], table[:, -1]).statistic)
+            for k in range(table.shape[1] - 1)]
+
+
+def run_halving(work: Path, env: str, seed: int, steps: int, trials: int,
+                rungs: tuple[int, ...] = RUNGS, eta: int = ETA) -> dict:
+    """As many Sobol configurations as successive halving can afford on N full trainings,
+    in batches of N; the best is the best of the last rung (``report``'s ranking)."""
+    method = "halving" if (rungs, eta) == (RUNGS, ETA) else \
+        f"halving-{'-'.join(map(str, rungs))}-eta{eta}"
+    listed = ", ".join(map(str, rungs))
+    return _run_sweep(work, method, seed, sweep_table(method, env, seed, steps, trials)
+                      + f"num_samples = {halving_samples(trials, rungs, eta)}\n"
+                        f'sampling = "qmc_sobol"\nrungs = [{listed}]\neta = {eta}\n')
+
+
+def _run_sweep(work: Path, method: str, seed: int, manifest_text: str) -> dict:
     from hyperlax.compiler.lower import compile_manifest
+    from hyperlax.planfile import encode_plan, plan_id
     from hyperlax.report.results import collect, ranked
 
-    manifest = work / f"sobol-{seed}.toml"
-    manifest.write_text(sweep_table("sobol", env, seed, steps, trials)
-                        + f'num_samples = {trials}\nsampling = "qmc_sobol"\n')
+    manifest = work / f"{method}-{seed}.toml"
+    manifest.write_text(manifest_text)
     plan, _ = compile_manifest(manifest)
-    plan_file = work / f"sobol-{seed}.msgpack"
-    from hyperlax.planfile import encode_plan, plan_id
-
+    plan_file = work / f"{method}-{seed}.msgpack"
     plan_file.write_bytes(encode_plan(plan))
-    root = work / f"sobol-{seed}"
+    root = work / f"{method}-{seed}"
     start = time.monotonic()
     _exec(plan_file, root, work)
     wall = time.monotonic() - start
     collected = collect(plan, plan_id(plan), root, str(plan_file), root)
     order = ranked(collected, "final")
     best = order[0]
-    return {"best": best.score("final"), "values": plan.samples[best.index].values,
-            "median": statistics.median(s.score("final") for s in order),
-            "steps": sum(s.summary["steps"] for s in collected.samples if s.summary),
-            "wall": wall}
+    full = [s for s in order if s.rung == best.rung]  # trained the full budget
+    return {"method": method, "best": best.score("final"),
+            "values": plan.samples[best.index].values,
+            "median": statistics.median(s.score("final") for s in full),
+            "configurations": len(plan.samples), "wall": wall,
+            # a sample's last result counts all its training (a rung continues the one before)
+            "steps": sum(s.summary["steps"] for s in collected.samples if s.summary)}
 
 
 def run_tpe(work: Path, env: str, seed: int, steps: int, trials: int, per_round: int) -> dict:
@@ -105,14 +172,14 @@ def run_tpe(work: Path, env: str, seed: int, steps: int, trials: int, per_round:
     trials_ = {t["number"]: t for r in record["rounds"] for t in r["trials"]}
     told = [t for r in record["rounds"] for t in r["told"] if t["state"] == "complete"]
     best = max(told, key=lambda t: (t["values"][0], -t["number"]))
-    steps_done = 0
-    for summary in root.rglob("summary.json"):
-        steps_done += sum(s["steps"] for s in json.loads(summary.read_text())["samples"])
     by_round = [max((t["values"][0] for t in r["told"] if t["state"] == "complete"),
                     default=None) for r in record["rounds"]]
     return {"best": best["values"][0], "values": trials_[best["number"]]["values"],
             "median": statistics.median(t["values"][0] for t in told),
-            "steps": steps_done, "wall": wall, "by_round": by_round}
+            "configurations": len(told), "wall": wall,
+            "steps": sum(s["steps"] for summary in root.rglob("summary.json")
+                         for s in json.loads(summary.read_text())["samples"]),
+            "by_round": by_round}
 
 
 def recheck(work: Path, tag: str, env: str, values: dict, steps: int, replicates: int) -> float:
@@ -152,6 +219,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--recheck", type=int, default=4, help="seeds of the recheck; 0: none")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--rungs", nargs="+", type=int, default=list(RUNGS),
+                        help=f"halving's rungs in evaluations (of {EVALUATIONS})")
+    parser.add_argument("--eta", type=int, default=ETA, help="halving keeps the top 1/eta")
     args = parser.parse_args(argv)
     work_root = args.work or Path(tempfile.mkdtemp(prefix="bench-search-"))
     rows = []
@@ -161,36 +232,54 @@ def main(argv: list[str]) -> int:
             work = work_root / env_name
             work.mkdir(parents=True, exist_ok=True)
             (work / "bench.toml").write_text(RECIPE)
-            for method in ("sobol", "tpe"):
-                if method == "sobol":
-                    row = run_sobol(work, env, seed, steps, args.trials)
-                else:
+            for method in args.methods:
+                if method == "tpe":
                     row = run_tpe(work, env, seed, steps, args.trials, args.per_round)
+                else:
+                    row = run_sobol(work, env, seed, steps, args.trials) if method == "sobol" \
+                        else run_halving(work, env, seed, steps, args.trials,
+                                         tuple(args.rungs), args.eta)
+                name = row.setdefault("method", method)  # halving's names its rungs if not default
                 if args.recheck:
-                    row["recheck"] = recheck(work, f"{method}-{seed}", env, row["values"],
+                    row["recheck"] = recheck(work, f"{name}-{seed}", env, row["values"],
                                              steps, args.recheck)
-                row.update(env=env_name, seed=seed, method=method)
+                row.update(env=env_name, seed=seed)
                 rows.append(row)
                 print(json.dumps({k: v for k, v in row.items() if k != "values"}),
                       file=sys.stderr, flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
-    print(f"\n{args.trials} configurations per run, TPE in rounds of {args.per_round}; "
-          f"recheck: the best configuration trained again with {args.recheck} new seeds\n")
-    print("| env | seed | method | env steps | best final return | median | recheck | wall s |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(f"\na budget of {args.trials} full trainings per run; TPE in rounds of "
+          f"{args.per_round}; halving starts "
+          f"{halving_samples(args.trials, tuple(args.rungs), args.eta)} configurations, rungs "
+          f"{args.rungs} of {EVALUATIONS} evaluations, eta {args.eta}; recheck: the best "
+          f"configuration trained again with {args.recheck} new seeds\n")
+    print("| env | seed | method | configurations | env steps | best final return | median | "
+          "recheck | wall s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         recheck_text = f"{r['recheck']:.1f}" if "recheck" in r else "-"
-        print(f"| {r['env']} | {r['seed']} | {r['method']} | {r['steps']:,} | {r['best']:.1f} | "
-              f"{r['median']:.1f} | {recheck_text} | {r['wall']:.0f} |")
+        print(f"| {r['env']} | {r['seed']} | {r['method']} | {r['configurations']} | "
+              f"{r['steps']:,} | {r['best']:.1f} | {r['median']:.1f} | {recheck_text} | "
+              f"{r['wall']:.0f} |")
     print("\nmeans over seeds:")
     for env_name in args.envs:
-        for method in ("sobol", "tpe"):
+        for method in dict.fromkeys(r["method"] for r in rows):
             mine = [r for r in rows if r["env"] == env_name and r["method"] == method]
             rechecks = [r["recheck"] for r in mine if "recheck" in r]
             print(f"  {env_name} {method}: best {statistics.mean(r['best'] for r in mine):.1f}"
                   f", median {statistics.mean(r['median'] for r in mine):.1f}"
                   + (f", recheck {statistics.mean(rechecks):.1f}" if rechecks else ""))
+    agreement = [r for r in rows if "rank_agreement" in r]
+    if agreement:
+        print("\nhow well evaluation k ranks Sobol's configurations as the final one does "
+              "(Spearman's rho, mean over seeds):")
+        for env_name in args.envs:
+            mine = [r["rank_agreement"] for r in agreement if r["env"] == env_name]
+            if mine:
+                means = [statistics.mean(col) for col in zip(*mine)]
+                print(f"  {env_name}: " + ", ".join(f"{k + 1}: {m:.2f}"
+                                                    for k, m in enumerate(means)))
     print(f"\nwork directory: {work_root}")
     return 0
 
