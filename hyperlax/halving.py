@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from hyperlax.planfile import Entry, Plan, SubBatch
+from hyperlax.planfile import Entry, Plan, SubBatch, pow2_width
 from hyperlax.plancheck import RUNGS_DIR
 from hyperlax.storage import atomic
 from hyperlax.storage.atomic import StorageError, json_bytes, publish_new, storage_error
@@ -78,7 +78,7 @@ def rung_entries(plan: Plan, rung: int, survivors: list[int] | None = None) -> l
                                  path=f"{RUNGS_DIR}/rung_{rung}/batch_{k:05d}", group=None,
                                  samples=batch,
                                  sub_batches=[SubBatch(structure=structure, samples=batch,
-                                                       width=_width(len(batch), size))]))
+                                                       width=pow2_width(len(batch), size))]))
     return entries
 
 
@@ -97,15 +97,6 @@ def shard_entries(entries: list[Entry], shard: tuple[int, int] | None) -> list[E
         return entries
     k, n = shard
     return [e for e in entries if (e.index % RUNG_STRIDE) % n == k]
-
-
-def _width(n: int, cap: int) -> int:
-    """``n`` rounded up to a power of two, at most ``cap``: few widths, so few compiles, and
-    padding at most doubles the work (batched mode's rule)."""
-    width = 1
-    while width < n:
-        width *= 2
-    return min(width, cap)
 
 
 @dataclass(frozen=True)

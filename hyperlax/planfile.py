@@ -159,6 +159,16 @@ class Training(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     halving: Halving | None = None  # successive halving: rungs, see Halving
 
 
+def pow2_width(n: int, cap: int) -> int:
+    """Batched mode's call width for a sub-batch of ``n`` samples: ``n`` rounded up to a power
+    of two, at most ``cap``. Few widths, so few compiles, and padding never more than doubles
+    the work. The compiler's entries and successive halving's rung entries share it."""
+    width = 1
+    while width < n:
+        width *= 2
+    return min(width, cap)
+
+
 def rung_sizes(num_samples: int, eta: int, rungs: int) -> list[int]:
     """How many samples train to each rung: all of them to the first, then the top ``1/eta``
     (rounded down, at least one) of the rung before."""

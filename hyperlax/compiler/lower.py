@@ -20,7 +20,7 @@ from hyperlax.manifest.distributions import is_log_scale, to_builtins
 from hyperlax.manifest.resolve import Resolved, resolve_file, sha256_text
 from hyperlax.plancheck import check_plan
 from hyperlax.planfile import (Entry, Group, HyperParamRow, Plan, Sample, Structure,
-                               SubBatch, Training)
+                               SubBatch, Training, pow2_width)
 
 MAX_REPORTED = 5
 
@@ -178,14 +178,9 @@ def _entries(settings: Any, samples: list[Sample], groups: list[Group]) -> list[
     structure_sizes = [len(g.samples) for g in groups]
 
     def _pow2_width(n: int, structure: int) -> int:
-        # batched mode: round a sub-batch up to a power of two, capped at the batch size and at
-        # the structure's sample count, so a structure compiles at most ~log2(batch) times and
-        # padding never more than doubles the work.
-        cap = min(size, structure_sizes[structure])
-        width = 1
-        while width < n:
-            width *= 2
-        return min(width, cap)
+        # capped at the batch size and at the structure's sample count, so a structure
+        # compiles at most ~log2(batch) times
+        return pow2_width(n, min(size, structure_sizes[structure]))
 
     if settings.mode == "sequential":
         for s in samples:
