@@ -31,6 +31,7 @@ from hyperlax import stopping
 from hyperlax.planfile import Entry, Plan, SubBatch
 from hyperlax.runtime.checkpoints import Snapshot, lanes_from
 from hyperlax.runtime.outputs import pause_point
+from hyperlax.runtime.schedule import padded_lanes
 from hyperlax.storage.atomic import StorageError, storage_error
 from hyperlax.storage.sweepdir import Owner, SweepDir
 
@@ -41,8 +42,6 @@ class RungJob:
     previous rung's carries (``previous``: where each survivor's are; None for rung 0), keeping
     their carries at the end unless it is the last rung."""
 
-    rung: int
-    evaluations: int
     start_calls: int                          # the calls of the rung before (0 for rung 0)
     end_calls: int
     share: float                              # of the budget, the part this rung trains
@@ -61,13 +60,11 @@ class RungJob:
         """The stacked carry and metrics the sub-batch continues from (None for rung 0)."""
         if self.previous is None:
             return None
-        lanes = sb.samples + [sb.samples[0]] * (width - len(sb.samples))
+        lanes = padded_lanes(sb.samples, width)
         needed = {(self.previous[i].entry.path, self.previous[i].sub_batch) for i in sb.samples}
         for key in [k for k in self._lanes if k not in needed]:
             del self._lanes[key]  # carries can be large (replay buffers): hold this batch's only
-        per_lane = [self._lane(i, sb.structure) for i in sb.samples]
-        carry = [np.stack([per_lane[sb.samples.index(i)][j] for i in lanes])
-                 for j in range(len(per_lane[0]))]
+        carry = [np.stack(leaf) for leaf in zip(*(self._lane(i, sb.structure) for i in lanes))]
         metrics: dict[str, np.ndarray] = {}
         curves = [self._sample_curves(i) for i in lanes]
         for name in curves[0]:
@@ -135,9 +132,8 @@ def rung_job(plan: Plan, rung: int, before: list[Entry] | None, sweep: SweepDir,
     assert halving is not None
     evaluations = halving.rungs[rung].evaluations
     start = halving.rungs[rung - 1].evaluations if rung else 0
-    return RungJob(rung=rung, evaluations=evaluations, start_calls=start // runner.group,
-                   end_calls=evaluations // runner.group, share=H.rung_share(plan, rung),
-                   keep_carry=rung < len(halving.rungs) - 1,
+    return RungJob(start_calls=start // runner.group, end_calls=evaluations // runner.group,
+                   share=H.rung_share(plan, rung), keep_carry=rung < len(halving.rungs) - 1,
                    previous=H.sources(before) if before is not None else None,
                    sweep=sweep, owner=owner, like=runner.carry_like,
                    verified=verified if verified is not None else set())

@@ -35,7 +35,7 @@ from hyperlax.runtime.checkpoints import Snapshot, host_leaves, join_metrics, me
 from hyperlax.runtime.configs import as_data
 from hyperlax.runtime.outputs import SubBatchResult, pause_point
 from hyperlax.runtime.programs import ProgramCache
-from hyperlax.runtime.schedule import ProgramKey, chunk_group, padded_width
+from hyperlax.runtime.schedule import ProgramKey, chunk_group, padded_lanes, padded_width
 from hyperlax.runtime.sharding import Sharded
 
 PARTS = ("init", "train", "evaluate")
@@ -122,7 +122,7 @@ class CompiledRunner:
         """The stacked configs (scalars vmapped, structure static) and [width, replicates] keys,
         placed on the devices. Padding lanes repeat the first sample; their results are dropped
         by the caller."""
-        lanes = samples + [samples[0]] * (width - len(samples))
+        lanes = padded_lanes(samples, width)
         configs = stack([self.plan.sample_config(i) for i in lanes])
         keys = replicate_keys([self.plan.samples[i].seed for i in lanes],
                               self.plan.settings.seeds_per_sample)

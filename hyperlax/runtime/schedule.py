@@ -34,6 +34,12 @@ class Use(NamedTuple):
     entry: int
 
 
+def padded_lanes(samples: list[int], width: int) -> list[int]:
+    """The samples of a call of ``width`` lanes: padding lanes repeat the first sample (their
+    results are dropped), so they run a real configuration and never diverge on garbage."""
+    return samples + [samples[0]] * (width - len(samples))
+
+
 def padded_width(width: int, devices: int) -> int:
     """``width`` rounded up to a multiple of the device count."""
     return -(-width // devices) * devices
