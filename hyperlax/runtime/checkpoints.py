@@ -202,8 +202,9 @@ class EntryCheckpoints:
             self.report(f"{problem}; ignored: the sub-batch starts over without it")
         return None
 
-    def save(self, sub_batch: int, width: int, snapshot: Snapshot, evaluations: int) -> None:
+    def save(self, sub_batch: int, width: int, snapshot: Snapshot) -> None:
         self.guard()
+        evaluations = snapshot.calls * self.group
         started = time.perf_counter()
         data = snapshot_bytes(snapshot)
         want = files.expected(self.owner, self.entry, sub_batch, width)

@@ -17,6 +17,7 @@ entries, while waiting for a compile, between evaluation chunks, and before each
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from collections import deque
@@ -298,15 +299,13 @@ def run_entry(runner: CompiledRunner, entry: Entry,
             snapshot = store.load(i, width, runner.carry_like(sb.structure, sb.width), end)
         if snapshot is None and rung is not None:
             snapshot = rung.start(sb, width)
-        last = i == len(entry.sub_batches) - 1
-        subs.append(runner.run(
-            sb.structure, sb.samples, sb.width, start=snapshot, end_calls=end,
-            save=None if store is None else
-            (lambda snap, i=i, width=width: store.save(i, width, snap,
-                                                       snap.calls * runner.group)),
-            due=(lambda calls, last=last: store.due(calls, end, last)) if store else
-            (lambda calls: False),
-            keep_carry=rung is not None and rung.keep_carry))
+        saving = {} if store is None else {
+            "save": functools.partial(store.save, i, width),
+            "due": functools.partial(store.due, end=end,
+                                     last_sub_batch=i == len(entry.sub_batches) - 1)}
+        subs.append(runner.run(sb.structure, sb.samples, sb.width, start=snapshot,
+                               end_calls=end, keep_carry=rung is not None and rung.keep_carry,
+                               **saving))
     return EntryResult(sub_batches=subs, seconds=time.perf_counter() - start)
 
 
