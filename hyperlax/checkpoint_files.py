@@ -37,10 +37,15 @@ from hyperlax.storage.atomic import json_bytes
 CHECKPOINT_FORMAT = "hyperlax-checkpoint-1"
 
 
+def checkpoint_path(entry_path: str) -> str:
+    """The entry's checkpoint directory, relative to the output root."""
+    return f"{CHECKPOINTS_DIR}/{entry_path}"
+
+
 def checkpoint_dir(root: Path, entry_path: str) -> Path:
     """The entry's checkpoint directory; ValueError when a symlink on the way leads out of
     the output root (nothing is written or deleted through one)."""
-    return inside(root, f"{CHECKPOINTS_DIR}/{entry_path}")
+    return inside(root, checkpoint_path(entry_path))
 
 
 def record_name(sub_batch: int) -> str:

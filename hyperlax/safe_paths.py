@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath
 
+from hyperlax.errors import HyperlaxError
+
 MAX_PATH_CHARS = 1024
 
 
@@ -48,3 +50,15 @@ def inside(root: Path, relative: str) -> Path:
     if real == real_root or real_root not in real.parents:
         raise ValueError(f"{target} leads to {real}, outside the output root {real_root}")
     return target
+
+
+def writable_inside(root: Path, relative: str, what: str = "write here",
+                    where: Path | None = None) -> Path:
+    """``inside``, as the refusal a user sees: a HyperlaxError located at ``where`` (default
+    ``root``) saying it refuses to ``what``, with the fix."""
+    try:
+        return inside(root, relative)
+    except ValueError as exc:
+        raise HyperlaxError(str(where if where is not None else root),
+                            f"refusing to {what}: {exc}",
+                            "remove the symlink, or use another --output-root") from None

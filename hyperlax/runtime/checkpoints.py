@@ -29,6 +29,7 @@ from flax import serialization
 
 from hyperlax import checkpoint_files as files
 from hyperlax import stopping
+from hyperlax.safe_paths import writable_inside
 from hyperlax.storage.atomic import storage_error
 
 CARRY_FORMAT = "hyperlax-carry-1"
@@ -164,13 +165,8 @@ class EntryCheckpoints:
     saved: list[tuple[int, float]] = field(default_factory=list)  # (bytes, seconds) per save
 
     def __post_init__(self) -> None:
-        try:
-            self.directory = files.checkpoint_dir(self.root, self.entry.path)
-        except ValueError as exc:
-            from hyperlax.errors import HyperlaxError
-
-            raise HyperlaxError(str(self.root), f"refusing to write checkpoints: {exc}",
-                                "remove the symlink, or use another --output-root") from None
+        self.directory = writable_inside(self.root, files.checkpoint_path(self.entry.path),
+                                         "write checkpoints")
 
     def due(self, calls: int, end: int, last_sub_batch: bool) -> bool:
         """Save after ``calls`` calls? Each time the evaluations done pass a multiple of

@@ -22,7 +22,7 @@ from hyperlax import stopping
 from hyperlax.errors import HyperlaxError
 from hyperlax.exec_options import ExecOptions
 from hyperlax.manifest.resolve import Resolved
-from hyperlax.safe_paths import inside
+from hyperlax.safe_paths import writable_inside
 from hyperlax.search.objectives import outcome
 from hyperlax.search.study_file import RoundRecord, StudyFile, Told
 from hyperlax.storage.atomic import StorageError, atomic_write, storage_error
@@ -55,11 +55,7 @@ def sample_problem(resolved: Resolved) -> Callable[[dict[str, Any]], str | None]
 
 def target(root: Path, relative: str) -> Path:
     """``root / relative``, refused when a symlink on the way leads out of the search dir."""
-    try:
-        return inside(root, relative)
-    except ValueError as exc:
-        raise HyperlaxError(str(root), f"refusing to write here: {exc}",
-                            "remove the symlink, or use another --output-root") from None
+    return writable_inside(root, relative)
 
 
 def write_file(root: Path, relative: str, data: bytes) -> None:

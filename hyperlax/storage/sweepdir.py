@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from hyperlax.errors import HyperlaxError
-from hyperlax.safe_paths import inside, path_problem
+from hyperlax.safe_paths import path_problem, writable_inside
 from hyperlax.storage import atomic
 from hyperlax.storage.atomic import json_bytes, publish_new, sha256_file, storage_error
 from hyperlax.storage.claims import DEFAULT_CLAIM_TIMEOUT, ClaimInfo, EntryClaim, read_claim, \
@@ -169,11 +169,7 @@ class SweepDir:
         symlink on the way resolved it must lie strictly inside the output root, and it must
         not itself be a symlink (cleaning it would act on the link's target)."""
         directory = self.entry_dir(entry_path)
-        try:
-            inside(self.root, entry_path)
-        except ValueError as exc:
-            raise HyperlaxError(str(directory), f"refusing to write here: {exc}",
-                                "remove the symlink, or use another --output-root") from None
+        writable_inside(self.root, entry_path, where=directory)
         if directory.is_symlink():
             raise HyperlaxError(str(directory), "the entry's directory is a symlink; hyperlax "
                                                 "never writes or deletes through one",
