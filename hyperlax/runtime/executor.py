@@ -198,22 +198,21 @@ def execute(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *,
     A successive-halving plan runs rung after rung (``runtime.halving``): its entries are
     not known in advance, so it is split by ``shard`` (K, N), in every rung, not by
     ``entries``."""
-    if plan.halving is not None:
-        if entries is not None:
-            raise ValueError("a successive-halving plan is split by shard, not by entries")
-        from hyperlax.runtime.halving import execute_halving
-
-        return execute_halving(plan, plan_id, plan_bytes, root, progress=progress, redo=redo,
-                               devices=devices, claim_timeout=claim_timeout, log=log,
-                               compile_workers=compile_workers, shard=shard)
+    if plan.halving is not None and entries is not None:
+        raise ValueError("a successive-halving plan is split by shard, not by entries")
     sweep, owner = SweepDir(root), Owner.of(plan, plan_id)
     claim_sweep(sweep, plan_bytes, owner)
     runner = CompiledRunner(plan, devices=devices, compile_workers=compile_workers,
                             listener=progress)
     try:
-        selected = selected_entries(plan, entries)
-        report = run_entries(plan, sweep, owner, runner, progress, selected, redo,
-                             claim_timeout, log)
+        if plan.halving is not None:
+            from hyperlax.runtime.halving import run_rungs
+
+            report = run_rungs(plan, sweep, owner, runner, progress, redo, claim_timeout, log,
+                               shard)
+        else:
+            report = run_entries(plan, sweep, owner, runner, progress,
+                                 selected_entries(plan, entries), redo, claim_timeout, log)
     finally:
         runner.close()
     if progress:

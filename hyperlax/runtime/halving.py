@@ -268,41 +268,27 @@ def rung_decision(plan: Plan, sweep: SweepDir, owner: Owner, rung: int, entries:
     return decision
 
 
-def execute_halving(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *,
-                    progress: Any = None, redo: Collection[str] = (),
-                    devices: list[Any] | None = None, claim_timeout: float | None = None,
-                    log: Callable[[str], None] | None = None,
-                    compile_workers: int = 0,
-                    shard: tuple[int, int] | None = None) -> Any:
-    """Run ``plan``'s rungs into ``root``: each rung's entries that are not complete (with
-    ``shard`` (K, N), only shard K's: ``halving.shard_entries``), then its decision (read
-    back if it is written already), then the next rung. Returns the ExecReport of every rung
-    together."""
-    from hyperlax.runtime.executor import (DEFAULT_CLAIM_TIMEOUT, CompiledRunner, ExecReport,
-                                           claim_sweep, run_entries)
+def run_rungs(plan: Plan, sweep: SweepDir, owner: Owner, runner: Any, progress: Any,
+              redo: Collection[str], claim_timeout: float, log: Callable[[str], None] | None,
+              shard: tuple[int, int] | None = None) -> Any:
+    """Run ``plan``'s rungs on ``runner`` (``executor.execute`` set up the sweep): each rung's
+    entries that are not complete (with ``shard`` (K, N), only shard K's:
+    ``halving.shard_entries``), then its decision (read back if it is written already), then
+    the next rung. Returns the ExecReport of every rung together."""
+    from hyperlax.runtime.executor import ExecReport, run_entries
 
-    sweep, owner = SweepDir(root), Owner.of(plan, plan_id)
-    claim_sweep(sweep, plan_bytes, owner)
-    timeout = claim_timeout or DEFAULT_CLAIM_TIMEOUT
-    runner = CompiledRunner(plan, devices=devices, compile_workers=compile_workers,
-                            listener=progress)
     total = ExecReport(total=0, skipped=0, ran=0, compiles=0, compile_seconds=0.0,
                        env_steps=0, seconds=0.0)
     started = time.perf_counter()
-    try:
-        for rung in walk_rungs(plan, sweep, owner, redo, timeout, log, shard):
-            if not rung.mine:  # a shard with no entry in this rung
-                continue
-            job = rung_job(plan, rung.index, rung.before, sweep, owner, runner, rung.verified)
-            _add(total, run_entries(plan, sweep, owner, runner, progress, rung.mine,
-                                    rung.redo, timeout, log, rung=job))
-    finally:
-        runner.close()
+    for rung in walk_rungs(plan, sweep, owner, redo, claim_timeout, log, shard):
+        if not rung.mine:  # a shard with no entry in this rung
+            continue
+        job = rung_job(plan, rung.index, rung.before, sweep, owner, runner, rung.verified)
+        _add(total, run_entries(plan, sweep, owner, runner, progress, rung.mine, rung.redo,
+                                claim_timeout, log, rung=job))
     total.compiles, total.compile_seconds = runner.compiles, runner.compile_seconds
     total.compile_waited = runner.programs.waited_seconds
     total.seconds = time.perf_counter() - started
-    if progress:
-        progress.finish()
     return total
 
 
