@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -96,6 +97,18 @@ def ray_exec(cluster, plan_file: Path, root: Path, **extra_env: str) -> subproce
         text=True)
 
 
+def wait_for_victim(driver: subprocess.Popen, hook: Path, deadline: float, what: str,
+                    ready: Callable[[], bool] = lambda: True) -> tuple[int, int]:
+    """(pid, entry index) of the worker the kill hook chose, once it is there and ``ready``;
+    fails with ``what`` at ``deadline``, or at once if the driver ended."""
+    while not (hook / "victim").exists() or not ready():
+        assert driver.poll() is None, driver.communicate()[1]
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+    victim, index = map(int, (hook / "victim").read_text().split())
+    return victim, index
+
+
 def test_ray_exec_gives_the_results_of_a_plain_exec(cluster, three, tmp_path):
     plan, pid, plan_file, reference = three
     root = tmp_path / "out"
@@ -116,11 +129,7 @@ def test_a_worker_killed_mid_entry_is_retried_and_nothing_is_lost(cluster, three
     driver = ray_exec(cluster, plan_file, root, HYPERLAX_TEST_RAY_KILL_ONCE=str(hook))
     try:
         deadline = time.monotonic() + TIMEOUT
-        while not (hook / "victim").exists():
-            assert driver.poll() is None, driver.communicate()[1]
-            assert time.monotonic() < deadline, "no task reached the hook"
-            time.sleep(0.2)
-        victim, index = map(int, (hook / "victim").read_text().split())
+        victim, index = wait_for_victim(driver, hook, deadline, what="no task reached the hook")
         entry = entry_dir(root, plan, index)
         while not (entry / "curves.npz").exists():  # it pauses right after this file
             assert time.monotonic() < deadline, "the victim never wrote curves.npz"
@@ -165,12 +174,9 @@ def test_halving_with_a_worker_killed_after_a_checkpoint(cluster, halving, tmp_p
                       HYPERLAX_TEST_RAY_KILL_AT=f"checkpoint:3@{last}")
     record = root / "checkpoints" / "rungs" / "rung_2" / "batch_00000" / "sub_batch_0.json"
     try:
-        deadline = time.monotonic() + 2 * TIMEOUT
-        while not (hook / "victim").exists() or not record.exists():
-            assert driver.poll() is None, driver.communicate()[1]
-            assert time.monotonic() < deadline, "the last rung's task never checkpointed"
-            time.sleep(0.2)
-        victim, index = map(int, (hook / "victim").read_text().split())
+        victim, index = wait_for_victim(driver, hook, time.monotonic() + 2 * TIMEOUT,
+                                        ready=record.exists,
+                                        what="the last rung's task never checkpointed")
         assert index == last
         assert not (root / "rungs" / "rung_2" / "batch_00000" / MARKER).exists()
         os.kill(victim, signal.SIGKILL)  # a Ray worker process, mid-entry
