@@ -61,6 +61,11 @@ def captured(monkeypatch) -> list:
     return requests
 
 
+# OPTIONS as the resume hint repeats them
+RESUMED_OPTIONS = (" --devices 2 --claim-timeout 60 --compile-workers 1 --ray=head:6379 "
+                   "--ray-cpus 2 --ray-gpus 0.5 --ray-retries 5")
+
+
 def test_the_options_reach_the_rounds_and_the_resume_hint(monkeypatch, manifest, tmp_path):
     requests = captured(monkeypatch)
     result = invoke("search", manifest, "--output-root", tmp_path / "out", *OPTIONS)
@@ -69,9 +74,7 @@ def test_the_options_reach_the_rounds_and_the_resume_hint(monkeypatch, manifest,
     assert request.options == PARSED
     assert request.resume.startswith(f"hyperlax search {manifest} --output-root "
                                      f"{tmp_path / 'out'} ")
-    assert request.resume.endswith(" --devices 2 --claim-timeout 60 --compile-workers 1 "
-                                   "--ray=head:6379 --ray-cpus 2 --ray-gpus 0.5 "
-                                   "--ray-retries 5")
+    assert request.resume.endswith(RESUMED_OPTIONS)
     result = invoke("optuna-hp-search", "--output-root", tmp_path / "seed", "--storage",
                     "s.db", *OPTIONS)
     assert result.exit_code == 0, result.output
@@ -79,9 +82,7 @@ def test_the_options_reach_the_rounds_and_the_resume_hint(monkeypatch, manifest,
     assert request.options == PARSED
     assert request.resume.startswith(f"python -m hyperlax.cli optuna-hp-search --resume-from "
                                      f"{tmp_path / 'seed'} --storage s.db ")
-    assert request.resume.endswith(" --devices 2 --claim-timeout 60 --compile-workers 1 "
-                                   "--ray=head:6379 --ray-cpus 2 --ray-gpus 0.5 "
-                                   "--ray-retries 5")
+    assert request.resume.endswith(RESUMED_OPTIONS)
 
 
 def test_devices_reach_the_rounds_exec(manifest, tmp_path):
