@@ -125,26 +125,37 @@ _DECLARED = [
 ]
 
 
-def declared(command: Callable | None = None, *, shard: bool = True,
+# Why a search refuses --shard, for its commands' declarations
+SEARCH_SHARD_REFUSAL = ("a search's rounds depend on each other (a round is asked only after "
+                        "the one before is told), so they cannot run as independent shards; "
+                        "--devices or --ray spread each round's training instead")
+
+
+def declared(command: Callable | None = None, *, shard_refusal: str | None = None,
              source: str = "exec") -> Callable:
     """Declare these options on a click command, which then receives them parsed and
     validated as one ``options: ExecOptions`` argument (a HyperlaxError located at ``source``
-    when they are bad). ``@declared`` as it is, or ``@declared(shard=False, source=...)``
-    without --shard, for a command whose plans cannot be split (a search's rounds)."""
+    when they are bad). ``@declared`` as it is, or ``@declared(shard_refusal=WHY,
+    source=...)`` for a command whose work cannot be split into shards: its --shard is
+    hidden, and refused with WHY (exit status 2)."""
     if command is None:
-        return functools.partial(declared, shard=shard, source=source)
+        return functools.partial(declared, shard_refusal=shard_refusal, source=source)
 
     @functools.wraps(command)
-    def wrapper(*args: Any, devices: str | None, claim_timeout: float | None,
-                ray_address: str | None, ray_cpus: float, ray_gpus: float, ray_retries: int,
-                compile_workers: int | None, shard: str | None = None, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, devices: str | None, shard: str | None,
+                claim_timeout: float | None, ray_address: str | None, ray_cpus: float,
+                ray_gpus: float, ray_retries: int, compile_workers: int | None,
+                **kwargs: Any) -> Any:
+        if shard is not None and shard_refusal is not None:
+            raise HyperlaxError(source, [("--shard", shard_refusal)])
         options = ExecOptions.parse(devices, shard, claim_timeout, ray_address, ray_cpus,
                                     ray_gpus, ray_retries, compile_workers, source=source)
         return command(*args, options=options, **kwargs)
 
     for option in reversed(_DECLARED):
-        if shard or option is not SHARD_OPTION:
-            wrapper = option(wrapper)
+        if option is SHARD_OPTION and shard_refusal is not None:
+            option = click.option("--shard", "shard", default=None, hidden=True)
+        wrapper = option(wrapper)
     return wrapper
 
 

@@ -25,8 +25,8 @@ import click
 
 from hyperlax.cli_errors import user_errors
 from hyperlax.errors import HyperlaxError
-from hyperlax.exec_options import (COMPILE_CACHE_HELP, COMPILE_CACHE_VARIABLE, ExecOptions,
-                                    declared)
+from hyperlax.exec_options import (COMPILE_CACHE_HELP, COMPILE_CACHE_VARIABLE,
+                                    SEARCH_SHARD_REFUSAL, ExecOptions, declared)
 from hyperlax.seed_cli import given
 from hyperlax.seed_flags import LOG_LEVEL_OPTION, QUIET_LEVELS, SeedCommand, bool_option
 
@@ -211,7 +211,7 @@ def _resumed(root: Path, flags: SeedSearch) -> SeedSearch:
 @click.option("--compile-cache", type=click.Path(path_type=Path), default=None,
               envvar=COMPILE_CACHE_VARIABLE, help=COMPILE_CACHE_HELP)
 @user_errors
-@declared(shard=False, source=COMMAND)  # as `hyperlax search`: rounds cannot be sharded
+@declared(shard_refusal=SEARCH_SHARD_REFUSAL, source=COMMAND)  # as `hyperlax search`
 def optuna_command(algo_and_network_config: str, env_config: str, study_name: str,
                    storage: str, n_trials: int, objective_names: tuple[str, ...],
                    objective_directions: tuple[str, ...], sampler: str,

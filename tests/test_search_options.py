@@ -1,6 +1,6 @@
 """``hyperlax search`` (and the seed's ``optuna-hp-search``) with exec's options for where a
 round runs: bad values exit 2 before JAX or Optuna is imported, the options reach every round's
-exec and its resume hint, ``--shard`` is not offered (rounds depend on each other), and a
+exec and its resume hint, ``--shard`` is refused with the reason (rounds depend on each other), and a
 search over 2 forced CPU devices (a subprocess: XLA_FLAGS must be set before JAX is imported)
 tells every trial."""
 
@@ -35,7 +35,7 @@ def manifest(write_manifest):
     ("--devices", "x", "--devices: 'x': expected 'all' or a positive number of devices"),
     ("--ray-cpus", "-1", "Invalid value for '--ray-cpus'"),
     ("--claim-timeout", "0", "Invalid value for '--claim-timeout'"),
-    ("--shard", "0/2", "No such option '--shard'"),
+    ("--shard", "0/2", "--shard: a search's rounds depend on each other"),
 ])
 def test_bad_option_values_exit_2_before_jax_or_optuna(tmp_path, manifest, command, option,
                                                         value, message):

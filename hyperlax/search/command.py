@@ -11,17 +11,15 @@ import click
 
 from hyperlax import stopping
 from hyperlax.cli_errors import user_errors
-from hyperlax.exec_options import COMPILE_CACHE_HELP, COMPILE_CACHE_VARIABLE, ExecOptions, \
-    declared
+from hyperlax.exec_options import COMPILE_CACHE_HELP, COMPILE_CACHE_VARIABLE, \
+    SEARCH_SHARD_REFUSAL, ExecOptions, declared
 
 STORAGE_HELP = ("Optuna storage mirrored from the study file, for optuna-dashboard: a URL "
                 "(sqlite:///path/study.db) or a file name in the search directory "
                 "[default: optuna_study.db there]")
 
-# A search's rounds depend on each other (a round is asked only after the one before is
-# told), so it cannot be split into --shard array jobs; the other exec options spread each
-# round's training over devices or Ray tasks.
-round_options = declared(shard=False, source="search")
+# exec's options for where each round runs; --shard is refused (SEARCH_SHARD_REFUSAL says why)
+round_options = declared(shard_refusal=SEARCH_SHARD_REFUSAL, source="search")
 
 
 def resume_line(words: list[str]) -> str:
