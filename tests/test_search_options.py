@@ -1,8 +1,8 @@
 """``hyperlax search`` (and the seed's ``optuna-hp-search``) with exec's options for where a
 round runs: bad values exit 2 before JAX or Optuna is imported, the options reach every round's
-exec and its resume hint, ``--shard`` is refused with the reason (rounds depend on each other), and a
-search over 2 forced CPU devices (a subprocess: XLA_FLAGS must be set before JAX is imported)
-tells every trial."""
+exec and its resume hint, ``--shard`` is refused with the reason (rounds depend on each
+other), and a search over 2 forced CPU devices (a subprocess: XLA_FLAGS must be set before JAX
+is imported) tells every trial."""
 
 from __future__ import annotations
 
