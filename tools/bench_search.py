@@ -7,11 +7,11 @@ first round is random, the model is used from the second on); successive halving
 many Sobol configurations as the budget allows when most of them stop early (rungs at
 1, 3 and 8 of 8 evaluations, the top third going on from the rung before's carries), so
 it tries about 3.6 N configurations (116 for N = 32), and hands over the best of those that
-trained the full budget. Per (env, seed, method) it reports the best final return found (mean over the trial's replicates, as `report` ranks),
-the median over the trials that trained the full budget (where a method spends its budget;
-for halving: over its last rung's survivors, so it is not comparable) and,
-because the maximum of N noisy evaluations flatters whoever evaluated the luckiest run, the
-best configuration trained again with R fresh seeds ("recheck"): the quality of what each
+trained the full budget. Per (env, seed, method) it reports the best final return found
+(mean over the trial's replicates, as `report` ranks), the median over the trials that
+trained the full budget (where a method spends its budget; for halving: over its last rung's
+survivors, so it is not comparable) and, because the maximum of N noisy evaluations flatters
+whoever evaluated the luckiest run, the best configuration trained again with R fresh seeds ("recheck"): the quality of what each
 method would hand to the user. From the Sobol runs' full curves it also prints how well each
 evaluation point ranks the configurations as the final one does (Spearman's rho), which is
 what successive halving's early rungs rely on.

@@ -3,9 +3,9 @@
 The executor never samples, groups or slices: it runs exactly the sub-batches the plan lists,
 each as ``batched_program``'s init, then train and evaluate per evaluation chunk, over
 (padded) samples x replicates (``runner.CompiledRunner``), or, with several devices, the same
-programs with the sample axis split across them (``sharding``). Programs compile ahead in a pool of threads while earlier
-entries train (``programs``): before each sub-batch the executor tells the runner what runs
-next, in its own run order (``schedule.uses``).
+programs with the sample axis split across them (``sharding``). Programs compile ahead in a
+pool of threads while earlier entries train (``programs``): before each sub-batch the
+executor tells the runner what runs next, in its own run order (``schedule.uses``).
 
 Several workers (``exec`` on several machines, array-job shards, Ray tasks) may run one plan
 into one sweep directory: a worker runs an entry only while it holds the entry's claim

@@ -4,9 +4,10 @@ JAX-free, so exec can say what it will do before it imports JAX.
 A *program* is what one sub-batch shape runs: the ``init``, ``train`` and ``evaluate``
 executables of ``batched_program`` for one (structure, width, device count), the width rounded
 up to a multiple of the device count (the runner shares one ``evaluate`` between the programs
-whose evaluation is the same: ``runtime.runner``). The plan says which sub-batches every entry runs, so the programs of the
-entries still to run, and the order in which they are first used, are known before anything
-runs: that is what exec compiles ahead (``runtime.programs``).
+whose evaluation is the same: ``runtime.runner``). The plan says which sub-batches every entry
+runs, so the programs of the entries still to run, and the order in which they are first
+used, are known before anything runs: that is what exec compiles ahead
+(``runtime.programs``).
 """
 
 from __future__ import annotations
