@@ -11,9 +11,10 @@ trained the full budget. Per (env, seed, method) it reports the best final retur
 (mean over the trial's replicates, as `report` ranks), the median over the trials that
 trained the full budget (where a method spends its budget; for halving: over its last rung's
 survivors, so it is not comparable) and, because the maximum of N noisy evaluations flatters
-whoever evaluated the luckiest run, the best configuration trained again with R fresh seeds ("recheck"): the quality of what each
-method would hand to the user. From the Sobol runs' full curves it also prints how well each
-evaluation point ranks the configurations as the final one does (Spearman's rho), which is
+whoever evaluated the luckiest run, the best configuration trained again with R fresh seeds
+("recheck"): the quality of what each method would hand to the user. From the Sobol runs'
+full curves it also prints how well each evaluation point ranks the configurations as the
+final one does (Spearman's rho), which is
 what successive halving's early rungs rely on.
 
     python tools/bench_search.py [--envs cartpole pendulum] [--seeds 0 1 2] [--trials 32]
