@@ -14,8 +14,7 @@ survivors, so it is not comparable) and, because the maximum of N noisy evaluati
 whoever evaluated the luckiest run, the best configuration trained again with R fresh seeds
 ("recheck"): the quality of what each method would hand to the user. From the Sobol runs'
 full curves it also prints how well each evaluation point ranks the configurations as the
-final one does (Spearman's rho), which is
-what successive halving's early rungs rely on.
+final one does (Spearman's rho), which is what successive halving's early rungs rely on.
 
     python tools/bench_search.py [--envs cartpole pendulum] [--seeds 0 1 2] [--trials 32]
                                  [--per-round 8] [--recheck 4] [--work DIR]
