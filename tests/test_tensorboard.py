@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from conftest import TINY_RECIPE
 from hyperlax.cli import main
 from hyperlax.planfile import read_plan
 
@@ -21,24 +22,8 @@ from tensorboardX.proto import event_pb2  # noqa: E402
 from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData  # noqa: E402
 from tensorboardX.record_writer import masked_crc32c  # noqa: E402
 
-TINY_RECIPE = """\
-algorithm = "ppo"
-[settings]
-total_timesteps = 128
-num_evaluations = 2
-eval_episodes = 2
-[defaults]
-num_envs = 4
-rollout_length = 16
-update_epochs = 1
-num_minibatches = 2
-"network.actor.layer_sizes" = [16]
-"network.critic.layer_sizes" = [16]
-"network.activation" = "tanh"
-[space]
-actor_lr = { dist = "log_uniform", low = 1e-4, high = 1e-2 }
-"network.activation" = { dist = "categorical", values = ["tanh"] }
-"""
+# the tests' tiny recipe, with a categorical in its space (TensorBoard shows it as a string)
+RECIPE = TINY_RECIPE + '"network.activation" = { dist = "categorical", values = ["tanh"] }\n'
 
 
 def invoke(*args: object):
@@ -62,7 +47,7 @@ def read_events(path: Path) -> list[event_pb2.Event]:
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tb")
-    (tmp / "tiny.toml").write_text(TINY_RECIPE)
+    (tmp / "tiny.toml").write_text(RECIPE)
     root = tmp / "sweep"
     result = invoke("sweep-hp-samples", "--algo-and-network-config", tmp / "tiny.toml",
                     "--env-config", "gymnax.cartpole", "--num-samples", 2,
