@@ -82,12 +82,18 @@ def rung_entries(plan: Plan, rung: int, survivors: list[int] | None = None) -> l
     return entries
 
 
-def rung_share(plan: Plan, rung: int) -> float:
-    """Of the plan's training budget, the part ``rung`` trains (from the rung before's end)."""
+def rung_span(plan: Plan, rung: int) -> tuple[int, int]:
+    """The evaluations ``rung`` trains from (the rung before's end; 0 for rung 0) and to."""
     halving = plan.halving
     assert halving is not None
-    before = halving.rungs[rung - 1].evaluations if rung else 0
-    return (halving.rungs[rung].evaluations - before) / plan.settings.num_evaluations
+    return (halving.rungs[rung - 1].evaluations if rung else 0,
+            halving.rungs[rung].evaluations)
+
+
+def rung_share(plan: Plan, rung: int) -> float:
+    """Of the plan's training budget, the part ``rung`` trains (from the rung before's end)."""
+    start, end = rung_span(plan, rung)
+    return (end - start) / plan.settings.num_evaluations
 
 
 def shard_entries(entries: list[Entry], shard: tuple[int, int] | None) -> list[Entry]:

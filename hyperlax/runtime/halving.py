@@ -130,9 +130,8 @@ def rung_job(plan: Plan, rung: int, before: list[Entry] | None, sweep: SweepDir,
     every worker: an exec (plain or a shard) and a Ray task."""
     halving = plan.halving
     assert halving is not None
-    evaluations = halving.rungs[rung].evaluations
-    start = halving.rungs[rung - 1].evaluations if rung else 0
-    return RungJob(start_calls=start // runner.group, end_calls=evaluations // runner.group,
+    start, end = H.rung_span(plan, rung)
+    return RungJob(start_calls=start // runner.group, end_calls=end // runner.group,
                    share=H.rung_share(plan, rung), keep_carry=rung < len(halving.rungs) - 1,
                    previous=H.sources(before) if before is not None else None,
                    sweep=sweep, owner=owner, like=runner.carry_like,
