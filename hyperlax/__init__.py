@@ -1,8 +1,9 @@
 """hyperlax: reproducible hyperparameter sweeps of JAX reinforcement-learning agents.
 
-The package is split in two halves that share only the plan file format:
-the compiler (``spec/``, ``compiler/``, ``planfile.py``), which never imports JAX,
-and the runtime (``runtime/``), which executes a frozen plan with JAX.
+Two halves share one file, the plan. The compiler side (``manifest/``, ``hyperparams/``,
+``compiler/``, ``plan/``, ``storage/``) never imports JAX; ``exec/`` runs a plan with the pure
+JAX training code in ``train/``. ``cli/``, ``search/`` and ``report/`` import JAX only inside the
+commands that train. docs/layout.md lists every folder and module with its one job.
 """
 
 __version__ = "0.1.0"

@@ -2,7 +2,7 @@
 copied from gymnax and Brax (tests check that they agree, Brax's when it is installed), and the
 gymnax environments a feed-forward agent cannot train, each with the reason.
 
-Observations reach the algorithms flat and float32 (``hyperlax.runtime.envs`` flattens images
+Observations reach the algorithms flat and float32 (``hyperlax.train.envs`` flattens images
 and one-hot encodes a discrete observation); ``obs_shape`` is the shape before flattening, kept
 so that a convolutional torso can reshape, and ``obs_size`` its product."""
 

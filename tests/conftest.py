@@ -15,7 +15,7 @@ os.environ.setdefault("HYPERLAX_COMPILE_CACHE", str(COMPILE_CACHE))
 
 
 def pytest_configure(config):
-    from hyperlax.runtime.executor import enable_compile_cache
+    from hyperlax.exec.executor import enable_compile_cache
 
     enable_compile_cache(COMPILE_CACHE)
 

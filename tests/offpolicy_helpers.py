@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from hyperlax.runtime.batched import batched_train, lane, replicate_keys, stack
+from hyperlax.train.batched import batched_train, lane, replicate_keys, stack
 
 REPLICATES = 2
 

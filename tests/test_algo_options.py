@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from hyperlax.cli import main
+from hyperlax.cli.main import main
 from hyperlax.compiler import compile_manifest
 from hyperlax.hyperparams import ALGORITHMS, DQNConfig, PPOConfig, SACConfig
 from hyperlax.hyperparams.budget import Budget
-from hyperlax.runtime.algos.ppo import _value_loss
-from hyperlax.runtime.batched import batched_train, lane, replicate_keys, stack
+from hyperlax.train.algos.ppo import _value_loss
+from hyperlax.train.batched import batched_train, lane, replicate_keys, stack
 
 
 def trained(algorithm, env, budget, configs, seed=7):
@@ -142,7 +142,7 @@ def test_same_activation_is_the_shared_one_and_an_own_one_changes_one_network():
                for c in (shared, spelled, relu_critic)]
     assert same(results[0], results[1])
     assert not same(results[0].losses, results[2].losses)
-    from hyperlax.runtime.algos.ppo import eval_spec
+    from hyperlax.train.algos.ppo import eval_spec
     assert eval_spec(relu_critic) == eval_spec(shared)  # the evaluation sees the actor only
 
 

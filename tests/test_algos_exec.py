@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from hyperlax.compiler import compile_manifest
-from hyperlax.planfile import encode_plan, plan_id
-from hyperlax.runtime.executor import execute
+from hyperlax.plan.format import encode_plan, plan_id
+from hyperlax.exec.executor import execute
 
 DQN = """\
 [sweep]

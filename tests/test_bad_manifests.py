@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hyperlax.cli import main
+from hyperlax.cli.main import main
 
 CORPUS = sorted((Path(__file__).parent / "bad_manifests").glob("*.toml"))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hyperlax.cli import main
+from hyperlax.cli.main import main
 
 CORPUS_DIR = Path(__file__).parent / "bad_plans"
 EXPECTED = json.loads((CORPUS_DIR / "expected.json").read_text())

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 # the tiny sweep, and its program as a recipe for the seed's run-benchmark
 from conftest import TINY_RECIPE, tiny_sweep
-from hyperlax.cli import main
+from hyperlax.cli.main import main
 from hyperlax.storage.sweepdir import MARKER
 
 

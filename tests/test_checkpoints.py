@@ -19,10 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hyperlax import checkpoint_files, stopping
+from hyperlax.exec.checkpoints import files as checkpoint_files
+
+from hyperlax.exec import stopping
 from hyperlax.compiler import compile_manifest
-from hyperlax.planfile import encode_plan, plan_id
-from hyperlax.runtime.executor import execute
+from hyperlax.plan.format import encode_plan, plan_id
+from hyperlax.exec.executor import execute
 from hyperlax.storage.sweepdir import MARKER, Owner, SweepDir
 from test_crash import Exec, resume, untimed
 

@@ -9,7 +9,7 @@ import sys
 from click.testing import CliRunner
 
 from conftest import ROOT, SPECS
-from hyperlax.cli import main
+from hyperlax.cli.main import main
 from hyperlax.manifest.recipes import builtin_recipes
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import trim_mean
 
-from hyperlax.planfile import read_plan
+from hyperlax.plan.format import read_plan
 from hyperlax.report.compare import (compare_lines, iqm, method_rows, render_compare,
                                      sweep_row, sweep_scores)
 from hyperlax.report.results import Collected, SampleResult
@@ -67,7 +67,7 @@ def test_labels_across_tasks_are_normalized_and_stratified():
 def test_compare_command_end_to_end(tmp_path):
     from click.testing import CliRunner
 
-    from hyperlax.cli import main
+    from hyperlax.cli.main import main
     from test_exec import tiny_plan
 
     roots = []

@@ -25,13 +25,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from hyperlax import progress as progress_module
-from hyperlax.cli import main
-from hyperlax.progress import Progress
-from hyperlax.runtime.batched import batched_train
-from hyperlax.runtime.executor import CompiledRunner
-from hyperlax.runtime.programs import ProgramCache
-from hyperlax.runtime.schedule import ProgramKey, Use, chunk_group
+from hyperlax.exec import progress as progress_module
+from hyperlax.cli.main import main
+from hyperlax.exec.progress import Progress
+from hyperlax.train.batched import batched_train
+from hyperlax.exec.executor import CompiledRunner
+from hyperlax.exec.programs import ProgramCache
+from hyperlax.exec.schedule import ProgramKey, Use, chunk_group
 from hyperlax.storage.sweepdir import SweepDir
 from test_exec import tiny_plan
 from test_stops import Exec, assert_clean_stop, assert_consistent, resume_command
@@ -223,7 +223,7 @@ def test_a_stop_between_chunks_is_acted_on_at_once(tmp_path):
     manifest.write_text(text.replace("total_timesteps = 128", "total_timesteps = 409_600")
                         .replace("num_evaluations = 2", "num_evaluations = 100"))
     from hyperlax.compiler import compile_manifest
-    from hyperlax.planfile import encode_plan
+    from hyperlax.plan.format import encode_plan
 
     plan, _ = compile_manifest(manifest)
     plan_file = tmp_path / "plan.msgpack"
@@ -241,12 +241,12 @@ def test_a_stop_between_chunks_is_acted_on_at_once(tmp_path):
 
 FIRST_LINE = """\
 import sys, time
-from hyperlax.runtime import run_plan
+from hyperlax.exec import run_plan
 def stop_here(*args, **kwargs):
     print("JAX IMPORTED:", "jax" in sys.modules, file=sys.stderr, flush=True)
     raise SystemExit(0)
 run_plan._dispatch = stop_here
-from hyperlax.cli import main
+from hyperlax.cli.main import main
 main(["exec", sys.argv[1], "--output-root", sys.argv[2]])
 """
 

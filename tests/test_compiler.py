@@ -12,7 +12,7 @@ import pytest
 
 from conftest import MINIMAL, ROOT, SPECS
 from hyperlax.compiler import compile_manifest
-from hyperlax.planfile import decode_plan, encode_plan, plan_id
+from hyperlax.plan.format import decode_plan, encode_plan, plan_id
 
 SPEC_FILES = sorted(SPECS.glob("*.toml"))
 
@@ -189,7 +189,7 @@ def test_compiler_imports_no_jax_stack(tmp_path):
     code = (
         "import sys\n"
         "from click.testing import CliRunner\n"
-        "from hyperlax.cli import main\n"
+        "from hyperlax.cli.main import main\n"
         f"r = CliRunner().invoke(main, ['plan', {str(SPECS / 'quickstart.toml')!r}, '-o', "
         f"{str(tmp_path / 'p.msgpack')!r}])\n"
         "assert r.exit_code == 0, r.output\n"

@@ -3,7 +3,7 @@ to write (disk full, read-only), then resumed. Completed entries keep their byte
 interrupted one is redone, nothing is marked complete that is not, and the final results equal
 an uninterrupted run's.
 
-Exact points come from the test-only hook HYPERLAX_TEST_PAUSE_AT (hyperlax/runtime/outputs.py):
+Exact points come from the test-only hook HYPERLAX_TEST_PAUSE_AT (hyperlax/exec/outputs.py):
 exec prints ``HYPERLAX_PAUSED <point>`` and sleeps there until the test kills it.
 """
 
@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from hyperlax.cli import main
+from hyperlax.cli.main import main
 from hyperlax.errors import HyperlaxError
-from hyperlax.runtime.executor import execute
+from hyperlax.exec.executor import execute
 from hyperlax.storage import atomic, sweepdir
 from hyperlax.storage.atomic import atomic_write
 from hyperlax.storage.sweepdir import MARKER, Owner, SweepDir

@@ -16,8 +16,8 @@ from typing import ClassVar
 from hyperlax.hyperparams import ALGORITHMS, CONFIGS, DQNConfig, PPOConfig, declarations
 from hyperlax.hyperparams.config import AlgorithmConfig
 from hyperlax.hyperparams.declare import ACTIVATION_NAMES, scalar
-from hyperlax.runtime import configs as pytrees
-from hyperlax.runtime.networks import ACTIVATIONS
+from hyperlax.train import configs as pytrees
+from hyperlax.train.networks import ACTIVATIONS
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 

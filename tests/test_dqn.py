@@ -12,11 +12,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hyperlax.runtime import replay
+from hyperlax.train import replay
 from hyperlax.hyperparams import DQNConfig
 from hyperlax.hyperparams.budget import Budget
-from hyperlax.runtime.algos.dqn import make_train
-from hyperlax.runtime.batched import batched_train, replicate_keys
+from hyperlax.train.algos.dqn import make_train
+from hyperlax.train.batched import batched_train, replicate_keys
 from offpolicy_helpers import REPLICATES, configs, jitted, keys_for, row, to_numpy
 
 ENV = "gymnax.cartpole"

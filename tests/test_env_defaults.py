@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hyperlax.cli import main
+from hyperlax.cli.main import main
 from hyperlax.errors import HyperlaxError
 from hyperlax.manifest.format import decode_recipe
 from hyperlax.manifest.recipes import builtin_recipes, split_defaults

@@ -20,14 +20,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from hyperlax.cli import main
+from hyperlax.cli.main import main
 from hyperlax.compiler.cost import structure_cost
 from hyperlax.environments import ENVS, UNSUPPORTED, unknown_env_message
 from hyperlax.errors import HyperlaxError
 from hyperlax.hyperparams import DQNConfig, PPOConfig, SACConfig, declarations
 from hyperlax.hyperparams.budget import Budget
-from hyperlax.runtime import envs as runtime_envs
-from hyperlax.runtime.batched import batched_train, replicate_keys, stack
+from hyperlax.train import envs as runtime_envs
+from hyperlax.train.batched import batched_train, replicate_keys, stack
 
 GYMNAX = sorted(i for i, e in ENVS.items() if e.backend == "gymnax")
 BRAX = sorted(i for i, e in ENVS.items() if e.backend == "brax")
@@ -169,8 +169,8 @@ def test_memory_estimates_grow_with_observation_size():
 def test_parameter_estimates_match_the_networks_built(algorithm, torso, layer_norm, dueling):
     """``show``'s and the memory check's parameter counts include the convolutional torso,
     LayerNorm and the dueling head, exactly as the runtime's networks have them."""
-    from hyperlax.runtime.algos.dqn import _q_network, eval_spec
-    from hyperlax.runtime.networks import mlp
+    from hyperlax.train.algos.dqn import _q_network, eval_spec
+    from hyperlax.train.networks import mlp
 
     env = ENVS["gymnax.breakout_minatar"]
     config_type = DQNConfig if algorithm == "dqn" else PPOConfig

@@ -11,11 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import tiny_sweep
-from hyperlax.cli import main
+from hyperlax.cli.main import main
 from hyperlax.compiler import compile_manifest
-from hyperlax.planfile import encode_plan, plan_id, results_id
-from hyperlax.runtime.executor import CompiledRunner, execute
-from hyperlax.runtime.outputs import sample_summary
+from hyperlax.plan.format import encode_plan, plan_id, results_id
+from hyperlax.exec.executor import CompiledRunner, execute
+from hyperlax.exec.outputs import sample_summary
 from hyperlax.storage.sweepdir import MARKER, SWEEP_RECORD
 
 

@@ -23,9 +23,9 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from hyperlax.cli import main
+from hyperlax.cli.main import main
 from hyperlax.errors import HyperlaxError
-from hyperlax.planfile import decode_plan
+from hyperlax.plan.format import decode_plan
 from hyperlax.hyperparams import ALGORITHMS, HyperParam
 
 FAST = settings(max_examples=40, deadline=None, derandomize=True,

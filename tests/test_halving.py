@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from hyperlax import halving as H
-from hyperlax.cli import main
+from hyperlax.exec.halving import decide as H
+from hyperlax.cli.main import main
 from hyperlax.compiler import compile_manifest
-from hyperlax.planfile import encode_plan, plan_id
+from hyperlax.plan.format import encode_plan, plan_id
 from hyperlax.report.write import write_report
-from hyperlax.runtime.executor import execute
-from hyperlax.status import sweep_status
+from hyperlax.exec.executor import execute
+from hyperlax.exec.status import sweep_status
 from hyperlax.storage.sweepdir import Owner, SweepDir
 from test_checkpoints import Chunks, Crash, crash_at
 from test_crash import Exec, resume

@@ -9,9 +9,9 @@ import pytest
 from conftest import MINIMAL, SPECS
 from hyperlax.compiler import compile_manifest
 from hyperlax.errors import HyperlaxError
-from hyperlax.explain import describe
-from hyperlax.planfile import Halving, Rung, decode_plan, encode_plan, plan_id, results_id
-from hyperlax.plancheck import plan_problems
+from hyperlax.plan.explain import describe
+from hyperlax.plan.format import Halving, Rung, decode_plan, encode_plan, plan_id, results_id
+from hyperlax.plan.check import plan_problems
 
 HEAD = MINIMAL.format(n=9, mode="grouped", batch=4, seed=0) + "num_evaluations = 9\n"
 
@@ -74,7 +74,7 @@ def test_plans_without_the_new_keys_keep_their_bytes(write_manifest):
     assert "training" not in raw
     # at most 15 fields: msgspec writes a Struct of 16 or more as a map16, even when some
     # are omitted, and that would change the bytes of every plan
-    from hyperlax.planfile import Plan, Settings
+    from hyperlax.plan.format import Plan, Settings
     assert len(Plan.__struct_fields__) <= 15 and len(Settings.__struct_fields__) <= 15
     for golden in sorted((SPECS.parent / "tests" / "golden").glob("*.plan.msgpack")):
         data = golden.read_bytes()

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hyperlax import halving as H
-from hyperlax.runtime.executor import execute
+from hyperlax.exec.halving import decide as H
+from hyperlax.exec.executor import execute
 from hyperlax.storage.atomic import StorageError
 from hyperlax.storage.sweepdir import CLAIM_SUFFIX, MARKER, Owner, SweepDir
 from concurrency_helpers import race

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from hyperlax.cli import main
-from hyperlax.exec_options import ExecOptions, exec_command_line
+from hyperlax.cli.main import main
+from hyperlax.exec.options import ExecOptions, exec_command_line
 from hyperlax.storage.sweepdir import MARKER
 from test_report import fake_sweep
 

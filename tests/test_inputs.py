@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hyperlax.cli import main
+from hyperlax.cli.main import main
 from hyperlax.errors import HyperlaxError
-from hyperlax.inputs import MAX_MANIFEST_BYTES, read_text
-from hyperlax.safe_paths import inside, path_problem
+from hyperlax.storage.read import MAX_MANIFEST_BYTES, read_text
+from hyperlax.storage.paths import inside, path_problem
 from hyperlax.storage.sweepdir import SweepDir
 
 MANIFEST = """\

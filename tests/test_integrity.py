@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from hyperlax.cli import main
-from hyperlax.planfile import FORMAT_VERSION, PlanFile
-from hyperlax.runtime.executor import execute
+from hyperlax.cli.main import main
+from hyperlax.plan.format import FORMAT_VERSION, PlanFile
+from hyperlax.exec.executor import execute
 from hyperlax.storage.sweepdir import MARKER, Owner, SweepDir
 from test_exec import tiny_plan
 

@@ -13,8 +13,8 @@ from hyperlax.environments import ENVS
 from hyperlax.hyperparams import DQNConfig, PPOConfig, SACConfig
 from hyperlax.hyperparams.budget import Budget
 from hyperlax.hyperparams.config import NetworkShape, cnn_output_size
-from hyperlax.runtime.batched import batched_train, replicate_keys, stack
-from hyperlax.runtime.networks import MLP, image_shape, mlp
+from hyperlax.train.batched import batched_train, replicate_keys, stack
+from hyperlax.train.networks import MLP, image_shape, mlp
 
 KEY = jax.random.PRNGKey(0)
 PLAIN = NetworkShape((8, 8), "tanh", False, False)

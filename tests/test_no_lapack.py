@@ -11,7 +11,7 @@ import pytest
 
 from hyperlax.hyperparams import CONFIGS
 from hyperlax.hyperparams.budget import Budget
-from hyperlax.runtime.batched import batched_train, replicate_keys, stack
+from hyperlax.train.batched import batched_train, replicate_keys, stack
 
 ENVS = {"ppo": "gymnax.pendulum", "dqn": "gymnax.cartpole", "sac": "gymnax.pendulum"}
 SMALL = {"ppo": dict(num_minibatches=2),

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hyperlax.cli import main
-from hyperlax.planfile import read_plan, results_id
+from hyperlax.cli.main import main
+from hyperlax.plan.format import read_plan, results_id
 from hyperlax.storage.sweepdir import MARKER, PLAN_COPY, SWEEP_RECORD
 from conftest import tiny_sweep
 

@@ -11,7 +11,7 @@ import pytest
 from hyperlax.compiler import compile_manifest
 from hyperlax.hyperparams import PPOConfig
 from hyperlax.hyperparams.budget import Budget
-from hyperlax.runtime.batched import batched_train, lane, replicate_keys, stack
+from hyperlax.train.batched import batched_train, lane, replicate_keys, stack
 
 TINY = dict(num_envs=4, rollout_length=16, update_epochs=2, num_minibatches=2,
             actor_layer_sizes=[16], critic_layer_sizes=[16])

@@ -20,13 +20,13 @@ import pytest
 from hyperlax.compiler import compile_manifest
 from hyperlax.hyperparams import DQNConfig, PPOConfig, SACConfig
 from hyperlax.hyperparams.budget import Budget
-from hyperlax.runtime.algos import chunk, get_make_program
-from hyperlax.runtime.batched import batched_train
-from hyperlax.runtime.configs import as_data
-from hyperlax.runtime.executor import CompiledRunner, run_entry
-from hyperlax.runtime.programs import ProgramCache
-from hyperlax.runtime.runner import PARTS
-from hyperlax.runtime.schedule import Use
+from hyperlax.train.algos import chunk, get_make_program
+from hyperlax.train.batched import batched_train
+from hyperlax.train.configs import as_data
+from hyperlax.exec.executor import CompiledRunner, run_entry
+from hyperlax.exec.programs import ProgramCache
+from hyperlax.exec.runner import PARTS
+from hyperlax.exec.schedule import Use
 from test_algos_exec import DQN
 from test_compile_ahead import FakeCompiler, K
 from conftest import tiny_sweep

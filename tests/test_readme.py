@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from hyperlax.runtime.outputs import sample_summary
+from hyperlax.exec.outputs import sample_summary
 
 README = (ROOT / "README.md").read_text()
 

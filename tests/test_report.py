@@ -17,10 +17,10 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import tiny_sweep
-from hyperlax.cli import main
+from hyperlax.cli.main import main
 from hyperlax.compiler import compile_manifest
-from hyperlax.planfile import encode_plan, plan_id
-from hyperlax.runtime.outputs import EntryResult, SubBatchResult, write_entry
+from hyperlax.plan.format import encode_plan, plan_id
+from hyperlax.exec.outputs import EntryResult, SubBatchResult, write_entry
 from hyperlax.storage.sweepdir import MARKER, SWEEP_RECORD, Owner, SweepDir
 
 
@@ -55,7 +55,7 @@ def png_size(path: Path) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
     """One executed 4-sample sweep in 2 entries; every test copies it before changing it."""
-    from hyperlax.runtime.executor import execute
+    from hyperlax.exec.executor import execute
 
     tmp = tmp_path_factory.mktemp("executed")
     plan, pid, data, plan_file = tiny_plan(tmp)
@@ -332,7 +332,7 @@ def test_report_imports_no_jax(executed, tmp_path):
     code = (
         "import sys\n"
         "from click.testing import CliRunner\n"
-        "from hyperlax.cli import main\n"
+        "from hyperlax.cli.main import main\n"
         "assert 'matplotlib' not in sys.modules\n"
         f"r = CliRunner().invoke(main, ['report', {str(plan_file)!r}, '--output-root', "
         f"{str(root)!r}, '-o', {str(tmp_path / 'r')!r}])\n"

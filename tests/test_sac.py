@@ -13,8 +13,8 @@ import pytest
 
 from hyperlax.hyperparams import SACConfig
 from hyperlax.hyperparams.budget import Budget
-from hyperlax.runtime.algos.sac import make_train
-from hyperlax.runtime.batched import batched_train, replicate_keys
+from hyperlax.train.algos.sac import make_train
+from hyperlax.train.batched import batched_train, replicate_keys
 from offpolicy_helpers import REPLICATES, configs, jitted, keys_for, row, to_numpy
 
 ENV = "gymnax.pendulum"

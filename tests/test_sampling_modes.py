@@ -9,8 +9,8 @@ import json
 
 from click.testing import CliRunner
 
-from hyperlax.cli import main
-from hyperlax.planfile import read_plan
+from hyperlax.cli.main import main
+from hyperlax.plan.format import read_plan
 
 HEAD = """\
 [sweep]

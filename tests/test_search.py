@@ -20,8 +20,8 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import TINY_RECIPE
-from hyperlax.cli import main
-from hyperlax.planfile import read_plan
+from hyperlax.cli.main import main
+from hyperlax.plan.format import read_plan
 
 optuna = pytest.importorskip("optuna")
 

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from conftest import TINY_RECIPE
-from hyperlax.exec_options import ExecOptions
+from hyperlax.exec.options import ExecOptions
 from test_search import MANIFEST, invoke, study
 
 OPTIONS = ["--devices", "2", "--claim-timeout", "60", "--compile-workers", "1",
@@ -40,7 +40,7 @@ def manifest(write_manifest):
 def test_bad_option_values_exit_2_before_jax_or_optuna(tmp_path, manifest, command, option,
                                                         value, message):
     args = [str(manifest)] if command == "search" else ["--output-root", str(tmp_path / "s")]
-    code = ("import sys; from hyperlax.cli import main\n"
+    code = ("import sys; from hyperlax.cli.main import main\n"
             "try:\n    main(sys.argv[1:])\n"
             "finally:\n    print(sorted({'jax', 'optuna'} & set(sys.modules)), file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", code, command, *args, option, value],
@@ -80,7 +80,7 @@ def test_the_options_reach_the_rounds_and_the_resume_hint(monkeypatch, manifest,
     assert result.exit_code == 0, result.output
     request = requests[1]
     assert request.options == PARSED
-    assert request.resume.startswith(f"python -m hyperlax.cli optuna-hp-search --resume-from "
+    assert request.resume.startswith(f"python -m hyperlax.cli.main optuna-hp-search --resume-from "
                                      f"{tmp_path / 'seed'} --storage s.db ")
     assert request.resume.endswith(RESUMED_OPTIONS)
 

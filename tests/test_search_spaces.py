@@ -13,7 +13,7 @@ import msgspec
 import pytest
 from click.testing import CliRunner
 
-from hyperlax.cli import main
+from hyperlax.cli.main import main
 from hyperlax.manifest.distributions import Distribution
 from hyperlax.search import spaces
 
@@ -215,7 +215,7 @@ def test_refusing_a_bad_search_imports_neither_jax_nor_optuna(tmp_path):
     code = (
         "import sys\n"
         "from click.testing import CliRunner\n"
-        "from hyperlax.cli import main\n"
+        "from hyperlax.cli.main import main\n"
         f"r = CliRunner().invoke(main, ['search', {str(manifest)!r}])\n"
         "assert r.exit_code == 2, r.output\n"
         "r = CliRunner().invoke(main, ['optuna-hp-search', '--help'])\n"

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hyperlax.cli import main
+from hyperlax.cli.main import main
 from hyperlax.compiler import compile_manifest
-from hyperlax.seed_cli import generate_command, sweep_command
-from hyperlax.seed_flags import QUICK_PINS
-from hyperlax.seed_sweep import cost_lines
+from hyperlax.cli.seed.cli import generate_command, sweep_command
+from hyperlax.cli.seed.flags import QUICK_PINS
+from hyperlax.cli.seed.sweep import cost_lines
 
 
 def invoke(*args: object):

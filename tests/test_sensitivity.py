@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from hyperlax.cli import main
+from hyperlax.cli.main import main
 from hyperlax.compiler.sample import saltelli_points
-from hyperlax.planfile import read_plan
+from hyperlax.plan.format import read_plan
 from hyperlax.report.results import Collected, SampleResult
 from hyperlax.report.sensitivity import render_sensitivity, sensitivity_lines, sobol_analysis
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from hyperlax.cli import main
-from hyperlax.runtime.sharding import collectives, padded_width
+from hyperlax.cli.main import main
+from hyperlax.exec.sharding import collectives, padded_width
 from test_exec import tiny_plan
 
 HERE = Path(__file__).resolve().parent
@@ -28,9 +28,9 @@ SCRIPT = textwrap.dedent("""\
     import jax
     import numpy as np
     from click.testing import CliRunner
-    from hyperlax.cli import main
-    from hyperlax.runtime.executor import CompiledRunner, execute
-    from hyperlax.runtime.sharding import collectives
+    from hyperlax.cli.main import main
+    from hyperlax.exec.executor import CompiledRunner, execute
+    from hyperlax.exec.sharding import collectives
     from test_exec import tiny_plan
 
     assert len(jax.devices()) == 2, jax.devices()

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hyperlax.cli import main
+from hyperlax.cli.main import main
 from hyperlax.errors import HyperlaxError
-from hyperlax.runtime.executor import execute
-from hyperlax.planfile import results_id
+from hyperlax.exec.executor import execute
+from hyperlax.plan.format import results_id
 from hyperlax.storage.claims import HOST, PID_NAMESPACE, read_claim
 from hyperlax.storage.sweepdir import CLAIM_SUFFIX, PLAN_COPY, SWEEP_RECORD, Owner, SweepDir
 from test_crash import Exec, assert_same_results, states

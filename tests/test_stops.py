@@ -4,7 +4,7 @@ resume hint, never swallowed and never a crash; what it leaves verifies, and the
 command completes the sweep.
 
 Where the process is comes from the test-only trace hook (HYPERLAX_TEST_TRACE: exec prints
-``HYPERLAX_AT <point> <entry>``, hyperlax/runtime/outputs.py); stops land at a seeded random
+``HYPERLAX_AT <point> <entry>``, hyperlax/exec/outputs.py); stops land at a seeded random
 delay after such a point, so each phase is hit however fast or loaded the machine is.
 """
 
@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hyperlax.cli import main
+from hyperlax.cli.main import main
 from hyperlax.compiler import compile_manifest
-from hyperlax.planfile import encode_plan
+from hyperlax.plan.format import encode_plan
 from hyperlax.storage.sweepdir import CLAIM_SUFFIX, SweepDir
 from process_helpers import ExecProcess
 from conftest import tiny_sweep

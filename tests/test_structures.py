@@ -8,9 +8,9 @@ import numpy as np
 from click.testing import CliRunner
 
 from conftest import ROOT, SPECS
-from hyperlax.cli import main
+from hyperlax.cli.main import main
 from hyperlax.compiler import compile_manifest
-from hyperlax.planfile import encode_plan
+from hyperlax.plan.format import encode_plan
 
 HEAD = """\
 [sweep]

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import TINY_RECIPE
-from hyperlax.cli import main
-from hyperlax.planfile import read_plan
+from hyperlax.cli.main import main
+from hyperlax.plan.format import read_plan
 
 pytest.importorskip("tensorboardX")
 from tensorboardX.proto import event_pb2  # noqa: E402

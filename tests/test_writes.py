@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import ROOT, SPECS
-from hyperlax.cli import main
+from hyperlax.cli.main import main
 from hyperlax.storage.atomic import NotRegularFileError, atomic_write, storage_error
 from hyperlax.storage.sweepdir import Owner, SweepDir
 

@@ -51,9 +51,9 @@ def measure(evals: int, width: int, replicates: int, steps: int, repeats: int) -
     import numpy as np
 
     from hyperlax.compiler import compile_manifest
-    from hyperlax.runtime.algos import chunk, get_make_program
-    from hyperlax.runtime.batched import batched_train
-    from hyperlax.runtime.executor import CompiledRunner
+    from hyperlax.train.algos import chunk, get_make_program
+    from hyperlax.train.batched import batched_train
+    from hyperlax.exec.executor import CompiledRunner
 
     with tempfile.TemporaryDirectory() as tmp:
         manifest = Path(tmp) / "chunks.toml"

@@ -104,7 +104,7 @@ def train(algorithm: str, env: str, budget, configs: list, seeds: int):
     """Metrics [len(configs), seeds, num_evaluations] as numpy, and the wall seconds."""
     import jax
 
-    from hyperlax.runtime.batched import batched_train, replicate_keys, stack
+    from hyperlax.train.batched import batched_train, replicate_keys, stack
 
     start = time.perf_counter()
     metrics = jax.jit(batched_train(algorithm, env, budget))(

@@ -51,7 +51,7 @@ def main() -> None:
                   f"(min {min(times):.3f}, max {max(times):.3f}, {args.runs} runs)")
         # in-process: the compiler alone, without interpreter start and imports
         from hyperlax.compiler import compile_manifest
-        from hyperlax.planfile import encode_plan
+        from hyperlax.plan.format import encode_plan
         times = []
         for _ in range(args.runs):
             start = time.perf_counter()

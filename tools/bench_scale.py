@@ -55,7 +55,7 @@ critic_lr = {{ dist = "log_uniform", low = 1e-4, high = 1e-2 }}
 
 def make_plan(directory: Path, n: int, batch: int, steps: int) -> tuple:
     from hyperlax.compiler import compile_manifest
-    from hyperlax.planfile import encode_plan, plan_id
+    from hyperlax.plan.format import encode_plan, plan_id
 
     manifest = directory / "bench.toml"
     manifest.write_text(MANIFEST.format(n=n, batch=batch, steps=steps))
@@ -74,7 +74,7 @@ def bench_ray(entries: int, steps: int, tmp: Path, cache: Path) -> dict:
             sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
             import ray
             from bench_scale import make_plan
-            from hyperlax.runtime.ray_exec import execute_ray
+            from hyperlax.exec.ray_exec import execute_ray
             tmp = Path({str(tmp)!r}) / "ray{cpus}"
             tmp.mkdir()
             plan, pid, data = make_plan(tmp, {entries} * 2, 2, {steps})
@@ -112,7 +112,7 @@ from pathlib import Path
 sys.path.insert(0, {tools!r})
 import jax
 from bench_scale import make_plan
-from hyperlax.runtime.executor import CompiledRunner, enable_compile_cache
+from hyperlax.exec.executor import CompiledRunner, enable_compile_cache
 enable_compile_cache(Path({cache!r}))
 plan, _, _ = make_plan(Path({tmp!r}), {width}, {width}, {steps})
 samples = list(range({width}))

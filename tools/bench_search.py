@@ -71,7 +71,7 @@ ETA = 3
 def halving_samples(trials: int, rungs: tuple[int, ...] = RUNGS, eta: int = ETA) -> int:
     """The most samples successive halving can start with and spend at most ``trials`` full
     trainings of env steps (rung r trains its samples from the rung before's budget on)."""
-    from hyperlax.planfile import rung_sizes
+    from hyperlax.plan.format import rung_sizes
 
     def cost(n: int) -> float:
         sizes, before, total = rung_sizes(n, eta, len(rungs)), 0, 0.0
@@ -130,7 +130,7 @@ def run_halving(work: Path, env: str, seed: int, steps: int, trials: int,
 
 def _run_sweep(work: Path, method: str, seed: int, manifest_text: str) -> dict:
     from hyperlax.compiler.lower import compile_manifest
-    from hyperlax.planfile import encode_plan, plan_id
+    from hyperlax.plan.format import encode_plan, plan_id
     from hyperlax.report.results import collect, ranked
 
     manifest = work / f"{method}-{seed}.toml"
@@ -185,9 +185,9 @@ def run_tpe(work: Path, env: str, seed: int, steps: int, trials: int, per_round:
 def recheck(work: Path, tag: str, env: str, values: dict, steps: int, replicates: int) -> float:
     """The configuration trained again with ``replicates`` fresh seeds: its mean final return."""
     from hyperlax.compiler.lower import compile_manifest
-    from hyperlax.planfile import encode_plan, plan_id
+    from hyperlax.plan.format import encode_plan, plan_id
     from hyperlax.report.results import collect
-    from hyperlax.toml_inline import toml_key, toml_value
+    from hyperlax.manifest.toml_inline import toml_key, toml_value
 
     manifest = work / f"recheck-{tag}.toml"
     rows = "\n".join(f"{toml_key(n)} = {toml_value(v)}" for n, v in values.items())
@@ -202,7 +202,7 @@ def recheck(work: Path, tag: str, env: str, values: dict, steps: int, replicates
 
 
 def _exec(plan_file: Path, root: Path, work: Path) -> None:
-    from hyperlax.runtime.run_plan import ExecRequest, run_exec
+    from hyperlax.exec.run_plan import ExecRequest, run_exec
 
     status = run_exec(ExecRequest(plan_file=plan_file, output_root=root,
                                   compile_cache=work / "cache", quiet=True),

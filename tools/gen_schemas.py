@@ -14,7 +14,7 @@ import msgspec
 
 from hyperlax.hyperparams import CONFIGS
 from hyperlax.manifest.format import Manifest
-from hyperlax.planfile import PlanFile
+from hyperlax.plan.format import PlanFile
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import msgspec
 
-from hyperlax.planfile import FORMAT, FORMAT_VERSION, Plan, PlanFile, plan_id
+from hyperlax.plan.format import FORMAT, FORMAT_VERSION, Plan, PlanFile, plan_id
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = ROOT / "tests" / "golden" / "quickstart.plan.msgpack"

@@ -52,7 +52,7 @@ import numpy as np
 
 from hyperlax.hyperparams import PPOConfig
 from hyperlax.hyperparams.budget import Budget
-from hyperlax.runtime.batched import batched_train, replicate_keys, stack
+from hyperlax.train.batched import batched_train, replicate_keys, stack
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def without_evaluation(active: bool):
     if not active:
         yield
         return
-    import hyperlax.runtime.algos.ppo as ppo
+    import hyperlax.train.algos.ppo as ppo
     saved = ppo.evaluate
     ppo.evaluate = lambda env, env_params, act, key, n: jnp.zeros((), jnp.float32)
     try:
@@ -307,7 +307,7 @@ def section_options(base: Shape, repeats: int) -> None:
 def section_cache(base: Shape) -> None:
     print(f"\n## Persistent compilation cache ({base.env})")
     directory = tempfile.mkdtemp(prefix="hlx-cache-")
-    from hyperlax.runtime.executor import enable_compile_cache
+    from hyperlax.exec.executor import enable_compile_cache
     saved = {k: getattr(jax.config, k) for k in (
         "jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
         "jax_persistent_cache_min_entry_size_bytes")}
@@ -365,7 +365,7 @@ def exec_runner(shape: Shape, sweep: bool = False) -> Any:
     plan of ``shape``; with ``sweep``, 4 structures: num_envs {4, 8} x rollout_length {32, 64}
     (one batch of ``shape.samples`` samples each), everything else as ``shape``."""
     from hyperlax.compiler import compile_manifest
-    from hyperlax.runtime.runner import CompiledRunner
+    from hyperlax.exec.runner import CompiledRunner
 
     if sweep:
         fixed, structures = "", "structures = 4"
@@ -396,7 +396,7 @@ def structure_samples(runner: Any) -> dict[int, list[int]]:
 
 
 def section_parts(base: Shape) -> None:
-    from hyperlax.runtime.runner import PARTS
+    from hyperlax.exec.runner import PARTS
 
     print(f"\n## exec's parts of one program ({base.env}, {base.samples}x{base.replicates} "
           f"lanes; compile = trace + lower + XLA, one part at a time)")

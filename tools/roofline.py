@@ -23,7 +23,7 @@ and critic, 16 samples x 8 replicates), at a small budget:
     python tools/roofline.py --samples 4 --replicates 2 --updates 8
 
 The sub-programs are local copies of PPO's steps (the tool never edits or patches the
-algorithm); if ``hyperlax.runtime.algos.ppo`` changes, update them to match.
+algorithm); if ``hyperlax.train.algos.ppo`` changes, update them to match.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ import optax
 
 from hyperlax.hyperparams import PPOConfig
 from hyperlax.hyperparams.budget import Budget
-from hyperlax.runtime.batched import batched_train, replicate_keys, stack
-from hyperlax.runtime.envs import action_info, evaluate, make_env
-from hyperlax.runtime.networks import MLP, make_optimizer
+from hyperlax.train.batched import batched_train, replicate_keys, stack
+from hyperlax.train.envs import action_info, evaluate, make_env
+from hyperlax.train.networks import MLP, make_optimizer
 
 
 def timeit(fn: Callable, *args, repeats: int = 5, best: bool = False) -> float:
@@ -72,7 +72,7 @@ def toy_loop_check() -> tuple[float, float]:
     return tuple(flops(jax.jit(f, static_argnums=2).lower(x, w, n).compile()) for n in (1, 100))
 
 
-# --- local copies of PPO's building blocks (hyperlax.runtime.algos.ppo) -----------------------
+# --- local copies of PPO's building blocks (hyperlax.train.algos.ppo) -----------------------
 
 class Learner(NamedTuple):
     actor: Any

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hyperlax.compiler import compile_manifest
-from hyperlax.planfile import encode_plan
+from hyperlax.plan.format import encode_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 

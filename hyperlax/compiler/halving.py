@@ -13,7 +13,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from hyperlax.planfile import Halving, Rung, Settings, chunk_group, rung_sizes
+from hyperlax.plan.format import Halving, Rung, Settings, chunk_group, rung_sizes
 
 DEFAULT_ETA = 3
 DEFAULT_METRIC = "final_return"

@@ -18,8 +18,8 @@ from hyperlax.errors import HyperlaxError
 from hyperlax.hyperparams import CONFIGS
 from hyperlax.manifest.distributions import is_log_scale, to_builtins
 from hyperlax.manifest.resolve import Resolved, resolve_file, sha256_text
-from hyperlax.plancheck import check_plan
-from hyperlax.planfile import (Entry, Group, HyperParamRow, Plan, Sample, Structure,
+from hyperlax.plan.check import check_plan
+from hyperlax.plan.format import (Entry, Group, HyperParamRow, Plan, Sample, Structure,
                                SubBatch, Training, pow2_width)
 
 MAX_REPORTED = 5

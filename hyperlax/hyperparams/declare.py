@@ -11,7 +11,7 @@ too), its default is the field default, and its *role* is stated by use:
 
 ``declarations(Config)`` reads the Struct back (``msgspec.inspect``) into ``HyperParam`` rows, the
 JAX-free view the compiler validates and groups with. The runtime registers the same Struct as a
-pytree (``hyperlax.runtime.configs``). Nothing here imports JAX.
+pytree (``hyperlax.train.configs``). Nothing here imports JAX.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""DQN's hyperparameters (the runtime's ``hyperlax.runtime.algos.dqn`` trains with them)."""
+"""DQN's hyperparameters (the runtime's ``hyperlax.train.algos.dqn`` trains with them)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""PPO's hyperparameters (the runtime's ``hyperlax.runtime.algos.ppo`` trains with them)."""
+"""PPO's hyperparameters (the runtime's ``hyperlax.train.algos.ppo`` trains with them)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SAC's hyperparameters (the runtime's ``hyperlax.runtime.algos.sac`` trains with them)."""
+"""SAC's hyperparameters (the runtime's ``hyperlax.train.algos.sac`` trains with them)."""
 
 from __future__ import annotations
 

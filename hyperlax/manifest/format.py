@@ -20,7 +20,7 @@ from msgspec import Meta
 from hyperlax.errors import HyperlaxError
 from hyperlax.hyperparams.budget import Budget, EvalEpisodes, NumEvaluations, TotalTimesteps
 from hyperlax.manifest.distributions import DIST_NAMES, Distribution
-from hyperlax.planfile import Mode, RungMetric
+from hyperlax.plan.format import Mode, RungMetric
 
 MAX_SAMPLES = 1_000_000
 MAX_RUNGS = 32

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hyperlax.errors import HyperlaxError
-from hyperlax.inputs import read_text
+from hyperlax.storage.read import read_text
 
 BOOKKEEPING = ("sample", "seed", "structure")
 MAX_ROWS = 1_000_000

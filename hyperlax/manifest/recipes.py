@@ -11,7 +11,7 @@ from typing import Any
 
 from hyperlax.environments import ENVS, unknown_env_message
 from hyperlax.errors import HyperlaxError
-from hyperlax.inputs import read_text
+from hyperlax.storage.read import read_text
 
 RECIPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 

@@ -15,7 +15,7 @@ from hyperlax.environments import ENVS, EnvInfo, unknown_env_message
 from hyperlax.errors import HyperlaxError
 from hyperlax.hyperparams import ALGORITHMS, CONFIGS, HyperParam
 from hyperlax.hyperparams.declare import env_value_problem, value_problems
-from hyperlax.inputs import read_text
+from hyperlax.storage.read import read_text
 from hyperlax.manifest.distributions import (Categorical, Distribution, IntLogUniform,
                                              IntUniform, LogNormal, LogUniform, Normal,
                                              Quantized, Uniform, grid_points, grid_size)
@@ -24,7 +24,7 @@ from hyperlax.manifest.format import (MAX_SAMPLES, Manifest, Recipe, decode_mani
 from hyperlax.manifest.listed import read_samples_file, row_problems
 from hyperlax.manifest.recipes import (env_defaults, env_defaults_problems, load_recipe_text,
                                        split_defaults)
-from hyperlax.planfile import Settings
+from hyperlax.plan.format import Settings
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from hyperlax.planfile import HyperParamRow
+from hyperlax.plan.format import HyperParamRow
 from hyperlax.report.results import Collected, SampleResult, ranked, value_text
 
 TOP_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",

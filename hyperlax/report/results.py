@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from hyperlax.errors import HyperlaxError
-from hyperlax.exec_options import exec_command_line
-from hyperlax.explain import ranges_text
-from hyperlax.planfile import Entry, Plan
+from hyperlax.exec.options import exec_command_line
+from hyperlax.plan.explain import ranges_text
+from hyperlax.plan.format import Entry, Plan
 from hyperlax.storage.sweepdir import PLAN_COPY, Owner, SweepDir, another_plan
-from hyperlax.toml_inline import toml_key, toml_value
+from hyperlax.manifest.toml_inline import toml_key, toml_value
 
 ENTRY_STATES = ("done", "partial", "pending", "damaged")
 
@@ -106,7 +106,7 @@ def collect(plan: Plan, plan_id: str, root: Path, plan_source: str,
     samples: dict[int, SampleResult] = {}
     views = None
     if plan.halving is not None:  # every rung's entries, as far as the decisions tell them
-        from hyperlax.halving import rung_views
+        from hyperlax.exec.halving.decide import rung_views
 
         views = rung_views(plan, root, owner)
         rung_of = [(v.rung, e) for v in views for e in (v.entries or [])]

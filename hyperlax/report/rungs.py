@@ -13,7 +13,7 @@ import io
 import math
 from typing import Any
 
-from hyperlax import halving as H
+from hyperlax.exec.halving import decide as H
 from hyperlax.report.results import Collected, csv_cell
 from hyperlax.storage.sweepdir import Owner, SweepDir
 

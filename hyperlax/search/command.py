@@ -1,5 +1,5 @@
 """``hyperlax search MANIFEST``: parses, calls the search use case (``search.run``), prints.
-Registered on the ``hyperlax`` group by ``hyperlax.cli``. Module level is JAX-free and
+Registered on the ``hyperlax`` group by ``hyperlax.cli.main``. Module level is JAX-free and
 Optuna-free, so ``hyperlax --help`` stays instant."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 
-from hyperlax import stopping
-from hyperlax.cli_errors import user_errors
-from hyperlax.exec_options import COMPILE_CACHE_HELP, COMPILE_CACHE_VARIABLE, \
+from hyperlax.exec import stopping
+from hyperlax.cli.errors import user_errors
+from hyperlax.exec.options import COMPILE_CACHE_HELP, COMPILE_CACHE_VARIABLE, \
     SEARCH_SHARD_REFUSAL, ExecOptions, declared
 
 STORAGE_HELP = ("Optuna storage mirrored from the study file, for optuna-dashboard: a URL "

@@ -21,7 +21,7 @@ from typing import Any, get_args
 
 import numpy as np
 
-from hyperlax.planfile import RungMetric
+from hyperlax.plan.format import RungMetric
 
 METRICS: tuple[str, ...] = get_args(RungMetric)   # the manifest's ObjectiveMetric
 SEED_ALIASES = {"peak_performance": "best_return", "final_performance": "final_return",

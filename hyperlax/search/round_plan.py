@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
-from hyperlax import stopping
+from hyperlax.exec import stopping
 from hyperlax.errors import HyperlaxError
-from hyperlax.exec_options import ExecOptions
+from hyperlax.exec.options import ExecOptions
 from hyperlax.manifest.resolve import Resolved
-from hyperlax.safe_paths import writable_inside
+from hyperlax.storage.paths import writable_inside
 from hyperlax.search.objectives import outcome
 from hyperlax.search.study_file import RoundRecord, StudyFile, Told
 from hyperlax.storage.atomic import StorageError, atomic_write, storage_error
@@ -117,7 +117,7 @@ class RoundRunner:
     # --- the plan -------------------------------------------------------------------------
 
     def _plan(self, rnd: RoundRecord, directory: Path) -> tuple[Any, str]:
-        from hyperlax.planfile import encode_plan, plan_id, read_plan, results_id
+        from hyperlax.plan.format import encode_plan, plan_id, read_plan, results_id
         from hyperlax.storage.sweepdir import PLAN_COPY, Owner, SweepDir
 
         if rnd.plan_id is not None:  # compiled before: run exactly that plan again
@@ -171,7 +171,7 @@ class RoundRunner:
     # --- training and results -------------------------------------------------------------
 
     def _exec(self, directory: Path) -> int:
-        from hyperlax.runtime.run_plan import ExecRequest, run_exec
+        from hyperlax.exec.run_plan import ExecRequest, run_exec
         from hyperlax.storage.sweepdir import PLAN_COPY
 
         @dataclass(frozen=True)
@@ -200,7 +200,7 @@ class RoundRunner:
         workers (their compiled programs) instead of each round starting and stopping one."""
         if self.options.ray_address is None or self.ray is not None:
             return
-        from hyperlax.runtime import ray_exec
+        from hyperlax.exec import ray_exec
 
         ray = ray_exec.import_ray()
         log = None if self.quiet else (lambda text: self.echo(text, err=True))

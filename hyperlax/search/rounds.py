@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from hyperlax import stopping
+from hyperlax.exec import stopping
 from hyperlax.errors import HyperlaxError
 from hyperlax.manifest.distributions import Distribution
 from hyperlax.search import sampler, spaces

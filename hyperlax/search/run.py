@@ -22,15 +22,15 @@ from typing import Any, Callable
 
 import msgspec
 
-from hyperlax import stopping
+from hyperlax.exec import stopping
 from hyperlax.errors import HyperlaxError
-from hyperlax.exec_options import ExecOptions
+from hyperlax.exec.options import ExecOptions
 from hyperlax.manifest.distributions import to_builtins
 from hyperlax.manifest.resolve import Resolved, resolve_text
 from hyperlax.search import study_file as sf
 from hyperlax.search.rounds import SearchSpec
 from hyperlax.search.spaces import space_problems
-from hyperlax.stopping import Stopped, signal_name
+from hyperlax.exec.stopping import Stopped, signal_name
 
 Echo = Callable[..., None]
 SEARCH_ID_FORMAT = "hyperlax-search-1"

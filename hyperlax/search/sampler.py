@@ -78,7 +78,7 @@ def storage_url(root: Path, given: str | None) -> str:
     """The mirror's URL: ``given`` when it is a URL (``sqlite:///...``, any SQLAlchemy URL);
     a bare file name is a file in the search directory, as the seed system had it; None: the
     default file there."""
-    from hyperlax.safe_paths import path_problem
+    from hyperlax.storage.paths import path_problem
 
     name = DEFAULT_STORAGE_FILE if given is None else given
     if "://" in name:

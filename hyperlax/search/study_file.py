@@ -17,9 +17,9 @@ from typing import Any, Literal
 
 import msgspec
 
-from hyperlax import stopping
+from hyperlax.exec import stopping
 from hyperlax.errors import HyperlaxError
-from hyperlax.inputs import read_bytes
+from hyperlax.storage.read import read_bytes
 from hyperlax.storage.atomic import atomic_write, json_bytes, storage_error
 
 FORMAT = "hyperlax-search"

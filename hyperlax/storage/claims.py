@@ -169,7 +169,7 @@ class EntryClaim:
 
 def release_held() -> None:
     """Release every claim this process holds, without waiting for heartbeat threads: what a
-    process about to end itself at once (``hyperlax.stopping``) does. Best effort."""
+    process about to end itself at once (``hyperlax.exec.stopping``) does. Best effort."""
     with _HELD_LOCK:
         held = list(_HELD)
         _HELD.clear()

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from hyperlax.errors import HyperlaxError
-from hyperlax.safe_paths import path_problem, writable_inside
+from hyperlax.storage.paths import path_problem, writable_inside
 from hyperlax.storage import atomic
 from hyperlax.storage.atomic import json_bytes, publish_new, sha256_file, storage_error
 from hyperlax.storage.claims import DEFAULT_CLAIM_TIMEOUT, ClaimInfo, EntryClaim, read_claim, \
@@ -50,7 +50,7 @@ class Owner:
 
     @classmethod
     def of(cls, plan: Any, plan_id: str) -> Owner:
-        from hyperlax.planfile import results_id
+        from hyperlax.plan.format import results_id
 
         return cls(plan_id, results_id(plan))
 

@@ -1,0 +1,212 @@
+"""What the seed commands do once their flags are parsed: compile the equivalent manifest
+(errors named by flag), say what the sweep costs before anything runs, claim a sweep directory,
+find the sweep to resume, and run the plan through the same use case as ``hyperlax exec``.
+JAX-free at module level; ``execute`` imports the runtime when it runs."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+from hyperlax.errors import HyperlaxError
+from hyperlax.cli.seed.flags import flag_location
+
+SEED_MANIFEST = "sweep.toml"
+
+# Compile time of one program, for the estimate printed before a sweep runs: XLA:CPU compiles
+# one PPO program in 6-9 s on this project's 2-core machine (README, Benchmarks); DQN and SAC
+# take about as long. A GPU host compiles in parallel while training, so it is an upper figure.
+SECONDS_PER_COMPILE = 8.0
+
+Echo = Callable[..., None]
+
+
+def compile_text(text: str, name: str, manifest_dir: Path, command: str) -> tuple[Any, list]:
+    """(plan, warnings) of manifest text built from flags; its errors name the flags."""
+    from hyperlax.compiler.lower import lower
+    from hyperlax.manifest.resolve import resolve_text
+
+    try:
+        return lower(resolve_text(text, name, manifest_dir), manifest_name=name)
+    except HyperlaxError as exc:
+        if exc.source != name:
+            raise
+        problems = [(flag_location(loc), msg) for loc, msg in exc.problems]
+        raise HyperlaxError(command, problems, exc.hint) from None
+
+
+def compile_in(directory: Path, text: str, name: str, command: str) -> tuple[Any, list]:
+    """compile_text for a manifest that will live in ``directory``, which may not exist yet:
+    a path relative to it (``../recipe.toml``) can only be read through an existing directory,
+    so it is created for the compile and removed again if the flags are bad."""
+    created = [d for d in [directory, *directory.parents] if not d.exists()]
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        return compile_text(text, name, directory, command)
+    except BaseException:
+        for d in created:  # innermost first; they were empty when made
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        raise
+
+
+# --- what it costs ------------------------------------------------------------------------
+
+def cost_lines(plan: Any) -> list[str]:
+    """What the sweep will cost, before it runs: trainings, env steps, structures, compiles
+    and an estimate of the compile time; and a hint when nearly every sample compiles its
+    own program, which the original's commands typed verbatim do with its recipes."""
+    from hyperlax.compiler.cost import plan_costs
+    from hyperlax.compiler.lower import plan_summary
+
+    s = plan.settings
+    summary = plan_summary(plan, "")
+    costs = plan_costs(plan)
+    runs = Counter(sample.structure for sample in plan.samples)
+    steps = sum(costs[i][0].steps_per_run * n for i, n in runs.items()) * s.seeds_per_sample
+    compiles = summary["compiles"]
+    minutes = compiles * SECONDS_PER_COMPILE / 60
+    lines = [f"cost: {len(plan.samples)} configurations x {s.seeds_per_sample} seeds, "
+             f"{steps:,} env steps in all; {summary['structures']} structures, {compiles} "
+             f"programs to compile (about {_duration(minutes)} at ~{SECONDS_PER_COMPILE:g} s "
+             "each on a 2-core CPU)"]
+    if compiles >= 4 and compiles > len(plan.samples) // 4:
+        if s.sampling in ("qmc_sobol", "random") and s.structures is None:
+            k = max(1, math.ceil(len(plan.samples) / max(s.batch_size, 1)))
+            lines.append(f"hint: {summary['structures']} of {len(plan.samples)} samples have "
+                         f"a structure of their own, so compiling dominates; --structures {k} "
+                         f"samples {k} structures and fills each ({k} compiles), or pin "
+                         "structural hyperparameters in a manifest (--emit-manifest)")
+        else:
+            lines.append("hint: compiling dominates; pin structural hyperparameters in a "
+                         "manifest (--emit-manifest) to share programs")
+    return lines
+
+
+def _duration(minutes: float) -> str:
+    if minutes < 1:
+        return f"{minutes * 60:.0f} s"
+    if minutes < 90:
+        return f"{minutes:.0f} min"
+    return f"{minutes / 60:.1f} h"
+
+
+# --- sweep directories --------------------------------------------------------------------
+
+def find_sweep(path: Path) -> Path:
+    """The sweep directory ``path`` names, in the forms the original's --resume-from takes:
+    the run directory ``<output-root>/<recipe>/<env>/`` (what its docs show), the output root
+    itself (a hyperlax sweep directory), a directory below them, or the plan copy in one."""
+    from hyperlax.storage.sweepdir import PLAN_COPY, SWEEP_RECORD
+
+    if path.is_file() and path.name == PLAN_COPY:
+        path = path.parent
+    if not path.is_dir():
+        raise HyperlaxError(str(path), "no such directory",
+                            "pass the --output-root the sweep was started with")
+    for candidate in [path, *list(path.parents)[:3]]:
+        if (candidate / SWEEP_RECORD).is_file() and (candidate / PLAN_COPY).is_file():
+            return candidate
+    raise HyperlaxError(str(path), "is not a hyperlax sweep directory (no hyperlax-sweep.json "
+                                   "and plan.msgpack in it or above it)",
+                        "pass the --output-root a sweep-hp-samples run was started with")
+
+
+def start_sweep(root: Path, text: str, plan: Any, command: str) -> tuple[str, bool]:
+    """Claim ``root`` for ``plan`` (a new or empty directory, or this plan's own sweep) and
+    write the manifest beside its plan copy; (plan id, whether it continues a sweep). A
+    directory holding another plan's results or anything else is refused untouched."""
+    from hyperlax.plan.format import encode_plan, plan_id
+    from hyperlax.storage.atomic import atomic_write
+    from hyperlax.storage.sweepdir import Owner, SweepDir, another_plan
+
+    pid, data = plan_id(plan), encode_plan(plan)
+    sweep, owner = SweepDir(root), Owner.of(plan, pid)
+    record = sweep.record()
+    if record is not None and not owner.owns(record):
+        raise another_plan(root, record, owner, "these flags make another sweep; continue that "
+                                                f"sweep with --resume-from {root}, or pass a new "
+                                                "--output-root")
+    sweep.claim(data, owner)  # refuses a non-empty directory that is not a sweep, untouched
+    if not (root / SEED_MANIFEST).exists():
+        atomic_write(root / SEED_MANIFEST, text.encode("utf-8"))
+    return pid, record is not None
+
+
+def read_sweep(root: Path) -> tuple[Any, str]:
+    """The plan of the sweep in ``root``, refusing a directory whose record names another."""
+    from hyperlax.plan.format import read_plan
+    from hyperlax.storage.sweepdir import PLAN_COPY, Owner, SweepDir
+
+    plan, pid = read_plan(root / PLAN_COPY)
+    SweepDir(root).check_owner(Owner.of(plan, pid))
+    return plan, pid
+
+
+def execute(root: Path, echo: Echo, quiet: bool, compile_cache: Path | None,
+            compile_workers: int | None = None) -> int:
+    """Run the plan in ``root`` exactly as ``hyperlax exec <root>/plan.msgpack --output-root
+    <root>`` does: the same use case, progress and interruption handling; its exit status."""
+    from hyperlax.exec.options import ExecOptions
+    from hyperlax.exec.run_plan import ExecRequest, run_exec
+    from hyperlax.storage.sweepdir import PLAN_COPY
+
+    request = ExecRequest(plan_file=root / PLAN_COPY, output_root=root,
+                          compile_cache=compile_cache, quiet=quiet,
+                          options=ExecOptions(compile_workers_given=compile_workers))
+    return run_exec(request, echo)
+
+
+# --- resuming -----------------------------------------------------------------------------
+
+def planned_budget(plan: Any) -> tuple[int, int, int]:
+    s = plan.settings
+    return s.total_timesteps, s.num_evaluations, s.eval_episodes
+
+
+def budget_of(run_length: Any, plan: Any) -> tuple[int, int, int]:
+    """The budget a --run-length-modifier gives the recipe the plan was made with."""
+    from hyperlax.manifest.format import decode_recipe
+
+    recipe = decode_recipe(plan.recipe_text, f"recipe {plan.settings.recipe}").settings
+    return (run_length.total_timesteps or recipe.total_timesteps,
+            run_length.num_evaluations or recipe.num_evaluations,
+            run_length.eval_episodes or recipe.eval_episodes)
+
+
+def file_sha256(path: str) -> str | None:
+    from hyperlax.storage.read import read_text
+
+    try:
+        text = read_text(Path(path), "samples file", limit=256 << 20)
+    except HyperlaxError:
+        return None
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# --- the sample table ---------------------------------------------------------------------
+
+def samples_csv(plan: Any) -> str:
+    """The plan's samples as CSV that --load-hyperparams (and a manifest's samples_file) read
+    back to the same values: floats in full (shortest round-trip) precision, booleans and lists
+    as JSON, strings as they are. ``sample``, ``seed`` and ``structure`` are bookkeeping."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["sample", "seed", "structure", *plan.sampled])
+    for s in plan.samples:
+        writer.writerow([s.index, s.seed, s.structure, *(_cell(s.values[n]) for n in plan.sampled)])
+    return buf.getvalue()
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, (bool, list)):
+        return json.dumps(value)
+    return repr(value) if isinstance(value, float) else str(value)

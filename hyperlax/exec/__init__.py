@@ -1,0 +1,22 @@
+"""Running a plan (``hyperlax exec``) and everything that runs it: which entries, on which
+devices, with which compiled programs, with checkpoints, halving rungs, Ray, stops and progress.
+
+Use cases and their JAX-free helpers (safe to import from the front end):
+    run_plan.py     exec as a use case: open the output root, pick entries, run, report
+    options.py      exec's options (devices, shards, Ray, compile cache) and the resume line
+    status.py       ``hyperlax status``: what is done, partial, pending or corrupt
+    benchmark.py    ``hyperlax benchmark``: several manifests planned and run in one process
+    schedule.py     entries -> sub-batches -> programs (no JAX)
+    stopping.py     SIGINT/SIGTERM turned into a stop at the next safe point
+    progress.py     the progress line and its log
+    halving/        successive halving: decide.py (rung rules and decision files, JAX-free),
+                    rungs.py (the rung loop)
+    checkpoints/    files.py (checkpoint records on disk, JAX-free), snapshots.py (carries)
+Imports JAX:
+    executor.py     one exec: claim, skip what is done, run, write, release
+    runner.py       one compiled program over a batch of lanes, chunk by chunk
+    programs.py     building and compiling the programs, ahead of time and in parallel
+    sharding.py     a batch axis spread over several devices
+    outputs.py      an entry's outputs and its success marker
+    ray_exec.py     entries as Ray tasks
+"""

@@ -1,0 +1,135 @@
+"""The benchmark use case: several sweeps planned up front, each into a sweep directory of its
+own, then run one after another. A sweep already complete is skipped; a partial one resumes
+(exec skips its completed entries), so running the same benchmark again finishes it.
+
+Every manifest is compiled and every directory checked before anything runs: a bad manifest,
+two sweeps sharing a directory, or a directory holding something else is refused (exit 2) with
+nothing touched. A sweep that fails on disk (exit 1) does not stop the others; the benchmark
+then ends with status 1. A stop (SIGINT, SIGTERM) ends it at once, with exec's status.
+JAX-free at module level; ``run_all`` imports the runtime when it runs a sweep.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from hyperlax.errors import HyperlaxError
+
+Echo = Callable[..., None]
+
+
+@dataclass
+class Run:
+    """One sweep of a benchmark."""
+
+    label: str                        # the manifest it comes from, or the run's name
+    root: Path                        # its sweep directory
+    plan: Any
+    plan_id: str
+    manifest_text: str | None = None  # written as sweep.toml beside the plan copy, if given
+
+    def complete(self) -> bool:
+        from hyperlax.storage.sweepdir import SweepDir
+
+        sweep = SweepDir(self.root)
+        return all(sweep.state(entry.path) == "done" for entry in self.plan.entries)
+
+
+@dataclass
+class Outcome:
+    done: list[Run] = field(default_factory=list)       # complete now
+    skipped: list[Run] = field(default_factory=list)    # were complete already
+    failed: list[tuple[Run, str]] = field(default_factory=list)
+    stopped: int = 0                                    # exec's status when a stop ended it
+
+    @property
+    def status(self) -> int:
+        return self.stopped or (1 if self.failed else 0)
+
+
+def plan_manifests(paths: list[Path], output_root: Path | None) -> tuple[list[Run], list[str]]:
+    """Compile every manifest; each sweep runs into ``output_root/<sweep name>`` when given,
+    else into its manifest's own output_root. (runs, compiler warnings)."""
+    from hyperlax.compiler.lower import compile_manifest
+    from hyperlax.plan.format import plan_id
+
+    runs, warnings = [], []
+    for path in paths:
+        plan, found = compile_manifest(path)
+        warnings += [f"{path}: {w}" for w in found]
+        root = output_root / plan.settings.name if output_root is not None \
+            else Path(plan.settings.output_root)
+        runs.append(Run(str(path), root, plan, plan_id(plan)))
+    check_runs(runs)
+    return runs, warnings
+
+
+def check_runs(runs: list[Run]) -> None:
+    """Refuse, before anything runs, two sweeps sharing a directory and a directory that holds
+    another plan's results or something that is not a sweep."""
+    from hyperlax.storage.sweepdir import Owner, SweepDir
+
+    seen: dict[Path, str] = {}
+    for run in runs:
+        key = run.root.resolve()
+        if key in seen:
+            raise HyperlaxError(run.label, f"would run into {run.root}, as {seen[key]} does",
+                                "give the sweeps distinct names (or output roots)")
+        seen[key] = run.label
+    for run in runs:
+        SweepDir(run.root).check_owner(Owner.of(run.plan, run.plan_id))
+
+
+def run_all(runs: list[Run], echo: Echo, quiet: bool, compile_cache: Path | None = None,
+            compile_workers: int | None = None) -> Outcome:
+    """Run every incomplete sweep in order, as ``hyperlax exec`` runs one."""
+    from hyperlax.exec.options import ExecOptions
+    from hyperlax.plan.format import encode_plan
+    from hyperlax.exec.run_plan import ExecRequest, run_exec
+    from hyperlax.storage.atomic import StorageError, atomic_write
+    from hyperlax.storage.sweepdir import PLAN_COPY, Owner, SweepDir
+
+    outcome = Outcome()
+    for number, run in enumerate(runs, 1):
+        where = f"[{number}/{len(runs)}] {run.label}"
+        if run.root.exists() and run.complete():
+            outcome.skipped.append(run)
+            if not quiet:
+                echo(f"{where}: complete in {run.root}, skipped")
+            continue
+        if not quiet:
+            echo(f"{where}: {len(run.plan.samples)} samples, {len(run.plan.entries)} entries "
+                 f"into {run.root}")
+        try:
+            SweepDir(run.root).claim(encode_plan(run.plan), Owner.of(run.plan, run.plan_id))
+            if run.manifest_text is not None and not (run.root / "sweep.toml").exists():
+                atomic_write(run.root / "sweep.toml", run.manifest_text.encode("utf-8"))
+            request = ExecRequest(plan_file=run.root / PLAN_COPY, output_root=run.root,
+                                  compile_cache=compile_cache, quiet=quiet,
+                                  options=ExecOptions(compile_workers_given=compile_workers))
+            status = run_exec(request, echo)
+        except StorageError as exc:  # this sweep's disk trouble; the others may still run
+            outcome.failed.append((run, exc.render()))
+            echo(f"error: {where}: {exc.render()}", err=True)
+            continue
+        except OSError as exc:
+            outcome.failed.append((run, str(exc)))
+            echo(f"error: {where}: {exc}", err=True)
+            continue
+        if status:
+            outcome.stopped = status
+            return outcome
+        outcome.done.append(run)
+    return outcome
+
+
+def summary_lines(runs: list[Run], outcome: Outcome) -> list[str]:
+    complete = [r for r in runs if r in outcome.done or r in outcome.skipped]
+    lines = [f"benchmark: {len(complete)} of {len(runs)} sweeps complete "
+             f"({len(outcome.skipped)} were already), {len(outcome.failed)} failed"]
+    lines += [f"  failed: {run.label} ({run.root})" for run, _ in outcome.failed]
+    if len(complete) > 1:
+        lines.append("compare them: hyperlax compare " + " ".join(str(r.root) for r in complete))
+    return lines

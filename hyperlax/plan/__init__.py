@@ -1,0 +1,6 @@
+"""The frozen plan: its file format, its integrity check, and its explanation.
+
+    format.py    the Plan structs, encoding, decoding and ids (JAX-free, msgspec)
+    check.py     everything a plan must satisfy before anything runs it
+    explain.py   ``show``: a plan in words, its samples as a table, two plans' differences
+"""

@@ -1,0 +1,255 @@
+"""Human- and machine-readable accounts of a plan: ``show``, ``show --samples`` and ``check``
+(what differs between two plans, and whether their results do)."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from collections import Counter
+from typing import Any
+
+import msgspec
+
+from hyperlax.compiler.cost import human_bytes, plan_carry_bytes, plan_costs
+from hyperlax.compiler.lower import plan_summary
+from hyperlax.plan.format import Plan, results_id
+
+
+def describe(plan: Plan, plan_id: str, fmt: str) -> str:
+    summary = plan_summary(plan, plan_id)
+    widths = Counter(sb.width for e in plan.entries for sb in e.sub_batches)
+    costs = plan_costs(plan)
+    replicates = plan.settings.seeds_per_sample
+    peak = max(cost.call_bytes(width, replicates) for cost, width in costs)
+    runs = Counter(sample.structure for sample in plan.samples)
+    total_steps = sum(cost.steps_per_run * runs[i] * replicates
+                      for i, (cost, _) in enumerate(costs))
+    halving_steps = _halving_steps(plan, total_steps)
+    carries = plan_carry_bytes(plan) if plan.checkpoint_every or plan.halving else None
+    if fmt == "json":
+        return json.dumps({
+            "plan_id": plan_id,
+            "hyperlax_version": plan.hyperlax_version,
+            "manifest": plan.manifest_name,
+            "manifest_sha256": plan.manifest_sha256,
+            "settings": msgspec.to_builtins(plan.settings),
+            "summary": summary,
+            "batch_width_histogram": {str(k): v for k, v in sorted(widths.items())},
+            "estimated_cost": {"env_steps": total_steps, "programs": summary["compiles"],
+                               "largest_call_bytes": peak,
+                               "structures": [{"structure": i, "widest_call": width,
+                                               "call_bytes": cost.call_bytes(width, replicates),
+                                               **dataclasses.asdict(cost)}
+                                              for i, (cost, width) in enumerate(costs)]},
+            **({"checkpoint_every": plan.checkpoint_every} if plan.checkpoint_every else {}),
+            **({"halving": {**msgspec.to_builtins(plan.halving),
+                            "estimated_env_steps": halving_steps}} if plan.halving else {}),
+            **({"estimated_checkpoint_bytes": carries} if carries else {}),
+            "hyperparams": msgspec.to_builtins(plan.hyperparams),
+            "structures": msgspec.to_builtins(plan.structures),
+            "entries": [{"index": e.index, "path": e.path, "group": e.group,
+                         "samples": e.samples,
+                         "sub_batches": msgspec.to_builtins(e.sub_batches)}
+                        for e in plan.entries],
+        }, indent=2) + "\n"
+    if fmt == "csv":
+        return samples_table(plan, "csv")
+    s = plan.settings
+    out = [f"plan {plan_id}",
+           f"  manifest   {plan.manifest_name} (sha256 {plan.manifest_sha256[:12]}), "
+           f"hyperlax {plan.hyperlax_version}",
+           f"  sweep      {s.name}: {s.recipe} ({s.algorithm}) on {s.env}",
+           f"  sampling   {s.num_samples} samples, {s.sampling}, seed {s.seed}, "
+           f"{s.seeds_per_sample} seed(s) per sample"
+           + (f", two-level: {s.structures} structural points" if s.structures else ""),
+           f"  budget     {s.total_timesteps:,} env steps per run, {s.num_evaluations} "
+           f"evaluations of {s.eval_episodes} episodes",
+           f"  execution  {s.mode}, batch size {s.batch_size}, output root {s.output_root}",
+           f"  cost       {summary['structures']} distinct structures, {summary['entries']} "
+           f"entries, {summary['compiles']} compiles, {summary['padding_lanes']} padding lanes",
+           f"  work       {total_steps:,} env steps in all; {summary['compiles']} programs to "
+           f"compile (one per structure and batch width); largest call ~{human_bytes(peak)} "
+           "(estimated)",
+           "  batch widths (width: calls) "
+           + ", ".join(f"{w}: {n}" for w, n in sorted(widths.items()))]
+    out += _halving_lines(plan, halving_steps, total_steps) + _checkpoint_lines(plan, carries)
+    out += ["", "hyperparameters"]
+    name_width = max(len(r.name) for r in plan.hyperparams)
+    for r in plan.hyperparams:
+        what = _dist_text(r.distribution) if r.distribution else json.dumps(r.value)
+        out.append(f"  {r.name:<{name_width}}  {r.role:<10}  {r.source:<14}  {what}")
+    out += ["", "groups (samples that share a structure): estimated memory of its widest "
+                "call, parameters, env and gradient steps per run"]
+    sizes = Counter(sample.structure for sample in plan.samples)
+    for st, (cost, width) in list(zip(plan.structures, costs))[:20]:
+        call = cost.call_bytes(width, s.seeds_per_sample)
+        out.append(f"  group {st.index}: {sizes[st.index]} samples  "
+                   + _structure_text(st.values, plan))
+        out.append(f"    ~{human_bytes(call)} per call ({width} x {s.seeds_per_sample} lanes), "
+                   f"{cost.params:,} parameters, {cost.steps_per_run:,} env steps and "
+                   f"{cost.gradient_steps:,} gradient steps per run")
+    if len(plan.structures) > 20:
+        out.append(f"  ... {len(plan.structures) - 20} more groups")
+    out += ["", "entries"]
+    for e in plan.entries[:20]:
+        subs = ", ".join(f"{len(sb.samples)}/{sb.width}" for sb in e.sub_batches)
+        out.append(f"  {e.path}  samples {ranges_text(e.samples)}  calls (samples/width) {subs}")
+    if len(plan.entries) > 20:
+        out.append(f"  ... {len(plan.entries) - 20} more entries")
+    return "\n".join(out) + "\n"
+
+
+def _halving_steps(plan: Plan, total_steps: int) -> int | None:
+    """Env steps of a halving plan: each rung trains its samples from the rung before's budget
+    to its own (later rungs at the mean steps per sample: which samples is not known yet)."""
+    if plan.halving is None:
+        return None
+    per_sample = total_steps / max(len(plan.samples), 1)
+    total, before = 0.0, 0
+    for rung in plan.halving.rungs:
+        total += rung.samples * per_sample * (rung.evaluations - before) / \
+            plan.settings.num_evaluations
+        before = rung.evaluations
+    return int(total)
+
+
+def _halving_text(plan: Plan) -> str:
+    halving = plan.halving
+    if halving is None:
+        return "none"
+    return (f"rungs at {[r.evaluations for r in halving.rungs]} evaluations, eta "
+            f"{halving.eta}, by {halving.metric}")
+
+
+def _halving_lines(plan: Plan, steps: int | None, full: int) -> list[str]:
+    halving = plan.halving
+    if halving is None:
+        return []
+    total = plan.settings.num_evaluations
+    path = " -> ".join(f"{r.samples} to {r.evaluations}/{total}" for r in halving.rungs)
+    return [f"  halving    {len(halving.rungs)} rungs, the top 1/{halving.eta} by "
+            f"{halving.metric} go on: samples to evaluations {path}",
+            f"             ~{steps:,} env steps (estimated; {full:,} without halving); "
+            "survivors continue from their checkpoints in new batches"]
+
+
+def _checkpoint_lines(plan: Plan, carries: dict[str, int] | None) -> list[str]:
+    if carries is None:
+        return []
+    lines = []
+    if plan.checkpoint_every:
+        lines.append(f"  checkpoint every {plan.checkpoint_every} evaluations: ~"
+                     f"{human_bytes(carries['entry'])} for the largest entry, ~"
+                     f"{human_bytes(carries['periodic'])} for all entries at once "
+                     "(estimated; each removed once its entry completes)")
+    if "rung_ends" in carries:
+        lines.append(f"  rung ends  ~{human_bytes(carries['rung_ends'])} of carries kept "
+                     "with the results for the next rungs (estimated)")
+    return lines
+
+
+def _structure_text(values: dict[str, Any], plan: Plan) -> str:
+    varying = {r.name for r in plan.hyperparams if r.distribution is not None}
+    shown = {k: v for k, v in values.items() if k in varying} or values
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in shown.items())
+
+
+def _dist_text(d: dict[str, Any]) -> str:
+    args = ", ".join(f"{k}={json.dumps(v)}" for k, v in d.items() if k != "dist" and v is not None)
+    return f"{d['dist']}({args})"
+
+
+def ranges_text(indices: list[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> '0-2,5,7-8'."""
+    parts, start = [], None
+    for i, x in enumerate(indices):
+        if start is None:
+            start = x
+        if i + 1 == len(indices) or indices[i + 1] != x + 1:
+            parts.append(str(start) if start == x else f"{start}-{x}")
+            start = None
+    return ",".join(parts)
+
+
+def sample_rows(plan: Plan) -> list[dict[str, Any]]:
+    return [{"sample": s.index, "seed": s.seed, "structure": s.structure, **s.values}
+            for s in plan.samples]
+
+
+def samples_table(plan: Plan, fmt: str) -> str:
+    rows = sample_rows(plan)
+    if fmt == "json":
+        return json.dumps(rows, indent=2) + "\n"
+    header = ["sample", "seed", "structure", *plan.sampled]
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([_cell(row[h]) for h in header])
+        return buf.getvalue()
+    cells = [[_cell(row[h]) for h in header] for row in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, bool)):
+        return json.dumps(value)
+    return str(value)
+
+
+def differences(old: Plan, new: Plan, limit: int = 10) -> list[str]:
+    """What changed between two plans, most telling first."""
+    lines: list[str] = []
+    if old.hyperlax_version != new.hyperlax_version:
+        lines.append(f"hyperlax version: {old.hyperlax_version} -> {new.hyperlax_version}")
+    if old.manifest_name != new.manifest_name:
+        lines.append(f"manifest file name: {old.manifest_name} -> {new.manifest_name}")
+    if old.manifest_sha256 != new.manifest_sha256:
+        lines.append("manifest text changed since the plan was written")
+    if old.recipe_text != new.recipe_text:
+        lines.append("recipe text changed since the plan was written")
+    for field in old.settings.__struct_fields__:
+        a, b = getattr(old.settings, field), getattr(new.settings, field)
+        if a != b:
+            lines.append(f"settings.{field}: {a!r} -> {b!r}")
+    if old.checkpoint_every != new.checkpoint_every:
+        lines.append(f"checkpoint_every: {old.checkpoint_every} -> {new.checkpoint_every}")
+    if old.halving != new.halving:
+        lines.append(f"successive halving: {_halving_text(old)} -> {_halving_text(new)}")
+    old_rows = {r.name: r for r in old.hyperparams}
+    for r in new.hyperparams:
+        o = old_rows.get(r.name)
+        if o != r:
+            was = "absent" if o is None else (_dist_text(o.distribution) if o.distribution
+                                              else json.dumps(o.value))
+            now = _dist_text(r.distribution) if r.distribution else json.dumps(r.value)
+            lines.append(f"hyperparameter {r.name}: {was} -> {now}")
+    changed = [i for i, (a, b) in enumerate(zip(old.samples, new.samples)) if a != b]
+    if len(old.samples) != len(new.samples):
+        lines.append(f"samples: {len(old.samples)} -> {len(new.samples)}")
+    if changed:
+        lines.append(f"{len(changed)} samples differ, first: sample {changed[0]}")
+    if len(old.entries) != len(new.entries) or old.entries != new.entries:
+        lines.append(f"entries: {len(old.entries)} -> {len(new.entries)}"
+                     + ("" if len(old.entries) != len(new.entries) else " (same count, "
+                        "different contents)"))
+    if not lines:
+        lines.append("the plans differ in encoding only (written by another hyperlax version?)")
+    return lines[:limit]
+
+
+def difference_kind(old: Plan, new: Plan) -> str:
+    """Whether two differing plans would produce different results: a sweep directory belongs
+    to a results id, so completed results survive an edit that keeps it."""
+    if results_id(old) == results_id(new):
+        return ("only the manifest's text differs (comments/formatting/file name): the results "
+                "are the same; completed results stay valid")
+    return "the results differ"

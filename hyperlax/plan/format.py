@@ -1,0 +1,319 @@
+"""The plan file: the frozen contract between review time (``plan``) and run time (``exec``).
+
+A plan file is msgpack of a ``PlanFile`` envelope holding the format version, the plan id and
+the ``Plan``. The plan id is the sha256 of the plan's canonical msgpack bytes; decoding
+re-encodes the plan and refuses a file whose id does not match, so a hand-edited or damaged
+plan is caught before anything runs. Canonical means: Struct fields in declaration order, dict
+keys in the order the compiler inserted them (sorted by name), no timestamps, no absolute paths,
+no host names. JAX-free.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from hyperlax.errors import HyperlaxError
+from hyperlax.hyperparams import CONFIGS, AlgorithmConfig
+from hyperlax.hyperparams.budget import Budget, EvalEpisodes, NumEvaluations, TotalTimesteps
+
+FORMAT = "hyperlax-plan"
+FORMAT_VERSION = 1
+
+
+# grid: the product of every sampled axis; listed: samples given by the manifest or a file;
+# saltelli: the A, B, AB_i blocks of a Sobol sensitivity design (report computes the indices)
+Sampling = Literal["qmc_sobol", "random", "grid", "listed", "saltelli"]
+Mode = Literal["batched", "sequential", "grouped"]
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True,
+               omit_defaults=True):
+    """Everything about a sweep that is not a hyperparameter, with defaults filled in.
+    Fields added after format 1 have defaults and are omitted when unset
+    (``omit_defaults``), so plans that do not use them keep their bytes."""
+
+    name: str
+    recipe: str           # recipe name used in output paths (file stem for a recipe path)
+    algorithm: str
+    env: str
+    num_samples: int
+    sampling: Sampling
+    seed: int
+    mode: Mode
+    batch_size: int
+    output_root: str
+    seeds_per_sample: int
+    total_timesteps: TotalTimesteps   # the three fields of a Budget, flat as format 1 has them
+    num_evaluations: NumEvaluations
+    eval_episodes: EvalEpisodes
+    structures: int | None = None  # two-level sampling: this many structural points
+    # No more fields here: a 16th field makes msgspec write this map's header as map16, which
+    # would change the bytes of every plan. Later additions go to Plan (omit_defaults too).
+
+    @property
+    def budget(self) -> Budget:
+        return Budget(total_timesteps=self.total_timesteps,
+                      num_evaluations=self.num_evaluations, eval_episodes=self.eval_episodes)
+
+
+class HyperParamRow(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    type: str
+    role: str                 # "scalar" (vmapped leaf) or "structural" (one compile per value)
+    source: str               # default | recipe default | fixed | recipe space | space
+    value: Any = None         # the constant, when not sampled
+    distribution: dict[str, Any] | None = None  # as written, when sampled
+    log_scale: bool = False
+
+
+class Structure(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    index: int
+    values: dict[str, Any]    # every structural hyperparameter, sorted by name
+
+
+class Sample(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    index: int
+    seed: int                 # training seed; replicate r uses fold_in(key(seed), r)
+    structure: int
+    unit: list[float]         # the unit-cube point, one coordinate per sampled hyperparameter
+    values: dict[str, Any]    # the sampled hyperparameters' values, sorted by name
+
+
+class Group(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    index: int
+    structure: int
+    samples: list[int]
+
+
+class SubBatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Samples of one entry that share a structure: one vmapped call of ``width`` lanes.
+    Lanes past ``len(samples)`` are padding (copies of the first sample) whose results are
+    dropped; widths are chosen so that calls of one structure reuse one compiled function."""
+
+    structure: int
+    samples: list[int]
+    width: int
+
+
+class Entry(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    index: int
+    path: str                 # relative to the output root, '/'-separated
+    group: int | None         # the group, in grouped mode
+    samples: list[int]
+    sub_batches: list[SubBatch]
+
+
+MAX_CALLS_PER_RUN = 100  # chunk calls per sub-batch at most (see chunk_group)
+
+
+def chunk_group(num_evaluations: int, max_calls: int = MAX_CALLS_PER_RUN) -> int:
+    """How exec splits a run into calls from the host (``runtime.schedule``, ``runtime.runner``);
+    here because the plan must respect it too: a successive-halving rung ends between calls.
+    Evaluation chunks per host call: 1 (a call per evaluation point: progress and a stop
+    between any two), unless that would be more than ``max_calls`` calls per run; then the
+    smallest divisor of ``num_evaluations`` that brings the calls down to ``max_calls``."""
+    for group in range(1, num_evaluations + 1):
+        if num_evaluations % group == 0 and num_evaluations // group <= max_calls:
+            return group
+    return num_evaluations
+
+
+# What ranks samples at a rung of successive halving, over the evaluations trained so far
+# (means over replicates): the return at the last one, the best one, or the mean of all (auc).
+# The one declaration of these names: a search's objectives are the same metrics
+# (manifest.format.ObjectiveMetric, search.objectives.METRICS), as is plancheck's check.
+RungMetric = Literal["final_return", "best_return", "auc"]
+
+
+class Rung(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One rung of successive halving: ``samples`` samples train to ``evaluations``
+    evaluation points (a whole number of the runtime's calls: ``chunk_group``)."""
+
+    evaluations: int
+    samples: int
+
+
+class Halving(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Successive halving: every sample trains to the first rung; at each rung the best
+    ``rungs[r + 1].samples`` by ``metric`` (the top 1/eta) continue, from their checkpoints,
+    to the next. The last rung is the full budget."""
+
+    metric: RungMetric
+    eta: int
+    rungs: list[Rung]
+
+
+class Training(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True,
+               omit_defaults=True):
+    """How training proceeds beyond the budget: checkpoints and successive halving. A plan
+    that uses neither has none (``Plan.training`` is None, omitted), so its bytes are those of
+    a plan from before these existed."""
+
+    # Save each entry's training carry every this many evaluations (0: never), so a killed
+    # entry resumes from it. Results are bit-identical either way: not in results_id.
+    checkpoint_every: int = 0
+    halving: Halving | None = None  # successive halving: rungs, see Halving
+
+
+def pow2_width(n: int, cap: int) -> int:
+    """Batched mode's call width for a sub-batch of ``n`` samples: ``n`` rounded up to a power
+    of two, at most ``cap``. Few widths, so few compiles, and padding never more than doubles
+    the work. The compiler's entries and successive halving's rung entries share it."""
+    width = 1
+    while width < n:
+        width *= 2
+    return min(width, cap)
+
+
+def rung_sizes(num_samples: int, eta: int, rungs: int) -> list[int]:
+    """How many samples train to each rung: all of them to the first, then the top ``1/eta``
+    (rounded down, at least one) of the rung before."""
+    counts = [num_samples]
+    for _ in range(rungs - 1):
+        counts.append(max(1, counts[-1] // eta))
+    return counts
+
+
+class Plan(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True,
+           omit_defaults=True):
+    hyperlax_version: str
+    manifest_name: str        # the manifest's file name, no directory
+    manifest_text: str
+    manifest_sha256: str
+    recipe_text: str
+    settings: Settings
+    hyperparams: list[HyperParamRow]
+    constants: dict[str, Any]
+    sampled: list[str]        # names of the sampled hyperparameters, the unit-cube axes
+    structures: list[Structure]
+    samples: list[Sample]
+    groups: list[Group]
+    entries: list[Entry]
+    samples_file_sha256: str | None = None  # listed samples from a file: its text's sha256
+    training: Training | None = None  # checkpoints and successive halving; None: neither
+    # No more fields here: a 16th field makes msgspec write this map's header as map16, which
+    # would change the bytes of every plan. Later additions go to Training (omit_defaults).
+
+    @property
+    def checkpoint_every(self) -> int:
+        return 0 if self.training is None else self.training.checkpoint_every
+
+    @property
+    def halving(self) -> Halving | None:
+        return None if self.training is None else self.training.halving
+
+    def sample_values(self, index: int) -> dict[str, Any]:
+        """Every hyperparameter's value for one sample."""
+        return {**self.constants, **self.samples[index].values}
+
+    def sample_config(self, index: int) -> AlgorithmConfig:
+        """One sample's configuration: the algorithm's config Struct (validated on the way)."""
+        return CONFIGS[self.settings.algorithm].from_values(self.sample_values(index))
+
+
+class PlanFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    format: str
+    format_version: int
+    plan_id: str
+    plan: Plan
+
+
+class _Header(msgspec.Struct):
+    format: str = ""
+    format_version: int = 0
+
+
+def plan_id(plan: Plan) -> str:
+    return hashlib.sha256(msgspec.msgpack.encode(plan)).hexdigest()
+
+
+def encode_plan(plan: Plan) -> bytes:
+    return msgspec.msgpack.encode(PlanFile(format=FORMAT, format_version=FORMAT_VERSION,
+                                           plan_id=plan_id(plan), plan=plan))
+
+
+def decode_plan(data: bytes, source: str) -> tuple[Plan, str]:
+    """(plan, plan id) from plan-file bytes, or a HyperlaxError saying what is wrong."""
+    remake = "re-create it with: hyperlax plan <manifest>"
+    try:
+        header = msgspec.msgpack.decode(data, type=_Header)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise HyperlaxError(source, f"not a hyperlax plan file (corrupt or truncated: {exc})",
+                            remake) from None
+    if header.format != FORMAT:
+        raise HyperlaxError(source, "not a hyperlax plan file", remake)
+    if header.format_version > FORMAT_VERSION:
+        raise HyperlaxError(source, f"plan format version {header.format_version} is newer than "
+                                    f"this hyperlax reads ({FORMAT_VERSION})",
+                            "upgrade hyperlax, or re-plan the manifest with this version")
+    if header.format_version < FORMAT_VERSION:
+        raise HyperlaxError(source, f"plan format version {header.format_version} is older than "
+                                    f"this hyperlax reads ({FORMAT_VERSION})", remake)
+    try:
+        envelope = msgspec.msgpack.decode(data, type=PlanFile)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise HyperlaxError(source, f"damaged plan file: {exc}", remake) from None
+    actual = plan_id(envelope.plan)
+    if actual != envelope.plan_id:
+        raise HyperlaxError(source, "plan id does not match its contents: the file was edited "
+                                    "or damaged after it was written", remake)
+    return envelope.plan, actual
+
+
+def read_plan(path: Path) -> tuple[Plan, str]:
+    plan, pid, _ = read_plan_file(path)
+    return plan, pid
+
+
+def read_plan_file(path: Path) -> tuple[Plan, str, bytes]:
+    """(plan, plan id, the file's bytes): the bytes that were verified, for callers that keep
+    a copy, so the copy is exactly what was checked even if the file changes meanwhile. Only a
+    regular file of bounded size is read; its content is checked as well as its id."""
+    from hyperlax.storage.read import MAX_PLAN_BYTES, read_bytes
+    from hyperlax.plan.check import check_plan
+
+    try:
+        data = read_bytes(path, "plan file", MAX_PLAN_BYTES)
+    except HyperlaxError as exc:
+        if exc.problems == [("", "no such plan file")]:
+            raise HyperlaxError(str(path), "no such plan file",
+                                f"create one with: hyperlax plan <manifest> -o {path}") from None
+        raise
+    if _looks_like_toml(path, data):
+        raise HyperlaxError(str(path), "this is a sweep manifest (TOML), not a plan file",
+                            f"compile it first: hyperlax plan {path} -o plan.msgpack, then pass "
+                            "plan.msgpack") from None
+    plan, pid = decode_plan(data, str(path))
+    check_plan(plan, str(path))
+    return plan, pid, data
+
+
+def _looks_like_toml(path: Path, data: bytes) -> bool:
+    """A manifest handed to exec/show/status/report: a .toml name, or text that starts like
+    TOML (a plan file starts with a msgpack map byte)."""
+    if path.suffix == ".toml":
+        return True
+    head = data[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith((b"[", b"#")) or (b"=" in head.split(b"\n", 1)[0] and
+                                             head[:1].isalpha())
+
+
+RESULTS_ID_FORMAT = "hyperlax-results-1"
+
+
+def results_id(plan: Plan) -> str:
+    """The sha256 of what determines a plan's results: its settings, hyperparameter rows,
+    constants, sampled names, structures, samples (values, unit points, seeds) and entries
+    (paths, sub-batches). Not the manifest's name or text, its sha256, the recipe's text or
+    the hyperlax version: a comment-only edit or a renamed manifest keeps the results id, and
+    so keeps its completed results (a sweep directory is owned by a results id). Nor
+    ``checkpoint_every``: checkpoints change when results are saved, not what they are."""
+    basis = [RESULTS_ID_FORMAT, plan.settings, plan.hyperparams, plan.constants, plan.sampled,
+             plan.structures, plan.samples, plan.entries]
+    if plan.halving is not None:  # which samples reach which budget; absent: ids unchanged
+        basis.append(plan.halving)
+    return hashlib.sha256(msgspec.msgpack.encode(basis)).hexdigest()

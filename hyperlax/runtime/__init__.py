@@ -1,1 +1,0 @@
-"""The JAX half of hyperlax: runs a frozen plan. Imports planfile and storage, never compiler/."""
