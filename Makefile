@@ -1,14 +1,14 @@
 # hyperlax developer entry points. Each target creates the virtual environment if missing and
-# installs what it needs: `make demo` the package alone, `make test` also its test, Ray
-# and Brax extras (a `make test` after a `make demo` adds them; a `make demo` after a `make test` installs
-# nothing). Editing pyproject.toml reinstalls.
+# installs what it needs: `make demo` the package alone; `make test` and `make docs` also the
+# test, Ray, Brax and docs extras (a `make test` after a `make demo` adds them; a `make demo`
+# after a `make test` installs nothing). Editing pyproject.toml reinstalls.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 BASE_STAMP := $(VENV)/.installed-base
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: test test-fast demo schemas golden clean
+.PHONY: test test-fast demo docs schemas golden clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,11 +20,12 @@ $(BASE_STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-# hyperlax with the test, Ray and Brax extras (the suite tests `exec --ray` and the Brax
-# environments). It includes the base install, so its stamp is renewed too.
+# hyperlax with the test, Ray, Brax and docs extras (the suite tests `exec --ray`, the Brax
+# environments and the documentation site's build). It includes the base install, so its stamp
+# is renewed too.
 $(DEV_STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,ray,brax]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ray,brax,docs]'
 	touch $(BASE_STAMP) $@
 
 test: $(DEV_STAMP)
@@ -38,6 +39,11 @@ demo: $(BASE_STAMP)
 	$(BIN)/hyperlax exec runs/quickstart.plan.msgpack
 	$(BIN)/hyperlax report runs/quickstart.plan.msgpack --top 8
 
+# The documentation site, from docs/ into site/; --strict fails on a broken link or anchor, or a
+# page missing from mkdocs.yml's nav.
+docs: $(DEV_STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
 schemas: $(BASE_STAMP)
 	$(BIN)/python tools/gen_schemas.py
 
@@ -45,4 +51,4 @@ golden: $(BASE_STAMP)
 	$(BIN)/python tools/update_golden.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs site .pytest_cache
