@@ -1,8 +1,9 @@
 """Generate docs/hyperparameters.md (hyperparameter tables, built-in recipes) and
 docs/environments.md (the environment registry) from the code.
 
-    python tools/gen_docs.py          # rewrite both files
-    python tools/gen_docs.py --check  # exit 1 when one is stale (tests run this)
+    python tools/gen_docs.py            # rewrite both files
+    python tools/gen_docs.py --check    # exit 1 when one is stale (tests run this)
+    python tools/gen_docs.py --out DIR  # write them into DIR instead (tests compare the two)
 """
 
 from __future__ import annotations
@@ -124,14 +125,15 @@ OUTPUTS = {"hyperparameters.md": render_hyperparameters, "environments.md": rend
 
 
 def main(argv: list[str]) -> int:
-    texts = {DOCS / name: render() for name, render in OUTPUTS.items()}
+    out = Path(argv[argv.index("--out") + 1]) if "--out" in argv else DOCS
+    texts = {out / name: render() for name, render in OUTPUTS.items()}
     if "--check" in argv:
         stale = [p.name for p, text in texts.items()
                  if not p.exists() or p.read_text("utf-8") != text]
         for name in stale:
             print(f"stale: docs/{name}; run: python tools/gen_docs.py", file=sys.stderr)
         return 1 if stale else 0
-    DOCS.mkdir(exist_ok=True)
+    out.mkdir(exist_ok=True)
     for path, text in texts.items():
         path.write_text(text, "utf-8")
         print(f"wrote {path}")

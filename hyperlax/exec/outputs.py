@@ -1,4 +1,4 @@
-"""An entry's outputs, in open formats (README: "Outputs"), and its completion marker.
+"""An entry's outputs, in open formats (docs/commands/exec.md#outputs), and its completion marker.
 
     samples.json   every sample's hyperparameter values, seed and structure
     curves.npz     eval_steps [E], sample [S], returns / finite / loss_<name> [S, R, E]

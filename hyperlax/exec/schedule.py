@@ -67,7 +67,7 @@ def default_compile_workers() -> int:
     """Compile threads when ``--compile-workers`` is not given: one fewer than the cores this
     process may use (the training calls and the main thread need one), at least 1, at most
     MAX_WORKERS. XLA's compile releases the GIL, so compiles run in parallel with each other and
-    with training. Measured on 2 cores (README, Benchmarks): 1 thread beat 2, whose compiles
+    with training. Measured on 2 cores (docs/benchmarks.md): 1 thread beat 2, whose compiles
     slowed training more than they gained; on an accelerator host training leaves the host's
     cores to the compiles."""
     try:

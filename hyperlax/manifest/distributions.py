@@ -1,7 +1,7 @@
 """Search-space distributions. Each maps a unit-cube coordinate u in [0, 1) to a value by its
 inverse CDF, so Sobol points and random points go through the same code.
 
-Exact rules (documented in the README, pinned by tests):
+Exact rules (documented in docs/manifests.md, pinned by tests):
 - uniform(low, high):         low + u * (high - low)
 - log_uniform(low, high):     exp(log(low) + u * (log(high) - log(low)))
 - int_uniform(low, high):     low + min(floor(u * n), n - 1) with n = high - low + 1, in integer

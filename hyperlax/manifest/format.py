@@ -51,8 +51,7 @@ class SweepSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     # two-level sampling: draw this many structures
     structures: Annotated[int, Meta(ge=1)] | None = None
     samples_file: str | None = None     # CSV or JSON of samples to run, next to the manifest
-    # Save each entry's training state every this many evaluations; 0: never (README:
-    # "Checkpoints and successive halving")
+    # Save each entry's training state every this many evaluations; 0: never (docs/checkpoints.md)
     checkpoint_every: Annotated[int, Meta(ge=0, le=100_000)] = 0
     # Successive halving: the rungs' budgets, increasing, the last the full budget; at each
     # rung the top 1/eta of the samples by rung_metric go on to the next

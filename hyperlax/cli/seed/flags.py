@@ -330,7 +330,7 @@ def batching_options(batch_default: int) -> list[Callable]:
                                                       "batch"),
         click.option("--min-hparam-batch-size", type=click.IntRange(min=1), default=None,
                      metavar="N", help="accepted; no effect: short last batches are padded "
-                                       "(see README)"),
+                                       "(see docs/seed.md)"),
         bool_option("--sequential", "one entry per sample, run one at a time"),
         bool_option("--group-by-structural-hparams", "group samples by structure before "
                                                      "batching"),

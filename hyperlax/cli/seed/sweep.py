@@ -20,7 +20,7 @@ from hyperlax.cli.seed.flags import flag_location
 SEED_MANIFEST = "sweep.toml"
 
 # Compile time of one program, for the estimate printed before a sweep runs: XLA:CPU compiles
-# one PPO program in 6-9 s on this project's 2-core machine (README, Benchmarks); DQN and SAC
+# one PPO program in 6-9 s on this project's 2-core machine (docs/benchmarks.md); DQN and SAC
 # take about as long. A GPU host compiles in parallel while training, so it is an upper figure.
 SECONDS_PER_COMPILE = 8.0
 
