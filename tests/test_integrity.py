@@ -107,17 +107,55 @@ def test_status_verify_finds_a_corrupt_entry(sweep, name, damage, problem):
             in result.output)
 
 
-def test_markers_without_sizes_still_verify(sweep):
-    """Markers written before sizes were recorded: checksums alone."""
+def _set_size(value):
+    """Damage success.txt's recorded size of summary.json: set it to ``value``, or remove it
+    (``...``), or remove every size (``None``)."""
+    def damage(marker_path: Path) -> None:
+        marker = json.loads(marker_path.read_text())
+        if value is None:
+            del marker["bytes"]
+        elif value is ...:
+            del marker["bytes"]["summary.json"]
+        else:
+            marker["bytes"]["summary.json"] = value
+        marker_path.write_text(json.dumps(marker))
+    return damage
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (_set_size(999999), f"{MARKER} is damaged (records 999999 bytes for summary.json, which "
+                        "has "),
+    (_set_size(0), f"{MARKER} is damaged (records 0 bytes for summary.json, which has "),
+    (_set_size("abc"), f"{MARKER} is damaged (summary.json's size is 'abc')"),
+    (_set_size(True), f"{MARKER} is damaged (summary.json's size is True)"),
+    (_set_size(-1), f"{MARKER} is damaged (summary.json's size is -1)"),
+    (_set_size(...), f"{MARKER} is damaged (no size for summary.json)"),
+    (_set_size(None), f"{MARKER} is damaged (no file sizes)"),
+], ids=["too-large", "zero", "text", "bool", "negative", "no-size", "no-sizes"])
+def test_a_damaged_size_in_a_marker_is_corrupt(sweep, damage, problem):
+    """The files are intact (their checksums match) but the marker's own fields are malformed
+    or disagree with them: the marker is damaged, and the entry corrupt."""
     plan, pid, plan_file, root = sweep
-    marker_path = entry(root, plan, 0) / MARKER
-    marker = json.loads(marker_path.read_text())
-    del marker["bytes"]
-    marker_path.write_text(json.dumps(marker))
-    assert SweepDir(root).verify(plan.entries[0].path, Owner.of(plan, pid), 0) == []
-    _truncate(entry(root, plan, 0) / "curves.npz")
-    assert SweepDir(root).verify(plan.entries[0].path, Owner.of(plan, pid), 0) == [
-        "curves.npz changed after the entry completed (checksum differs)"]
+    damage(entry(root, plan, 1) / MARKER)
+    problems = SweepDir(root).verify(plan.entries[1].path, Owner.of(plan, pid), 1)
+    assert len(problems) == 1 and problems[0].startswith(problem), problems
+    result = status(plan_file, root, "--verify")
+    assert result.exit_code == 1, result.output
+    assert f"corrupt  {plan.entries[1].path}  (2 samples): {problem}" in result.output
+    assert "1/2 done, 0 partial, 0 pending, 1 corrupt" in result.output
+    assert "verified:" not in result.output
+
+
+def test_exec_reports_a_damaged_size_and_leaves_the_entry_alone(sweep):
+    plan, pid, plan_file, root = sweep
+    _set_size(999999)(entry(root, plan, 0) / MARKER)
+    damaged = snapshot(entry(root, plan, 0))
+    result = cli("exec", plan_file, "--output-root", root)
+    assert result.exit_code == 1, result.output
+    assert (f"warning: {plan.entries[0].path}: {MARKER} is damaged (records 999999 bytes for "
+            "summary.json" in result.output)
+    assert f"warning: {plan.entries[0].path}: complete but corrupt; left alone" in result.output
+    assert snapshot(entry(root, plan, 0)) == damaged
 
 
 def test_exec_leaves_a_corrupt_entry_alone_unless_asked(sweep, complete):

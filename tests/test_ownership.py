@@ -155,3 +155,35 @@ def test_a_directory_an_older_hyperlax_made_belongs_to_its_plan_id(sweep, tmp_pa
     result = exec_into(plan(edited, tmp_path / "plan.msgpack"), root)
     assert result.exit_code == 2 and f"belongs to another plan ({pid[:12]})" in result.output
     assert markers(root) == before
+
+
+def test_status_refuses_a_folder_of_other_files_as_exec_does(tmp_path):
+    """An output root that holds something other than a sweep (here a note) is refused by
+    ``status`` as by ``exec``: the same message, exit status 2, nothing touched. An absent or
+    empty output root is simply all pending."""
+    manifest = tmp_path / "sweep.toml"
+    manifest.write_text(tiny_sweep(n=4))
+    plan_file = plan(manifest, tmp_path / "plan.msgpack")
+    misc = tmp_path / "misc"
+    misc.mkdir()
+    (misc / "notes.txt").write_text("not a sweep\n")
+    before = tree(misc)
+
+    refused = cli("status", plan_file, "--output-root", misc)
+    assert refused.exit_code == 2, refused.output
+    executed = exec_into(plan_file, misc)
+    assert executed.exit_code == 2, executed.output
+    message = f"error: {misc}: is not empty and is not a hyperlax sweep directory"
+    assert message in refused.output and message in executed.output
+    assert refused.output == executed.output
+    assert "pending" not in refused.output
+    assert tree(misc) == before
+
+    for root in (tmp_path / "absent", tmp_path / "empty"):
+        if root.name == "empty":
+            root.mkdir()
+        pending = cli("status", plan_file, "--output-root", root)
+        assert pending.exit_code == 0, pending.output
+        assert f"0/2 done, 0 partial, 2 pending in {root}" in pending.output
+    assert not (tmp_path / "absent").exists()
+    assert list((tmp_path / "empty").iterdir()) == []

@@ -10,13 +10,17 @@ delay after such a point, so each phase is hit however fast or loaded the machin
 
 from __future__ import annotations
 
+import json
+import os
 import queue
 import random
 import re
 import shlex
 import signal
 import subprocess
+import sys
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -224,3 +228,147 @@ def test_stop_latencies_summary():
         ordered = sorted(LATENCIES)
         print(f"{len(ordered)} stops: median {ordered[len(ordered) // 2]:.2f}s, "
               f"max {ordered[-1]:.2f}s")
+
+
+# --- the first tenth of a second ----------------------------------------------------------
+
+EARLY_DELAYS = (0.0, 0.02, 0.05, 0.1)
+EARLY_REPEATS = 2     # per delay, signal and anchor: once per launcher
+PACKAGE_DIR = str(Path(__file__).resolve().parents[1] / "hyperlax")
+
+
+def console_entry() -> tuple[str, str]:
+    """The ``hyperlax`` console script's module and function, as pyproject.toml declares it."""
+    project = tomllib.loads((Path(PACKAGE_DIR).parent / "pyproject.toml").read_text())
+    module, function = project["project"]["scripts"]["hyperlax"].split(":")
+    return module, function
+
+
+def console_script(directory: Path) -> list[str]:
+    """The ``hyperlax`` console script written the way an installer writes it (an installed
+    copy may predate the worktree's pyproject)."""
+    module, function = console_entry()
+    script = directory / "hyperlax"
+    script.write_text(f"#!{sys.executable}\nimport sys\nfrom {module} import {function}\n"
+                      f"if __name__ == '__main__':\n    sys.exit({function}())\n")
+    script.chmod(0o755)
+    return [str(script)]
+
+
+def catches_sigterm(pid: int) -> bool | None:
+    """Whether the process has a handler for SIGTERM, which only hyperlax installs (Python
+    does not): hyperlax's start-up handling is in place. None when the process is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    caught = int(re.search(r"^SigCgt:\s*([0-9a-f]+)", status, re.M)[1], 16)
+    return bool(caught >> (signal.SIGTERM - 1) & 1)
+
+
+def early_stop(launcher: list[str], plan_file: Path, root: Path, signum: int, delay: float,
+               after_first_line: bool) -> tuple[str, bool, int, str]:
+    """One exec stopped ``delay`` seconds after its start, or after hyperlax's handling is in
+    place (``after_first_line``): what happened (``handled``, ``python-start``) and the
+    exit status and stderr; asserts it is one of the outcomes the docs promise."""
+    proc = subprocess.Popen([*launcher, "exec", str(plan_file), "--output-root", str(root)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        if after_first_line:
+            deadline = time.monotonic() + START_TIMEOUT
+            while not catches_sigterm(proc.pid):
+                assert proc.poll() is None and time.monotonic() < deadline, "never started"
+                time.sleep(0.001)
+        time.sleep(delay)
+        ours = bool(catches_sigterm(proc.pid))  # once in place, it stays until the end
+        proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=BOUND + 30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    code, name = proc.returncode, signal.Signals(signum).name
+    context = (f"{shlex.join(launcher[-2:])} {name} at {'+' if after_first_line else ''}"
+               f"{delay}s (handling in place: {ours}): exit {code}, stderr:\n{stderr}")
+    if code == 128 + signum:
+        # handled: the hint, no traceback; whatever exec wrote verifies and no claim is left
+        assert f"interrupted by {name}" in stderr, context
+        assert f"resume with: hyperlax exec {plan_file} --output-root {root}" in stderr, context
+        for sign in CRASH_SIGNS:
+            assert sign not in stderr, context
+        if root.exists():
+            assert not list(root.rglob(f"*{CLAIM_SUFFIX}")), context
+        return "handled", ours, code, stderr
+    # Before hyperlax's first line: Python's defaults, and nothing written
+    assert not ours, "hyperlax's handling was in place: " + context
+    assert not root.exists(), context
+    assert PACKAGE_DIR not in stderr, "a traceback through hyperlax's code: " + context
+    if signum == signal.SIGTERM or not stderr:
+        assert code == -signum and not stderr, context    # ended by the signal, silently
+    else:  # Python's KeyboardInterrupt, raised in the interpreter's own start-up
+        assert code in (1, -signal.SIGINT), context
+        assert stderr.rstrip().endswith("KeyboardInterrupt"), context
+    return "python-start", ours, code, stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_in_the_first_tenth_of_a_second(three_entries, tmp_path, signum):
+    """SIGINT and SIGTERM 0, 0.02, 0.05 and 0.1 s after exec is launched (console script and
+    ``python -m``), and as long after hyperlax's first line: before that line Python's
+    defaults apply, as the docs say (ended by the signal, or Python's KeyboardInterrupt in its
+    own start-up); from it on, always 130 / 143 with the resume hint and no traceback."""
+    plan, plan_file = three_entries
+    launchers = [console_script(tmp_path), [sys.executable, "-m", "hyperlax"]]
+    tally: dict[tuple[str, float, str], int] = {}
+    for after_first_line in (False, True):
+        for delay in EARLY_DELAYS:
+            for repeat in range(EARLY_REPEATS):
+                root = tmp_path / f"out-{after_first_line}-{delay}-{repeat}"
+                outcome, *_ = early_stop(launchers[repeat % 2], plan_file, root, signum,
+                                         delay, after_first_line)
+                if after_first_line:
+                    assert outcome == "handled"
+                key = ("after first line" if after_first_line else "after launch", delay,
+                       outcome)
+                tally[key] = tally.get(key, 0) + 1
+    print(f"{signal.Signals(signum).name}: " + "; ".join(
+        f"{anchor} +{delay}s {outcome} x{n}" for (anchor, delay, outcome), n in tally.items()))
+
+
+
+# Imports before the start-up handling is in place, through a finder that notes each import
+IMPORTS_BEFORE_HANDLING = """
+import json, signal, sys
+seen = []
+class Note:
+    def find_spec(self, name, path=None, target=None):
+        seen.append([name, signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL])
+sys.meta_path.insert(0, Note())
+from {module} import {function}
+sys.argv = ["hyperlax", "--version"]
+try:
+    {function}()
+except SystemExit:
+    pass
+print(json.dumps(seen))
+"""
+
+
+@pytest.mark.parametrize("launch", ["console script", "python -m"])
+def test_the_entry_point_handles_stops_before_it_imports_the_cli(launch):
+    """The console script (as pyproject.toml declares it) and ``python -m hyperlax`` install
+    the start-up handling before they import anything heavy: only the package, the entry
+    point and ``exec.starting`` come first; the CLI, click and every other hyperlax module
+    after."""
+    module, function = console_entry() if launch == "console script" else (
+        "hyperlax.__main__", "run")
+    out = subprocess.run([sys.executable, "-c", IMPORTS_BEFORE_HANDLING.format(
+        module=module, function=function)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.splitlines()[-1])
+    before = {name for name, handled in seen if not handled}
+    after = {name for name, handled in seen if handled}
+    ours = {n for n in before if n.split(".")[0] in ("hyperlax", "click", "msgspec", "jax")}
+    assert ours <= {"hyperlax", "hyperlax.__main__", "hyperlax.exec", "hyperlax.exec.starting"}
+    assert {"hyperlax.cli.main", "click"} <= after

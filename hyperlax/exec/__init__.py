@@ -8,6 +8,7 @@ Use cases and their JAX-free helpers (safe to import from the front end):
     benchmark.py    ``hyperlax benchmark``: several manifests planned and run in one process
     schedule.py     entries -> sub-batches -> programs (no JAX)
     stopping.py     SIGINT/SIGTERM turned into a stop at the next safe point
+    starting.py     a stop while the command line starts (before a command's own handling)
     progress.py     the progress line and its log
     halving/        successive halving: decide.py (rung rules and decision files, JAX-free),
                     rungs.py (the rung loop)

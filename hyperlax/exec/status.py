@@ -19,14 +19,16 @@ class Status:
 
 
 def sweep_status(plan_file: Path, output_root: Path | None, verify: bool) -> Status:
-    """Raises HyperlaxError for a bad plan or a directory holding another plan's results, and
-    StorageError when a complete entry cannot be read to verify it."""
+    """Raises HyperlaxError for a bad plan or an output root that holds another plan's results
+    or anything but a sweep (an absent or empty one is all pending), and StorageError when a
+    complete entry cannot be read to verify it."""
     plan, pid, _ = read_plan_file(plan_file)
     root = sweep_root(plan, output_root)
     sweep, owner = SweepDir(root), Owner.of(plan, pid)
     record = sweep.record() if root.exists() else None
     if record is not None and not owner.owns(record):
         raise another_plan(root, record, owner, "pass the --output-root this plan was run with")
+    sweep.check_owner(owner)  # a folder of other files: refused as exec refuses it
     status = Status()
     rungs = _rungs(plan, root, owner, sweep)
     entries = plan.entries if rungs is None else [e for _, es in rungs for e in es or []]

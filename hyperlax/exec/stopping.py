@@ -20,9 +20,9 @@ callback that prints "Exception ignored" and carries on). Instead:
 Only a real command line process ends itself (``allow_hard_exit``, set by the CLI's entry
 point): exec run in-process (click's CliRunner, tests) stops at a safe point and returns.
 
-Also ``early``: from the first line of ``python -m hyperlax`` until the exec command takes
-over, a signal raises ``EarlyStop`` (nothing is imported but the CLI then, no JAX), which the
-entry point turns into the hint and the exit status.
+Before that, while the command line starts, ``starting`` handles a stop (``EarlyStop``; its
+names are re-exported here): from the entry point's first line until the exec command takes
+over, a signal ends the process with the hint and the exit status.
 
 JAX-free and stdlib-only: imported before anything else.
 """
@@ -39,7 +39,10 @@ import threading
 import time
 from typing import Any, Callable, Iterator, NoReturn
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# the start-up part, re-exported: the CLI's group and the commands use it through this module
+from hyperlax.exec.starting import SIGNALS, EarlyStop, early, early_exit, signal_name  # noqa
+from hyperlax.exec.starting import early_handler as _early_handler
+
 GRACE_SECONDS = 2.0     # for the main thread to reach a safe point
 CLEANUP_SECONDS = 5.0   # from the safe point to the end: unwinding, releasing, Ray shutdown
 WRITE_WAIT_SECONDS = 5.0  # an emergency exit waits this long for a file write to finish
@@ -52,21 +55,6 @@ class Stopped(BaseException):
     def __init__(self, signum: int):
         super().__init__(signum)
         self.signum = signum
-
-
-class EarlyStop(BaseException):
-    """A signal while the command line starts (before exec installs its handling)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
 
 
 def default_hint(signum: int) -> str:
@@ -321,19 +309,7 @@ def finish(status: int) -> NoReturn:
     sys.exit(status)
 
 
-# --- while the command line starts --------------------------------------------------------
-
-def _early_handler(signum: int, frame: Any) -> None:
-    raise EarlyStop(signum)
-
-
-def early() -> None:
-    """From the entry point's first line: a signal raises EarlyStop until ``end_early`` or
-    ``install``. Only CLI start-up code (imports, argument parsing) runs meanwhile."""
-    if threading.current_thread() is threading.main_thread():
-        for s in SIGNALS:
-            signal.signal(s, _early_handler)
-
+# --- while the command line starts (``starting``) ----------------------------------------
 
 def end_early() -> None:
     """Back to Python's default handling (a command other than exec is about to run)."""
@@ -342,18 +318,3 @@ def end_early() -> None:
             if signal.getsignal(s) is _early_handler:
                 signal.signal(s, signal.default_int_handler if s == signal.SIGINT
                               else signal.SIG_DFL)
-
-
-def early_exit(signum: int, argv: list[str] | None = None) -> NoReturn:
-    """The hint and exit status for a stop while starting: nothing ran yet."""
-    import shlex
-
-    args = (sys.argv if argv is None else argv)[1:]
-    command = shlex.join(["hyperlax", *args])
-    try:
-        sys.stderr.write(f"interrupted by {signal_name(signum)} while starting; "
-                         f"resume with: {command}\n")
-    except Exception:
-        pass
-    flush_streams()
-    os._exit(128 + signum)

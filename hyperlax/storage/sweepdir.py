@@ -95,6 +95,11 @@ def _is_claim_leftover(name: str) -> bool:
         name.endswith(".tmp") and name.startswith((f".{PLAN_COPY}.", f".{SWEEP_RECORD}.")))
 
 
+def _is_size(value: Any) -> bool:
+    """A file size as a marker records it: a non-negative integer (JSON true is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 class SweepDir:
     def __init__(self, root: Path):
         self.root = root
@@ -223,8 +228,9 @@ class SweepDir:
 
     def verify(self, entry_path: str, owner: Owner, entry_index: int | None = None
                ) -> list[str]:
-        """Problems with a complete entry: its marker is damaged or belongs elsewhere, or a file
-        it vouches for is missing, truncated or changed since completion. [] when intact.
+        """Problems with a complete entry: its marker is damaged (malformed, or a size it records
+        disagrees with its file) or belongs elsewhere, or a file it vouches for is missing,
+        truncated or changed since completion. [] when intact.
         Raises OSError when a file exists but cannot be read."""
         directory = self.entry_dir(entry_path)
         try:
@@ -245,7 +251,11 @@ class SweepDir:
         missing = [n for n in ENTRY_FILES if n not in files]
         if missing:
             problems.append(f"{MARKER} does not vouch for {', '.join(missing)}")
-        sizes = marker.get("bytes") if isinstance(marker.get("bytes"), dict) else {}
+        sizes = marker.get("bytes")
+        sized = isinstance(sizes, dict)
+        if not sized:  # every marker hyperlax ever wrote records sizes: one without is damaged
+            problems.append(f"{MARKER} is damaged (no file sizes)")
+            sizes = {}
         for name, digest in sorted(files.items()):
             path = directory / name
             if "/" in name or "\\" in name or name in ("", ".", ".."):
@@ -255,12 +265,23 @@ class SweepDir:
                 problems.append(f"{name} is missing")
                 continue
             size, recorded = path.stat().st_size, sizes.get(name)
-            if sha256_file(path) == digest:
-                continue
-            if isinstance(recorded, int) and size < recorded:
-                problems.append(f"{name} is truncated ({size} of {recorded} bytes)")
-            else:
-                problems.append(f"{name} changed after the entry completed (checksum differs)")
+            if not _is_size(recorded):
+                if sized:
+                    problems.append(f"{MARKER} is damaged (no size for {name})" if recorded is None
+                                    else f"{MARKER} is damaged ({name}'s size is {recorded!r})")
+                recorded = None
+            if sha256_file(path) != digest:
+                if recorded is not None and size < recorded:
+                    problems.append(f"{name} is truncated ({size} of {recorded} bytes)")
+                else:
+                    problems.append(f"{name} changed after the entry completed (checksum "
+                                    "differs)")
+            elif recorded is not None and size != recorded:
+                # the file is what the checksum vouches for: the marker's size is what changed
+                problems.append(f"{MARKER} is damaged (records {recorded} bytes for {name}, "
+                                f"which has {size})")
+        problems.extend(f"{MARKER} is damaged (a size for {name!r}, which it has no checksum "
+                        "for)" for name in sorted(set(sizes) - set(files)))
         return problems
 
     def corrupt_entries(self, entries: Iterable[Any], owner: Owner,
