@@ -311,7 +311,7 @@ main.add_command(seed_benchmark.run_benchmark_command)
 # Model-based search in rounds (hyperlax/search/) and the seed's front end to it; both modules
 # import neither JAX nor Optuna at module level.
 from hyperlax.cli.seed import optuna as seed_optuna  # noqa: E402
-from hyperlax.search.command import search_command  # noqa: E402
+from hyperlax.cli.search import search_command  # noqa: E402
 
 main.add_command(search_command)
 main.add_command(seed_optuna.optuna_command)
