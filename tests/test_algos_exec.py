@@ -10,7 +10,7 @@ import pytest
 
 from hyperlax.compiler import compile_manifest
 from hyperlax.plan.format import encode_plan, plan_id
-from hyperlax.exec.executor import execute
+from hyperlax.exec.local_exec import execute
 
 DQN = """\
 [sweep]

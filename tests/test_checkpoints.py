@@ -24,7 +24,7 @@ from hyperlax.exec.checkpoints import files as checkpoint_files
 from hyperlax.exec import stopping
 from hyperlax.compiler import compile_manifest
 from hyperlax.plan.format import encode_plan, plan_id
-from hyperlax.exec.executor import execute
+from hyperlax.exec.local_exec import execute
 from hyperlax.storage.sweepdir import MARKER, Owner, SweepDir
 from test_crash import Exec, resume, untimed
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import trim_mean
 
-from hyperlax.plan.format import read_plan
+from hyperlax.plan.read import read_plan
 from hyperlax.report.compare import (compare_lines, iqm, method_rows, render_compare,
                                      sweep_row, sweep_scores)
 from hyperlax.report.results import Collected, SampleResult

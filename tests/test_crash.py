@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from hyperlax.cli.main import main
 from hyperlax.errors import HyperlaxError
-from hyperlax.exec.executor import execute
+from hyperlax.exec.local_exec import execute
 from hyperlax.storage import atomic, sweepdir
 from hyperlax.storage.atomic import atomic_write
 from hyperlax.storage.sweepdir import MARKER, Owner, SweepDir

@@ -23,7 +23,7 @@ from hyperlax.cli.main import main
 from hyperlax.compiler import compile_manifest
 from hyperlax.plan.format import encode_plan, plan_id
 from hyperlax.report.write import write_report
-from hyperlax.exec.executor import execute
+from hyperlax.exec.local_exec import execute
 from hyperlax.exec.status import sweep_status
 from hyperlax.storage.sweepdir import Owner, SweepDir
 from test_checkpoints import Chunks, Crash, crash_at

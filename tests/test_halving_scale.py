@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from hyperlax.exec.halving import decide as H
-from hyperlax.exec.executor import execute
+from hyperlax.exec.local_exec import execute
 from hyperlax.storage.atomic import StorageError
 from hyperlax.storage.sweepdir import CLAIM_SUFFIX, MARKER, Owner, SweepDir
 from concurrency_helpers import race

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from hyperlax.cli.main import main
 from hyperlax.plan.format import FORMAT_VERSION, PlanFile
-from hyperlax.exec.executor import execute
+from hyperlax.exec.local_exec import execute
 from hyperlax.storage.sweepdir import MARKER, Owner, SweepDir
 from test_exec import tiny_plan
 

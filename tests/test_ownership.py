@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from hyperlax.cli.main import main
-from hyperlax.plan.format import read_plan, results_id
+from hyperlax.plan.format import results_id
+from hyperlax.plan.read import read_plan
 from hyperlax.storage.sweepdir import MARKER, PLAN_COPY, SWEEP_RECORD
 from conftest import tiny_sweep
 

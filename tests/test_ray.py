@@ -22,7 +22,7 @@ pytest.importorskip("ray")
 
 from hyperlax.exec.halving import decide as H  # noqa: E402
 
-from hyperlax.exec.executor import execute  # noqa: E402
+from hyperlax.exec.local_exec import execute  # noqa: E402
 from hyperlax.storage.sweepdir import CLAIM_SUFFIX, MARKER  # noqa: E402
 from test_crash import assert_same_results, entry_dir, states  # noqa: E402
 from test_exec import tiny_plan  # noqa: E402

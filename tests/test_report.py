@@ -55,7 +55,7 @@ def png_size(path: Path) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
     """One executed 4-sample sweep in 2 entries; every test copies it before changing it."""
-    from hyperlax.exec.executor import execute
+    from hyperlax.exec.local_exec import execute
 
     tmp = tmp_path_factory.mktemp("executed")
     plan, pid, data, plan_file = tiny_plan(tmp)

@@ -10,7 +10,7 @@ import json
 from click.testing import CliRunner
 
 from hyperlax.cli.main import main
-from hyperlax.plan.format import read_plan
+from hyperlax.plan.read import read_plan
 
 HEAD = """\
 [sweep]

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from conftest import TINY_RECIPE
 from hyperlax.cli.main import main
 from hyperlax.compiler import compile_manifest
-from hyperlax.plan.format import read_plan
+from hyperlax.plan.read import read_plan
 from hyperlax.storage.sweepdir import MARKER, SWEEP_RECORD
 
 

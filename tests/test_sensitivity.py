@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from hyperlax.cli.main import main
 from hyperlax.compiler.sample import saltelli_points
-from hyperlax.plan.format import read_plan
+from hyperlax.plan.read import read_plan
 from hyperlax.report.results import Collected, SampleResult
 from hyperlax.report.sensitivity import render_sensitivity, sensitivity_lines, sobol_analysis
 

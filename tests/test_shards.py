@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from hyperlax.cli.main import main
 from hyperlax.errors import HyperlaxError
-from hyperlax.exec.executor import execute
+from hyperlax.exec.local_exec import execute
 from hyperlax.plan.format import results_id
 from hyperlax.storage.claims import HOST, PID_NAMESPACE, read_claim
 from hyperlax.storage.sweepdir import CLAIM_SUFFIX, PLAN_COPY, SWEEP_RECORD, Owner, SweepDir

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from conftest import TINY_RECIPE
 from hyperlax.cli.main import main
-from hyperlax.plan.format import read_plan
+from hyperlax.plan.read import read_plan
 
 pytest.importorskip("tensorboardX")
 from tensorboardX.proto import event_pb2  # noqa: E402

@@ -96,8 +96,9 @@ replay_batch_size = 64
 ONE_SAMPLE = """
 import sys
 from pathlib import Path
-from hyperlax.plan.format import read_plan
-from hyperlax.exec.executor import enable_compile_cache, execute
+from hyperlax.plan.read import read_plan
+from hyperlax.exec.executor import enable_compile_cache
+from hyperlax.exec.local_exec import execute
 plan, pid = read_plan(Path(sys.argv[1]))
 enable_compile_cache(Path(sys.argv[3]))
 execute(plan, pid, Path(sys.argv[1]).read_bytes(), Path(sys.argv[2]), entries=[int(sys.argv[4])])
@@ -129,7 +130,7 @@ def run_mode(workdir: Path, plan_file: Path, label: str, per_process: bool) -> d
         root, cache = Path(tmp) / "out", Path(tmp) / "cache"
         start = time.perf_counter()
         if per_process:
-            from hyperlax.plan.format import read_plan
+            from hyperlax.plan.read import read_plan
             entries = len(read_plan(plan_file)[0].entries)
             for i in range(entries):
                 subprocess.run([sys.executable, "-c", ONE_SAMPLE, str(plan_file), str(root),

@@ -77,7 +77,7 @@ def plan_command(manifest: Path, output: Path, warn_gib: float) -> None:
 def show_command(plan_file: Path, samples: bool, fmt: str) -> None:
     """Explain a plan: settings, hyperparameters, structures, entries."""
     from hyperlax.plan import explain
-    from hyperlax.plan.format import read_plan
+    from hyperlax.plan.read import read_plan
 
     plan, pid = read_plan(plan_file)
     text = explain.samples_table(plan, fmt) if samples else explain.describe(plan, pid, fmt)
@@ -93,7 +93,8 @@ def check_command(manifest: Path, plan_file: Path) -> None:
     (and whether the results differ, or only the manifest's text)."""
     from hyperlax.plan import explain
     from hyperlax.compiler.lower import compile_manifest
-    from hyperlax.plan.format import plan_id, read_plan
+    from hyperlax.plan.format import plan_id
+    from hyperlax.plan.read import read_plan
 
     fresh, _ = compile_manifest(manifest)
     stored, stored_id = read_plan(plan_file)
@@ -310,7 +311,7 @@ main.add_command(seed_benchmark.run_benchmark_command)
 # Model-based search in rounds (hyperlax/search/) and the seed's front end to it; both modules
 # import neither JAX nor Optuna at module level.
 from hyperlax.cli.seed import optuna as seed_optuna  # noqa: E402
-from hyperlax.search.command import search_command  # noqa: E402
+from hyperlax.cli.search import search_command  # noqa: E402
 
 main.add_command(search_command)
 main.add_command(seed_optuna.optuna_command)

@@ -11,10 +11,11 @@ Use cases and their JAX-free helpers (safe to import from the front end):
     starting.py     a stop while the command line starts (before a command's own handling)
     progress.py     the progress line and its log
     halving/        successive halving: decide.py (rung rules and decision files, JAX-free),
-                    rungs.py (the rung loop)
+                    job.py (how one rung's entries run), rungs.py (the rung loop)
     checkpoints/    files.py (checkpoint records on disk, JAX-free), snapshots.py (carries)
 Imports JAX:
-    executor.py     one exec: claim, skip what is done, run, write, release
+    local_exec.py   exec in this process: the entry loop, or the rung loop around it
+    executor.py     the entry loop: claim, skip what is done, run, write, release
     runner.py       one compiled program over a batch of lanes, chunk by chunk
     programs.py     building and compiling the programs, ahead of time and in parallel
     sharding.py     a batch axis spread over several devices

@@ -1,4 +1,6 @@
 """Execute a plan's entries: the loop, skipping, claims, compile cache, outputs and markers.
+The loop serves a plain plan and each rung of a successive-halving one (``halving.rungs``,
+which is above it); ``local_exec.execute`` chooses between the two.
 
 The executor never samples, groups or slices: it runs exactly the sub-batches the plan lists,
 each as ``batched_program``'s init, then train and evaluate per evaluation chunk, over
@@ -31,11 +33,14 @@ from hyperlax.exec import stopping
 from hyperlax.plan.format import Entry, Plan
 from hyperlax.exec.checkpoints import files as checkpoint_files
 from hyperlax.exec.checkpoints.snapshots import EntryCheckpoints
+from hyperlax.exec.halving.job import RungJob
 from hyperlax.exec.outputs import EntryResult, pause_point, write_entry
+from hyperlax.exec.progress import Progress
 from hyperlax.exec.runner import CompiledRunner  # re-exported: tests, tools, Ray tasks
 from hyperlax.exec.schedule import entry_steps, uses
 from hyperlax.storage.atomic import storage_error
-from hyperlax.storage.claims import DEFAULT_CLAIM_TIMEOUT, ClaimInfo, ClaimLost, EntryClaim
+from hyperlax.storage.claims import DEFAULT_CLAIM_TIMEOUT, ClaimInfo, ClaimLost, EntryClaim, \
+    WaitForOthers
 from hyperlax.storage.sweepdir import Owner, SweepDir
 
 
@@ -112,13 +117,13 @@ def attempt_entry(sweep: SweepDir, runner: CompiledRunner, plan: Plan, owner: Ow
                   entry: Entry, *, redo: bool = False,
                   claim_timeout: float = DEFAULT_CLAIM_TIMEOUT,
                   upcoming: Callable[[], Iterable[Entry]] | None = None,
-                  rung: Any = None) -> Attempt:
+                  rung: RungJob | None = None) -> Attempt:
     """Claim ``entry``, run it and write its outputs and marker, then release the claim. The
     one code path of every worker: plain exec, array-job shards and Ray tasks. A failed write
     raises StorageError; the entry stays unmarked. ``upcoming()``: the entries this worker
     runs after this one, in order (what to compile ahead, and what to keep compiled); None
     (a Ray task): keep every program compiled, for the worker's next tasks. ``rung``: with
-    successive halving, how this rung's entries run (``runtime.halving.RungJob``).
+    successive halving, how this rung's entries run (``halving.job.RungJob``).
 
     With ``plan.checkpoint_every``, the entry saves its training carry every that many
     evaluations (``checkpoints``), resumes from the last one saved, and removes them once its
@@ -176,54 +181,10 @@ def describe_holders(holders: list[ClaimInfo | None]) -> str:
     return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
 
 
-def execute(plan: Plan, plan_id: str, plan_bytes: bytes, root: Path, *,
-            progress: Any = None, entries: list[int] | None = None,
-            redo: Collection[str] = (), devices: list[Any] | None = None,
-            claim_timeout: float = DEFAULT_CLAIM_TIMEOUT,
-            log: Callable[[str], None] | None = None,
-            compile_workers: int = 0,
-            shard: tuple[int, int] | None = None) -> ExecReport:
-    """Run every incomplete entry of ``plan`` (or of ``entries``) into ``root``, in plan order;
-    entries whose path is in ``redo`` run again even though marked complete (the CLI passes
-    the corrupt ones when asked to). A failed write raises StorageError: the entry being
-    written stays unmarked, and entries completed before it keep their markers.
-
-    Entries another worker holds are skipped and come back at the end: this returns once every
-    selected entry is complete, by this worker or another, taking over the claims of workers
-    that stopped heartbeating for ``claim_timeout`` seconds (or died on this machine).
-
-    ``compile_workers``: threads that compile programs ahead of their use (0: each program
-    compiles when first needed, in this thread).
-
-    A successive-halving plan runs rung after rung (``runtime.halving``): its entries are
-    not known in advance, so it is split by ``shard`` (K, N), in every rung, not by
-    ``entries``."""
-    if plan.halving is not None and entries is not None:
-        raise ValueError("a successive-halving plan is split by shard, not by entries")
-    sweep, owner = SweepDir(root), Owner.of(plan, plan_id)
-    claim_sweep(sweep, plan_bytes, owner)
-    runner = CompiledRunner(plan, devices=devices, compile_workers=compile_workers,
-                            listener=progress)
-    try:
-        if plan.halving is not None:
-            from hyperlax.exec.halving.rungs import run_rungs
-
-            report = run_rungs(plan, sweep, owner, runner, progress, redo, claim_timeout, log,
-                               shard)
-        else:
-            report = run_entries(plan, sweep, owner, runner, progress,
-                                 selected_entries(plan, entries), redo, claim_timeout, log)
-    finally:
-        runner.close()
-    if progress:
-        progress.finish()
-    return report
-
-
 def run_entries(plan: Plan, sweep: SweepDir, owner: Owner, runner: CompiledRunner,
-                progress: Any, selected: list[Entry], redo: Collection[str],
+                progress: Progress | None, selected: list[Entry], redo: Collection[str],
                 claim_timeout: float, log: Callable[[str], None] | None,
-                rung: Any = None) -> ExecReport:
+                rung: RungJob | None = None) -> ExecReport:
     """Run the incomplete entries of ``selected`` (the plan's, or a rung's: ``rung``), in
     order, waiting at the end for those other workers hold."""
     todo, skipped = pending_in(plan, sweep, selected, redo, progress,
@@ -238,7 +199,7 @@ def run_entries(plan: Plan, sweep: SweepDir, owner: Owner, runner: CompiledRunne
     train_seconds = 0.0
     queue: deque[Entry] = deque(todo)
     waiting: list[tuple[Entry, ClaimInfo | None]] = []
-    told = ""
+    wait = WaitForOthers(claim_timeout, log, stopping.sleep)
 
     def upcoming() -> Iterable[Entry]:
         return itertools.chain(queue, (e for e, _ in waiting))
@@ -246,13 +207,9 @@ def run_entries(plan: Plan, sweep: SweepDir, owner: Owner, runner: CompiledRunne
     while queue or waiting:
         stopping.check()  # between entries
         if not queue:
-            message = (f"waiting for {len(waiting)} entries that other workers are running "
-                       f"({describe_holders([h for _, h in waiting])}); their claims are taken "
-                       f"over if they stop for {claim_timeout:g}s")
-            if log and message != told:
-                log(message)
-                told = message
-            stopping.sleep(min(2.0, claim_timeout / 4))
+            wait(f"waiting for {len(waiting)} entries that other workers are running "
+                 f"({describe_holders([h for _, h in waiting])}); their claims are taken "
+                 f"over if they stop for {claim_timeout:g}s")
             queue, waiting = deque(e for e, _ in waiting), []
         entry = queue.popleft()
         if progress:
@@ -281,7 +238,8 @@ def run_entries(plan: Plan, sweep: SweepDir, owner: Owner, runner: CompiledRunne
 
 def run_entry(runner: CompiledRunner, entry: Entry,
               upcoming: Callable[[], Iterable[Entry]] | None = None,
-              store: EntryCheckpoints | None = None, rung: Any = None) -> EntryResult:
+              store: EntryCheckpoints | None = None,
+              rung: RungJob | None = None) -> EntryResult:
     """Run ``entry``'s sub-batches; before each, tell the runner what runs from there on. Each
     starts from its checkpoint in ``store`` if it has a usable one, else (a later rung of
     successive halving) from the carries the rung before left, else from scratch."""
@@ -313,8 +271,8 @@ def selected_entries(plan: Plan, entries: list[int] | None) -> list[Entry]:
     return plan.entries if entries is None else [plan.entries[i] for i in entries]
 
 
-def pending_in(plan: Plan, sweep: SweepDir, selected: list[Entry], redo: Any,
-               progress: Any, share: float = 1.0) -> tuple[list[Entry], int]:
+def pending_in(plan: Plan, sweep: SweepDir, selected: list[Entry], redo: Collection[str],
+               progress: Progress | None, share: float = 1.0) -> tuple[list[Entry], int]:
     """(those of ``selected`` still to run, how many are skipped), and start the progress
     display. ``share``: of each entry's budget, the part this run trains (a rung's)."""
     todo = [e for e in selected if e.path in redo or sweep.state(e.path) != "done"]

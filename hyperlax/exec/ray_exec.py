@@ -15,7 +15,7 @@ fails in hyperlax itself (a disk error) is not retried: exec stops with exit sta
 plain exec would. An entry another worker holds (a plain exec elsewhere on the same sweep) is
 submitted again later, until it is complete.
 
-Successive halving: the driver runs rung after rung (``runtime.halving.walk_rungs``): the
+Successive halving: the driver runs rung after rung (``halving.rungs.walk_rungs``): the
 rung's pending entries as tasks, then the rung's decision, made in the driver; a task rebuilds
 its rung's RungJob from the plan, its entry index and the decisions on disk.
 
@@ -35,7 +35,7 @@ from hyperlax.exec import stopping
 from hyperlax.errors import HyperlaxError
 from hyperlax.exec.options import default_compile_cache
 from hyperlax.plan.format import Plan
-from hyperlax.storage.claims import DEFAULT_CLAIM_TIMEOUT
+from hyperlax.storage.claims import DEFAULT_CLAIM_TIMEOUT, poll_interval
 from hyperlax.storage.sweepdir import Owner, SweepDir
 
 FORWARDED_PREFIX = "HYPERLAX_TEST_"   # test-only hooks travel from the driver to the tasks
@@ -106,7 +106,7 @@ def _task_entry(plan: Plan, sweep: SweepDir, owner: Owner, runner: Any,
     here from the decisions on disk, as an exec builds it: ``halving.entry_job``)."""
     if plan.halving is None:
         return plan.entries[index], None
-    from hyperlax.exec.halving.rungs import entry_job
+    from hyperlax.exec.halving.job import entry_job
 
     return entry_job(plan, sweep, owner, runner, index)
 
@@ -296,7 +296,7 @@ class _Tasks:
         for entry in todo:
             submit(entry)
         later: list[tuple[float, Any]] = []  # (when, entry): held by a worker outside Ray
-        poll = min(2.0, self.claim_timeout / 4)
+        poll = poll_interval(self.claim_timeout)
         while running or later:
             stopping.check()  # ray.wait below returns at least every second
             now = time.monotonic()

@@ -21,7 +21,8 @@ from typing import Any, Callable
 from hyperlax.exec import stopping
 from hyperlax.errors import HyperlaxError
 from hyperlax.exec.options import ExecOptions, default_compile_cache, exec_command_line
-from hyperlax.plan.format import Plan, read_plan_file
+from hyperlax.plan.format import Plan
+from hyperlax.plan.read import read_plan_file
 from hyperlax.storage.atomic import StorageError
 from hyperlax.exec.stopping import Stopped, signal_name
 from hyperlax.storage.sweepdir import Owner, SweepDir, sweep_root
@@ -239,7 +240,8 @@ def summary(report: Any, root: Path) -> list[str]:
 def _dispatch(plan: Plan, pid: str, plan_bytes: bytes, root: Path, request: ExecRequest,
               entries: list[int] | None, redo: set[str], echo: Echo, progress: Any) -> Any:
     """Import JAX, set up the compile cache, and run the entries here or on Ray."""
-    from hyperlax.exec.executor import enable_compile_cache, execute
+    from hyperlax.exec.executor import enable_compile_cache
+    from hyperlax.exec.local_exec import execute
 
     stopping.check()  # importing JAX takes seconds
     options, quiet = request.options, request.quiet

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from hyperlax.exec.checkpoints.files import progress as checkpoint_progress
 from hyperlax.exec.options import exec_command_line
-from hyperlax.plan.format import Entry, Plan, read_plan_file
+from hyperlax.plan.format import Entry, Plan
+from hyperlax.plan.read import read_plan_file
 from hyperlax.storage.sweepdir import Owner, SweepDir, another_plan, sweep_root
 
 

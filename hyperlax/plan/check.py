@@ -15,9 +15,10 @@ from __future__ import annotations
 from typing import Any, get_args
 
 from hyperlax.environments import ENVS, unknown_env_message
+from hyperlax.errors import HyperlaxError
 from hyperlax.hyperparams import ALGORITHMS, CONFIGS
 from hyperlax.hyperparams.declare import env_value_problem, value_problems
-from hyperlax.plan.format import RungMetric
+from hyperlax.plan.format import Plan, RungMetric, chunk_group, rung_sizes
 from hyperlax.storage.paths import path_problem
 
 # Names at the top of a sweep directory that entries must leave alone (storage.sweepdir has
@@ -30,7 +31,7 @@ RUNG_METRICS: tuple[str, ...] = get_args(RungMetric)
 MAX_REPORTED = 8
 
 
-def plan_problems(plan: Any) -> list[tuple[str, str]]:
+def plan_problems(plan: Plan) -> list[tuple[str, str]]:
     """Located problems with ``plan``'s content; [] for a plan the compiler could have made."""
     problems: list[tuple[str, str]] = []
     s = plan.settings
@@ -62,7 +63,7 @@ def plan_problems(plan: Any) -> list[tuple[str, str]]:
     return _entry_problems(plan)[:MAX_REPORTED]
 
 
-def _hyperparam_problems(plan: Any, table: dict) -> list[tuple[str, str]]:
+def _hyperparam_problems(plan: Plan, table: dict) -> list[tuple[str, str]]:
     problems = []
     rows = {r.name: r for r in plan.hyperparams}
     if set(rows) != set(table):
@@ -83,7 +84,7 @@ def _hyperparam_problems(plan: Any, table: dict) -> list[tuple[str, str]]:
     return problems
 
 
-def _env_value_problems(plan: Any, values: dict[str, Any], table: dict,
+def _env_value_problems(plan: Plan, values: dict[str, Any], table: dict,
                         prefix: str) -> list[tuple[str, str]]:
     """Values the plan's env cannot take (a convolutional torso without image observations):
     the compiler refuses them, so only an edited plan has them."""
@@ -95,7 +96,7 @@ def _env_value_problems(plan: Any, values: dict[str, Any], table: dict,
                                                                env.obs_shape))]
 
 
-def _structure_problems(plan: Any, table: dict) -> list[tuple[str, str]]:
+def _structure_problems(plan: Plan, table: dict) -> list[tuple[str, str]]:
     problems = []
     structural = sorted(n for n, p in table.items() if p.role == "structural")
     budget = plan.settings.budget
@@ -121,7 +122,7 @@ def _structure_problems(plan: Any, table: dict) -> list[tuple[str, str]]:
     return problems
 
 
-def _sample_problems(plan: Any, table: dict) -> list[tuple[str, str]]:
+def _sample_problems(plan: Plan, table: dict) -> list[tuple[str, str]]:
     problems = []
     sampled = list(plan.sampled)
     for i, sample in enumerate(plan.samples):
@@ -150,10 +151,8 @@ def _sample_problems(plan: Any, table: dict) -> list[tuple[str, str]]:
     return problems
 
 
-def _halving_problems(plan: Any) -> list[tuple[str, str]]:
+def _halving_problems(plan: Plan) -> list[tuple[str, str]]:
     """Checkpoints and rungs as the compiler makes them (``compiler.halving``)."""
-    from hyperlax.plan.format import chunk_group, rung_sizes
-
     total = plan.settings.num_evaluations
     problems = []
     if not 0 <= plan.checkpoint_every <= total:
@@ -180,13 +179,13 @@ def _halving_problems(plan: Any) -> list[tuple[str, str]]:
     return problems
 
 
-def reserved_top(plan: Any) -> tuple[str, ...]:
+def reserved_top(plan: Plan) -> tuple[str, ...]:
     """Top-level names of the sweep directory that no entry path may start with."""
     extra = (CHECKPOINTS_DIR,) if plan.checkpoint_every or plan.halving else ()
     return RESERVED_TOP + extra + ((RUNGS_DIR,) if plan.halving else ())
 
 
-def _entry_problems(plan: Any) -> list[tuple[str, str]]:
+def _entry_problems(plan: Plan) -> list[tuple[str, str]]:
     problems = []
     seen: dict[str, int] = {}
     reserved = reserved_top(plan)
@@ -234,10 +233,8 @@ def _entry_problems(plan: Any) -> list[tuple[str, str]]:
     return problems
 
 
-def check_plan(plan: Any, source: str) -> None:
+def check_plan(plan: Plan, source: str) -> None:
     """Raise a HyperlaxError listing ``plan``'s problems, if it has any."""
-    from hyperlax.errors import HyperlaxError
-
     problems = plan_problems(plan)
     if problems:
         raise HyperlaxError(source, [(f"plan.{loc}", msg) for loc, msg in problems],

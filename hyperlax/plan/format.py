@@ -11,7 +11,6 @@ no host names. JAX-free.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
@@ -262,44 +261,6 @@ def decode_plan(data: bytes, source: str) -> tuple[Plan, str]:
         raise HyperlaxError(source, "plan id does not match its contents: the file was edited "
                                     "or damaged after it was written", remake)
     return envelope.plan, actual
-
-
-def read_plan(path: Path) -> tuple[Plan, str]:
-    plan, pid, _ = read_plan_file(path)
-    return plan, pid
-
-
-def read_plan_file(path: Path) -> tuple[Plan, str, bytes]:
-    """(plan, plan id, the file's bytes): the bytes that were verified, for callers that keep
-    a copy, so the copy is exactly what was checked even if the file changes meanwhile. Only a
-    regular file of bounded size is read; its content is checked as well as its id."""
-    from hyperlax.storage.read import MAX_PLAN_BYTES, read_bytes
-    from hyperlax.plan.check import check_plan
-
-    try:
-        data = read_bytes(path, "plan file", MAX_PLAN_BYTES)
-    except HyperlaxError as exc:
-        if exc.problems == [("", "no such plan file")]:
-            raise HyperlaxError(str(path), "no such plan file",
-                                f"create one with: hyperlax plan <manifest> -o {path}") from None
-        raise
-    if _looks_like_toml(path, data):
-        raise HyperlaxError(str(path), "this is a sweep manifest (TOML), not a plan file",
-                            f"compile it first: hyperlax plan {path} -o plan.msgpack, then pass "
-                            "plan.msgpack") from None
-    plan, pid = decode_plan(data, str(path))
-    check_plan(plan, str(path))
-    return plan, pid, data
-
-
-def _looks_like_toml(path: Path, data: bytes) -> bool:
-    """A manifest handed to exec/show/status/report: a .toml name, or text that starts like
-    TOML (a plan file starts with a msgpack map byte)."""
-    if path.suffix == ".toml":
-        return True
-    head = data[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
-    return head.startswith((b"[", b"#")) or (b"=" in head.split(b"\n", 1)[0] and
-                                             head[:1].isalpha())
 
 
 RESULTS_ID_FORMAT = "hyperlax-results-1"

@@ -171,7 +171,7 @@ def compare_sweeps(sources: list[Any], labels: list[str] | None, metric: str,
     from pathlib import Path
 
     from hyperlax.errors import HyperlaxError
-    from hyperlax.plan.format import read_plan
+    from hyperlax.plan.read import read_plan
     from hyperlax.report import results as R
     from hyperlax.storage import atomic
     from hyperlax.storage.sweepdir import PLAN_COPY, sweep_root

@@ -143,7 +143,7 @@ def fixed_block(root: Path, record: StudyFile, best: Trial, metrics: list[str]) 
     when it is there, what the manifest pinned."""
     values = dict(best.record.values)
     try:
-        from hyperlax.plan.format import read_plan
+        from hyperlax.plan.read import read_plan
         from hyperlax.storage.sweepdir import PLAN_COPY
 
         plan, _ = read_plan(root / best.path / PLAN_COPY)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hyperlax.errors import HyperlaxError
-from hyperlax.plan.format import read_plan
+from hyperlax.plan.read import read_plan
 from hyperlax.report import results as R
 from hyperlax.report.sensitivity import render_sensitivity, sensitivity_lines, sobol_analysis
 from hyperlax.storage import atomic

@@ -10,7 +10,8 @@ reviewed.
     rounds.py       the ask / train / tell loop, and the replay of recorded rounds
     round_plan.py   one round as a plan of listed samples, run by the exec use case
     run.py          the search use case: validation, the search directory, stops
-    command.py      the ``hyperlax search`` command
+
+The ``hyperlax search`` command itself (parsing, printing) is ``cli/search.py``.
 
 Only sampler.py imports optuna, and only when a search runs or a report asks for importance;
 nothing here imports JAX at module level.

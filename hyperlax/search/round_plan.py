@@ -117,7 +117,8 @@ class RoundRunner:
     # --- the plan -------------------------------------------------------------------------
 
     def _plan(self, rnd: RoundRecord, directory: Path) -> tuple[Any, str]:
-        from hyperlax.plan.format import encode_plan, plan_id, read_plan, results_id
+        from hyperlax.plan.format import encode_plan, plan_id, results_id
+        from hyperlax.plan.read import read_plan
         from hyperlax.storage.sweepdir import PLAN_COPY, Owner, SweepDir
 
         if rnd.plan_id is not None:  # compiled before: run exactly that plan again

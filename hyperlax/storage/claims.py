@@ -22,7 +22,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from hyperlax.storage.atomic import json_bytes, publish_new
 
@@ -47,6 +47,33 @@ PID_NAMESPACE = _pid_namespace()
 def heartbeat_interval(timeout: float) -> float:
     """How often a held claim is refreshed: 30 s, or a quarter of a short timeout."""
     return max(0.2, min(30.0, timeout / 4))
+
+
+def poll_interval(timeout: float) -> float:
+    """How often a worker waiting for entries other workers hold looks again: every 2 s, or a
+    quarter of a short timeout, so a holder that stopped is taken over soon after its claim
+    goes stale."""
+    return min(2.0, timeout / 4)
+
+
+class WaitForOthers:
+    """What a worker does while all it has left is held by other workers (entries they
+    claimed, a rung's entries that other shards run): each call says what it waits for,
+    unless that is what it said last, and sleeps ``poll_interval(timeout)``; the caller looks
+    again after each. ``sleep``: exec passes its stoppable sleep (``exec.stopping``)."""
+
+    def __init__(self, timeout: float, log: Callable[[str], None] | None,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.timeout = timeout
+        self.log = log
+        self.sleep = sleep
+        self._told = ""
+
+    def __call__(self, message: str) -> None:
+        if self.log and message != self._told:
+            self.log(message)
+            self._told = message
+        self.sleep(poll_interval(self.timeout))
 
 
 def _pid_alive(pid: int) -> bool:

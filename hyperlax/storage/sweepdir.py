@@ -10,7 +10,7 @@ markers and their verification. JAX-free.
       <recipe>/<env>/samples/batch_00000.claim
                               while a worker runs the entry (``claims``: the lease protocol)
 
-Ownership is keyed on the plan's results id (``planfile.results_id``: what determines the
+Ownership is keyed on the plan's results id (``plan.format.results_id``: what determines the
 results, not the manifest's text), so a plan re-compiled from a comment-only edit or a renamed
 manifest keeps the completed results. A directory made by an older hyperlax records only a plan
 id: it belongs to exactly that plan.
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from hyperlax.errors import HyperlaxError
+from hyperlax.plan.format import Entry, Plan, results_id
 from hyperlax.storage.paths import path_problem, writable_inside
 from hyperlax.storage import atomic
 from hyperlax.storage.atomic import json_bytes, publish_new, sha256_file, storage_error
@@ -49,9 +50,7 @@ class Owner:
     results_id: str
 
     @classmethod
-    def of(cls, plan: Any, plan_id: str) -> Owner:
-        from hyperlax.plan.format import results_id
-
+    def of(cls, plan: Plan, plan_id: str) -> Owner:
         return cls(plan_id, results_id(plan))
 
     def record(self) -> dict[str, str]:
@@ -68,7 +67,7 @@ class Owner:
         return self.results_id if record.get("results_id") is not None else self.plan_id
 
 
-def sweep_root(plan: Any, output_root: Path | None) -> Path:
+def sweep_root(plan: Plan, output_root: Path | None) -> Path:
     """The sweep directory of ``plan``: ``output_root`` when given, else the plan's own."""
     return output_root if output_root is not None else Path(plan.settings.output_root)
 
@@ -284,7 +283,7 @@ class SweepDir:
                         "for)" for name in sorted(set(sizes) - set(files)))
         return problems
 
-    def corrupt_entries(self, entries: Iterable[Any], owner: Owner,
+    def corrupt_entries(self, entries: Iterable[Entry], owner: Owner,
                         verified: set[str] | None = None) -> dict[str, list[str]]:
         """Problems of each complete entry of ``entries`` (plan entries: path and index) whose
         files no longer match its marker; a StorageError when one cannot be read. The paths

@@ -143,7 +143,7 @@ def start_sweep(root: Path, text: str, plan: Any, command: str) -> tuple[str, bo
 
 def read_sweep(root: Path) -> tuple[Any, str]:
     """The plan of the sweep in ``root``, refusing a directory whose record names another."""
-    from hyperlax.plan.format import read_plan
+    from hyperlax.plan.read import read_plan
     from hyperlax.storage.sweepdir import PLAN_COPY, Owner, SweepDir
 
     plan, pid = read_plan(root / PLAN_COPY)

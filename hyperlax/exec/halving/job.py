@@ -1,0 +1,143 @@
+"""How the entries of one rung of successive halving run (``RungJob``): to the rung's budget,
+each survivor continuing from the carry and metrics its own training left in the rung before.
+What ``executor.run_entry`` needs of a rung; the rung loop around it is ``rungs``. Built the
+same way by every worker: an exec (plain or a shard, ``rung_job``) and a Ray task, given only an
+entry's index (``entry_job``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from hyperlax.exec.checkpoints.snapshots import Snapshot, lanes_from
+from hyperlax.exec.halving import decide as H
+from hyperlax.exec.runner import CompiledRunner
+from hyperlax.exec.schedule import padded_lanes
+from hyperlax.plan.format import Entry, Plan, SubBatch
+from hyperlax.storage.atomic import StorageError, storage_error
+from hyperlax.storage.sweepdir import Owner, SweepDir
+
+
+@dataclass
+class RungJob:
+    """How the entries of one rung run: to the rung's budget (``end_calls``), from the
+    previous rung's carries (``previous``: where each survivor's are; None for rung 0), keeping
+    their carries at the end unless it is the last rung."""
+
+    start_calls: int                          # the calls of the rung before (0 for rung 0)
+    end_calls: int
+    share: float                              # of the budget, the part this rung trains
+    keep_carry: bool
+    previous: dict[int, H.Source] | None
+    sweep: SweepDir
+    owner: Owner
+    like: Callable[[int, int], list[Any]]     # (structure, width) -> the carry's leaf structs
+    _lanes: dict[tuple[str, int], dict[int, list[np.ndarray]]] = field(default_factory=dict)
+    _curves: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    # entries whose files this worker checked against their markers already (shared by the
+    # rungs of one exec: each rung entry's checksums are computed once)
+    verified: set[str] = field(default_factory=set)
+
+    def start(self, sb: SubBatch, width: int) -> Snapshot | None:
+        """The stacked carry and metrics the sub-batch continues from (None for rung 0)."""
+        if self.previous is None:
+            return None
+        lanes = padded_lanes(sb.samples, width)
+        needed = {(self.previous[i].entry.path, self.previous[i].sub_batch) for i in sb.samples}
+        for key in [k for k in self._lanes if k not in needed]:
+            del self._lanes[key]  # carries can be large (replay buffers): hold this batch's only
+        carry = [np.stack(leaf) for leaf in zip(*(self._lane(i, sb.structure) for i in lanes))]
+        metrics: dict[str, np.ndarray] = {}
+        curves = [self._sample_curves(i) for i in lanes]
+        for name in curves[0]:
+            metrics[name] = np.stack([c[name] for c in curves])
+        return Snapshot(calls=self.start_calls, carry=carry, metrics=metrics)
+
+    def _source_dir(self, source: H.Source) -> Path:
+        path = source.entry.path
+        directory = self.sweep.entry_dir(path)
+        if path not in self.verified:
+            try:
+                problems = self.sweep.verify(path, self.owner, source.entry.index)
+            except OSError as exc:
+                raise storage_error(directory, exc, "cannot read a rung entry") from None
+            if problems:
+                raise StorageError(str(directory), "; ".join(problems), "its survivors continue "
+                                   "from it: re-run it with hyperlax exec ... --redo-corrupt")
+            self.verified.add(path)
+        return directory
+
+    def _lane(self, sample: int, structure: int) -> list[np.ndarray]:
+        source = self.previous[sample]
+        key = (source.entry.path, source.sub_batch)
+        if key not in self._lanes:
+            directory = self._source_dir(source)
+            sb = source.entry.sub_batches[source.sub_batch]
+            name = directory / H.carry_file(source.sub_batch)
+            like = self.like(structure, 1)
+            try:
+                self._lanes[key] = lanes_from(name.read_bytes(), like, sb.samples)
+            except OSError as exc:
+                raise storage_error(name, exc, "cannot read a rung's carry") from None
+            except (ValueError, KeyError, TypeError) as exc:
+                raise StorageError(str(name), f"unusable carry ({exc})",
+                                   "re-run its entry with hyperlax exec ... --redo-corrupt"
+                                   ) from None
+        return self._lanes[key][sample]
+
+    def _sample_curves(self, sample: int) -> dict[str, np.ndarray]:
+        """A sample's metrics so far, [replicates, evaluations], from its last rung entry."""
+        source = self.previous[sample]
+        path = source.entry.path
+        if path not in self._curves:
+            directory = self._source_dir(source)
+            with np.load(directory / "curves.npz") as npz:
+                self._curves[path] = {k: np.asarray(npz[k]) for k in npz.files}
+        npz = self._curves[path]
+        pos = [int(i) for i in npz["sample"]].index(sample)
+        returns = npz["returns"][pos]
+        steps = npz["eval_steps"] if npz["eval_steps"].ndim == 1 else npz["eval_steps"][pos]
+        out = {"eval_steps": np.broadcast_to(steps, returns.shape).copy(),
+               "eval_returns": returns, "finite": npz["finite"][pos]}
+        for name in npz:
+            if name.startswith("loss_"):
+                out[f"loss/{name[len('loss_'):]}"] = npz[name][pos]
+        return out
+
+
+def rung_job(plan: Plan, rung: int, before: list[Entry] | None, sweep: SweepDir,
+             owner: Owner, runner: CompiledRunner, verified: set[str] | None = None) -> RungJob:
+    """How ``rung``'s entries run on ``runner``: ``before`` is the entries of the rung before
+    (None for rung 0), whose carries the survivors continue from. The one construction of
+    every worker: an exec (plain or a shard) and a Ray task."""
+    halving = plan.halving
+    assert halving is not None
+    start, end = H.rung_span(plan, rung)
+    return RungJob(start_calls=start // runner.group, end_calls=end // runner.group,
+                   share=H.rung_share(plan, rung), keep_carry=rung < len(halving.rungs) - 1,
+                   previous=H.sources(before) if before is not None else None,
+                   sweep=sweep, owner=owner, like=runner.carry_like,
+                   verified=verified if verified is not None else set())
+
+
+def entry_job(plan: Plan, sweep: SweepDir, owner: Owner, runner: CompiledRunner,
+              index: int) -> tuple[Entry, RungJob]:
+    """The rung entry of index ``index`` and its RungJob, rebuilt from the plan and the
+    decisions on disk: what a Ray task, given only the index, runs."""
+    rung = index // H.RUNG_STRIDE
+    views = H.rung_views(plan, sweep.root, owner)
+    if not 0 <= rung < len(views) or views[rung].entries is None:
+        raise StorageError(str(sweep.root / H.decision_path(rung - 1)),
+                           f"entry {index} is in rung {rung}, whose decision before it is "
+                           "not written", "run the same command again")
+    entries = views[rung].entries
+    position = index % H.RUNG_STRIDE
+    if position >= len(entries) or entries[position].index != index:
+        raise StorageError(str(sweep.root), f"rung {rung} has no entry {index}",
+                           "run the same command again")
+    before = views[rung - 1].entries if rung else None
+    return entries[position], rung_job(plan, rung, before, sweep, owner, runner)
