@@ -50,8 +50,6 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     num_evaluations: NumEvaluations
     eval_episodes: EvalEpisodes
     structures: int | None = None  # two-level sampling: this many structural points
-    # No more fields here: a 16th field makes msgspec write this map's header as map16, which
-    # would change the bytes of every plan. Later additions go to Plan (omit_defaults too).
 
     @property
     def budget(self) -> Budget:
@@ -150,7 +148,8 @@ class Training(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
                omit_defaults=True):
     """How training proceeds beyond the budget: checkpoints and successive halving. A plan
     that uses neither has none (``Plan.training`` is None, omitted), so its bytes are those of
-    a plan from before these existed."""
+    a plan from before these existed. (Plans written since 0.1 carry this table under this
+    name, so it stays; a field added later can go wherever it belongs: see ``encode``.)"""
 
     # Save each entry's training carry every this many evaluations (0: never), so a killed
     # entry resumes from it. Results are bit-identical either way: not in results_id.
@@ -194,8 +193,6 @@ class Plan(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     entries: list[Entry]
     samples_file_sha256: str | None = None  # listed samples from a file: its text's sha256
     training: Training | None = None  # checkpoints and successive halving; None: neither
-    # No more fields here: a 16th field makes msgspec write this map's header as map16, which
-    # would change the bytes of every plan. Later additions go to Training (omit_defaults).
 
     @property
     def checkpoint_every(self) -> int:
@@ -226,13 +223,23 @@ class _Header(msgspec.Struct):
     format_version: int = 0
 
 
+def encode(value: Any) -> bytes:
+    """The canonical msgpack bytes of a plan or a part of one. Through ``to_builtins`` first,
+    so each map's header counts the fields actually written: msgspec sizes a Struct's header by
+    its declared fields (a Struct of 16 or more fields gets a map16 header even when
+    ``omit_defaults`` writes fewer), which would tie every plan's bytes to how many fields the
+    model declares. A dict's header counts its keys, so a field added later with a default
+    changes no existing plan's bytes."""
+    return msgspec.msgpack.encode(msgspec.to_builtins(value))
+
+
 def plan_id(plan: Plan) -> str:
-    return hashlib.sha256(msgspec.msgpack.encode(plan)).hexdigest()
+    return hashlib.sha256(encode(plan)).hexdigest()
 
 
 def encode_plan(plan: Plan) -> bytes:
-    return msgspec.msgpack.encode(PlanFile(format=FORMAT, format_version=FORMAT_VERSION,
-                                           plan_id=plan_id(plan), plan=plan))
+    return encode(PlanFile(format=FORMAT, format_version=FORMAT_VERSION, plan_id=plan_id(plan),
+                           plan=plan))
 
 
 def decode_plan(data: bytes, source: str) -> tuple[Plan, str]:
@@ -277,4 +284,4 @@ def results_id(plan: Plan) -> str:
              plan.structures, plan.samples, plan.entries]
     if plan.halving is not None:  # which samples reach which budget; absent: ids unchanged
         basis.append(plan.halving)
-    return hashlib.sha256(msgspec.msgpack.encode(basis)).hexdigest()
+    return hashlib.sha256(encode(basis)).hexdigest()
