@@ -82,6 +82,7 @@ class PPOConfig(AlgorithmConfig):
         minibatch = per_update // self.num_minibatches
         activations = minibatch * (actor.activations + critic.activations) * FLOAT * 3
         params = actor.params + critic.params
+        # four copies of the parameters: themselves, Adam's two moments, the gradients
         return Footprint(params=params, param_copies=4, data_bytes=rollout + activations,
                          gradient_steps_per_update=self.update_epochs * self.num_minibatches,
                          learner_floats=params * 3 + 2 * env.obs_size)

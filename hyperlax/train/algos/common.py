@@ -1,6 +1,8 @@
 """What every training algorithm shares: the contract its module exposes and the pieces it
 builds its program from. Every algorithm module exposes the same contract:
 
+    CONFIG: the config Struct it trains (``hyperlax.hyperparams``; ``registry`` keys the
+        module by its ``algorithm``)
     make_program(env_id: str, budget: Budget) -> Program
         init(config, key: jax.Array) -> carry
         train(config, carry) -> (carry, Trained): one evaluation chunk's updates
