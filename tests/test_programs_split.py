@@ -20,7 +20,8 @@ import pytest
 from hyperlax.compiler import compile_manifest
 from hyperlax.hyperparams import DQNConfig, PPOConfig, SACConfig
 from hyperlax.hyperparams.budget import Budget
-from hyperlax.train.algos import chunk, get_make_program
+from hyperlax.train.algos.common import chunk
+from hyperlax.train.algos.registry import get_make_program
 from hyperlax.train.batched import batched_train
 from hyperlax.train.configs import as_data
 from hyperlax.exec.executor import CompiledRunner, run_entry

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from hyperlax.cli.main import main
 from hyperlax.compiler import compile_manifest
 from hyperlax.cli.seed.cli import generate_command, sweep_command
-from hyperlax.cli.seed.flags import QUICK_PINS
 from hyperlax.cli.seed.sweep import cost_lines
+from hyperlax.hyperparams import PPOConfig, SACConfig
 
 
 def invoke(*args: object):
@@ -51,7 +51,7 @@ def test_run_length_presets_set_the_budget_and_the_replicates(tmp_path, modifier
     if modifier == "default":  # no override: the recipe's [settings] hold
         assert "total_timesteps" not in manifest["sweep"]
     if modifier == "quick":    # the original's quick structure, pinned
-        assert manifest["fixed"] == QUICK_PINS["ppo"]
+        assert manifest["fixed"] == PPOConfig.quick_pins
         assert len(plan.structures) == 2   # normalize_observations is still sampled
     else:
         assert "fixed" not in manifest
@@ -70,7 +70,7 @@ def test_a_budget_without_an_update_per_evaluation_is_refused_not_run_untrained(
 def test_quick_shrinks_the_off_policy_structure_too(tmp_path):
     manifest, plan = emit(tmp_path, "--algo-and-network-config", "sac_mlp",
                           "--run-length-modifier", "quick")
-    assert manifest["fixed"] == QUICK_PINS["sac"]
+    assert manifest["fixed"] == SACConfig.quick_pins
     assert plan.constants["warmup_steps"] == 8 and plan.constants["buffer_size"] == 100
 
 

@@ -51,7 +51,8 @@ def measure(evals: int, width: int, replicates: int, steps: int, repeats: int) -
     import numpy as np
 
     from hyperlax.compiler import compile_manifest
-    from hyperlax.train.algos import chunk, get_make_program
+    from hyperlax.train.algos.common import chunk
+    from hyperlax.train.algos.registry import get_make_program
     from hyperlax.train.batched import batched_train
     from hyperlax.exec.executor import CompiledRunner
 

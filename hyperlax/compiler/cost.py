@@ -4,8 +4,10 @@ is beyond any machine) and warns above a threshold; ``show`` prints the estimate
 sees an expensive manifest before it runs.
 
 The estimates count float32 arrays the training program keeps alive: parameters with their Adam
-moments, gradients and target copies; the rollout (PPO) or the replay buffer (DQN, SAC) and its
-sampled batches; environment states; and the activations of one gradient step. They are meant to
+moments, gradients and target copies; the rollout or the replay buffer and its sampled batches;
+environment states; and the activations of one gradient step. Each algorithm counts its own
+part (its config's ``footprint``, declared with its hyperparameters); this module knows no
+algorithm. They are meant to
 be right within a small factor, which is what a go/no-go review needs; XLA's own figure for the
 compiled program is what ``exec`` measures.
 """
@@ -17,10 +19,9 @@ from typing import Any
 
 from hyperlax.environments import ENVS, EnvInfo
 from hyperlax.hyperparams import CONFIGS
-from hyperlax.hyperparams.config import CNN_FEATURES, CNN_KERNEL, NetworkShape, cnn_output_size
+from hyperlax.hyperparams.footprint import FLOAT
 
 INT32_MAX = 2**31 - 1
-FLOAT = 4                     # bytes per float32
 HARD_LIMIT_BYTES = 1 << 40    # 1 TiB for one call: no machine runs it; refuse at plan time
 DEFAULT_WARN_GIB = 16.0
 
@@ -36,85 +37,26 @@ class Cost:
         return self.lane_bytes * width * replicates
 
 
-@dataclass(frozen=True)
-class NetworkSize:
-    params: int
-    activations: int          # floats one example's forward pass keeps per layer, summed
-
-
-def _network(shape: NetworkShape, env: EnvInfo, outputs: int, extra_inputs: int = 0,
-             value_head: bool = False) -> NetworkSize:
-    """The size of a network as ``runtime.networks.MLP`` builds it: the optional
-    convolutional torso on image observations, the hidden layers (with LayerNorm's scale and
-    bias), the head of ``outputs`` and, for a dueling Q-network, a value head beside it."""
-    params, activations, inputs = 0, 0, env.obs_size + extra_inputs
-    if shape.cnn and len(env.obs_shape) == 3:
-        channels = env.obs_shape[2]
-        params += CNN_KERNEL[0] * CNN_KERNEL[1] * channels * CNN_FEATURES + CNN_FEATURES
-        inputs = cnn_output_size(tuple(env.obs_shape)) + extra_inputs
-        activations += inputs
-    widths = [inputs, *shape.layer_sizes]
-    params += sum(a * b + b for a, b in zip(widths, widths[1:]))
-    if shape.layer_norm:
-        params += 2 * sum(shape.layer_sizes)
-    params += (widths[-1] + 1) * (outputs + (1 if value_head else 0))
-    return NetworkSize(params, activations + sum(shape.layer_sizes))
-
-
 def _config(algorithm: str, values: dict[str, Any]) -> Any:
     return CONFIGS[algorithm].from_values(values)
 
 
 def structure_cost(algorithm: str, env_id: str, values: dict[str, Any], budget: Any) -> Cost:
     """The cost of one sample-replicate of a structure; ``values`` holds every hyperparameter's
-    value (constants and the structure's structural values)."""
+    value (constants and the structure's structural values). The algorithm counts its own
+    networks, data and gradient steps (its config's ``footprint``); added here: the env states
+    and the evaluation's, and the budget's number of updates."""
     env: EnvInfo = ENVS[env_id]
     config = _config(algorithm, values)
-    obs, act = env.obs_size, env.action_size
-    per_update = values["num_envs"] * values["rollout_length"]
+    own = config.footprint(env)
+    per_update = config.steps_per_update()
     per_eval = max(budget.total_timesteps // per_update // budget.num_evaluations, 1)
     updates = per_eval * budget.num_evaluations
-    env_state = values["num_envs"] * (obs + 8) * FLOAT   # gymnax states: a few floats more
-    eval_state = budget.eval_episodes * (obs + 8) * FLOAT
-    if algorithm == "ppo":
-        actor = _network(config.network("actor"), env, act)
-        critic = _network(config.network("critic"), env, 1)
-        params = actor.params + critic.params
-        rollout = per_update * (obs + act + 6) * FLOAT * 3     # rollout, shuffled copy, batches
-        minibatch = per_update // values["num_minibatches"]
-        activations = minibatch * (actor.activations + critic.activations) * FLOAT * 3
-        data = rollout + activations
-        grad_steps = updates * values["update_epochs"] * values["num_minibatches"]
-        copies = 4                                             # params, 2 Adam moments, grads
-    else:
-        if algorithm == "dqn":
-            q = _dqn_network(config, env)
-            params, activations = q.params, q.activations
-            copies = 5                                         # + target network
-            item = 2 * obs + 3
-        else:
-            actor, critic = _sac_networks(config, env)
-            params = actor.params + 2 * critic.params
-            activations = actor.activations + 2 * critic.activations
-            copies = 5
-            item = 2 * obs + act + 2
-        batch = values["replay_batch_size"]
-        data = (values["buffer_size"] + 2 * batch + per_update) * item * FLOAT
-        data += batch * activations * FLOAT * 3
-        grad_steps = updates * values["train_epochs"]
-    lane = params * copies * FLOAT + data + env_state + eval_state
-    return Cost(params=params, lane_bytes=lane, steps_per_run=updates * per_update,
-                gradient_steps=grad_steps)
-
-
-def _dqn_network(config: Any, env: EnvInfo) -> NetworkSize:
-    return _network(config.network("q"), env, env.action_size, value_head=config.dueling)
-
-
-def _sac_networks(config: Any, env: EnvInfo) -> tuple[NetworkSize, NetworkSize]:
-    """The actor (mean and log std heads) and one of the twin critics (on obs and action)."""
-    return (_network(config.network("actor"), env, 2 * env.action_size),
-            _network(config.network("critic"), env, 1, extra_inputs=env.action_size))
+    env_state = config.num_envs * (env.obs_size + 8) * FLOAT   # gymnax states: a few floats more
+    eval_state = budget.eval_episodes * (env.obs_size + 8) * FLOAT
+    lane = own.params * own.param_copies * FLOAT + own.data_bytes + env_state + eval_state
+    return Cost(params=own.params, lane_bytes=lane, steps_per_run=updates * per_update,
+                gradient_steps=updates * own.gradient_steps_per_update)
 
 
 def carry_bytes(algorithm: str, env_id: str, values: dict[str, Any]) -> int:
@@ -124,20 +66,9 @@ def carry_bytes(algorithm: str, env_id: str, values: dict[str, Any]) -> int:
     estimate, from the same counts as ``structure_cost``."""
     env: EnvInfo = ENVS[env_id]
     config = _config(algorithm, values)
-    obs, act = env.obs_size, env.action_size
-    envs = values["num_envs"] * (2 * obs + 8) * FLOAT   # env states and the last observations
-    if algorithm == "ppo":
-        actor = _network(config.network("actor"), env, act).params
-        critic = _network(config.network("critic"), env, 1).params
-        learner, buffer = (actor + critic) * 3 + 2 * obs, 0     # + observation statistics
-    elif algorithm == "dqn":
-        learner = _dqn_network(config, env).params * 4          # + target network
-        buffer = values["buffer_size"] * (2 * obs + 3) * FLOAT
-    else:
-        actor, critic = _sac_networks(config, env)
-        learner = actor.params * 3 + 2 * critic.params * 4     # twin critics and targets
-        buffer = values["buffer_size"] * (2 * obs + act + 2) * FLOAT
-    return learner * FLOAT + buffer + envs + 64
+    own = config.footprint(env)
+    envs = config.num_envs * (2 * env.obs_size + 8) * FLOAT  # env states, the last observations
+    return own.learner_floats * FLOAT + own.buffer_bytes + envs + 64
 
 
 def plan_carry_bytes(plan: Any) -> dict[str, int]:

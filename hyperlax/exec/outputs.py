@@ -30,6 +30,7 @@ import numpy as np
 
 from hyperlax.exec import stopping
 from hyperlax.plan.format import Entry, Plan
+from hyperlax.plan.metrics import curve_metric
 from hyperlax.storage import atomic
 from hyperlax.storage.atomic import json_bytes
 from hyperlax.storage.sweepdir import ENTRY_FILES, Owner, SweepDir
@@ -94,9 +95,10 @@ def replicate_summary(eval_steps: np.ndarray, returns: np.ndarray,
         good = returns[:first]
         return {"status": "diverged", "diverged_at_step": int(eval_steps[first]),
                 "final_return": None,
-                "best_return": _num(np.max(good)) if good.size else None}
-    return {"status": "ok", "diverged_at_step": None, "final_return": _num(returns[-1]),
-            "best_return": _num(np.max(returns))}
+                "best_return": _num(curve_metric(good, "best_return")) if good.size else None}
+    return {"status": "ok", "diverged_at_step": None,
+            "final_return": _num(curve_metric(returns, "final_return")),
+            "best_return": _num(curve_metric(returns, "best_return"))}
 
 
 def sample_summary(index: int, eval_steps: np.ndarray, returns: np.ndarray,

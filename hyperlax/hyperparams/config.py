@@ -33,12 +33,16 @@ class NetworkShape(NamedTuple):
 class AlgorithmConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """One configuration of an algorithm: every hyperparameter a field (see ``declare``).
 
-    Subclasses set ``algorithm`` (its name in recipes) and ``action_spaces`` (what it can act
-    in), and declare ``num_envs`` and ``rollout_length``: one training iteration steps every env
-    ``rollout_length`` times."""
+    Subclasses set ``algorithm`` (its name in recipes), ``action_spaces`` (what it can act
+    in) and ``quick_pins`` (the structural values of the seed front end's quick run), declare
+    ``num_envs`` and ``rollout_length`` (one training iteration steps every env
+    ``rollout_length`` times), and define ``footprint(env) -> footprint.Footprint``: the
+    algorithm's own part of the compiler's cost estimate. Nothing outside an algorithm's
+    modules knows which algorithm it handles."""
 
     algorithm: ClassVar[str]
     action_spaces: ClassVar[tuple[str, ...]]
+    quick_pins: ClassVar[dict[str, Any]]
 
     num_envs: Any
     rollout_length: Any
@@ -70,7 +74,8 @@ class AlgorithmConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
 
 
 class OffPolicyConfig(AlgorithmConfig):
-    """DQN and SAC: a replay buffer sampled in batches."""
+    """DQN and SAC: a replay buffer sampled in batches, ``train_epochs`` gradient steps per
+    training iteration (``footprint.replay_footprint`` counts them)."""
 
     buffer_size: Any
     replay_batch_size: Any

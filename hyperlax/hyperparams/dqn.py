@@ -1,17 +1,25 @@
-"""DQN's hyperparameters (the runtime's ``hyperlax.train.algos.dqn`` trains with them)."""
+"""DQN's hyperparameters, its cost model and its quick pins (the runtime's
+``hyperlax.train.algos.dqn`` trains with them)."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from hyperlax.environments import EnvInfo
 from hyperlax.hyperparams.config import OffPolicyConfig
 from hyperlax.hyperparams.declare import (activation, layer_norm, layer_sizes, network_activation,
                                           network_field, scalar, structural, torso)
+from hyperlax.hyperparams.footprint import Footprint, network_size, replay_footprint
 
 
 class DQNConfig(OffPolicyConfig):
     algorithm: ClassVar[str] = "dqn"
     action_spaces: ClassVar[tuple[str, ...]] = ("discrete",)
+    # The original's quick preset (see PPOConfig.quick_pins); warmup_steps is its warm-up of 2
+    # rollout steps, counted over all 4 envs.
+    quick_pins: ClassVar[dict[str, Any]] = {"num_envs": 4, "rollout_length": 1,
+                                            "train_epochs": 1, "buffer_size": 100,
+                                            "replay_batch_size": 2, "warmup_steps": 8}
 
     learning_rate: scalar(float, "Adam learning rate of the Q-network", gt=0.0) = 5e-4
     gamma: scalar(float, "discount factor", gt=0.0, le=1.0) = 0.99
@@ -52,3 +60,10 @@ class DQNConfig(OffPolicyConfig):
                                                                   "same")
     q_layer_norm: layer_norm("Q-network") = network_field("network.q.layer_norm", False)
     torso: torso("Q-network") = network_field("network.torso", "mlp")
+
+    def footprint(self, env: EnvInfo) -> Footprint:
+        """The Q-network (a dueling one has a value head beside its advantages) and its
+        target; a transition stores two observations, the action, reward and done."""
+        q = network_size(self.network("q"), env, env.action_size, value_head=self.dueling)
+        return replay_footprint(self, q.params, q.activations,
+                                item_floats=2 * env.obs_size + 3, learner_floats=q.params * 4)

@@ -1,17 +1,25 @@
-"""PPO's hyperparameters (the runtime's ``hyperlax.train.algos.ppo`` trains with them)."""
+"""PPO's hyperparameters, its cost model and its quick pins (the runtime's
+``hyperlax.train.algos.ppo`` trains with them)."""
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
+from hyperlax.environments import EnvInfo
 from hyperlax.hyperparams.config import AlgorithmConfig
 from hyperlax.hyperparams.declare import (activation, layer_norm, layer_sizes, network_activation,
                                           network_field, scalar, structural, torso)
+from hyperlax.hyperparams.footprint import FLOAT, Footprint, network_size
 
 
 class PPOConfig(AlgorithmConfig):
     algorithm: ClassVar[str] = "ppo"
     action_spaces: ClassVar[tuple[str, ...]] = ("discrete", "continuous")
+    # The original's quick preset set these structural defaults (its Tunable values), so that
+    # 40 env steps make whole updates; the seed front end pins them in [fixed], so a quick
+    # sweep compiles few programs.
+    quick_pins: ClassVar[dict[str, Any]] = {"num_envs": 4, "rollout_length": 1,
+                                            "update_epochs": 1, "num_minibatches": 2}
 
     actor_lr: scalar(float, "Adam learning rate of the actor", gt=0.0) = 3e-4
     critic_lr: scalar(float, "Adam learning rate of the critic", gt=0.0) = 3e-4
@@ -61,3 +69,20 @@ class PPOConfig(AlgorithmConfig):
             return [f"num_envs x rollout_length = {self.num_envs} x {self.rollout_length} = "
                     f"{batch} is not divisible by num_minibatches = {self.num_minibatches}"]
         return []
+
+    def footprint(self, env: EnvInfo) -> Footprint:
+        """Actor and critic; the rollout, its shuffled copy and its minibatches; the
+        activations of one minibatch; ``update_epochs x num_minibatches`` gradient steps. A
+        checkpoint keeps the parameters with their Adam moments and the observation
+        statistics."""
+        actor = network_size(self.network("actor"), env, env.action_size)
+        critic = network_size(self.network("critic"), env, 1)
+        per_update = self.steps_per_update()
+        rollout = per_update * (env.obs_size + env.action_size + 6) * FLOAT * 3
+        minibatch = per_update // self.num_minibatches
+        activations = minibatch * (actor.activations + critic.activations) * FLOAT * 3
+        params = actor.params + critic.params
+        # four copies of the parameters: themselves, Adam's two moments, the gradients
+        return Footprint(params=params, param_copies=4, data_bytes=rollout + activations,
+                         gradient_steps_per_update=self.update_epochs * self.num_minibatches,
+                         learner_floats=params * 3 + 2 * env.obs_size)

@@ -1,17 +1,25 @@
-"""SAC's hyperparameters (the runtime's ``hyperlax.train.algos.sac`` trains with them)."""
+"""SAC's hyperparameters, its cost model and its quick pins (the runtime's
+``hyperlax.train.algos.sac`` trains with them)."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from hyperlax.environments import EnvInfo
 from hyperlax.hyperparams.config import OffPolicyConfig
 from hyperlax.hyperparams.declare import (activation, layer_norm, layer_sizes, network_activation,
                                           network_field, scalar, structural)
+from hyperlax.hyperparams.footprint import Footprint, network_size, replay_footprint
 
 
 class SACConfig(OffPolicyConfig):
     algorithm: ClassVar[str] = "sac"
     action_spaces: ClassVar[tuple[str, ...]] = ("continuous",)
+    # The original's quick preset (see PPOConfig.quick_pins); warmup_steps is its warm-up of 2
+    # rollout steps, counted over all 4 envs.
+    quick_pins: ClassVar[dict[str, Any]] = {"num_envs": 4, "rollout_length": 1,
+                                            "train_epochs": 1, "buffer_size": 100,
+                                            "replay_batch_size": 2, "warmup_steps": 8}
 
     actor_lr: scalar(float, "Adam learning rate of the actor", gt=0.0) = 3e-4
     q_lr: scalar(float, "Adam learning rate of the twin Q critics", gt=0.0) = 3e-4
@@ -50,3 +58,13 @@ class SACConfig(OffPolicyConfig):
     actor_layer_norm: layer_norm("actor") = network_field("network.actor.layer_norm", False)
     critic_layer_norm: layer_norm("Q critics") = network_field("network.critic.layer_norm",
                                                                False)
+
+    def footprint(self, env: EnvInfo) -> Footprint:
+        """The actor (mean and log-std heads), twin critics on observation and action, and
+        their targets; a transition stores two observations, the action, reward and done."""
+        actor = network_size(self.network("actor"), env, 2 * env.action_size)
+        critic = network_size(self.network("critic"), env, 1, extra_inputs=env.action_size)
+        return replay_footprint(self, actor.params + 2 * critic.params,
+                                actor.activations + 2 * critic.activations,
+                                item_floats=2 * env.obs_size + env.action_size + 2,
+                                learner_floats=actor.params * 3 + 2 * critic.params * 4)

@@ -1,11 +1,10 @@
 """What a trial is told, computed from its results as ``hyperlax report`` reads them
 (``report.results.SampleResult``). Every metric is a mean over the trial's replicates:
 
-- ``final_return``: the return at the last evaluation (summary.json's final_return);
-- ``best_return``: each replicate's highest evaluation return (summary.json's best_return);
-- ``auc``: the mean return over every evaluation point. Evaluations come after equal chunks
-  of updates, so this is the area under the learning curve divided by its length in env steps
-  (a right Riemann sum): it rewards learning fast, not only ending well.
+- ``final_return``, ``best_return``: summary.json's, which exec computed per replicate;
+- ``auc``: computed here from the curves, as successive halving ranks by it.
+
+Each metric is defined once, in ``hyperlax.plan.metrics``.
 
 A trial that diverged (a non-finite return in any replicate) is told as failed: Optuna's
 samplers leave failed trials out of their model rather than reading a made-up number.
@@ -19,9 +18,8 @@ from __future__ import annotations
 import math
 from typing import Any, get_args
 
-import numpy as np
-
 from hyperlax.plan.format import RungMetric
+from hyperlax.plan.metrics import sample_metric
 
 METRICS: tuple[str, ...] = get_args(RungMetric)   # the manifest's ObjectiveMetric
 SEED_ALIASES = {"peak_performance": "best_return", "final_performance": "final_return",
@@ -38,11 +36,8 @@ def metric_value(result: Any, metric: str) -> float | None:
     if result.summary is None:
         return None
     if metric == "auc":
-        if result.returns is None or not np.all(np.isfinite(result.returns)):
-            return None
-        value = float(np.mean(result.returns))
-    else:
-        value = result.summary.get(metric)
+        return None if result.returns is None else sample_metric(result.returns, metric)
+    value = result.summary.get(metric)
     return value if value is not None and math.isfinite(value) else None
 
 

@@ -26,8 +26,8 @@ import jax
 import jax.numpy as jnp
 
 from hyperlax.hyperparams.budget import Budget
-from hyperlax.train.algos import (Trained, TrainMetrics, get_make_program, get_make_train,
-                                    metrics)
+from hyperlax.train.algos.common import Trained, TrainMetrics, metrics
+from hyperlax.train.algos.registry import get_make_program, get_make_train
 from hyperlax.train.configs import lane, stack
 
 __all__ = ["BatchedProgram", "Trained", "TrainMetrics", "batched_program", "batched_train",

@@ -19,6 +19,7 @@ import click
 import tomli_w
 
 from hyperlax.errors import HyperlaxError
+from hyperlax.hyperparams import CONFIGS
 from hyperlax.manifest.toml_inline import toml_key, toml_value
 
 LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -75,18 +76,6 @@ RUN_LENGTHS = {
     "quick": RunLength("quick", 40, 4, 4, replicates=2, shrink=True),
     "default": RunLength("default"),
     "long": RunLength("long", 5_000_000, 40, 32, replicates=4),
-}
-
-# The original's quick preset also set these structural defaults (its Tunable values), so
-# that 40 env steps make whole updates. Here they are pinned in [fixed]: every sample shares
-# them, so a quick sweep compiles few programs. warmup_steps is the original's warm-up of 2
-# rollout steps, counted over all 4 envs.
-QUICK_PINS = {
-    "ppo": {"num_envs": 4, "rollout_length": 1, "update_epochs": 1, "num_minibatches": 2},
-    "dqn": {"num_envs": 4, "rollout_length": 1, "train_epochs": 1, "buffer_size": 100,
-            "replay_batch_size": 2, "warmup_steps": 8},
-    "sac": {"num_envs": 4, "rollout_length": 1, "train_epochs": 1, "buffer_size": 100,
-            "replay_batch_size": 2, "warmup_steps": 8},
 }
 
 _INTEGER = re.compile(r"^[0-9][0-9_]*$")
@@ -249,10 +238,12 @@ def listed_names(samples_file: str, command: str) -> set[str]:
 
 def quick_pins(run_length: RunLength, algorithm: str, named: set[str]) -> dict[str, Any]:
     """[fixed] values of a quick run: the original's quick structure, except what a loaded
-    samples file names (a listed value and a pin may not name the same hyperparameter)."""
-    if not run_length.shrink:
+    samples file names (a listed value and a pin may not name the same hyperparameter). Each
+    algorithm declares its quick structure (``quick_pins`` of its config Struct)."""
+    config = CONFIGS.get(algorithm)
+    if not run_length.shrink or config is None:
         return {}
-    return {k: v for k, v in QUICK_PINS.get(algorithm, {}).items() if k not in named}
+    return {k: v for k, v in config.quick_pins.items() if k not in named}
 
 
 # --- click options shared by the seed commands ----------------------------------------------

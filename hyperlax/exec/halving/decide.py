@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ import numpy as np
 
 from hyperlax.plan.format import Entry, Plan, SubBatch, pow2_width
 from hyperlax.plan.check import RUNGS_DIR
+from hyperlax.plan.metrics import sample_metric
 from hyperlax.storage import atomic
 from hyperlax.storage.atomic import StorageError, json_bytes, publish_new, storage_error
 from hyperlax.storage.sweepdir import Owner, SweepDir
@@ -123,18 +123,8 @@ def sources(entries: list[Entry]) -> dict[int, Source]:
 
 def metric_value(returns: np.ndarray, finite: np.ndarray, metric: str) -> float | None:
     """A sample's metric from its curves so far ([replicates, evaluations]), the mean over
-    replicates; None when any point is not finite (it diverged)."""
-    if returns.size == 0 or not bool(np.all(finite)) or not bool(np.all(np.isfinite(returns))):
-        return None
-    curves = returns.astype(np.float64)
-    if metric == "final_return":
-        per_replicate = curves[:, -1]
-    elif metric == "best_return":
-        per_replicate = curves.max(axis=1)
-    else:  # auc: the mean over every evaluation point so far
-        per_replicate = curves.mean(axis=1)
-    value = float(per_replicate.mean())
-    return value if math.isfinite(value) else None
+    replicates (``plan.metrics``); None when any point is not finite (it diverged)."""
+    return sample_metric(returns, metric) if bool(np.all(finite)) else None
 
 
 def ranking(values: dict[int, float | None]) -> list[int]:

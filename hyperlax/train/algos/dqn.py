@@ -50,10 +50,12 @@ from hyperlax.hyperparams.budget import Budget
 from hyperlax.hyperparams.config import NetworkShape
 from hyperlax.hyperparams.dqn import DQNConfig
 from hyperlax.train import replay
-from hyperlax.train.algos import (Program, Trained, all_finite, check_config, program,
-                                    train_from)
+from hyperlax.train.algos.common import (Program, Trained, all_finite, check_config,
+                                           program, train_from)
 from hyperlax.train.envs import action_info, evaluate, make_env
 from hyperlax.train.networks import make_optimizer, mlp
+
+CONFIG = DQNConfig  # what this module trains (the registry finds it by its name)
 
 
 class Dueling(nn.Module):

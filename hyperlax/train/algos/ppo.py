@@ -56,9 +56,9 @@ import optax
 
 from hyperlax.hyperparams.budget import Budget
 from hyperlax.hyperparams.ppo import PPOConfig
-from hyperlax.train.algos import (ActorPolicy, ActorSpec, Program, Trained, all_finite,
-                                    check_config, program, train_from)
-from hyperlax.train.algos import actor_spec as eval_spec
+from hyperlax.train.algos.common import (ActorPolicy, ActorSpec, Program, Trained,
+                                           all_finite, check_config, program, train_from)
+from hyperlax.train.algos.common import actor_spec as eval_spec
 from hyperlax.train.envs import action_info, evaluate, make_env
 from hyperlax.train.networks import MLP, make_optimizer, mlp
 from hyperlax.train.obs_norm import ObsNorm
@@ -66,6 +66,7 @@ from hyperlax.train.obs_norm import norm_init as _norm_init
 from hyperlax.train.obs_norm import norm_update as _norm_update
 from hyperlax.train.obs_norm import normalize as _normalize
 
+CONFIG = PPOConfig  # what this module trains (the registry finds it by its name)
 LOSS_NAMES = ("policy_loss", "value_loss", "entropy", "approx_kl")
 _LOG_2PI = float(np.log(2.0 * np.pi))
 

@@ -52,13 +52,14 @@ from hyperlax.hyperparams.budget import Budget
 from hyperlax.hyperparams.config import NetworkShape
 from hyperlax.hyperparams.sac import SACConfig
 from hyperlax.train import replay
-from hyperlax.train.algos import (ActorPolicy, ActorSpec, Program, Trained, all_finite,
-                                    check_config, program, train_from)
-from hyperlax.train.algos import actor_spec as eval_spec
+from hyperlax.train.algos.common import (ActorPolicy, ActorSpec, Program, Trained,
+                                           all_finite, check_config, program, train_from)
+from hyperlax.train.algos.common import actor_spec as eval_spec
 from hyperlax.train.envs import action_info, evaluate, make_env
 from hyperlax.train.networks import MLP, make_optimizer
 from hyperlax.train.obs_norm import ObsNorm, norm_init, norm_update, normalize
 
+CONFIG = SACConfig  # what this module trains (the registry finds it by its name)
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
