@@ -19,14 +19,6 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "hyperlax"
 
-# Circles known and accepted for now; each entry is the full set of modules of one circle.
-KNOWN_CYCLES: list[frozenset[str]] = [
-    # removed by the algorithm-registry change
-    frozenset({"hyperlax.train.algos", "hyperlax.train.algos.dqn", "hyperlax.train.algos.ppo",
-               "hyperlax.train.algos.sac"}),
-]
-
-
 def modules(package: Path) -> dict[str, Path]:
     """Every module of ``package`` by dotted name (a package by its ``__init__``)."""
     out = {}
@@ -124,10 +116,7 @@ def describe(component: frozenset[str], graph: dict[str, set[str]]) -> str:
 def test_no_import_cycles():
     graph = import_graph(PACKAGE)
     found = cycles(graph)
-    new = [describe(c, graph) for c in found if c not in KNOWN_CYCLES]
-    assert not new, "import cycles:\n" + "\n".join(new)
-    gone = [sorted(c) for c in KNOWN_CYCLES if c not in found]
-    assert not gone, f"KNOWN_CYCLES lists circles that are gone (delete them): {gone}"
+    assert not found, "import cycles:\n" + "\n".join(describe(c, graph) for c in found)
 
 
 def test_the_graph_sees_the_real_package_imports():

@@ -64,18 +64,26 @@ def plan_problems(plan: Plan) -> list[tuple[str, str]]:
 
 
 def _hyperparam_problems(plan: Plan, table: dict) -> list[tuple[str, str]]:
+    """The plan's rows against today's declarations. A plan may lack rows: one written before
+    a hyperparameter existed (or, for one declared ``since`` a later version, one that left it
+    at its default) trains with the declared default, which reproduces the earlier behaviour
+    (``hyperparams.declare``). A row whose hyperparameter became data (structural in the plan,
+    scalar today) is read as data: the value is the same, only how it is compiled changed."""
     problems = []
     rows = {r.name: r for r in plan.hyperparams}
-    if set(rows) != set(table):
-        unknown, missing = sorted(set(rows) - set(table)), sorted(set(table) - set(rows))
-        problems.append(("hyperparams", f"do not match {plan.settings.algorithm}'s declarations"
-                         f" (unknown: {unknown or 'none'}, missing: {missing or 'none'})"))
+    unknown = sorted(set(rows) - set(table))
+    if unknown:
+        problems.append(("hyperparams", f"{', '.join(unknown)}: not hyperparameters of "
+                                        f"{plan.settings.algorithm} (a plan from a newer "
+                                        f"hyperlax, or an edited one)"))
         return problems
     for name, row in rows.items():
-        if (row.type, row.role) != (table[name].type, table[name].role):
+        declared = table[name]
+        if row.type != declared.type or (row.role, declared.role) not in \
+                ((declared.role, declared.role), ("structural", "scalar")):
             problems.append((f"hyperparams.{name}", f"says {row.type} {row.role}; it is declared "
-                                                    f"{table[name].type} {table[name].role}"))
-    if set(plan.constants) | set(plan.sampled) != set(table) or \
+                                                    f"{declared.type} {declared.role}"))
+    if set(plan.constants) | set(plan.sampled) != set(rows) or \
             set(plan.constants) & set(plan.sampled):
         problems.append(("constants", "constants and sampled names must partition the "
                                       "hyperparameters"))
@@ -98,7 +106,8 @@ def _env_value_problems(plan: Plan, values: dict[str, Any], table: dict,
 
 def _structure_problems(plan: Plan, table: dict) -> list[tuple[str, str]]:
     problems = []
-    structural = sorted(n for n, p in table.items() if p.role == "structural")
+    # the names the plan grouped by: its own structural rows (see _hyperparam_problems)
+    structural = sorted(r.name for r in plan.hyperparams if r.role == "structural")
     budget = plan.settings.budget
     for i, structure in enumerate(plan.structures):
         where = f"structures[{i}]"
