@@ -42,7 +42,13 @@ def lower(resolved: Resolved, manifest_name: str,
         raise HyperlaxError(source, halving_issues)
     warnings += halving_warnings
 
-    structural = [n for n, p in resolved.table.items() if p.role == "structural"]
+    # Hyperparameters added since 0.1 and left at their (behaviour-preserving) default are not
+    # written: adding one changes no existing sweep's plan (``HyperParam.since``).
+    omitted = {n for n, p in resolved.table.items()
+               if n in resolved.constants and p.omitted(resolved.constants[n])}
+    written = {n: p for n, p in resolved.table.items() if n not in omitted}
+    constants = {n: v for n, v in resolved.constants.items() if n not in omitted}
+    structural = [n for n, p in written.items() if p.role == "structural"]
     if resolved.listed is not None:  # given values, no unit-cube points
         points = [None] * len(resolved.listed)
     elif settings.sampling == "grid":
@@ -102,12 +108,12 @@ def lower(resolved: Resolved, manifest_name: str,
         value=resolved.constants.get(name),
         distribution=to_builtins(resolved.space[name]) if name in resolved.space else None,
         log_scale=name in resolved.space and is_log_scale(resolved.space[name]),
-    ) for name, param in resolved.table.items()]
+    ) for name, param in written.items()]
     plan = Plan(
         hyperlax_version=hyperlax.__version__, manifest_name=manifest_name,
         manifest_text=resolved.manifest_text, manifest_sha256=sha256_text(resolved.manifest_text),
         recipe_text=resolved.recipe_text, settings=settings, hyperparams=rows,
-        constants=resolved.constants,
+        constants=constants,
         sampled=list(resolved.listed[0]) if resolved.listed else list(resolved.space),
         structures=structures,
         samples=samples, groups=groups, entries=entries,

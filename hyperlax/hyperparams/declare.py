@@ -37,19 +37,26 @@ Torso = Literal["mlp", "cnn"]
 Width = Annotated[int, Meta(ge=1, le=65_536)]
 
 
-def scalar(base: Any, doc: str, **bounds: Any) -> Any:
-    """The annotated type of a scalar (data) hyperparameter: ``actor_lr: scalar(float, ...)``."""
-    return Annotated[base, Meta(description=doc, extra={"role": "scalar"}, **bounds)]
+def scalar(base: Any, doc: str, since: str | None = None, **bounds: Any) -> Any:
+    """The annotated type of a scalar (data) hyperparameter: ``actor_lr: scalar(float, ...)``.
+    ``since``: see ``HyperParam.since``."""
+    return Annotated[base, Meta(description=doc, extra=_extra("scalar", since), **bounds)]
 
 
-def structural(base: Any, doc: str, image_only: tuple[str, ...] = (), **bounds: Any) -> Any:
+def structural(base: Any, doc: str, image_only: tuple[str, ...] = (), since: str | None = None,
+               **bounds: Any) -> Any:
     """The annotated type of a structural hyperparameter (one compile per distinct value).
     ``image_only``: values that need image observations (an env whose ``obs_shape`` is height x
-    width x channels); the compiler refuses them for any other env."""
-    extra: dict[str, Any] = {"role": "structural"}
+    width x channels); the compiler refuses them for any other env. ``since``: see
+    ``HyperParam.since``."""
+    extra = _extra("structural", since)
     if image_only:
         extra["image_only"] = tuple(image_only)
     return Annotated[base, Meta(description=doc, extra=extra, **bounds)]
+
+
+def _extra(role: str, since: str | None) -> dict[str, Any]:
+    return {"role": role} if since is None else {"role": role, "since": since}
 
 
 def layer_sizes(doc: str) -> Any:
@@ -108,6 +115,18 @@ class HyperParam(msgspec.Struct, frozen=True, kw_only=True):
     choices: tuple[str, ...] | None = None
     image_only: tuple[str, ...] = ()  # values that need image observations (see structural)
     doc: str = ""
+    # The hyperlax version that added it, for one added after 0.1. Its default must be the
+    # value that reproduces what hyperlax did before it existed: a plan leaves it out while it
+    # has that value (``compiler.lower``), so adding it changes no plan, no plan id and no
+    # results id, and a plan without it (any plan written before it) trains with its default.
+    # Hyperparameters of 0.1 are always written (the plans of 0.1 have them), but a plan
+    # written before one of them existed lacks it too and is read the same way.
+    since: str | None = None
+
+    def omitted(self, value: Any) -> bool:
+        """Whether a plan leaves this hyperparameter out when it has ``value``."""
+        return self.since is not None and value == self.default and \
+            type(value) is type(self.default)
 
     def bounds_text(self) -> str:
         lo = "-inf" if self.low is None else _fmt(self.low)
@@ -198,7 +217,7 @@ def _param(field: msgspec.inspect.Field, hint: Any) -> HyperParam:
         raise TypeError(f"{field.name}: declare it with scalar(...) or structural(...)")
     default = field.default_factory() if field.default is msgspec.NODEFAULT else field.default
     common = dict(name=field.encode_name, attribute=field.name, role=role, default=default,
-                  image_only=tuple(extra.get("image_only", ())),
+                  image_only=tuple(extra.get("image_only", ())), since=extra.get("since"),
                   doc=meta.extra_json_schema.get("description", "") if meta.extra_json_schema
                   else "")
     if isinstance(t, msgspec.inspect.FloatType):

@@ -14,6 +14,7 @@ import msgspec
 
 from hyperlax.compiler.cost import human_bytes, plan_carry_bytes, plan_costs
 from hyperlax.compiler.lower import plan_summary
+from hyperlax.hyperparams import ALGORITHMS, HyperParam
 from hyperlax.plan.format import Plan, results_id
 
 
@@ -48,6 +49,8 @@ def describe(plan: Plan, plan_id: str, fmt: str) -> str:
                             "estimated_env_steps": halving_steps}} if plan.halving else {}),
             **({"estimated_checkpoint_bytes": carries} if carries else {}),
             "hyperparams": msgspec.to_builtins(plan.hyperparams),
+            **({"not_in_plan": {n: p.default for n, p in absent.items()}}
+               if (absent := absent_hyperparams(plan)) else {}),
             "structures": msgspec.to_builtins(plan.structures),
             "entries": [{"index": e.index, "path": e.path, "group": e.group,
                          "samples": e.samples,
@@ -76,10 +79,18 @@ def describe(plan: Plan, plan_id: str, fmt: str) -> str:
            + ", ".join(f"{w}: {n}" for w, n in sorted(widths.items()))]
     out += _halving_lines(plan, halving_steps, total_steps) + _checkpoint_lines(plan, carries)
     out += ["", "hyperparameters"]
-    name_width = max(len(r.name) for r in plan.hyperparams)
+    absent = absent_hyperparams(plan)
+    name_width = max(len(n) for n in [r.name for r in plan.hyperparams] + list(absent))
     for r in plan.hyperparams:
         what = _dist_text(r.distribution) if r.distribution else json.dumps(r.value)
         out.append(f"  {r.name:<{name_width}}  {r.role:<10}  {r.source:<14}  {what}")
+    for name, param in absent.items():
+        out.append(f"  {name:<{name_width}}  {param.role:<10}  {'not in plan':<14}  "
+                   f"{json.dumps(param.default)}")
+    if absent:
+        out.append("  (not in plan: the plan was written before these existed, or leaves them "
+                   "at their default; they train with the default, which does what hyperlax "
+                   "did before they existed)")
     out += ["", "groups (samples that share a structure): estimated memory of its widest "
                 "call, parameters, env and gradient steps per run"]
     sizes = Counter(sample.structure for sample in plan.samples)
@@ -99,6 +110,13 @@ def describe(plan: Plan, plan_id: str, fmt: str) -> str:
     if len(plan.entries) > 20:
         out.append(f"  ... {len(plan.entries) - 20} more entries")
     return "\n".join(out) + "\n"
+
+
+def absent_hyperparams(plan: Plan) -> dict[str, HyperParam]:
+    """Hyperparameters of the plan's algorithm that the plan has no row for, by name: declared
+    after the plan was written, or left out at their default (``HyperParam.since``)."""
+    rows = {r.name for r in plan.hyperparams}
+    return {n: p for n, p in ALGORITHMS[plan.settings.algorithm].items() if n not in rows}
 
 
 def _halving_steps(plan: Plan, total_steps: int) -> int | None:
