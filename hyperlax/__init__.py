@@ -6,4 +6,6 @@ JAX training code in ``train/``. ``cli/``, ``search/`` and ``report/`` import JA
 commands that train. docs/layout.md lists every folder and module with its one job.
 """
 
-__version__ = "0.1.0"
+# The version changes whenever behaviour does (CHANGELOG.md says what changed); every plan
+# records the version that wrote it, and ``hyperlax check`` names the changes since.
+__version__ = "0.2.0"

@@ -110,7 +110,7 @@ def test_the_readme_is_the_first_day_and_points_to_every_page():
         sorted(set(PAGES) - linked))
 
 
-# `hyperlax COMMAND ...` or `python -m hyperlax.cli.main COMMAND ...` where a command line
+# `hyperlax COMMAND ...` or `python -m hyperlax.cli COMMAND ...` where a command line
 # starts (a line, `srun `, a quoted shell command, or what a message says to run after `: `),
 # up to a comment or the end of the quote
 COMMAND = re.compile(r"(?:^\s*(?:srun |python -m |\")?|: )hyperlax(?:\.cli\.main)? ([a-z][a-z-]*)"

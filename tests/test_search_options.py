@@ -80,7 +80,7 @@ def test_the_options_reach_the_rounds_and_the_resume_hint(monkeypatch, manifest,
     assert result.exit_code == 0, result.output
     request = requests[1]
     assert request.options == PARSED
-    assert request.resume.startswith(f"python -m hyperlax.cli.main optuna-hp-search --resume-from "
+    assert request.resume.startswith(f"python -m hyperlax.cli optuna-hp-search --resume-from "
                                      f"{tmp_path / 'seed'} --storage s.db ")
     assert request.resume.endswith(RESUMED_OPTIONS)
 

@@ -44,7 +44,7 @@ def files_of(directory: Path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def seed_sweep(tmp_path_factory):
-    """`python -m hyperlax.cli.main sweep-hp-samples ...` run once (in-process) into a new dir."""
+    """`python -m hyperlax.cli sweep-hp-samples ...` run once (in-process) into a new dir."""
     tmp = tmp_path_factory.mktemp("seed")
     recipe = tmp / "tiny.toml"
     recipe.write_text(TINY_RECIPE)
@@ -244,7 +244,7 @@ def test_generate_hp_samples_writes_the_plan_samples_in_full_precision(tmp_path,
 
 def test_python_dash_m_entry_point():
     result = subprocess.run(
-        [sys.executable, "-m", "hyperlax.cli.main", "generate-hp-samples", "--env-config",
+        [sys.executable, "-m", "hyperlax.cli", "generate-hp-samples", "--env-config",
          "gymnax.cartpole", "--num-samples", "2", "--log-level", "INFO", "--output-file", "-"],
         capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

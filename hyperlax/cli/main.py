@@ -105,6 +105,8 @@ def check_command(manifest: Path, plan_file: Path) -> None:
     for line in explain.differences(stored, fresh):
         click.echo(f"  {line}")
     click.echo(explain.difference_kind(stored, fresh))
+    for line in explain.hyperlax_change_lines(stored, fresh):
+        click.echo(line)
     click.echo(f"re-plan with: hyperlax plan {manifest} -o {plan_file}")
     sys.exit(1)
 

@@ -58,6 +58,11 @@ class SweepSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     rungs: Annotated[list[RungBudget], Meta(min_length=2, max_length=MAX_RUNGS)] | None = None
     eta: Annotated[int, Meta(ge=2, le=1000)] | None = None          # default 3, with rungs
     rung_metric: RungMetric | None = None                           # default final_return
+    # Whether the recipe's [space] is sampled too, for names neither [space] nor [fixed] sets:
+    # "exclude" (the manifest's [space] is the whole space; what `init` writes) or "include"
+    # (what hyperlax before 0.2 did silently). None: the manifest predates the key; it is
+    # accepted only where the two mean the same (manifest.resolve.recipe_space).
+    recipe_space: Literal["include", "exclude"] | None = None
 
 
 # Objectives of a search, computed from each trial's results (hyperlax/search/objectives.py):
@@ -90,8 +95,9 @@ class SearchSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
 class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     sweep: SweepSection
     fixed: dict[str, Any] = {}
-    # None (no [space] table): the recipe's space; an empty [space]: no space at all, one
-    # configuration (the recipe's defaults with [fixed] applied)
+    # What is sampled, with sweep.recipe_space (see there). Before 0.2, and still in a manifest
+    # without recipe_space: None (no [space] table) took the recipe's space, an empty [space]
+    # took none, and a non-empty one added the recipe's other names.
     space: dict[str, Distribution] | None = None
     samples: list[dict[str, Any]] = []   # [[samples]]: configurations to run, listed
     search: SearchSection | None = None  # [search]: hyperlax search runs it, not plan

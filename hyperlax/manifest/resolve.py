@@ -107,10 +107,9 @@ def resolve_text(text: str, source: str, manifest_dir: Path, for_search: bool = 
 
     own_space = manifest.space or {}
     listed, samples_sha256, where = _listed(manifest, manifest_dir, source)
-    # the recipe's space applies unless the manifest lists its samples, has an empty [space],
-    # or enumerates a grid (its own [space] only: a recipe's continuous ranges have no grid)
-    recipe_space = {} if listed is not None or manifest.space == {} or \
-        sweep.sampling == "grid" else recipe.space
+    recipe_space, refusal = _recipe_space(manifest, recipe.space, listed is not None)
+    if refusal:
+        problems.append(refusal)
     problems += _names_problems(manifest.fixed, "fixed", table)
     problems += _names_problems(own_space, "space", table)
     problems += value_problems(manifest.fixed, table, "fixed")
@@ -200,6 +199,34 @@ def _listed(manifest: Manifest, manifest_dir: Path, source: str
     if manifest.samples:
         return list(manifest.samples), None, "samples"
     return None, None, ""
+
+
+def _recipe_space(manifest: Manifest, space: dict[str, Distribution],
+                  listed: bool) -> tuple[dict[str, Distribution], tuple[str, str] | None]:
+    """The part of the recipe's space a manifest samples, and the refusal of a manifest whose
+    meaning is not written in it. A recipe's space never applies to listed samples or a grid
+    (its continuous ranges have no grid points). ``recipe_space = "include"`` adds the recipe's
+    names that [space] and [fixed] leave open; "exclude" adds none: the manifest's [space] is
+    all that is sampled, so deleting a line stops sampling it. A manifest without the key
+    (written before 0.2) keeps its old meaning where that needs no key (no recipe name would
+    be added) and is refused where it does, with the line that keeps it."""
+    sweep = manifest.sweep
+    applies = not listed and sweep.sampling != "grid"
+    if sweep.recipe_space == "include":
+        return (space if applies else {}), None
+    if sweep.recipe_space == "exclude" or not applies or manifest.space == {}:
+        return {}, None
+    added = sorted(set(space) - set(manifest.space or {}) - set(manifest.fixed))
+    if not added:
+        return {}, None
+    shown = ", ".join(added[:6]) + (f" and {len(added) - 6} more" if len(added) > 6 else "")
+    where = "has no [space] table" if manifest.space is None else \
+        "does not list them in [space]"
+    return {}, ("sweep.recipe_space", f"this manifest {where}, so before hyperlax 0.2 it also "
+                                      f"sampled the recipe's space ({shown}) without saying so; "
+                                      "add recipe_space = \"include\" under [sweep] to keep "
+                                      "sampling them, or recipe_space = \"exclude\" to sample "
+                                      "only [space] (they then take the recipe's defaults)")
 
 
 def _num_samples(sweep: Any, space: dict[str, Distribution], listed: list | None,

@@ -36,6 +36,7 @@ def starter_manifest(recipe: str, env_id: str, name: str | None, num_samples: in
     sweep = {
         "name": name or f"{recipe_name}-{env_id.split('.')[-1]}".replace("_", "-"),
         "recipe": recipe,
+        "recipe_space": "exclude",  # [space] below is the whole space: delete a line, stop sampling it
         "env": env_id,
         "num_samples": num_samples,
         "sampling": "qmc_sobol",
@@ -54,7 +55,9 @@ def starter_manifest(recipe: str, env_id: str, name: str | None, num_samples: in
     header += [
         f"# hyperlax sweep manifest: {parsed.description or recipe_name}.",
         "# Plan it with `hyperlax plan <this file>`, then run the plan with `hyperlax exec`.",
-        "# [fixed] pins hyperparameters to a value; [space] gives the distributions to sample.",
+        "# [fixed] pins hyperparameters to a value; [space] gives the distributions to sample,",
+        "# and is all that is sampled (recipe_space = \"exclude\"): delete a line to stop",
+        "# sampling it (it then takes the recipe's default, or a value you pin in [fixed]).",
         "",
     ]
     tuned = split_defaults(parsed.defaults)[1].get(env_id, {})

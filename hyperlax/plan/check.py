@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any, get_args
 
+import hyperlax
+
 from hyperlax.environments import ENVS, unknown_env_message
 from hyperlax.errors import HyperlaxError
 from hyperlax.hyperparams import ALGORITHMS, CONFIGS
@@ -243,12 +245,25 @@ def _entry_problems(plan: Plan) -> list[tuple[str, str]]:
 
 
 def check_plan(plan: Plan, source: str) -> None:
-    """Raise a HyperlaxError listing ``plan``'s problems, if it has any."""
+    """Raise a HyperlaxError listing ``plan``'s problems, if it has any. The hint says what
+    the plan's own version makes likely: a plan of this version that fails was edited after
+    ``plan`` wrote it; one of an older version that fails is hyperlax's fault, not the user's
+    (every older plan must be read), so it says so and how to go on."""
     problems = plan_problems(plan)
-    if problems:
-        raise HyperlaxError(source, [(f"plan.{loc}", msg) for loc, msg in problems],
-                            "the plan file was edited or made by something else; re-create it "
-                            "with: hyperlax plan <manifest>")
+    if not problems:
+        return
+    located = [(f"plan.{loc}", msg) for loc, msg in problems]
+    if plan.hyperlax_version == hyperlax.__version__:
+        hint = ("the plan file was changed after `hyperlax plan` wrote it (its id was "
+                "recomputed, so this is an edit, not damage); re-create it with: hyperlax plan "
+                "<manifest>")
+    else:
+        hint = (f"this plan was written by hyperlax {plan.hyperlax_version} and this is "
+                f"{hyperlax.__version__}, which should read every older plan: please report "
+                "it with the plan file attached; meanwhile re-plan the manifest with this "
+                "version (hyperlax plan <manifest>), or run the plan with hyperlax "
+                f"{plan.hyperlax_version}")
+    raise HyperlaxError(source, located, hint)
 
 
 __all__ = ["check_plan", "plan_problems"]

@@ -15,6 +15,7 @@ import msgspec
 from hyperlax.compiler.cost import human_bytes, plan_carry_bytes, plan_costs
 from hyperlax.compiler.lower import plan_summary
 from hyperlax.hyperparams import ALGORITHMS, HyperParam
+from hyperlax.plan.changes import changes_between
 from hyperlax.plan.format import Plan, results_id
 
 
@@ -271,3 +272,22 @@ def difference_kind(old: Plan, new: Plan) -> str:
         return ("only the manifest's text differs (comments/formatting/file name): the results "
                 "are the same; completed results stay valid")
     return "the results differ"
+
+
+def hyperlax_change_lines(old: Plan, new: Plan) -> list[str]:
+    """For ``check``: when a plan written by another hyperlax differs from its manifest planned
+    now, whether the manifest or hyperlax changed, and which changes of hyperlax can explain it
+    (``plan.changes``, CHANGELOG.md)."""
+    if old.hyperlax_version == new.hyperlax_version:
+        return []
+    same_manifest = old.manifest_sha256 == new.manifest_sha256
+    lines = [f"this plan was written by hyperlax {old.hyperlax_version}, this is "
+             f"{new.hyperlax_version}" + (": the manifest is unchanged, so hyperlax made the "
+                                          "difference" if same_manifest else
+                                          "; besides the manifest's edits, hyperlax changed")]
+    found = changes_between(old, new)
+    lines += [f"  - {c.version}: {c.text}" for c in found] or \
+        ["  - no recorded change explains it: please report it (CHANGELOG.md lists them all)"]
+    lines.append("the plan file still runs as it is (every older plan is read); re-plan only to "
+                 "adopt the changes")
+    return lines

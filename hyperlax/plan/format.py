@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import msgspec
 
+import hyperlax
 from hyperlax.errors import HyperlaxError
 from hyperlax.hyperparams import CONFIGS, AlgorithmConfig
 from hyperlax.hyperparams.budget import Budget, EvalEpisodes, NumEvaluations, TotalTimesteps
@@ -223,6 +224,31 @@ class _Header(msgspec.Struct):
     format_version: int = 0
 
 
+class _Writer(msgspec.Struct):
+    hyperlax_version: str = ""
+
+
+class _Envelope(msgspec.Struct):
+    """Just enough of a plan file to learn which hyperlax wrote it, whatever else it holds."""
+
+    plan: _Writer = msgspec.field(default_factory=_Writer)
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """"0.2.0" -> (0, 2, 0); a part that is not a number ends the tuple ("1.0.dev3" -> (1, 0))."""
+    parts = []
+    for part in version.split("."):
+        if not part.isdigit():
+            break
+        parts.append(int(part))
+    return tuple(parts)
+
+
+def newer_than_this(version: str) -> bool:
+    """Whether a plan written by hyperlax ``version`` comes from a later release than this one."""
+    return version_tuple(version) > version_tuple(hyperlax.__version__)
+
+
 def encode(value: Any) -> bytes:
     """The canonical msgpack bytes of a plan or a part of one. Through ``to_builtins`` first,
     so each map's header counts the fields actually written: msgspec sizes a Struct's header by
@@ -259,6 +285,15 @@ def decode_plan(data: bytes, source: str) -> tuple[Plan, str]:
     if header.format_version < FORMAT_VERSION:
         raise HyperlaxError(source, f"plan format version {header.format_version} is older than "
                                     f"this hyperlax reads ({FORMAT_VERSION})", remake)
+    try:
+        writer = msgspec.msgpack.decode(data, type=_Envelope).plan.hyperlax_version
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        writer = ""  # the full decode below says what is wrong
+    if newer_than_this(writer):
+        raise HyperlaxError(source, f"this plan was written by hyperlax {writer}, which is newer "
+                                    f"than this hyperlax ({hyperlax.__version__})",
+                            f"upgrade hyperlax to {writer} or later, or re-plan the manifest "
+                            "with this version")
     try:
         envelope = msgspec.msgpack.decode(data, type=PlanFile)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:

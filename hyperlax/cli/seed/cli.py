@@ -2,7 +2,7 @@
 ``run-single-hp`` (``run-benchmark`` is in ``seed_benchmark``). A thin front end: it builds the
 equivalent manifest from the seed's flags (``seed_flags``), compiles it, says what it costs, and
 runs the plan through the same use case as ``hyperlax exec`` (``seed_sweep``). Registered on
-the ``hyperlax`` group by ``hyperlax.cli.main``, so ``python -m hyperlax.cli.main sweep-hp-samples ...``
+the ``hyperlax`` group by ``hyperlax.cli.main``, so ``python -m hyperlax.cli sweep-hp-samples ...``
 works.
 
 Module level stays JAX-free: ``--help`` and flag errors must be instant.

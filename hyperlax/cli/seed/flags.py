@@ -188,6 +188,8 @@ def manifest_text(sweep: SeedSweep, manifest_dir: Path) -> str:
         table["samples_file"] = _relative(sweep.samples_file, manifest_dir)
     elif not sweep.single:
         table["sampling"] = sweep.sampling
+    if sweep.samples_file is None:  # the original samples the recipe's space, or none (single)
+        table["recipe_space"] = "exclude" if sweep.single else "include"
     table.update(seed=sweep.seed, mode=sweep.mode, batch_size=sweep.batch_size,
                  seeds_per_sample=sweep.replicates)
     budget = sweep.run_length
@@ -199,7 +201,7 @@ def manifest_text(sweep: SeedSweep, manifest_dir: Path) -> str:
     if sweep.output_root is not None:
         table["output_root"] = sweep.output_root
     lines = ["# hyperlax sweep manifest, equivalent to the seed command line",
-             f"#   python -m hyperlax.cli.main {sweep.command} " + " ".join(sweep.flags()),
+             f"#   python -m hyperlax.cli {sweep.command} " + " ".join(sweep.flags()),
              "# Plan it with `hyperlax plan <this file>`, run the plan with `hyperlax exec`.",
              "", tomli_w.dumps({"sweep": table}).rstrip("\n")]
     if sweep.pins:

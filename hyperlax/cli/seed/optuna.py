@@ -1,7 +1,7 @@
 """The seed system's ``optuna-hp-search``: its flags become a search manifest (``[sweep]`` and
 ``[search]``, the recipe's space), written as ``search.toml`` into the search directory and run
 by the search use case (``hyperlax.search.run``), as ``hyperlax search`` runs it. Registered
-on the ``hyperlax`` group by ``hyperlax.cli.main``, so ``python -m hyperlax.cli.main optuna-hp-search``
+on the ``hyperlax`` group by ``hyperlax.cli.main``, so ``python -m hyperlax.cli optuna-hp-search``
 works.
 
 Like the seed, ``--objective-names a b`` and ``--objective-directions maximize maximize`` take
@@ -62,14 +62,15 @@ class SeedSearch:
         import tomli_w
 
         name = re.sub(r"[^A-Za-z0-9._-]+", "-", self.study_name).strip("-._")[:100] or "search"
-        sweep = {"name": name, "recipe": self.recipe, "env": self.env, "seed": self.seed,
+        sweep = {"name": name, "recipe": self.recipe, "recipe_space": "include",
+                 "env": self.env, "seed": self.seed,
                  "mode": "batched", "batch_size": self.runner_batch,
                  "output_root": output_root}
         search = {"method": self.sampler, "trials": self.n_trials,
                   "trials_per_round": self.study_batch, "study_name": self.study_name,
                   "objectives": [{"metric": m, "direction": d} for m, d in self.objectives]}
         header = ["# hyperlax search manifest, equivalent to the seed command line",
-                  f"#   python -m hyperlax.cli.main {COMMAND} " + " ".join(self.flags()),
+                  f"#   python -m hyperlax.cli {COMMAND} " + " ".join(self.flags()),
                   "# Run it with `hyperlax search <this file>`; the space is the recipe's.", ""]
         return "\n".join(header) + tomli_w.dumps({"sweep": sweep, "search": search})
 
@@ -294,7 +295,7 @@ def resume_line(root: Path, storage: str, compile_cache: Path | None,
                 options: ExecOptions) -> str:
     """The command that resumes the search in ``root`` where and how it ran: the flags that
     are not recorded in its search.toml, as given."""
-    words = ["python", "-m", "hyperlax.cli.main", COMMAND, "--resume-from", str(root)]
+    words = ["python", "-m", "hyperlax.cli", COMMAND, "--resume-from", str(root)]
     if storage != STORAGE_DEFAULT:
         words += ["--storage", storage]
     if compile_cache is not None:
