@@ -33,6 +33,7 @@ MINIMAL = """\
 [sweep]
 name = "t"
 recipe = "ppo_mlp_fixed_net"
+recipe_space = "include"
 env = "gymnax.pendulum"
 num_samples = {n}
 mode = "{mode}"
@@ -49,6 +50,7 @@ TINY_SWEEP = """\
 [sweep]
 name = "{name}"
 recipe = "ppo_mlp_fixed_net"
+recipe_space = "include"
 env = "gymnax.cartpole"
 num_samples = {n}
 mode = "{mode}"

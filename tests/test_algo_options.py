@@ -233,6 +233,7 @@ def test_sampling_scalar_options_adds_no_structure(write_manifest, recipe, env, 
 [sweep]
 name = "flags"
 recipe = "{recipe}"
+recipe_space = "include"
 env = "{env}"
 sampling = "grid"
 
@@ -248,6 +249,7 @@ def test_the_compiler_refuses_a_cnn_torso_without_image_observations(write_manif
 [sweep]
 name = "cnn"
 recipe = "dqn_mlp_small"
+recipe_space = "include"
 env = "gymnax.cartpole"
 num_samples = 2
 
@@ -265,6 +267,7 @@ def test_a_cnn_torso_compiles_and_trains_on_minatar(write_manifest):
 [sweep]
 name = "cnn"
 recipe = "dqn_mlp_small"
+recipe_space = "include"
 env = "gymnax.breakout_minatar"
 num_samples = 2
 

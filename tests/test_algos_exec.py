@@ -16,6 +16,7 @@ DQN = """\
 [sweep]
 name = "tiny-dqn"
 recipe = "dqn_mlp_small"
+recipe_space = "include"
 env = "gymnax.cartpole"
 num_samples = {n}
 mode = "{mode}"
@@ -41,6 +42,7 @@ SAC = """\
 [sweep]
 name = "tiny-sac"
 recipe = "sac_mlp_small"
+recipe_space = "include"
 env = "gymnax.pendulum"
 num_samples = {n}
 mode = "{mode}"

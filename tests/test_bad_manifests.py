@@ -49,7 +49,7 @@ def test_broken_user_recipe_is_reported_against_the_recipe_file(tmp_path):
         'algorithm = "ppo"\n[settings]\ntotal_timesteps = 1000\nnum_evaluations = 1\n'
         'eval_episodes = 1\n[space]\nactor_lr = { dist = "log_uniform", low = -1.0, '
         'high = 1.0 }\n')
-    (tmp_path / "sweep.toml").write_text('[sweep]\nname = "x"\nrecipe = "mine.toml"\n'
+    (tmp_path / "sweep.toml").write_text('[sweep]\nname = "x"\nrecipe = "mine.toml"\nrecipe_space = "include"\n'
                                          'env = "gymnax.cartpole"\nnum_samples = 2\n')
     result = CliRunner().invoke(main, ["plan", str(tmp_path / "sweep.toml"), "-o",
                                        str(tmp_path / "p.msgpack")])

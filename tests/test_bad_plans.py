@@ -39,7 +39,7 @@ def test_bad_plan_is_refused_before_anything_is_written(name, command, tmp_path)
 
 def test_a_manifest_passed_as_a_plan_says_so(tmp_path):
     manifest = tmp_path / "sweep.toml"
-    manifest.write_text('[sweep]\nname = "a"\nrecipe = "ppo_mlp_small"\n')
+    manifest.write_text('[sweep]\nname = "a"\nrecipe = "ppo_mlp_small"\nrecipe_space = "include"\n')
     for command in ("exec", "show", "status"):
         result = CliRunner().invoke(main, [command, str(manifest)])
         assert result.exit_code == 2

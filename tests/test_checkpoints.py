@@ -32,6 +32,7 @@ COMMON = """\
 [sweep]
 name = "ckpt-{algo}"
 recipe = "{recipe}"
+recipe_space = "include"
 env = "gymnax.cartpole"
 num_samples = 2
 batch_size = 2

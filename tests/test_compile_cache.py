@@ -20,6 +20,7 @@ MANIFEST = """\
 [sweep]
 name = "{name}"
 recipe = "ppo_mlp_fixed_net"
+recipe_space = "include"
 env = "gymnax.cartpole"
 num_samples = 2
 mode = "batched"

@@ -137,7 +137,7 @@ def test_recipe_may_be_a_path_relative_to_the_manifest(tmp_path):
         'eval_episodes = 4\n[space]\nactor_lr = { dist = "log_uniform", low = 1e-6, '
         'high = 1e-2 }\n')
     manifest = tmp_path / "sweep.toml"
-    manifest.write_text('[sweep]\nname = "w"\nrecipe = "recipes/wide.toml"\n'
+    manifest.write_text('[sweep]\nname = "w"\nrecipe = "recipes/wide.toml"\nrecipe_space = "include"\n'
                         'env = "gymnax.cartpole"\nnum_samples = 4\n')
     plan, _ = compile_manifest(manifest)
     assert plan.settings.recipe == "wide"

@@ -36,7 +36,7 @@ num_envs = 4
 
 def manifest(tmp_path: Path, env: str, body: str = "", recipe: str = "r.toml") -> Path:
     path = tmp_path / "sweep.toml"
-    path.write_text(f'[sweep]\nname = "t"\nrecipe = "{recipe}"\nenv = "{env}"\n{body}')
+    path.write_text(f'[sweep]\nname = "t"\nrecipe = "{recipe}"\nrecipe_space = "include"\nenv = "{env}"\n{body}')
     return path
 
 

@@ -110,6 +110,7 @@ MANIFEST = """\
 [sweep]
 name = "envs"
 recipe = "{recipe}"
+recipe_space = "include"
 env = "{env}"
 num_samples = 1
 total_timesteps = 64

@@ -33,6 +33,7 @@ MANIFEST = """\
 [sweep]
 name = "halving"
 recipe = "ppo_mlp_fixed_net"
+recipe_space = "include"
 env = "gymnax.cartpole"
 num_samples = 8
 mode = "grouped"

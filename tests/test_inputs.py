@@ -23,6 +23,7 @@ MANIFEST = """\
 [sweep]
 name = "t"
 recipe = "ppo_mlp_small"
+recipe_space = "include"
 env = "gymnax.pendulum"
 num_samples = 2
 """

@@ -65,6 +65,7 @@ def test_sampling_the_flags_adds_no_structure(write_manifest):
 [sweep]
 name = "flags"
 recipe = "ppo_mlp_no_network_search"
+recipe_space = "include"
 env = "gymnax.pendulum"
 num_samples = 16
 

@@ -16,6 +16,7 @@ HEAD = """\
 [sweep]
 name = "m"
 recipe = "ppo_mlp_fixed_net"
+recipe_space = "include"
 env = "gymnax.pendulum"
 """
 
@@ -127,9 +128,15 @@ def test_samples_file_json_and_its_errors(tmp_path):
 
 
 def test_an_empty_space_is_one_configuration(tmp_path):
-    result, p = plan(tmp_path, HEAD + "\n[fixed]\nactor_lr = 0.001\n\n[space]\n")
+    """With recipe_space = "exclude" (or none: before 0.2 an empty [space] meant the same)."""
+    result, p = plan(tmp_path, HEAD.replace('recipe_space = "include"\n', "")
+                     + "\n[fixed]\nactor_lr = 0.001\n\n[space]\n")
+    assert result.exit_code == 0, result.output
+    assert p.settings.num_samples == 1 and p.sampled == []
+    result, p = plan(tmp_path, HEAD.replace('"include"', '"exclude"')
+                     + "\n[fixed]\nactor_lr = 0.001\n\n[space]\n")
     assert result.exit_code == 0, result.output
     assert p.settings.num_samples == 1 and p.sampled == []
     assert p.constants["actor_lr"] == 0.001 and p.constants["gamma"] == 0.99
-    result, _ = plan(tmp_path, HEAD + "num_samples = 3\n[space]\n")
+    result, _ = plan(tmp_path, HEAD.replace('"include"', '"exclude"') + "num_samples = 3\n[space]\n")
     assert result.exit_code == 2 and "is 3, but must be 1" in result.output

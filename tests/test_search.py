@@ -30,6 +30,7 @@ MANIFEST = """\
 [sweep]
 name = "tiny-search"
 recipe = "tiny.toml"
+recipe_space = "include"
 env = "gymnax.cartpole"
 batch_size = 2
 output_root = "runs/tiny-search"

@@ -40,6 +40,7 @@ SWEEP = """\
 [sweep]
 name = "s"
 recipe = "r.toml"
+recipe_space = "include"
 env = "gymnax.cartpole"
 output_root = "out"
 """

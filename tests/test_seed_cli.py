@@ -82,6 +82,7 @@ def test_sweep_plan_is_the_plan_of_its_manifest(seed_sweep, tmp_path):
 [sweep]
 name = "tiny-cartpole"
 recipe = "{recipe.as_posix()}"
+recipe_space = "include"
 env = "gymnax.cartpole"
 num_samples = 4
 batch_size = 2
@@ -118,6 +119,7 @@ def test_emit_manifest_equals_the_handwritten_manifest(tmp_path, flags, mode):
 [sweep]
 name = "pendulum-lr"
 recipe = "ppo_mlp"
+recipe_space = "include"
 env = "gymnax.pendulum"
 num_samples = 64
 sampling = "qmc_sobol"

@@ -20,6 +20,7 @@ MANIFEST = """\
 [sweep]
 name = "sens"
 recipe = "ppo_mlp_fixed_net"
+recipe_space = "include"
 env = "gymnax.pendulum"
 sampling = "saltelli"
 num_samples = {n}

@@ -16,6 +16,7 @@ HEAD = """\
 [sweep]
 name = "s"
 recipe = "ppo_mlp_fixed_net"
+recipe_space = "include"
 env = "gymnax.pendulum"
 num_samples = {n}
 mode = "grouped"
@@ -102,7 +103,7 @@ def test_deterministic_and_golden():
 
 
 def test_structures_needs_a_sampled_structural_hyperparameter(write_manifest, tmp_path):
-    text = ('[sweep]\nname = "x"\nrecipe = "sac_mlp_small"\nenv = "gymnax.pendulum"\n'
+    text = ('[sweep]\nname = "x"\nrecipe = "sac_mlp_small"\nrecipe_space = "include"\nenv = "gymnax.pendulum"\n'
             'num_samples = 8\nstructures = 2\n')
     result = CliRunner().invoke(main, ["plan", str(write_manifest(text)), "-o",
                                        str(tmp_path / "p.msgpack")])
