@@ -29,6 +29,8 @@ from hyperlax.storage.sweepdir import Owner, SweepDir
 from test_checkpoints import Chunks, Crash, crash_at
 from test_crash import Exec, resume
 
+pytestmark = pytest.mark.slow
+
 MANIFEST = """\
 [sweep]
 name = "halving"
@@ -180,6 +182,8 @@ def test_checkpointed_halving_resumes_mid_rung(finished, tmp_path, monkeypatch):
     assert not (root / "checkpoints").exists()
 
 
+@pytest.mark.stops
+@pytest.mark.subprocess
 def test_sigterm_between_rungs_then_resume(finished, tmp_path):
     _, plan, pid, data, _, first = finished
     plan_file = tmp_path / "plan.msgpack"

@@ -120,6 +120,7 @@ def test_markers_without_sizes_still_verify(sweep):
         "curves.npz changed after the entry completed (checksum differs)"]
 
 
+@pytest.mark.slow
 def test_exec_leaves_a_corrupt_entry_alone_unless_asked(sweep, complete):
     plan, pid, plan_file, root = sweep
     reference = complete[2] / "reference"
