@@ -28,9 +28,13 @@ $(DEV_STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,ray,brax,docs]'
 	touch $(BASE_STAMP) $@
 
+# The whole suite, what CI runs; it ends with the 20 slowest tests.
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=20
 
+# The tier for working: leaves out every test marked slow, which includes the subprocess, ray,
+# stops, learning and envs marks (pyproject.toml lists them; tests/conftest.py adds slow).
+# Every module of hyperlax still runs in it: tools/fast_tier_modules.py checks that.
 test-fast: $(DEV_STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 

@@ -20,6 +20,19 @@ def pytest_configure(config):
     enable_compile_cache(COMPILE_CACHE)
 
 
+# Cost tiers (markers registered in pyproject.toml). Each of these costs seconds to minutes per
+# test, so each implies `slow`: `pytest -m "not slow"` (make test-fast) leaves them all out, and
+# `-m "not ray"` etc. leaves out one kind. tryfirst: before -m deselects.
+SLOW_KINDS = ("subprocess", "ray", "stops", "learning", "envs")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if any(item.get_closest_marker(kind) for kind in SLOW_KINDS):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def write_manifest(tmp_path):
     def write(text: str, name: str = "sweep.toml") -> Path:

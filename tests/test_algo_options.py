@@ -112,6 +112,7 @@ def ppo_lanes():
     return trained("ppo", "gymnax.pendulum", PPO_BUDGET, configs)
 
 
+@pytest.mark.slow
 def test_value_clipping_acts_in_the_first_update(ppo_lanes):
     _, clipped, plain, _, _ = ppo_lanes
     # the first update's second epoch already regresses from moved values
@@ -119,11 +120,13 @@ def test_value_clipping_acts_in_the_first_update(ppo_lanes):
     assert np.all(clipped.finite)
 
 
+@pytest.mark.slow
 def test_value_clipping_that_cannot_act_is_bit_identical_to_none(ppo_lanes):
     _, _, _, never, off = ppo_lanes
     assert same(never, off)
 
 
+@pytest.mark.slow
 def test_per_element_gradient_clipping_is_another_program_and_clips_elements():
     base = PPOConfig(**PPO_TINY, max_grad_norm=1e-3)
     per_element = PPOConfig(**PPO_TINY, max_grad_norm=1e-3, grad_clip_mode="per_element")
@@ -133,6 +136,7 @@ def test_per_element_gradient_clipping_is_another_program_and_clips_elements():
     assert not same(at(a, 0).losses, at(b, 0).losses) and np.all(b.finite)
 
 
+@pytest.mark.slow
 def test_same_activation_is_the_shared_one_and_an_own_one_changes_one_network():
     shared = PPOConfig(**PPO_TINY, activation="tanh")
     spelled = PPOConfig(**PPO_TINY, activation="tanh", actor_activation="tanh",
@@ -169,6 +173,7 @@ def dqn_lanes():
     return trained("dqn", "gymnax.cartpole", DQN_BUDGET, configs)
 
 
+@pytest.mark.slow
 def test_double_q_and_reward_clipping_change_training(dqn_lanes):
     default, single_q, clipped, _ = dqn_lanes
     for other in (single_q, clipped):
@@ -180,11 +185,13 @@ def test_double_q_and_reward_clipping_change_training(dqn_lanes):
     assert at(clipped, 0).losses["q_loss"] != at(default, 0).losses["q_loss"]
 
 
+@pytest.mark.slow
 def test_a_reward_bound_above_every_reward_is_bit_identical_to_none(dqn_lanes):
     default, _, _, loose = dqn_lanes
     assert same(default, loose)
 
 
+@pytest.mark.slow
 def test_dueling_is_another_program_that_learns():
     dueling = DQNConfig(**DQN_TINY, dueling=True)
     assert jax.tree.structure(dueling) != jax.tree.structure(DQNConfig(**DQN_TINY))
@@ -200,6 +207,7 @@ SAC_TINY = dict(num_envs=2, rollout_length=2, train_epochs=1, warmup_steps=16, b
 SAC_BUDGET = Budget(total_timesteps=96, num_evaluations=3, eval_episodes=1)
 
 
+@pytest.mark.slow
 def test_a_fixed_temperature_stays_init_alpha_and_a_learned_one_moves():
     configs = [SACConfig(**SAC_TINY), SACConfig(**SAC_TINY, learn_alpha=False)]
     assert jax.tree.structure(configs[0]) == jax.tree.structure(configs[1])
@@ -209,6 +217,7 @@ def test_a_fixed_temperature_stays_init_alpha_and_a_learned_one_moves():
     assert not same(learned.losses["q_loss"], fixed.losses["q_loss"])
 
 
+@pytest.mark.slow
 def test_observation_normalization_is_another_program_that_trains():
     normalized = SACConfig(**SAC_TINY, normalize_observations=True)
     assert jax.tree.structure(normalized) != jax.tree.structure(SACConfig(**SAC_TINY))
@@ -262,6 +271,7 @@ num_samples = 2
     assert "shape (4,)" in result.output
 
 
+@pytest.mark.slow
 def test_a_cnn_torso_compiles_and_trains_on_minatar(write_manifest):
     plan, _ = compile_manifest(write_manifest("""\
 [sweep]

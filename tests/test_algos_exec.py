@@ -12,6 +12,8 @@ from hyperlax.compiler import compile_manifest
 from hyperlax.plan.format import encode_plan, plan_id
 from hyperlax.exec.local_exec import execute
 
+pytestmark = pytest.mark.slow
+
 DQN = """\
 [sweep]
 name = "tiny-dqn"

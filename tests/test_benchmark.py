@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 # the tiny sweep, and its program as a recipe for the seed's run-benchmark
@@ -32,6 +33,7 @@ def markers(root: Path) -> list[str]:
     return sorted(str(p.parent.relative_to(root)) for p in root.rglob(MARKER))
 
 
+@pytest.mark.slow
 def test_benchmark_runs_each_sweep_in_its_own_directory_and_resumes(tmp_path):
     a, b = manifests(tmp_path, "a", "b")
     out = tmp_path / "bench"
@@ -74,6 +76,7 @@ def test_benchmark_refuses_bad_input_before_anything_runs(tmp_path):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_run_benchmark_takes_the_originals_flags_and_layout(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("tiny.toml").write_text(TINY_RECIPE)

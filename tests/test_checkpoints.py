@@ -28,6 +28,8 @@ from hyperlax.exec.local_exec import execute
 from hyperlax.storage.sweepdir import MARKER, Owner, SweepDir
 from test_crash import Exec, resume, untimed
 
+pytestmark = pytest.mark.slow
+
 COMMON = """\
 [sweep]
 name = "ckpt-{algo}"
@@ -215,6 +217,8 @@ def test_checkpoints_do_not_change_results(references, tmp_path):
     assert_same(tmp_path / "out", ref, plan, pid)
 
 
+@pytest.mark.stops
+@pytest.mark.subprocess
 def test_sigkill_after_a_checkpoint_then_resume(references, tmp_path):
     plan, pid, data, ref = references(PPO)
     plan_file = tmp_path / "plan.msgpack"

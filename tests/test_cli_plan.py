@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from conftest import ROOT, SPECS
@@ -87,6 +88,7 @@ def test_init_refuses_a_mismatched_env(tmp_path):
     assert not (tmp_path / "x.toml").exists()
 
 
+@pytest.mark.subprocess
 def test_schemas_are_up_to_date():
     result = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_schemas.py"), "--check"],
                             capture_output=True, text=True)
@@ -104,6 +106,7 @@ def test_help_lists_every_command():
         assert command in result.output
 
 
+@pytest.mark.subprocess
 def test_hyperparameter_docs_are_up_to_date():
     result = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_docs.py"), "--check"],
                             capture_output=True, text=True)

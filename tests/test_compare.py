@@ -64,6 +64,7 @@ def test_labels_across_tasks_are_normalized_and_stratified():
     assert render_compare(sweeps, rows, "final")[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_compare_command_end_to_end(tmp_path):
     from click.testing import CliRunner
 

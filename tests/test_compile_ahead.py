@@ -139,6 +139,7 @@ def test_progress_off_a_terminal_logs_at_a_sane_rate(monkeypatch):
 
 # --- real programs -------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_chunked_training_equals_monolithic_and_is_deterministic(tmp_path):
     plan, _, _ = tiny_plan(tmp_path, n=2, batch=2, name="c.toml")
     runner = CompiledRunner(plan)
@@ -166,6 +167,7 @@ def _curves(root: Path, plan) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
+@pytest.mark.slow
 def test_parallel_compilation_is_bit_identical_to_serial(tmp_path):
     plan, _, data = tiny_plan(tmp_path, n=6, mode="grouped", batch=2, space=ACTIVATION)
     assert len(plan.structures) == 2
@@ -195,6 +197,8 @@ def two_structures(tmp_path_factory):
     return plan, plan_file
 
 
+@pytest.mark.stops
+@pytest.mark.subprocess
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
 def test_a_stop_during_parallel_compilation_exits_cleanly(two_structures, tmp_path, signum):
     plan, plan_file = two_structures
@@ -216,6 +220,8 @@ def test_a_stop_during_parallel_compilation_exits_cleanly(two_structures, tmp_pa
         assert all(SweepDir(root).state(e.path) == "done" for e in plan.entries)
 
 
+@pytest.mark.stops
+@pytest.mark.subprocess
 def test_a_stop_between_chunks_is_acted_on_at_once(tmp_path):
     manifest = tmp_path / "many.toml"
     tiny_plan(tmp_path, n=2, batch=2, name="m.toml")
@@ -251,6 +257,7 @@ main(["exec", sys.argv[1], "--output-root", sys.argv[2]])
 """
 
 
+@pytest.mark.subprocess
 def test_the_first_line_comes_before_jax_is_imported(two_structures, tmp_path):
     plan, plan_file = two_structures
     done = subprocess.run([sys.executable, "-c", FIRST_LINE, str(plan_file),

@@ -15,6 +15,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+pytestmark = pytest.mark.subprocess  # every test runs hyperlax plan and exec
 
 MANIFEST = """\
 [sweep]

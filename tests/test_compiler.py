@@ -32,6 +32,7 @@ def test_at_least_five_specs_ship():
                                              "ppo_cartpole"}
 
 
+@pytest.mark.subprocess
 def test_plan_bytes_identical_across_processes_and_hash_seeds(tmp_path):
     spec = SPECS / "ppo_pendulum_64.toml"
     outputs = []
@@ -185,6 +186,7 @@ def test_plan_id_is_sha256_of_plan_and_roundtrips():
     assert decoded == plan and pid == plan_id(plan) and len(pid) == 64
 
 
+@pytest.mark.subprocess
 def test_compiler_imports_no_jax_stack(tmp_path):
     code = (
         "import sys\n"

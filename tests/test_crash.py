@@ -119,6 +119,8 @@ def states(root: Path, plan) -> list[str]:
     return [sweep.state(e.path) for e in plan.entries]
 
 
+@pytest.mark.stops
+@pytest.mark.subprocess
 def test_sigkill_at_every_stage_then_resume_loses_nothing(three_entries, tmp_path):
     plan, pid, plan_file, reference = three_entries
     root = tmp_path / "out"
@@ -150,6 +152,8 @@ def test_sigkill_at_every_stage_then_resume_loses_nothing(three_entries, tmp_pat
     assert not [p for p in root.rglob("*.tmp")]
 
 
+@pytest.mark.stops
+@pytest.mark.subprocess
 @pytest.mark.parametrize("signum, point, done", [
     (signal.SIGTERM, "after-file:curves.csv@1", 1),
     (signal.SIGINT, "entry-start@2", 2),
@@ -203,6 +207,7 @@ def exec_cli(plan_file: Path, root: Path, *args: str):
                                      *args])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["curves.csv", MARKER])
 def test_disk_full_stops_exec_and_marks_nothing_it_should_not(two_entries, monkeypatch, name):
     plan, plan_file, root = two_entries

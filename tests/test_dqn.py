@@ -89,6 +89,7 @@ def runs(small_train):
     return alone, with_bc, with_de
 
 
+@pytest.mark.slow
 def test_metrics_shapes_and_contents(runs):
     alone, with_bc, _ = runs
     assert with_bc.eval_returns.shape == (3, REPLICATES, 2)
@@ -102,6 +103,7 @@ def test_metrics_shapes_and_contents(runs):
     assert not np.array_equal(alone.losses["q_loss"][0, 0], alone.losses["q_loss"][0, 1])
 
 
+@pytest.mark.slow
 def test_batch_mates_do_not_change_a_sample(runs):
     alone, with_bc, with_de = runs
     a_alone, a_bc, a_de = row(alone, 0), row(with_bc, 0), row(with_de, 1)
@@ -114,12 +116,14 @@ def test_batch_mates_do_not_change_a_sample(runs):
     jax.tree.map(np.testing.assert_array_equal, a_bc, a_de)
 
 
+@pytest.mark.slow
 def test_deterministic(small_train, runs):
     _, with_bc, _ = runs
     again = to_numpy(small_train(configs(A, B, C), keys_for(7, 8, 9)))
     jax.tree.map(np.testing.assert_array_equal, again, with_bc)
 
 
+@pytest.mark.slow
 def test_diverging_sample_reports_not_finite_and_spares_batch_mates(small_train, runs):
     _, with_bc, _ = runs
     bad = hp_of(learning_rate=float("nan"))
@@ -131,6 +135,7 @@ def test_diverging_sample_reports_not_finite_and_spares_batch_mates(small_train,
         jax.tree.map(np.testing.assert_array_equal, row(out, i), row(with_bc, i))
 
 
+@pytest.mark.slow
 def test_warmup_acts_randomly_and_applies_no_update(small_train):
     """During warm-up (all of chunk 1) neither the learning rate nor the epsilon schedule can
     matter; once learning starts (chunk 2) they do."""
@@ -144,6 +149,7 @@ def test_warmup_acts_randomly_and_applies_no_update(small_train):
     assert out.finite.all()
 
 
+@pytest.mark.slow
 def test_scalar_warmup_and_target_period_vary_within_one_program(small_train):
     """warmup_steps and target_update_period are data: lanes of one compiled call may differ
     in them, and each lane trains as it would alone."""
@@ -170,7 +176,7 @@ def test_rejects_inconsistent_config_and_continuous_env():
 
 # --- learning ------------------------------------------------------------------------------
 
-@pytest.mark.slow
+@pytest.mark.learning
 def test_learns_cartpole():
     """Random play scores ~22 on CartPole; 3 seeds, 30k env steps, 7.5k gradient steps."""
     config = DQNConfig(num_envs=4, rollout_length=4, train_epochs=4, warmup_steps=1_000,

@@ -35,10 +35,6 @@ HAS_BRAX = importlib.util.find_spec("brax") is not None
 needs_brax = pytest.mark.skipif(not HAS_BRAX, reason="brax is not installed (the optional "
                                                      "extra: pip install 'hyperlax[brax]')")
 
-# one env per family trains by default; the others are slow
-REPRESENTATIVES = {"gymnax.mountain_car", "gymnax.breakout_minatar", "gymnax.deep_sea",
-                   "gymnax.reacher"}
-
 
 def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
@@ -63,6 +59,7 @@ def test_ids_and_facts_are_well_formed():
             assert env.action_bounds[0] < env.action_bounds[1]
 
 
+@pytest.mark.envs
 @pytest.mark.parametrize("env_id", GYMNAX)
 def test_facts_agree_with_gymnax(env_id):
     info = ENVS[env_id]
@@ -81,6 +78,7 @@ def test_facts_agree_with_gymnax(env_id):
         assert float(jnp.max(space.low)) == info.action_bounds[0]  # the same for every dim
 
 
+@pytest.mark.envs
 @pytest.mark.parametrize("env_id", GYMNAX)
 def test_runtime_observations_are_flat_float32(env_id):
     """Traced, not compiled: what ``reset`` and ``step`` return, by shape and dtype."""
@@ -205,6 +203,7 @@ def fresh_brax_cache():
 
 
 @needs_brax
+@pytest.mark.envs
 @pytest.mark.parametrize("env_id", BRAX)
 def test_facts_agree_with_brax(env_id):
     info = ENVS[env_id]
@@ -296,13 +295,12 @@ TRAINED_ELSEWHERE = {"gymnax.cartpole", "gymnax.pendulum"}
 
 def _training_params():
     for env_id in sorted(set(GYMNAX) - TRAINED_ELSEWHERE):
-        marks = () if env_id in REPRESENTATIVES else (pytest.mark.slow,)
-        yield pytest.param(env_id, marks=marks, id=env_id)
+        yield pytest.param(env_id, id=env_id)
     # about a minute each to compile: one Brax env (the wrapper is the same for all)
-    yield pytest.param("brax.inverted_pendulum", marks=(needs_brax, pytest.mark.slow),
-                       id="brax.inverted_pendulum")
+    yield pytest.param("brax.inverted_pendulum", marks=needs_brax, id="brax.inverted_pendulum")
 
 
+@pytest.mark.envs
 @pytest.mark.parametrize("env_id", list(_training_params()))
 def test_ppo_trains_a_few_updates(env_id):
     check_trained(train_tiny("ppo", env_id, TINY_PPO), steps=32)
@@ -315,7 +313,7 @@ TINY_SAC = SACConfig(num_envs=2, rollout_length=2, train_epochs=1, warmup_steps=
                      critic_layer_sizes=[8])
 
 
-@pytest.mark.slow
+@pytest.mark.envs
 @pytest.mark.parametrize("algorithm, env_id, config", [
     ("dqn", "gymnax.breakout_minatar", TINY_DQN),   # image observations in the replay buffer
     ("sac", "gymnax.reacher", TINY_SAC),            # two action dimensions, scaled to bounds

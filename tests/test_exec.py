@@ -88,6 +88,7 @@ def test_rerun_skips_everything(reference):
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.slow
 def test_determinism_same_plan_same_results(reference, tmp_path):
     plan, pid, data, root, _ = reference
     execute(plan, pid, data, tmp_path / "again")
@@ -95,6 +96,7 @@ def test_determinism_same_plan_same_results(reference, tmp_path):
     assert all(np.array_equal(a[i], b[i]) for i in a)
 
 
+@pytest.mark.slow
 def test_resume_after_interruption(reference, tmp_path):
     plan, pid, data, root, _ = reference
     out = tmp_path / "out"
@@ -122,6 +124,7 @@ def _write(tmp_path: Path, data: bytes) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_batch_independence(tmp_path):
     plan, _, _ = tiny_plan(tmp_path, n=8, batch=8)
     runner = CompiledRunner(plan)
@@ -138,6 +141,7 @@ def test_batch_independence(tmp_path):
     assert runner.compiles == 3  # widths 1, 4 and 3
 
 
+@pytest.mark.slow
 def test_padding_lanes_do_not_change_results(tmp_path):
     plan, _, _ = tiny_plan(tmp_path, n=4, batch=4)
     runner = CompiledRunner(plan)
@@ -149,6 +153,7 @@ def test_padding_lanes_do_not_change_results(tmp_path):
                                    atol=1e-6)
 
 
+@pytest.mark.slow
 def test_grouped_mode_compiles_once_per_group(tmp_path):
     space = '"network.activation" = { dist = "categorical", values = ["tanh", "relu"] }'
     plan, pid, data = tiny_plan(tmp_path, n=6, mode="grouped", batch=2, space=space)
@@ -157,12 +162,14 @@ def test_grouped_mode_compiles_once_per_group(tmp_path):
     assert report.compiles == 2
 
 
+@pytest.mark.slow
 def test_sequential_one_structure_compiles_once(tmp_path):
     plan, pid, data = tiny_plan(tmp_path, n=3, mode="sequential", batch=1)
     report = execute(plan, pid, data, tmp_path / "out")
     assert report.ran == 3 and report.compiles == 1
 
 
+@pytest.mark.slow
 def test_replicates_use_their_own_seeds(tmp_path):
     plan, pid, data = tiny_plan(tmp_path, n=2, batch=2,
                                 extra="", name="r.toml")

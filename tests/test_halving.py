@@ -127,6 +127,7 @@ def test_rungs_run_and_decide(finished):
             assert ("carry_0.msgpack" in marker["files"]) == (view.rung < 2)
 
 
+@pytest.mark.slow
 def test_same_plan_same_survivors_and_results(finished):
     tmp, plan, pid, data, _, first = finished
     execute(plan, pid, data, tmp / "b")
@@ -134,6 +135,7 @@ def test_same_plan_same_survivors_and_results(finished):
     assert (tmp / "a/rungs/rung_1.json").read_bytes() == (tmp / "b/rungs/rung_1.json").read_bytes()
 
 
+@pytest.mark.slow
 def test_survivors_train_as_in_the_sweep_without_halving(finished):
     """Continued from their carries in new batches with other batch mates, the survivors'
     curves are exactly those of the same sweep without rungs, to their rung's budget."""
@@ -148,6 +150,7 @@ def test_survivors_train_as_in_the_sweep_without_halving(finished):
                                       equal_nan=True), (i, name, evaluations)
 
 
+@pytest.mark.slow
 def test_resume_between_rungs_and_mid_rung(finished, tmp_path, monkeypatch):
     _, plan, pid, data, _, first = finished
     root = tmp_path / "out"
@@ -181,6 +184,8 @@ def test_checkpointed_halving_resumes_mid_rung(finished, tmp_path, monkeypatch):
     assert not (root / "checkpoints").exists()
 
 
+@pytest.mark.stops
+@pytest.mark.subprocess
 def test_sigterm_between_rungs_then_resume(finished, tmp_path):
     _, plan, pid, data, _, first = finished
     plan_file = tmp_path / "plan.msgpack"

@@ -28,6 +28,8 @@ from process_helpers import ExecProcess
 from test_crash import untimed
 from test_halving import make_plan
 
+pytestmark = pytest.mark.subprocess
+
 TIMEOUT = 400  # seconds for a whole exec; two share the machine's 2 cores
 
 
@@ -124,6 +126,7 @@ def test_shards_match_a_single_exec(single, tmp_path):
             assert f"{path}: done in " not in err  # never ran the other shard's entries
 
 
+@pytest.mark.stops
 def test_a_waiting_shard_stops_within_seconds(single, tmp_path):
     """Shard 0 alone runs its part of rung 0, then waits for shard 1's entries, naming them;
     SIGTERM ends it with 143 within seconds, and plain exec finishes the sweep."""

@@ -158,6 +158,7 @@ def test_exec_reports_a_damaged_size_and_leaves_the_entry_alone(sweep):
     assert snapshot(entry(root, plan, 0)) == damaged
 
 
+@pytest.mark.slow
 def test_exec_leaves_a_corrupt_entry_alone_unless_asked(sweep, complete):
     plan, pid, plan_file, root = sweep
     reference = complete[2] / "reference"

@@ -97,6 +97,7 @@ def test_per_network_activation_defaults_to_the_shared_one():
 DECOMPOSITIONS = ("geqrf", "orgqr", "householder", "lapack", "gesdd", "syevd", "potrf")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm, config", [
     ("ppo", PPOConfig(num_envs=2, rollout_length=4, num_minibatches=2, torso="cnn",
                       actor_layer_norm=True)),

@@ -114,6 +114,7 @@ def test_running_normalization_matches_numpy():
 
 # --- the executor's wrapping ---------------------------------------------------------------
 
+@pytest.mark.slow
 def test_continuous_shapes_and_steps(a_alone):
     m = a_alone
     n = TINY_BUDGET.num_evaluations
@@ -133,6 +134,7 @@ def test_continuous_shapes_and_steps(a_alone):
     assert float(m.losses["entropy"][0, 0, 0]) == pytest.approx(1.4189, abs=0.05)
 
 
+@pytest.mark.slow
 def test_discrete_shapes(cartpole_run):
     m = cartpole_run
     n = LEARN_BUDGET.num_evaluations
@@ -145,12 +147,14 @@ def test_discrete_shapes(cartpole_run):
     assert np.all(m.losses["entropy"] <= np.log(2.0) + 1e-5)
 
 
+@pytest.mark.slow
 def test_deterministic(pendulum_train, a_alone):
     again = pendulum_train(stack([SAMPLE_A]), replicate_keys([0], REPLICATES))
     for x, y in zip(jax.tree.leaves(a_alone), jax.tree.leaves(again)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
+@pytest.mark.slow
 def test_sample_independent_of_batch_mates(a_alone, batch_1, batch_2):
     alone, in_1, in_2 = pick(a_alone, 0), pick(batch_1, 0), pick(batch_2, 2)
     # different batch mates at the same width: identical
@@ -167,6 +171,7 @@ def test_sample_independent_of_batch_mates(a_alone, batch_1, batch_2):
     assert not np.allclose(pick(batch_1, 1).losses["value_loss"], in_1.losses["value_loss"])
 
 
+@pytest.mark.slow
 def test_diverging_sample_reports_not_finite(batch_2):
     diverged, healthy = pick(batch_2, 0), pick(batch_2, 2)
     assert not np.any(diverged.finite[:, -1])
@@ -176,7 +181,7 @@ def test_diverging_sample_reports_not_finite(batch_2):
 
 # --- learning ------------------------------------------------------------------------------
 
-@pytest.mark.slow
+@pytest.mark.learning
 def test_learns_cartpole(cartpole_run):
     final = np.asarray(cartpole_run.eval_returns[0, :, -1])
     # A random policy scores ~22; the episode limit is 500. Measured on CPU (jax 0.10), seeds

@@ -43,6 +43,7 @@ def test_flags_are_defaults_of_today_and_declared_as_data():
     assert jax.tree.structure(DEFAULT) == jax.tree.structure(BOTH)
 
 
+@pytest.mark.slow
 def test_decay_keeps_the_first_update_and_changes_the_later_ones(lanes):
     default, _, decay, _ = lanes
     # Update 1 runs at the full rate (purejaxrl's schedule): the first evaluation point
@@ -52,6 +53,7 @@ def test_decay_keeps_the_first_update_and_changes_the_later_ones(lanes):
     assert not np.array_equal(_losses(decay)[:, :, 1:], _losses(default)[:, :, 1:])
 
 
+@pytest.mark.slow
 def test_raw_advantages_change_the_first_update(lanes):
     default, raw, _, both = lanes
     assert not np.array_equal(_losses(raw)[:, :, 0], _losses(default)[:, :, 0])

@@ -45,6 +45,7 @@ def assert_bitwise(result, returns, losses, finite, eval_steps, keep):
 
 # --- bit for bit -----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_ppo_parts_equal_train_and_evaluate_as_one_program_per_chunk(tmp_path):
     plan, _, _ = tiny_plan(tmp_path, n=2, batch=2)
     runner = CompiledRunner(plan)
@@ -76,6 +77,7 @@ def test_ppo_parts_equal_train_and_evaluate_as_one_program_per_chunk(tmp_path):
                    joined(lambda m: m.finite), joined(lambda m: m.eval_steps), 2)
 
 
+@pytest.mark.slow
 def test_dqn_parts_equal_the_monolithic_program(tmp_path):
     manifest = tmp_path / "dqn.toml"
     manifest.write_text(DQN.format(n=2, mode="batched", batch=2, layers="[[16]]"))
@@ -110,6 +112,7 @@ INIT_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm, env, config, other", INIT_CASES,
                          ids=[c[0] for c in INIT_CASES])
 def test_init_gives_the_same_carry_for_every_structure_with_its_spec(algorithm, env, config,
@@ -145,6 +148,7 @@ def rollout_sweep(tmp_path):
     return plan
 
 
+@pytest.mark.slow
 def test_a_sweep_over_rollout_shapes_compiles_evaluation_once_and_init_per_env_count(tmp_path):
     plan = rollout_sweep(tmp_path)
     # without compile workers every part is kept until its last use; with them, a part whose

@@ -19,6 +19,7 @@ from typing import Callable
 import pytest
 
 pytest.importorskip("ray")
+pytestmark = [pytest.mark.ray, pytest.mark.subprocess]
 
 from hyperlax.exec.halving import decide as H  # noqa: E402
 
@@ -121,6 +122,7 @@ def test_ray_exec_gives_the_results_of_a_plain_exec(cluster, three, tmp_path):
     assert not list(root.rglob(f"*{CLAIM_SUFFIX}"))
 
 
+@pytest.mark.stops
 def test_a_worker_killed_mid_entry_is_retried_and_nothing_is_lost(cluster, three, tmp_path):
     plan, pid, plan_file, reference = three
     root = tmp_path / "out"
@@ -161,6 +163,7 @@ def halving(tmp_path_factory):
     return plan, pid, plan_file, tmp / "reference", report.env_steps
 
 
+@pytest.mark.stops
 def test_halving_with_a_worker_killed_after_a_checkpoint(cluster, halving, tmp_path):
     """Rung after rung as Ray tasks, decided in the driver. The last rung's entry (evaluations
     3 and 4) is SIGKILLed right after its checkpoint at evaluation 3: the retried task resumes

@@ -327,6 +327,7 @@ def test_replicates_divergence_and_categoricals(tmp_path):
         assert (root / "report" / name).stat().st_size > 10_000
 
 
+@pytest.mark.subprocess
 def test_report_imports_no_jax(executed, tmp_path):
     _, _, plan_file, root = executed
     code = (

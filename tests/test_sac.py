@@ -50,6 +50,7 @@ def runs(small_train):
     return alone, with_bc, with_de
 
 
+@pytest.mark.slow
 def test_metrics_shapes_and_contents(runs):
     alone, with_bc, _ = runs
     assert with_bc.eval_returns.shape == (3, REPLICATES, 2)
@@ -68,6 +69,7 @@ def test_metrics_shapes_and_contents(runs):
     assert not np.array_equal(alone.losses["q_loss"][0, 0], alone.losses["q_loss"][0, 1])
 
 
+@pytest.mark.slow
 def test_batch_mates_do_not_change_a_sample(runs):
     alone, with_bc, with_de = runs
     a_alone, a_bc, a_de = row(alone, 0), row(with_bc, 0), row(with_de, 1)
@@ -81,12 +83,14 @@ def test_batch_mates_do_not_change_a_sample(runs):
     jax.tree.map(np.testing.assert_array_equal, a_bc, a_de)
 
 
+@pytest.mark.slow
 def test_deterministic(small_train, runs):
     _, with_bc, _ = runs
     again = to_numpy(small_train(configs(A, B, C), keys_for(7, 8, 9)))
     jax.tree.map(np.testing.assert_array_equal, again, with_bc)
 
 
+@pytest.mark.slow
 def test_diverging_sample_reports_not_finite_and_spares_batch_mates(small_train, runs):
     _, with_bc, _ = runs
     bad = hp_of(q_lr=float("nan"))
@@ -98,6 +102,7 @@ def test_diverging_sample_reports_not_finite_and_spares_batch_mates(small_train,
         jax.tree.map(np.testing.assert_array_equal, row(out, i), row(with_bc, i))
 
 
+@pytest.mark.slow
 def test_warmup_acts_randomly_and_applies_no_update(small_train):
     """During warm-up (all of chunk 1) the learning rates cannot matter, and actions are
     uniform rather than the policy's; once learning starts (chunk 2) they do."""
@@ -122,7 +127,7 @@ def test_rejects_inconsistent_config_and_discrete_env():
 
 # --- learning ------------------------------------------------------------------------------
 
-@pytest.mark.slow
+@pytest.mark.learning
 def test_learns_pendulum():
     """Random play scores ~-1200 on Pendulum; 3 seeds, 8k env steps, 7k gradient steps."""
     config = SACConfig(num_envs=4, rollout_length=1, train_epochs=4, warmup_steps=1_000,

@@ -25,6 +25,8 @@ from hyperlax.plan.read import read_plan
 
 optuna = pytest.importorskip("optuna")
 
+pytestmark = pytest.mark.slow
+
 
 MANIFEST = """\
 [sweep]
@@ -114,6 +116,8 @@ def test_report_reads_the_study(searched, tmp_path):
     assert "top 4 of 4 complete trials" in text.output and "no importance" in text.output
 
 
+@pytest.mark.stops
+@pytest.mark.subprocess
 def test_stopped_mid_round_resumes_to_the_uninterrupted_study(searched):
     tmp, whole, _ = searched
     root = tmp / "stopped"

@@ -29,6 +29,7 @@ def manifest(write_manifest):
     return write_manifest(MANIFEST, "search.toml")
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("command", ["search", "optuna-hp-search"])
 @pytest.mark.parametrize("option,value,message", [
     ("--devices", "0", "--devices: '0': expected 'all' or a positive number of devices"),
@@ -93,6 +94,7 @@ def test_devices_reach_the_rounds_exec(manifest, tmp_path):
     assert "--devices: 2 devices asked for, 1 available (cpu)" in result.output
 
 
+@pytest.mark.subprocess
 def test_a_search_over_two_cpu_devices_tells_every_trial(manifest, tmp_path):
     root = tmp_path / "out"
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}

@@ -12,6 +12,7 @@ import pytest
 
 pytest.importorskip("ray")
 pytest.importorskip("optuna")
+pytestmark = [pytest.mark.ray, pytest.mark.subprocess]
 
 from test_ray import TIMEOUT, cluster  # noqa: E402,F401  (cluster: a fixture)
 from test_search import searched, study  # noqa: E402,F401  (searched: a fixture)

@@ -211,6 +211,7 @@ def test_missing_optuna_names_the_extra(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.subprocess
 def test_refusing_a_bad_search_imports_neither_jax_nor_optuna(tmp_path):
     manifest = write(tmp_path, SWEEP + "[search]\ntrials = 0\n")
     code = (

@@ -244,6 +244,7 @@ def test_generate_hp_samples_writes_the_plan_samples_in_full_precision(tmp_path,
     assert stdout.output == out.read_text()
 
 
+@pytest.mark.subprocess
 def test_python_dash_m_entry_point():
     result = subprocess.run(
         [sys.executable, "-m", "hyperlax.cli", "generate-hp-samples", "--env-config",
@@ -286,6 +287,7 @@ def test_resume_refuses_budget_seed_and_structure_flags_that_differ(seed_sweep):
     assert result.exit_code == 2 and "--resume: needs --output-root" in result.output
 
 
+@pytest.mark.slow
 def test_run_single_hp_trains_the_recipes_defaults_once_and_resumes(tmp_path):
     recipe = tmp_path / "tiny.toml"
     recipe.write_text(TINY_RECIPE)

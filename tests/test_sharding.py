@@ -13,6 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from hyperlax.cli.main import main
@@ -63,6 +64,7 @@ SCRIPT = textwrap.dedent("""\
 """)
 
 
+@pytest.mark.subprocess
 def test_sharded_over_two_cpu_devices_matches_unsharded(tmp_path):
     script = tmp_path / "sharded.py"
     script.write_text(SCRIPT.format(tests=str(HERE), tmp=str(tmp_path)))

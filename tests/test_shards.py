@@ -51,6 +51,7 @@ def claims(root: Path) -> list[Path]:
 
 # --- --shard K/N --------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_shards_partition_the_entries_by_index_mod_n(three, tmp_path):
     plan, pid, plan_file, reference = three
     root = tmp_path / "out"
@@ -95,6 +96,7 @@ def ran_entries(stderr: str) -> list[str]:
     return re.findall(r"^(\S+): done in ", stderr, flags=re.M)
 
 
+@pytest.mark.subprocess
 def test_two_execs_started_together_run_disjoint_entries(tmp_path):
     plan, pid, data = tiny_plan(tmp_path, n=6, mode="sequential", batch=1)
     plan_file = tmp_path / "plan.msgpack"
@@ -116,6 +118,8 @@ def test_two_execs_started_together_run_disjoint_entries(tmp_path):
     assert claims(root) == [] and not list(root.rglob("*.tmp"))
 
 
+@pytest.mark.stops
+@pytest.mark.subprocess
 def test_a_claimed_entry_waits_for_its_holder_and_a_dead_holder_is_taken_over(three,
                                                                              tmp_path):
     """Worker A holds entry 1 (paused on it); worker B runs the rest, never entry 1, and waits.
@@ -150,6 +154,7 @@ def test_a_claimed_entry_waits_for_its_holder_and_a_dead_holder_is_taken_over(th
     assert claims(root) == []
 
 
+@pytest.mark.subprocess
 def test_stale_claims_of_other_hosts_are_taken_over(three, tmp_path):
     """Entry 0's claim is from a host that stopped heartbeating long ago: taken over at once.
     Entry 1's claim is fresh, so the exec waits for it; once it has had no heartbeat for

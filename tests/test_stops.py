@@ -35,6 +35,8 @@ from process_helpers import ExecProcess
 from conftest import tiny_sweep
 from test_exec import tiny_plan
 
+pytestmark = [pytest.mark.stops, pytest.mark.subprocess]
+
 BOUND = 10.0          # seconds from the signal to the exit; generous for a loaded 2-core machine
 START_TIMEOUT = 240   # seconds to reach the anchor point
 CRASH_SIGNS = ("Traceback", "Exception ignored", "pure virtual", "Segmentation fault",

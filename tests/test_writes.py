@@ -178,6 +178,7 @@ def test_plan_o_through_a_symlink_keeps_the_link(tmp_path):
     assert run("show", link).exit_code == 0
 
 
+@pytest.mark.subprocess
 def test_plan_o_on_a_fifo_returns_quickly_in_a_real_process(tmp_path):
     """Out of process, so a blocking open of the FIFO would hang the command, not the test:
     the timeout would catch it."""
