@@ -17,12 +17,12 @@ from hyperlax.compiler import compile_manifest
 from hyperlax.hyperparams import ALGORITHMS, DQNConfig, PPOConfig, SACConfig
 from hyperlax.hyperparams.budget import Budget
 from hyperlax.train.algos.ppo import _value_loss
-from hyperlax.train.batched import batched_train, lane, replicate_keys, stack
+from hyperlax.train.batched import batched_program, lane, replicate_keys, stack
 
 
 def trained(algorithm, env, budget, configs, seed=7):
     """Every config trained with the same seed, in one program; one metrics tree per lane."""
-    metrics = jax.jit(batched_train(algorithm, env, budget))(
+    metrics = batched_program(algorithm, env, budget).run(
         stack(configs), replicate_keys([seed] * len(configs), 1))
     return [jax.tree.map(np.asarray, lane(metrics, i)) for i in range(len(configs))]
 

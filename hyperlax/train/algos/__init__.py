@@ -6,13 +6,11 @@
         evaluate(spec, policy, key) -> mean return of the evaluation episodes
         eval_spec(config) -> hashable: the structural values the evaluation depends on
         init_spec(config) -> hashable: the structural values ``init`` depends on
-    make_train(env_id: str, budget: Budget) -> train(config, key: jax.Array) -> TrainMetrics
 
 Training is ``budget.num_evaluations`` evaluation chunks (updates, then an evaluation of the
-policy they leave); ``train`` is ``init`` then ``lax.scan`` of ``chunk`` (train, then evaluate:
-``train_from``), one program, and exec runs ``init`` and then, once per evaluation point,
-``train`` and ``evaluate`` from the host (progress and stops between chunks), with the carry
-kept on the device.
+policy they leave): ``init``, then per chunk ``train`` and ``evaluate``. Exec runs them from the
+host (progress and stops between calls), with the carry kept on the device, through
+``hyperlax.train.batched``, as do the tests and the benchmarks.
 
 The evaluation is a separate piece because it depends on much less than training: on the env,
 the budget's episodes and the policy network's structure (``eval_spec``), not on the rollout
@@ -42,7 +40,7 @@ build networks and loops from them while it is traced; its scalar fields are 0-d
 (float32 or int32), and ``train`` must never branch in Python on them. ``key`` is the
 sample-replicate's PRNG key, the only source of its randomness, network initialization
 included. ``hyperlax.train.batched`` wraps the pieces as ``vmap(vmap(...))`` over samples and
-replicates; that is the only way they are called.
+replicates; that is the only way they are called (``batched_program``).
 """
 
 from __future__ import annotations
@@ -127,33 +125,6 @@ def metrics(trained: Trained, eval_return: jax.Array) -> TrainMetrics:
                         losses=trained.losses, finite=trained.finite)
 
 
-def chunk(program: Program) -> Callable:
-    """``chunk(config, carry) -> (carry, TrainMetrics)``: one evaluation chunk, train then
-    evaluate, as one traced function."""
-
-    def run(config: Any, carry: Any) -> tuple[Any, TrainMetrics]:
-        carry, trained = program.train(config, carry)
-        eval_return = program.evaluate(program.eval_spec(config), trained.policy,
-                                       trained.eval_key)
-        return carry, metrics(trained, eval_return)
-
-    return run
-
-
-def train_from(program: Program, num_evaluations: int) -> Callable:
-    """``train(config, key) -> TrainMetrics``: ``init``, then ``num_evaluations`` chunks in one
-    ``lax.scan`` (metrics stacked along a trailing [num_evaluations] axis)."""
-    one_chunk = chunk(program)
-
-    def train(config: Any, key: jax.Array) -> TrainMetrics:
-        carry = program.init(config, key)
-        _, stacked = jax.lax.scan(lambda c, _: one_chunk(config, c), carry, None,
-                                  num_evaluations)
-        return stacked
-
-    return train
-
-
 def structure_except(config: Any, names: Collection[str]) -> tuple:
     """``config``'s structural values but ``names``, as (attribute, value) pairs: an
     ``init_spec`` that lists what does *not* matter, so a structural field added later is in the
@@ -189,10 +160,6 @@ def _module(algorithm: str) -> Any:
     else:  # the plan decoder already refused unknown algorithms
         raise ValueError(f"unknown algorithm {algorithm!r}")
     return module
-
-
-def get_make_train(algorithm: str) -> Callable:
-    return _module(algorithm).make_train
 
 
 def get_make_program(algorithm: str) -> Callable:
