@@ -18,19 +18,21 @@ from hyperlax.train.batched import batched_program, replicate_keys, stack
 from conftest import tiny_sweep
 from test_algos_exec import DQN, SAC
 
-# more evaluation points than calls per run: exec runs them two to a call
-CHUNKED = 2 * MAX_CALLS_PER_RUN
+# just more evaluation points than calls per run: exec runs them two to a call, 51 calls
+CHUNKED = MAX_CALLS_PER_RUN + 2
 
 
-def sequential(template: str, **fields) -> str:
-    return template.format(n=2, mode="sequential", batch=1, **fields)
+def sequential(template: str, n: int = 2, **fields) -> str:
+    return template.format(n=n, mode="sequential", batch=1, **fields)
 
 
 def chunked_sac() -> str:
-    text = sequential(SAC)
-    assert "total_timesteps = 128\nnum_evaluations = 2\n" in text
-    return text.replace("total_timesteps = 128\nnum_evaluations = 2\n",
-                        f"total_timesteps = {8 * CHUNKED}\nnum_evaluations = {CHUNKED}\n")
+    """One SAC sample, one evaluation episode per point (the cheapest chunked run)."""
+    text = sequential(SAC, n=1)
+    old = "total_timesteps = 128\nnum_evaluations = 2\neval_episodes = 2\n"
+    assert old in text
+    return text.replace(old, f"total_timesteps = {8 * CHUNKED}\nnum_evaluations = {CHUNKED}\n"
+                             "eval_episodes = 1\n")
 
 
 CASES = {
@@ -49,7 +51,7 @@ def test_the_entry_point_gives_what_exec_writes_bit_for_bit(tmp_path, case):
     s = plan.settings
     program = batched_program(s.algorithm, s.env, s.budget)
     if case == "sac-chunked":
-        assert program.group == 2 and program.calls == MAX_CALLS_PER_RUN
+        assert program.group == 2 and program.calls == CHUNKED // 2
     plan_file = tmp_path / "plan.msgpack"
     plan_file.write_bytes(encode_plan(plan))
     result = CliRunner().invoke(main, ["exec", str(plan_file), "--output-root",
