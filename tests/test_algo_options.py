@@ -119,9 +119,16 @@ def test_value_clipping_acts_in_the_first_update(ppo_lanes):
     assert np.all(clipped.finite)
 
 
-def test_value_clipping_that_cannot_act_is_bit_identical_to_none(ppo_lanes):
+def test_value_clipping_that_cannot_act_trains_as_none(ppo_lanes):
     _, _, _, never, off = ppo_lanes
-    assert same(never, off)
+    # Bit for bit in what training leaves (returns, steps, the value loss). The reported policy
+    # loss is one ulp apart (1.9e-9) in exec's program, which these lanes now train through;
+    # the monolithic program this was first written against rounded both alike.
+    for name in ("eval_returns", "eval_steps", "finite"):
+        assert same(getattr(never, name), getattr(off, name)), name
+    assert same(never.losses["value_loss"], off.losses["value_loss"])
+    for name in never.losses:
+        np.testing.assert_allclose(never.losses[name], off.losses[name], rtol=1e-6, atol=1e-8)
 
 
 def test_per_element_gradient_clipping_is_another_program_and_clips_elements():
