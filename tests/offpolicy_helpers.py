@@ -1,4 +1,4 @@
-"""Helpers shared by the DQN and SAC tests: every call goes through ``runtime.batched``, the one
+"""Helpers shared by the DQN and SAC tests: every call goes through ``train.batched``, the one
 batched entry point the executor uses, with the plan's key rule."""
 
 from __future__ import annotations
@@ -6,13 +6,14 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from hyperlax.train.batched import batched_train, lane, replicate_keys, stack
+from hyperlax.train.batched import batched_program, lane, replicate_keys, stack
 
 REPLICATES = 2
 
 
-def jitted(algorithm: str, env: str, budget) -> callable:
-    return jax.jit(batched_train(algorithm, env, budget))
+def exec_train(algorithm: str, env: str, budget) -> callable:
+    """``run(configs, keys)``: exec's program, compiled once per input shape."""
+    return batched_program(algorithm, env, budget).run
 
 
 def keys_for(*seeds: int) -> jax.Array:

@@ -17,12 +17,12 @@ from hyperlax.compiler import compile_manifest
 from hyperlax.hyperparams import ALGORITHMS, DQNConfig, PPOConfig, SACConfig
 from hyperlax.hyperparams.budget import Budget
 from hyperlax.train.algos.ppo import _value_loss
-from hyperlax.train.batched import batched_train, lane, replicate_keys, stack
+from hyperlax.train.batched import batched_program, lane, replicate_keys, stack
 
 
 def trained(algorithm, env, budget, configs, seed=7):
     """Every config trained with the same seed, in one program; one metrics tree per lane."""
-    metrics = jax.jit(batched_train(algorithm, env, budget))(
+    metrics = batched_program(algorithm, env, budget).run(
         stack(configs), replicate_keys([seed] * len(configs), 1))
     return [jax.tree.map(np.asarray, lane(metrics, i)) for i in range(len(configs))]
 
@@ -121,9 +121,16 @@ def test_value_clipping_acts_in_the_first_update(ppo_lanes):
 
 
 @pytest.mark.slow
-def test_value_clipping_that_cannot_act_is_bit_identical_to_none(ppo_lanes):
+def test_value_clipping_that_cannot_act_trains_as_none(ppo_lanes):
     _, _, _, never, off = ppo_lanes
-    assert same(never, off)
+    # Bit for bit in what training leaves (returns, steps, the value loss). The reported policy
+    # loss is one ulp apart (1.9e-9) in exec's program, which these lanes now train through;
+    # the monolithic program this was first written against rounded both alike.
+    for name in ("eval_returns", "eval_steps", "finite"):
+        assert same(getattr(never, name), getattr(off, name)), name
+    assert same(never.losses["value_loss"], off.losses["value_loss"])
+    for name in never.losses:
+        np.testing.assert_allclose(never.losses[name], off.losses[name], rtol=1e-6, atol=1e-8)
 
 
 @pytest.mark.slow

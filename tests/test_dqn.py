@@ -15,9 +15,9 @@ import pytest
 from hyperlax.train import replay
 from hyperlax.hyperparams import DQNConfig
 from hyperlax.hyperparams.budget import Budget
-from hyperlax.train.algos.dqn import make_train
-from hyperlax.train.batched import batched_train, replicate_keys
-from offpolicy_helpers import REPLICATES, configs, jitted, keys_for, row, to_numpy
+from hyperlax.train.algos.dqn import make_program
+from hyperlax.train.batched import batched_program, replicate_keys
+from offpolicy_helpers import REPLICATES, configs, exec_train, keys_for, row, to_numpy
 
 ENV = "gymnax.cartpole"
 # Tiny structure: 4 env steps per iteration, 2 chunks of 3 iterations, 2 gradient steps per
@@ -33,7 +33,7 @@ def hp_of(**overrides) -> DQNConfig:
 
 # --- replay buffer -------------------------------------------------------------------------
 
-add = jax.jit(replay.add)  # jitted: one compile each instead of many eager op dispatches
+add = jax.jit(replay.add)  # exec_train: one compile each instead of many eager op dispatches
 sample = jax.jit(replay.sample, static_argnums=2)
 
 
@@ -71,7 +71,7 @@ def test_replay_buffer_vmaps_with_per_buffer_keys():
 
 @pytest.fixture(scope="module")
 def small_train():
-    return jitted("dqn", ENV, SMALL_BUDGET)
+    return exec_train("dqn", ENV, SMALL_BUDGET)
 
 
 A = hp_of(learning_rate=1e-3, gamma=0.97, tau=0.5, huber_delta=2.0)
@@ -167,11 +167,11 @@ def test_scalar_warmup_and_target_period_vary_within_one_program(small_train):
 
 
 def test_rejects_inconsistent_config_and_continuous_env():
-    train = make_train(ENV, SMALL_BUDGET)
+    init = make_program(ENV, SMALL_BUDGET).init
     with pytest.raises(ValueError, match="exceeds buffer_size"):
-        jax.eval_shape(train, hp_of(replay_batch_size=64), jax.random.PRNGKey(0))
+        jax.eval_shape(init, hp_of(replay_batch_size=64), jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match="discrete"):
-        make_train("gymnax.pendulum", SMALL_BUDGET)
+        make_program("gymnax.pendulum", SMALL_BUDGET)
 
 
 # --- learning ------------------------------------------------------------------------------
@@ -183,7 +183,7 @@ def test_learns_cartpole():
                        replay_batch_size=64, buffer_size=10_000, target_update_period=250,
                        learning_rate=1e-3, epsilon_decay_fraction=0.2)
     budget = Budget(total_timesteps=30_000, num_evaluations=10, eval_episodes=10)
-    train = jax.jit(batched_train("dqn", ENV, budget))
+    train = batched_program("dqn", ENV, budget).run
     out = to_numpy(train(configs(config), replicate_keys([0], 3)))
     assert out.finite.all()
     late = out.eval_returns[0, :, -5:].mean(axis=-1)  # per seed, mean of the last 5 evals

@@ -27,7 +27,7 @@ from hyperlax.errors import HyperlaxError
 from hyperlax.hyperparams import DQNConfig, PPOConfig, SACConfig, declarations
 from hyperlax.hyperparams.budget import Budget
 from hyperlax.train import envs as runtime_envs
-from hyperlax.train.batched import batched_train, replicate_keys, stack
+from hyperlax.train.batched import batched_program, replicate_keys, stack
 
 GYMNAX = sorted(i for i, e in ENVS.items() if e.backend == "gymnax")
 BRAX = sorted(i for i, e in ENVS.items() if e.backend == "brax")
@@ -278,9 +278,8 @@ FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive
 
 
 def train_tiny(algorithm: str, env_id: str, config) -> object:
-    args = (stack([config]), replicate_keys([0], 1))
-    train = jax.jit(batched_train(algorithm, env_id, TINY_BUDGET))
-    return jax.device_get(train.lower(*args).compile(compiler_options=FAST_COMPILE)(*args))
+    return batched_program(algorithm, env_id, TINY_BUDGET).run(
+        stack([config]), replicate_keys([0], 1), compiler_options=FAST_COMPILE)
 
 
 def check_trained(metrics, steps: int) -> None:

@@ -1,5 +1,5 @@
-"""PPO through the one batched entry point (``runtime.batched``): batch independence, determinism, both action
-spaces, divergence reporting, and (slow) that it learns CartPole.
+"""PPO through the one batched entry point (``train.batched``, what exec runs): batch
+independence, determinism, both action spaces, divergence reporting, and (slow) that it learns CartPole.
 
 Compiling a vmapped train takes ~10-20 s on a 2-core CPU, so the module compiles exactly three
 functions (module-scoped fixtures) and every test reuses them.
@@ -15,7 +15,7 @@ import pytest
 from hyperlax.hyperparams import PPOConfig
 from hyperlax.hyperparams.budget import Budget
 from hyperlax.train.algos.ppo import LOSS_NAMES, Transition, _gae, _norm_init, _norm_update
-from hyperlax.train.batched import batched_train, lane, replicate_keys, stack
+from hyperlax.train.batched import batched_program, lane, replicate_keys, stack
 
 TINY = dict(num_envs=4, rollout_length=16, update_epochs=2, num_minibatches=2,
             actor_layer_sizes=[16, 16], critic_layer_sizes=[16, 16])
@@ -46,7 +46,7 @@ def pick(metrics, i):
 
 @pytest.fixture(scope="module")
 def pendulum_train():
-    return jax.jit(batched_train("ppo", "gymnax.pendulum", TINY_BUDGET))
+    return batched_program("ppo", "gymnax.pendulum", TINY_BUDGET).run
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +68,9 @@ def batch_2(pendulum_train):
 
 @pytest.fixture(scope="module")
 def cartpole_run():
-    train = jax.jit(batched_train("ppo", "gymnax.cartpole", LEARN_BUDGET))
+    train = batched_program("ppo", "gymnax.cartpole", LEARN_BUDGET).run
     configs = stack([PPOConfig(actor_lr=1e-3, critic_lr=1e-3)])
-    return jax.device_get(train(configs, replicate_keys([0], LEARN_SEEDS)))
+    return train(configs, replicate_keys([0], LEARN_SEEDS))
 
 
 # --- pure pieces ---------------------------------------------------------------------------

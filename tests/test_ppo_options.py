@@ -11,7 +11,7 @@ import pytest
 from hyperlax.compiler import compile_manifest
 from hyperlax.hyperparams import PPOConfig
 from hyperlax.hyperparams.budget import Budget
-from hyperlax.train.batched import batched_train, lane, replicate_keys, stack
+from hyperlax.train.batched import batched_program, lane, replicate_keys, stack
 
 TINY = dict(num_envs=4, rollout_length=16, update_epochs=2, num_minibatches=2,
             actor_layer_sizes=[16], critic_layer_sizes=[16])
@@ -27,7 +27,7 @@ BOTH = PPOConfig(**TINY, standardize_advantages=False, decay_learning_rates=True
 @pytest.fixture(scope="module")
 def lanes():
     # Every lane gets the same seed, so lanes differ only by their flags.
-    train = jax.jit(batched_train("ppo", "gymnax.pendulum", BUDGET))
+    train = batched_program("ppo", "gymnax.pendulum", BUDGET).run
     metrics = train(stack([DEFAULT, RAW_ADVANTAGES, DECAY, BOTH]), replicate_keys([7] * 4, 1))
     return [jax.tree.map(np.asarray, lane(metrics, i)) for i in range(4)]
 

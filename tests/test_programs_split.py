@@ -1,8 +1,7 @@
 """Exec's training as three compiled parts (``runtime.runner``: init, train, evaluate):
 
-- the parts give, bit for bit, what training and evaluation traced as one function give
-  (PPO: the per-chunk program exec ran before the split; DQN: the monolithic
-  ``jit(batched_train)``);
+- a sub-batch's parts, run by exec's runner, give bit for bit what the entry point's
+  ``BatchedProgram.run`` gives (PPO, DQN);
 - ``init`` gives the same carry, bit for bit, for every structure with its spec (what lets
   exec share it), for each algorithm;
 - a sweep whose structures differ only in num_envs x rollout_length compiles the evaluation
@@ -20,9 +19,7 @@ import pytest
 from hyperlax.compiler import compile_manifest
 from hyperlax.hyperparams import DQNConfig, PPOConfig, SACConfig
 from hyperlax.hyperparams.budget import Budget
-from hyperlax.train.algos.common import chunk
 from hyperlax.train.algos.registry import get_make_program
-from hyperlax.train.batched import batched_train
 from hyperlax.train.configs import as_data
 from hyperlax.exec.executor import CompiledRunner, run_entry
 from hyperlax.exec.programs import ProgramCache
@@ -46,48 +43,23 @@ def assert_bitwise(result, returns, losses, finite, eval_steps, keep):
 # --- bit for bit -----------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_ppo_parts_equal_train_and_evaluate_as_one_program_per_chunk(tmp_path):
-    plan, _, _ = tiny_plan(tmp_path, n=2, batch=2)
+@pytest.mark.parametrize("algorithm", ["ppo", "dqn"])
+def test_a_sub_batch_equals_the_entry_points_run(tmp_path, algorithm):
+    """Exec's runner, two samples in one sub-batch, gives what ``BatchedProgram.run`` (what the
+    tests and benchmarks train) gives for them (``test_entry_point``: one sample, from the files
+    exec writes)."""
+    if algorithm == "ppo":
+        plan, _, _ = tiny_plan(tmp_path, n=2, batch=2)
+    else:
+        manifest = tmp_path / "dqn.toml"
+        manifest.write_text(DQN.format(n=2, mode="batched", batch=2, layers="[[16]]"))
+        plan, _ = compile_manifest(manifest)
     runner = CompiledRunner(plan)
     result = runner.run(0, [0, 1], 2)
     configs, keys = runner.inputs([0, 1], 2)
-    s = plan.settings
-    program = get_make_program(s.algorithm)(s.env, s.budget)
-    one_chunk = chunk(program)
-
-    def lanes(fn):
-        return jax.vmap(jax.vmap(fn, in_axes=(None, 0)), in_axes=(0, 0))
-
-    def chunks(config, carry):  # exec's call before the split: train + evaluate, group of 1
-        return jax.lax.scan(lambda c, _: one_chunk(config, c), carry, None, runner.group)
-
-    carry = jax.jit(lanes(program.init))(configs, keys)
-    step = jax.jit(lanes(chunks))
-    outs = []
-    for _ in range(runner.calls):
-        carry, metrics = step(configs, carry)
-        outs.append(jax.device_get(metrics))
-
-    def joined(get):
-        return np.concatenate([np.asarray(get(m)) for m in outs], axis=-1)
-
     assert runner.calls == 2
-    assert_bitwise(result, joined(lambda m: m.eval_returns),
-                   {k: joined(lambda m, k=k: m.losses[k]) for k in outs[0].losses},
-                   joined(lambda m: m.finite), joined(lambda m: m.eval_steps), 2)
-
-
-@pytest.mark.slow
-def test_dqn_parts_equal_the_monolithic_program(tmp_path):
-    manifest = tmp_path / "dqn.toml"
-    manifest.write_text(DQN.format(n=2, mode="batched", batch=2, layers="[[16]]"))
-    plan, _ = compile_manifest(manifest)
-    runner = CompiledRunner(plan)
-    result = runner.run(0, [0, 1], 2)
-    configs, keys = runner.inputs([0, 1], 2)
-    s = plan.settings
-    mono = jax.device_get(jax.jit(batched_train(s.algorithm, s.env, s.budget))(configs, keys))
-    assert_bitwise(result, mono.eval_returns, mono.losses, mono.finite, mono.eval_steps, 2)
+    ours = runner.program.run(configs, keys)
+    assert_bitwise(result, ours.eval_returns, ours.losses, ours.finite, ours.eval_steps, 2)
 
 
 # --- init depends on its spec only ------------------------------------------------------------

@@ -13,9 +13,9 @@ import pytest
 
 from hyperlax.hyperparams import SACConfig
 from hyperlax.hyperparams.budget import Budget
-from hyperlax.train.algos.sac import make_train
-from hyperlax.train.batched import batched_train, replicate_keys
-from offpolicy_helpers import REPLICATES, configs, jitted, keys_for, row, to_numpy
+from hyperlax.train.algos.sac import make_program
+from hyperlax.train.batched import batched_program, replicate_keys
+from offpolicy_helpers import REPLICATES, configs, exec_train, keys_for, row, to_numpy
 
 ENV = "gymnax.pendulum"
 # Tiny structure: 4 env steps per iteration, 2 chunks of 3 iterations, 2 gradient steps per
@@ -32,7 +32,7 @@ def hp_of(**overrides) -> SACConfig:
 
 @pytest.fixture(scope="module")
 def small_train():
-    return jitted("sac", ENV, SMALL_BUDGET)
+    return exec_train("sac", ENV, SMALL_BUDGET)
 
 
 A = hp_of(actor_lr=1e-3, q_lr=2e-3, alpha_lr=1e-2, gamma=0.97, tau=0.05, init_alpha=0.5)
@@ -118,11 +118,11 @@ def test_warmup_acts_randomly_and_applies_no_update(small_train):
 
 
 def test_rejects_inconsistent_config_and_discrete_env():
-    train = make_train(ENV, SMALL_BUDGET)
+    init = make_program(ENV, SMALL_BUDGET).init
     with pytest.raises(ValueError, match="exceeds buffer_size"):
-        jax.eval_shape(train, hp_of(replay_batch_size=64), jax.random.PRNGKey(0))
+        jax.eval_shape(init, hp_of(replay_batch_size=64), jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match="continuous"):
-        make_train("gymnax.cartpole", SMALL_BUDGET)
+        make_program("gymnax.cartpole", SMALL_BUDGET)
 
 
 # --- learning ------------------------------------------------------------------------------
@@ -134,7 +134,7 @@ def test_learns_pendulum():
                        replay_batch_size=128, buffer_size=10_000, actor_layer_sizes=[64, 64],
                        critic_layer_sizes=[64, 64], actor_lr=1e-3, q_lr=1e-3, alpha_lr=1e-3)
     budget = Budget(total_timesteps=8_000, num_evaluations=8, eval_episodes=10)
-    train = jax.jit(batched_train("sac", ENV, budget))
+    train = batched_program("sac", ENV, budget).run
     out = to_numpy(train(configs(config), replicate_keys([0], 3)))
     assert out.finite.all()
     late = out.eval_returns[0, :, -3:].mean(axis=-1)  # per seed, mean of the last 3 evals

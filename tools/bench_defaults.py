@@ -104,12 +104,12 @@ def train(algorithm: str, env: str, budget, configs: list, seeds: int):
     """Metrics [len(configs), seeds, num_evaluations] as numpy, and the wall seconds."""
     import jax
 
-    from hyperlax.train.batched import batched_train, replicate_keys, stack
+    from hyperlax.train.batched import batched_program, replicate_keys, stack
 
     start = time.perf_counter()
-    metrics = jax.jit(batched_train(algorithm, env, budget))(
+    metrics = batched_program(algorithm, env, budget).run(
         stack(configs), replicate_keys([0] * len(configs), seeds))
-    metrics = jax.tree.map(np.asarray, jax.device_get(metrics))
+    metrics = jax.tree.map(np.asarray, metrics)
     return metrics, time.perf_counter() - start
 
 

@@ -1,9 +1,9 @@
 """Where does the compile time of one PPO program go? (issue 13, item 2)
 
-Times, for one ``jit(batched_train(...))`` program of the original system's workload shape
-(PPO's declared defaults, as ``ppo_mlp_small`` has them: 8 envs x 64 steps, 4 epochs x 4
-minibatches, [64, 64] tanh, 16 samples x 8 replicates, 10 evaluations of 16 episodes), the
-three stages separately:
+Times, for one program exec runs (``batched_program``: its init, train and evaluate parts,
+summed) of the original system's workload shape (PPO's declared defaults, as ``ppo_mlp_small``
+has them: 8 envs x 64 steps, 4 epochs x 4 minibatches, [64, 64] tanh, 16 samples x 8
+replicates, 10 evaluations of 16 episodes), the three stages separately:
 
 - trace   ``jax.jit(run).trace(configs, keys)``  (Python -> jaxpr)
 - lower   ``.lower()``                             (jaxpr -> StableHLO)
@@ -17,10 +17,10 @@ without touching the algorithms (``.compile(compiler_options=...)``), checking b
 the trained results do not change, and what each costs at run time. Then the persistent
 compilation cache: how long a program takes to load from it instead.
 
-What exec compiles is not that monolithic program but its parts (``runtime.runner.PARTS``):
-``parts`` reports each part's size and compile seconds for the same shape, and ``sweep`` the
-compiles of a sweep whose 4 structures differ only in num_envs x rollout_length, through the
-runner's program cache (the evaluation part is shared by all four).
+``parts`` reports each of exec's parts (``train.batched.PARTS``) apart, compiled by exec's runner:
+its size and compile seconds for the same shape, and ``sweep`` the compiles of a sweep whose 4
+structures differ only in num_envs x rollout_length, through the runner's program cache (the
+evaluation part is shared by all four).
 
     python tools/profile_compile.py                       # everything (about 4-5 min on 2 cores)
     python tools/profile_compile.py --sections phases     # only the stage breakdown
@@ -52,7 +52,7 @@ import numpy as np
 
 from hyperlax.hyperparams import PPOConfig
 from hyperlax.hyperparams.budget import Budget
-from hyperlax.train.batched import batched_train, replicate_keys, stack
+from hyperlax.train.batched import batched_program, replicate_keys, stack
 
 
 @dataclass(frozen=True)
@@ -160,23 +160,29 @@ def xla_breakdown(trace_dir: str) -> dict[str, float]:
 
 def build(shape: Shape, options: dict[str, Any] | None = None, breakdown: bool = False
           ) -> dict[str, Any]:
+    """Trace, lower and compile the three parts of exec's program (``batched_program``) for
+    ``shape``; times and sizes are sums over the parts. ``compiled(configs, keys)`` trains with
+    the compiled parts, as exec does."""
     configs, keys = shape.inputs()
     with without_evaluation(shape.no_eval):
-        run = batched_train("ppo", shape.env, shape.budget())
+        program = batched_program("ppo", shape.env, shape.budget())
         t0 = time.perf_counter()
-        traced = jax.jit(run).trace(configs, keys)
+        traced = program.trace(configs, keys)
         t1 = time.perf_counter()
-        lowered = traced.lower()
+        lowered = {part: t.lower() for part, t in traced.items()}
         t2 = time.perf_counter()
     trace_dir = tempfile.mkdtemp(prefix="hlx-prof-") if breakdown else None
     if trace_dir:
         jax.profiler.start_trace(trace_dir)
     t3 = time.perf_counter()
-    compiled = lowered.compile(compiler_options=options) if options else lowered.compile()
+    parts = {part: low.compile(compiler_options=options) if options else low.compile()
+             for part, low in lowered.items()}
     t4 = time.perf_counter()
     out = dict(trace=t1 - t0, lower=t2 - t1, compile=t4 - t3,
-               jaxpr_eqns=count_jaxpr(traced.jaxpr), stablehlo_ops=stablehlo_ops(lowered),
-               hlo_ops=count_ops(compiled.as_text()), compiled=compiled,
+               jaxpr_eqns=sum(count_jaxpr(t.jaxpr) for t in traced.values()),
+               stablehlo_ops=sum(stablehlo_ops(low) for low in lowered.values()),
+               hlo_ops=sum(count_ops(c.as_text()) for c in parts.values()),
+               compiled=lambda c, k: program.run(c, k, parts=parts),
                inputs=(configs, keys))
     if trace_dir:
         jax.profiler.stop_trace()

@@ -6,7 +6,8 @@ A sub-batch runs ``batched_program``'s ``init`` once and then, once per evaluati
 to the next call); the evaluation takes the policy and key that ``train`` returned, still on the
 device. Between two chunks the host reports progress (steps, the latest evaluation returns) and
 looks for a stop (``stopping.check``). The next chunk is dispatched before the previous one's
-metrics are read, so the device never waits for the host.
+metrics are read, so the device never waits for the host. ``BatchedProgram.run`` (what the
+tests and benchmarks train) is this loop without the host's work between the calls.
 
 The three parts are compiled separately (``programs.ProgramCache``), each keyed by what it
 depends on (``part_key``): ``train`` is the program's own; ``evaluate`` is keyed by the
@@ -30,15 +31,13 @@ import numpy as np
 
 from hyperlax.exec import stopping
 from hyperlax.plan.format import Plan
-from hyperlax.train.batched import batched_program, metrics, replicate_keys, stack
+from hyperlax.train.batched import PARTS, batched_program, metrics, replicate_keys, stack
 from hyperlax.exec.checkpoints.snapshots import Snapshot, host_leaves, join_metrics, metrics_arrays
 from hyperlax.train.configs import as_data
 from hyperlax.exec.outputs import SubBatchResult, pause_point
 from hyperlax.exec.programs import ProgramCache
-from hyperlax.exec.schedule import ProgramKey, chunk_group, padded_lanes, padded_width
+from hyperlax.exec.schedule import ProgramKey, padded_lanes, padded_width
 from hyperlax.exec.sharding import Sharded
-
-PARTS = ("init", "train", "evaluate")
 
 
 @dataclass
@@ -57,9 +56,9 @@ class CompiledRunner:
     def __post_init__(self) -> None:
         s = self.plan.settings
         self.budget = s.budget
-        self.group = chunk_group(self.budget.num_evaluations)
-        self.calls = self.budget.num_evaluations // self.group
-        self.program = batched_program(s.algorithm, s.env, self.budget, self.group)
+        # the one entry point: what the tests and benchmarks train is what this runs
+        self.program = batched_program(s.algorithm, s.env, self.budget)
+        self.group, self.calls = self.program.group, self.program.calls
         many = self.devices is not None and len(self.devices) > 1
         self.sharded = Sharded(self.devices) if many else None
         self.num_devices = len(self.devices) if many else 1

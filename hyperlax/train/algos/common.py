@@ -9,13 +9,11 @@ builds its program from. Every algorithm module exposes the same contract:
         evaluate(spec, policy, key) -> mean return of the evaluation episodes
         eval_spec(config) -> hashable: the structural values the evaluation depends on
         init_spec(config) -> hashable: the structural values ``init`` depends on
-    make_train(env_id: str, budget: Budget) -> train(config, key: jax.Array) -> TrainMetrics
 
 Training is ``budget.num_evaluations`` evaluation chunks (updates, then an evaluation of the
-policy they leave); ``train`` is ``init`` then ``lax.scan`` of ``chunk`` (train, then evaluate:
-``train_from``), one program, and exec runs ``init`` and then, once per evaluation point,
-``train`` and ``evaluate`` from the host (progress and stops between chunks), with the carry
-kept on the device.
+policy they leave): ``init``, then per chunk ``train`` and ``evaluate``. Exec runs them from the
+host (progress and stops between calls), with the carry kept on the device, through
+``hyperlax.train.batched``, as do the tests and the benchmarks.
 
 The evaluation is a separate piece because it depends on much less than training: on the env,
 the budget's episodes and the policy network's structure (``eval_spec``), not on the rollout
@@ -45,7 +43,7 @@ build networks and loops from them while it is traced; its scalar fields are 0-d
 (float32 or int32), and ``train`` must never branch in Python on them. ``key`` is the
 sample-replicate's PRNG key, the only source of its randomness, network initialization
 included. ``hyperlax.train.batched`` wraps the pieces as ``vmap(vmap(...))`` over samples and
-replicates; that is the only way they are called.
+replicates; that is the only way they are called (``batched_program``).
 
 The algorithm modules import this module and ``registry`` imports them: the dependency points
 one way.
@@ -131,33 +129,6 @@ def actor_spec(config: Any) -> ActorSpec:
 def metrics(trained: Trained, eval_return: jax.Array) -> TrainMetrics:
     return TrainMetrics(eval_steps=trained.eval_steps, eval_returns=eval_return,
                         losses=trained.losses, finite=trained.finite)
-
-
-def chunk(program: Program) -> Callable:
-    """``chunk(config, carry) -> (carry, TrainMetrics)``: one evaluation chunk, train then
-    evaluate, as one traced function."""
-
-    def run(config: Any, carry: Any) -> tuple[Any, TrainMetrics]:
-        carry, trained = program.train(config, carry)
-        eval_return = program.evaluate(program.eval_spec(config), trained.policy,
-                                       trained.eval_key)
-        return carry, metrics(trained, eval_return)
-
-    return run
-
-
-def train_from(program: Program, num_evaluations: int) -> Callable:
-    """``train(config, key) -> TrainMetrics``: ``init``, then ``num_evaluations`` chunks in one
-    ``lax.scan`` (metrics stacked along a trailing [num_evaluations] axis)."""
-    one_chunk = chunk(program)
-
-    def train(config: Any, key: jax.Array) -> TrainMetrics:
-        carry = program.init(config, key)
-        _, stacked = jax.lax.scan(lambda c, _: one_chunk(config, c), carry, None,
-                                  num_evaluations)
-        return stacked
-
-    return train
 
 
 def structure_except(config: Any, names: Collection[str]) -> tuple:

@@ -2,11 +2,10 @@
 
 Shaped like the other algorithms: ``make_program`` does the Python setup and returns the pure
 ``init(config, key)``, ``train(config, runner)`` and ``evaluate(spec, policy, key)``
-(``algos.Program``); ``make_train``'s ``train`` is init then a ``lax.scan`` of chunks (train,
-then evaluate). Training is nested ``lax.scan``s (evaluation chunks > iterations > env steps |
-gradient steps) with NamedTuple carries. One iteration steps ``num_envs`` envs for
-``rollout_length`` steps, adds the transitions to the replay buffer, then runs ``train_epochs``
-gradient steps.
+(``algos.Program``; ``train.batched`` runs them as exec does). Training is nested ``lax.scan``s
+(evaluation chunks > iterations > env steps | gradient steps) with NamedTuple carries. One
+iteration steps ``num_envs`` envs for ``rollout_length`` steps, adds the transitions to the
+replay buffer, then runs ``train_epochs`` gradient steps.
 
 Choices, so a reader need not reverse-engineer them:
 
@@ -51,7 +50,7 @@ from hyperlax.hyperparams.config import NetworkShape
 from hyperlax.hyperparams.dqn import DQNConfig
 from hyperlax.train import replay
 from hyperlax.train.algos.common import (Program, Trained, all_finite, check_config,
-                                           program, train_from)
+                                           program)
 from hyperlax.train.envs import action_info, evaluate, make_env
 from hyperlax.train.networks import make_optimizer, mlp
 
@@ -99,10 +98,6 @@ class Learner(NamedTuple):
     target_params: Any
     opt_state: Any
     grad_steps: jax.Array  # int32: gradient steps applied so far
-
-
-def make_train(env_id: str, budget: Budget):
-    return train_from(make_program(env_id, budget), budget.num_evaluations)
 
 
 def make_program(env_id: str, budget: Budget) -> Program:

@@ -2,9 +2,9 @@
 
 Shaped like purejaxrl's ``ppo.py``: ``make_program`` does the Python setup and returns the pure
 ``init(config, key)``, ``train(config, runner)`` and ``evaluate(spec, policy, key)``
-(``algos.Program``); ``make_train``'s ``train`` is init then a ``lax.scan`` of chunks (train,
-then evaluate). Training is nested ``lax.scan``s (evaluation chunks > updates > rollout steps |
-epochs > minibatches) over small named steps, with NamedTuple carries.
+(``algos.Program``; ``train.batched`` runs them as exec does). Training is nested ``lax.scan``s
+(evaluation chunks > updates > rollout steps | epochs > minibatches) over small named steps,
+with NamedTuple carries.
 
 Choices, so a reader need not reverse-engineer them:
 
@@ -57,7 +57,7 @@ import optax
 from hyperlax.hyperparams.budget import Budget
 from hyperlax.hyperparams.ppo import PPOConfig
 from hyperlax.train.algos.common import (ActorPolicy, ActorSpec, Program, Trained,
-                                           all_finite, check_config, program, train_from)
+                                           all_finite, check_config, program)
 from hyperlax.train.algos.common import actor_spec as eval_spec
 from hyperlax.train.envs import action_info, evaluate, make_env
 from hyperlax.train.networks import MLP, make_optimizer, mlp
@@ -175,10 +175,6 @@ NOT_IN_INIT = ("rollout_length", "update_epochs", "num_minibatches")
 
 
 # --- make_program ----------------------------------------------------------------------------
-
-def make_train(env_id: str, budget: Budget):
-    return train_from(make_program(env_id, budget), budget.num_evaluations)
-
 
 def make_program(env_id: str, budget: Budget) -> Program:
     env, env_params = make_env(env_id)

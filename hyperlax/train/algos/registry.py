@@ -18,9 +18,5 @@ def _module(algorithm: str) -> ModuleType:
     return MODULES[algorithm]
 
 
-def get_make_train(algorithm: str) -> Callable:
-    return _module(algorithm).make_train
-
-
 def get_make_program(algorithm: str) -> Callable:
     return _module(algorithm).make_program

@@ -3,9 +3,8 @@ soft-updated targets, automatic entropy tuning, an on-device replay buffer.
 
 Shaped like the other algorithms: ``make_program`` does the Python setup and returns the pure
 ``init(config, key)``, ``train(config, runner)`` and ``evaluate(spec, policy, key)``
-(``algos.Program``); ``make_train``'s ``train`` is init then a ``lax.scan`` of chunks (train,
-then evaluate). Training is nested ``lax.scan``s (evaluation chunks > iterations > env steps |
-gradient steps) with NamedTuple carries.
+(``algos.Program``; ``train.batched`` runs them as exec does). Training is nested ``lax.scan``s
+(evaluation chunks > iterations > env steps | gradient steps) with NamedTuple carries.
 
 Choices, so a reader need not reverse-engineer them:
 
@@ -53,7 +52,7 @@ from hyperlax.hyperparams.config import NetworkShape
 from hyperlax.hyperparams.sac import SACConfig
 from hyperlax.train import replay
 from hyperlax.train.algos.common import (ActorPolicy, ActorSpec, Program, Trained,
-                                           all_finite, check_config, program, train_from)
+                                           all_finite, check_config, program)
 from hyperlax.train.algos.common import actor_spec as eval_spec
 from hyperlax.train.envs import action_info, evaluate, make_env
 from hyperlax.train.networks import MLP, make_optimizer
@@ -122,10 +121,6 @@ class Losses(NamedTuple):
     q_loss: jax.Array
     actor_loss: jax.Array
     alpha: jax.Array
-
-
-def make_train(env_id: str, budget: Budget):
-    return train_from(make_program(env_id, budget), budget.num_evaluations)
 
 
 def make_program(env_id: str, budget: Budget) -> Program:
