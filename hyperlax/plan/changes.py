@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from hyperlax.hyperparams import DQNConfig, PPOConfig
 from hyperlax.plan.format import Plan, version_tuple
 
 
@@ -20,16 +21,16 @@ class Change(NamedTuple):
     recipes: tuple[str, ...] = ()     # built-in recipes whose text it changed
     hyperparams: tuple[str, ...] = ()  # hyperparameters it added or changed the role of
     every_plan: bool = False          # it changes every plan written since
-    algorithm: str | None = None      # the algorithm whose hyperparameters it names
+    config: type | None = None        # the algorithm whose hyperparameters it names
 
 
 CHANGES: tuple[Change, ...] = (
     Change("0.1.0", "DQN's target_update_period and warmup_steps became data (scalar): one "
                     "compile serves every value",
-           hyperparams=("target_update_period", "warmup_steps"), algorithm="dqn"),
+           hyperparams=("target_update_period", "warmup_steps"), config=DQNConfig),
     Change("0.1.0", "PPO gained standardize_advantages (default true) and decay_learning_rates "
                     "(default false): their defaults do what PPO did before",
-           hyperparams=("standardize_advantages", "decay_learning_rates"), algorithm="ppo"),
+           hyperparams=("standardize_advantages", "decay_learning_rates"), config=PPOConfig),
     Change("0.1.0", "recipe ppo_mlp_no_network_search samples the original system's space "
                     "(relu; decay_learning_rates, normalize_observations and "
                     "standardize_advantages sampled)", recipes=("ppo_mlp_no_network_search",)),
@@ -45,12 +46,12 @@ CHANGES: tuple[Change, ...] = (
                     "their defaults do what PPO did before",
            hyperparams=("clip_value_loss", "grad_clip_mode", "network.actor.activation",
                         "network.actor.layer_norm", "network.critic.activation",
-                        "network.critic.layer_norm", "network.torso"), algorithm="ppo"),
+                        "network.critic.layer_norm", "network.torso"), config=PPOConfig),
     Change("0.1.0", "DQN gained dueling, max_abs_reward, network.q.activation, "
                     "network.q.layer_norm and network.torso, and double_q became data (scalar); "
                     "their defaults do what DQN did before",
            hyperparams=("dueling", "max_abs_reward", "network.q.activation",
-                        "network.q.layer_norm", "network.torso", "double_q"), algorithm="dqn"),
+                        "network.q.layer_norm", "network.torso", "double_q"), config=DQNConfig),
     Change("0.2.0", "plans record hyperlax 0.2.0 (a new plan id; that alone keeps the results id)",
            every_plan=True),
     Change("0.2.0", "a manifest says whether the recipe's space is sampled too "
@@ -73,9 +74,10 @@ def changes_between(old: Plan, new: Plan) -> list[Change]:
         if change.every_plan:
             relevant = version_tuple(old.hyperlax_version) < version_tuple(change.version)
         else:
+            same_algorithm = change.config is not None and \
+                change.config.algorithm == old.settings.algorithm
             relevant = (recipe_changed and old.settings.recipe in change.recipes) or \
-                (change.algorithm == old.settings.algorithm and
-                 bool(moved & set(change.hyperparams)))
+                (same_algorithm and bool(moved & set(change.hyperparams)))
         if relevant:
             found.append(change)
     return found
