@@ -53,7 +53,7 @@ def measure(evals: int, width: int, replicates: int, steps: int, repeats: int) -
     from hyperlax.compiler import compile_manifest
     from hyperlax.train.algos import chunk, get_make_program
     from hyperlax.train.batched import batched_train
-    from hyperlax.exec.executor import CompiledRunner
+    from hyperlax.exec.runner import CompiledRunner
 
     with tempfile.TemporaryDirectory() as tmp:
         manifest = Path(tmp) / "chunks.toml"

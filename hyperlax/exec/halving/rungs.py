@@ -30,7 +30,6 @@ from hyperlax.exec.halving import decide as H
 from hyperlax.exec import stopping
 from hyperlax.plan.format import Entry, Plan, SubBatch
 from hyperlax.exec.checkpoints.snapshots import Snapshot, lanes_from
-from hyperlax.exec.outputs import pause_point
 from hyperlax.exec.schedule import padded_lanes
 from hyperlax.storage.atomic import StorageError, storage_error
 from hyperlax.storage.sweepdir import Owner, SweepDir
@@ -199,7 +198,6 @@ def walk_rungs(plan: Plan, sweep: SweepDir, owner: Owner, redo: Collection[str],
             return
         wait_for_rung(sweep, owner, r, entries, again, claim_timeout, log)
         decision = rung_decision(plan, sweep, owner, r, entries, log, verified)
-        pause_point(f"rung-decided:{r}", r * H.RUNG_STRIDE)
         before, survivors = entries, decision.survivors
 
 
