@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -121,3 +122,27 @@ num_minibatches = 2
 actor_lr = { dist = "log_uniform", low = 1e-4, high = 1e-2 }
 critic_lr = { dist = "log_uniform", low = 1e-4, high = 1e-2 }
 """
+
+
+class ReferenceRun(NamedTuple):
+    """A plan written to a file and one uninterrupted plain exec of it: what a crashed, stopped,
+    sharded or Ray run of the same plan must end equal to."""
+
+    plan: Any
+    plan_id: str
+    plan_file: Path
+    root: Path      # the uninterrupted run's output root
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory) -> ReferenceRun:
+    """The tiny sweep with 6 samples in batches of 2 (3 entries), and one plain exec of it."""
+    from hyperlax.exec.executor import execute
+    from test_exec import tiny_plan
+
+    tmp = tmp_path_factory.mktemp("reference")
+    plan, pid, data = tiny_plan(tmp, n=6, batch=2)
+    plan_file = tmp / "plan.msgpack"
+    plan_file.write_bytes(data)
+    execute(plan, pid, data, tmp / "reference")
+    return ReferenceRun(plan, pid, plan_file, tmp / "reference")

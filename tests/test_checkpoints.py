@@ -4,10 +4,9 @@ replay buffer is part of the carry); a corrupt or foreign checkpoint is ignored 
 and the entry starts from scratch; checkpoints go once the entry is complete; checkpoints do
 not change results.
 
-In-process runs are "killed" by the test-only pause hook (``HYPERLAX_TEST_PAUSE_AT``) with
-``stopping.sleep`` made to raise, so the exec unwinds there as a crash would end it (claims
-are released; a real kill leaves a dead holder, taken over at once on this machine). One test
-kills a real exec process with SIGKILL.
+In-process runs are "killed" at an exec point (``exec_points``) by raising there, so the exec
+unwinds as a crash would end it (claims are released; a real kill leaves a dead holder, taken
+over at once on this machine). One test kills a real exec process with SIGKILL.
 """
 
 from __future__ import annotations
@@ -21,11 +20,11 @@ import pytest
 
 from hyperlax.exec.checkpoints import files as checkpoint_files
 
-from hyperlax.exec import stopping
 from hyperlax.compiler import compile_manifest
 from hyperlax.plan.format import encode_plan, plan_id
 from hyperlax.exec.local_exec import execute
 from hyperlax.storage.sweepdir import MARKER, Owner, SweepDir
+import exec_points
 from test_crash import Exec, resume, untimed
 
 pytestmark = pytest.mark.slow
@@ -88,16 +87,16 @@ def make_plan(tmp: Path, spec: dict, every: int = 1, name: str = "sweep.toml"):
 
 
 def crash_at(monkeypatch, point: str, occurrence: int = 1):
-    """Make the pause hook at ``point`` end the exec (the ``occurrence``-th time there)."""
+    """End the exec at exec point ``point`` (the ``occurrence``-th time there)."""
     seen = []
 
-    def sleep(_seconds: float) -> None:
-        seen.append(point)
-        if len(seen) == occurrence:
-            raise Crash(point)
+    def on_point(reached: str, entry: int) -> None:
+        if exec_points.wanted(point, reached, entry):
+            seen.append(reached)
+            if len(seen) == occurrence:
+                raise Crash(point)
 
-    monkeypatch.setenv("HYPERLAX_TEST_PAUSE_AT", point)
-    monkeypatch.setattr(stopping, "sleep", sleep)
+    exec_points.install(on_point, monkeypatch.setattr)
 
 
 def no_crash(monkeypatch):

@@ -26,10 +26,12 @@ from click.testing import CliRunner
 from hyperlax.exec import progress as progress_module
 from hyperlax.cli.main import main
 from hyperlax.exec.progress import Progress
-from hyperlax.exec.executor import CompiledRunner
+from hyperlax.exec.runner import CompiledRunner
 from hyperlax.exec.programs import ProgramCache
+from hyperlax.exec.runner import CompiledRunner
 from hyperlax.exec.schedule import ProgramKey, Use, chunk_group
 from hyperlax.storage.sweepdir import SweepDir
+import exec_points
 from test_exec import tiny_plan
 from test_stops import Exec, assert_clean_stop, assert_consistent, resume_command
 
@@ -45,7 +47,7 @@ class FakeCompiler:
         self.calls: list[tuple[ProgramKey, str]] = []
         self.lock = threading.Lock()
 
-    def __call__(self, key, part, samples, entry):
+    def __call__(self, key, part, samples):
         with self.lock:
             self.calls.append((key, part))
         time.sleep(self.seconds)
@@ -62,13 +64,13 @@ def test_pool_compiles_ahead_in_first_use_order_within_a_window_and_drops_after_
     order = [0, 0, 1, 2, 1, 3, 4, 5]  # the structures of the sub-batches, in run order
     try:
         for i, s in enumerate(order):
-            cache.want(Use(K(t), [t], n) for n, t in enumerate(order[i:], start=i))
+            cache.want(Use(K(t), [t]) for t in order[i:])
             assert len(cache.keys()) <= 3
             assert K(s) in cache.keys()
-            parts, _ = cache.get(K(s), [s], i)
+            parts, _ = cache.get(K(s), [s])
             assert parts == {"init": (K(s), "init"), "chunk": (K(s), "chunk")}
             if s not in order[i + 1:]:  # its last use: gone at the next want
-                cache.want(Use(K(t), [t], n) for n, t in enumerate(order[i + 1:], start=i + 1))
+                cache.want(Use(K(t), [t]) for t in order[i + 1:])
                 assert K(s) not in cache.keys()
     finally:
         cache.close()
@@ -84,8 +86,8 @@ def test_pool_drops_a_program_whose_next_use_is_beyond_the_window_and_compiles_i
     order = [0, 1, 2, 3, 0]
     try:
         for i, s in enumerate(order):
-            cache.want(Use(K(t), [t], n) for n, t in enumerate(order[i:], start=i))
-            cache.get(K(s), [s], i)
+            cache.want(Use(K(t), [t]) for t in order[i:])
+            cache.get(K(s), [s])
     finally:
         cache.close()
     assert [k.structure for k, p in fake.calls if p == "init"] == [0, 1, 2, 3, 0]
@@ -95,14 +97,14 @@ def test_pool_drops_a_program_whose_next_use_is_beyond_the_window_and_compiles_i
 def test_pool_without_workers_compiles_on_demand_once_and_drops_after_last_use():
     fake = FakeCompiler(0.0)
     cache = ProgramCache(fake, ("init", "chunk"), workers=0)
-    assert cache.get(K(0), [0], 0)[0]["chunk"] == (K(0), "chunk")
-    assert cache.get(K(0), [0], 1)[1] == 0.0      # cached: no compile seconds the second time
+    assert cache.get(K(0), [0])[0]["chunk"] == (K(0), "chunk")
+    assert cache.get(K(0), [0])[1] == 0.0      # cached: no compile seconds the second time
     assert cache.compiles == 1 and len(fake.calls) == 2
-    cache.want([Use(K(1), [1], 2), Use(K(2), [2], 3), Use(K(1), [1], 4)])
+    cache.want([Use(K(1), [1]), Use(K(2), [2]), Use(K(1), [1])])
     assert cache.keys() == [] and len(fake.calls) == 2  # nothing compiled ahead
-    cache.get(K(1), [1], 2)
-    cache.get(K(2), [2], 3)
-    cache.want([Use(K(1), [1], 4)])
+    cache.get(K(1), [1])
+    cache.get(K(2), [2])
+    cache.want([Use(K(1), [1])])
     assert cache.keys() == [K(1)]
 
 
@@ -201,7 +203,7 @@ def test_a_stop_during_parallel_compilation_exits_cleanly(two_structures, tmp_pa
         result = run.stop((0.5, signum))
     finally:
         run.kill()
-    assert "HYPERLAX_AT train" not in result.stderr   # stopped while compiling
+    assert f"{exec_points.AT} train" not in result.stderr   # stopped while compiling
     assert_clean_stop(result, signum)
     assert_consistent(plan_file, root, plan, result)
     if signum == signal.SIGTERM:

@@ -3,8 +3,8 @@ to write (disk full, read-only), then resumed. Completed entries keep their byte
 interrupted one is redone, nothing is marked complete that is not, and the final results equal
 an uninterrupted run's.
 
-Exact points come from the test-only hook HYPERLAX_TEST_PAUSE_AT (hyperlax/exec/outputs.py):
-exec prints ``HYPERLAX_PAUSED <point>`` and sleeps there until the test kills it.
+Exact points come from ``exec_points`` (tests/exec_points.py), installed in the exec
+subprocess: it says it paused at the point and sleeps there until the test kills it.
 """
 
 from __future__ import annotations
@@ -22,25 +22,14 @@ from click.testing import CliRunner
 
 from hyperlax.cli.main import main
 from hyperlax.errors import HyperlaxError
-from hyperlax.exec.local_exec import execute
 from hyperlax.storage import atomic, sweepdir
 from hyperlax.storage.atomic import atomic_write
 from hyperlax.storage.sweepdir import MARKER, Owner, SweepDir
+import exec_points
 from process_helpers import ExecProcess
 from test_exec import tiny_plan
 
 PAUSE_TIMEOUT = 240  # seconds; generous, the machine is shared
-
-
-@pytest.fixture(scope="module")
-def three_entries(tmp_path_factory):
-    """A 6-sample, 3-entry plan and one uninterrupted run of it."""
-    tmp = tmp_path_factory.mktemp("crash")
-    plan, pid, data = tiny_plan(tmp, n=6, batch=2)
-    plan_file = tmp / "plan.msgpack"
-    plan_file.write_bytes(data)
-    execute(plan, pid, data, tmp / "reference")
-    return plan, pid, plan_file, tmp / "reference"
 
 
 def entry_dir(root: Path, plan, index: int) -> Path:
@@ -76,13 +65,13 @@ def untimed(path: Path) -> dict:
 
 
 class Exec(ExecProcess):
-    """``hyperlax exec`` in a subprocess, paused at ``point`` by the test-only hook."""
+    """``hyperlax exec`` in a subprocess, paused at ``point`` (``exec_points``)."""
 
     def __init__(self, plan_file: Path, root: Path, point: str):
-        super().__init__(plan_file, root, {"HYPERLAX_TEST_PAUSE_AT": point})
+        super().__init__(plan_file, root, exec_points.environment(pause=point))
 
     def wait_paused(self, point: str) -> None:
-        expected = f"HYPERLAX_PAUSED {point.split('@')[0]}"
+        expected = f"{exec_points.PAUSED} {point.split('@')[0]}"
         self.wait_line(lambda line: line.strip() == expected, point, PAUSE_TIMEOUT)
 
     def send(self, signum: int) -> tuple[int, str]:
@@ -121,8 +110,11 @@ def states(root: Path, plan) -> list[str]:
 
 @pytest.mark.stops
 @pytest.mark.subprocess
-def test_sigkill_at_every_stage_then_resume_loses_nothing(three_entries, tmp_path):
-    plan, pid, plan_file, reference = three_entries
+def test_sigkill_at_every_stage_then_resume_loses_nothing(reference_run, tmp_path):
+    plan = reference_run.plan
+    pid = reference_run.plan_id
+    plan_file = reference_run.plan_file
+    reference = reference_run.root
     root = tmp_path / "out"
 
     killed_at(plan_file, root, "compile")  # first run: nothing trained yet
@@ -158,9 +150,12 @@ def test_sigkill_at_every_stage_then_resume_loses_nothing(three_entries, tmp_pat
     (signal.SIGTERM, "after-file:curves.csv@1", 1),
     (signal.SIGINT, "entry-start@2", 2),
 ])
-def test_sigint_and_sigterm_stop_cleanly_with_a_resume_hint(three_entries, tmp_path, signum,
+def test_sigint_and_sigterm_stop_cleanly_with_a_resume_hint(reference_run, tmp_path, signum,
                                                             point, done):
-    plan, pid, plan_file, reference = three_entries
+    plan = reference_run.plan
+    pid = reference_run.plan_id
+    plan_file = reference_run.plan_file
+    reference = reference_run.root
     root = tmp_path / "out"
     run = Exec(plan_file, root, point)
     try:

@@ -17,7 +17,8 @@ from hyperlax.hyperparams import DQNConfig
 from hyperlax.hyperparams.budget import Budget
 from hyperlax.train.algos.dqn import make_program
 from hyperlax.train.batched import batched_program, replicate_keys
-from offpolicy_helpers import REPLICATES, configs, exec_train, keys_for, row, to_numpy
+from offpolicy_helpers import (REPLICATES, BatchRuns, assert_batch_mates_do_not_change_a_sample,
+                               batch_runs, configs, exec_train, keys_for, row, to_numpy)
 
 ENV = "gymnax.cartpole"
 # Tiny structure: 4 env steps per iteration, 2 chunks of 3 iterations, 2 gradient steps per
@@ -82,16 +83,13 @@ E = hp_of(learning_rate=2e-4, epsilon_decay_fraction=0.1)
 
 
 @pytest.fixture(scope="module")
-def runs(small_train):
-    alone = to_numpy(small_train(configs(A), keys_for(7)))
-    with_bc = to_numpy(small_train(configs(A, B, C), keys_for(7, 8, 9)))
-    with_de = to_numpy(small_train(configs(D, A, E), keys_for(3, 7, 4)))
-    return alone, with_bc, with_de
+def runs(small_train) -> BatchRuns:
+    return batch_runs(small_train, A, B, C, D, E)
 
 
 @pytest.mark.slow
 def test_metrics_shapes_and_contents(runs):
-    alone, with_bc, _ = runs
+    alone, with_bc = runs.alone, runs.beside_b_c
     assert with_bc.eval_returns.shape == (3, REPLICATES, 2)
     assert with_bc.eval_steps.dtype == np.int32
     np.testing.assert_array_equal(with_bc.eval_steps, np.broadcast_to([12, 24], (3, 2, 2)))
@@ -105,27 +103,19 @@ def test_metrics_shapes_and_contents(runs):
 
 @pytest.mark.slow
 def test_batch_mates_do_not_change_a_sample(runs):
-    alone, with_bc, with_de = runs
-    a_alone, a_bc, a_de = row(alone, 0), row(with_bc, 0), row(with_de, 1)
-    for got in (a_bc, a_de):
-        np.testing.assert_allclose(got.losses["q_loss"], a_alone.losses["q_loss"],
-                                   rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(got.eval_returns, a_alone.eval_returns, rtol=1e-5)
-        np.testing.assert_array_equal(got.finite, a_alone.finite)
-    # two different sets of batch mates of the same batch size: bit-identical
-    jax.tree.map(np.testing.assert_array_equal, a_bc, a_de)
+    assert_batch_mates_do_not_change_a_sample(runs, ["q_loss"])
 
 
 @pytest.mark.slow
 def test_deterministic(small_train, runs):
-    _, with_bc, _ = runs
+    with_bc = runs.beside_b_c
     again = to_numpy(small_train(configs(A, B, C), keys_for(7, 8, 9)))
     jax.tree.map(np.testing.assert_array_equal, again, with_bc)
 
 
 @pytest.mark.slow
 def test_diverging_sample_reports_not_finite_and_spares_batch_mates(small_train, runs):
-    _, with_bc, _ = runs
+    with_bc = runs.beside_b_c
     bad = hp_of(learning_rate=float("nan"))
     out = to_numpy(small_train(configs(A, bad, C), keys_for(7, 8, 9)))
     assert out.finite[1, :, 0].all()  # warm-up: the NaN learning rate is not used yet

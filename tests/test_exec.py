@@ -14,8 +14,8 @@ from conftest import tiny_sweep
 from hyperlax.cli.main import main
 from hyperlax.compiler import compile_manifest
 from hyperlax.plan.format import encode_plan, plan_id, results_id
-from hyperlax.exec.executor import CompiledRunner
 from hyperlax.exec.local_exec import execute
+from hyperlax.exec.runner import CompiledRunner
 from hyperlax.exec.outputs import sample_summary
 from hyperlax.storage.sweepdir import MARKER, SWEEP_RECORD
 

@@ -21,9 +21,9 @@ from hyperlax.hyperparams import DQNConfig, PPOConfig, SACConfig
 from hyperlax.hyperparams.budget import Budget
 from hyperlax.train.algos.registry import get_make_program
 from hyperlax.train.configs import as_data
-from hyperlax.exec.executor import CompiledRunner, run_entry
+from hyperlax.exec.executor import run_entry
 from hyperlax.exec.programs import ProgramCache
-from hyperlax.exec.runner import PARTS
+from hyperlax.exec.runner import PARTS, CompiledRunner
 from hyperlax.exec.schedule import Use
 from test_algos_exec import DQN
 from test_compile_ahead import FakeCompiler, K
@@ -163,12 +163,12 @@ def test_a_shared_part_compiles_once_kept_while_needed_dropped_after_last_use(wo
     order = [0, 1, 2, 3, 4]
     try:
         for i, s in enumerate(order):
-            cache.want(Use(K(t), [t], n) for n, t in enumerate(order[i:], start=i))
-            parts, _ = cache.get(K(s), [s], i)
+            cache.want(Use(K(t), [t]) for t in order[i:])
+            parts, _ = cache.get(K(s), [s])
             assert parts["evaluate"] == (K(s % 2), "evaluate")  # the first user compiled it
             assert parts["train"] == (K(s), "train")
             if i == 3:  # odd structures are done: their evaluation goes at the next want
-                cache.want(Use(K(t), [t], n) for n, t in enumerate(order[4:], start=4))
+                cache.want(Use(K(t), [t]) for t in order[4:])
                 assert ("evaluate", 1) not in cache.part_keys()
                 assert ("evaluate", 0) in cache.part_keys()
         cache.want([])
@@ -189,8 +189,8 @@ def test_a_shared_part_needed_beyond_the_window_is_dropped_and_compiled_again(wo
     order = [0, 1, 3, 2]  # at 1, the window is {1, 3}: nothing in it needs the even evaluation
     try:
         for i, s in enumerate(order):
-            cache.want(Use(K(t), [t], n) for n, t in enumerate(order[i:], start=i))
-            cache.get(K(s), [s], i)
+            cache.want(Use(K(t), [t]) for t in order[i:])
+            cache.get(K(s), [s])
     finally:
         cache.close()
     assert cache.part_compiles["evaluate"] == evaluates

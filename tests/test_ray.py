@@ -6,6 +6,8 @@ checkpoint resumes from it, and it ends with the decisions and outputs of a plai
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import signal
@@ -14,7 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
@@ -25,8 +27,8 @@ from hyperlax.exec.halving import decide as H  # noqa: E402
 
 from hyperlax.exec.local_exec import execute  # noqa: E402
 from hyperlax.storage.sweepdir import CLAIM_SUFFIX, MARKER  # noqa: E402
+import exec_points  # noqa: E402
 from test_crash import assert_same_results, entry_dir, states  # noqa: E402
-from test_exec import tiny_plan  # noqa: E402
 from test_halving import RUNGS, make_plan  # noqa: E402
 from test_halving_scale import assert_same_sweep  # noqa: E402
 
@@ -44,10 +46,13 @@ def free_port() -> int:
 def cluster(tmp_path_factory):
     """A one-node Ray cluster with 2 CPUs on 127.0.0.1. Its files go to a temporary directory
     (Ray writes ~/.ray and /tmp/ray by default); it runs in its own session, and is stopped by
-    signalling that process group only."""
+    signalling that process group only. Its workers have the exec points installed, acting on
+    what ``kill_request`` asks (``exec_points.pause_one``)."""
     tmp = tmp_path_factory.mktemp("ray")
     (tmp / "home").mkdir()
-    env = {**os.environ, "HOME": str(tmp / "home"), "RAY_USAGE_STATS_ENABLED": "0",
+    request = tmp / "kill-request.json"
+    env = {**os.environ, **exec_points.environment(request_file=request),
+           "HOME": str(tmp / "home"), "RAY_USAGE_STATS_ENABLED": "0",
            # Ray otherwise swaps 127.0.0.1 for the machine's outward address
            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
            "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}  # stop at once, no 30 s drain
@@ -64,7 +69,7 @@ def cluster(tmp_path_factory):
             if head.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("ray start failed:\n" + (tmp / "ray-start.log").read_text())
             time.sleep(0.5)
-        yield {"address": f"127.0.0.1:{port}", "env": env}
+        yield {"address": f"127.0.0.1:{port}", "env": env, "request": request}
     finally:
         if head.poll() is None:
             os.killpg(head.pid, signal.SIGTERM)
@@ -80,27 +85,27 @@ def cluster(tmp_path_factory):
         log.close()
 
 
-@pytest.fixture(scope="module")
-def three(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("rayplan")
-    plan, pid, data = tiny_plan(tmp, n=6, batch=2)
-    plan_file = tmp / "plan.msgpack"
-    plan_file.write_bytes(data)
-    execute(plan, pid, data, tmp / "reference")
-    return plan, pid, plan_file, tmp / "reference"
-
-
-def ray_exec(cluster, plan_file: Path, root: Path, **extra_env: str) -> subprocess.Popen:
+def ray_exec(cluster, plan_file: Path, root: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "hyperlax", "exec", str(plan_file), "--output-root", str(root),
          "--ray", cluster["address"], "--ray-retries", "2"],
-        env={**cluster["env"], **extra_env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
+        env=cluster["env"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@contextlib.contextmanager
+def kill_request(cluster, victim_dir: Path, point: str) -> Iterator[None]:
+    """While inside: the first task of any worker to reach ``point`` writes ``victim`` into
+    ``victim_dir`` and pauses there, for the test to SIGKILL it."""
+    cluster["request"].write_text(json.dumps({"point": point, "victim_dir": str(victim_dir)}))
+    try:
+        yield
+    finally:
+        cluster["request"].unlink()
 
 
 def wait_for_victim(driver: subprocess.Popen, hook: Path, deadline: float, what: str,
                     ready: Callable[[], bool] = lambda: True) -> tuple[int, int]:
-    """(pid, entry index) of the worker the kill hook chose, once it is there and ``ready``;
+    """(pid, entry index) of the worker ``kill_request`` chose, once it is there and ``ready``;
     fails with ``what`` at ``deadline``, or at once if the driver ended."""
     while not (hook / "victim").exists() or not ready():
         assert driver.poll() is None, driver.communicate()[1]
@@ -110,8 +115,11 @@ def wait_for_victim(driver: subprocess.Popen, hook: Path, deadline: float, what:
     return victim, index
 
 
-def test_ray_exec_gives_the_results_of_a_plain_exec(cluster, three, tmp_path):
-    plan, pid, plan_file, reference = three
+def test_ray_exec_gives_the_results_of_a_plain_exec(cluster, reference_run, tmp_path):
+    plan = reference_run.plan
+    pid = reference_run.plan_id
+    plan_file = reference_run.plan_file
+    reference = reference_run.root
     root = tmp_path / "out"
     driver = ray_exec(cluster, plan_file, root)
     out, err = driver.communicate(timeout=TIMEOUT)
@@ -123,26 +131,32 @@ def test_ray_exec_gives_the_results_of_a_plain_exec(cluster, three, tmp_path):
 
 
 @pytest.mark.stops
-def test_a_worker_killed_mid_entry_is_retried_and_nothing_is_lost(cluster, three, tmp_path):
-    plan, pid, plan_file, reference = three
+def test_a_worker_killed_mid_entry_is_retried_and_nothing_is_lost(cluster, reference_run,
+                                                                  tmp_path):
+    plan = reference_run.plan
+    pid = reference_run.plan_id
+    plan_file = reference_run.plan_file
+    reference = reference_run.root
     root = tmp_path / "out"
     hook = tmp_path / "hook"
     hook.mkdir()
-    driver = ray_exec(cluster, plan_file, root, HYPERLAX_TEST_RAY_KILL_ONCE=str(hook))
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        victim, index = wait_for_victim(driver, hook, deadline, what="no task reached the hook")
-        entry = entry_dir(root, plan, index)
-        while not (entry / "curves.npz").exists():  # it pauses right after this file
-            assert time.monotonic() < deadline, "the victim never wrote curves.npz"
-            time.sleep(0.2)
-        assert not (entry / MARKER).exists()
-        os.kill(victim, signal.SIGKILL)  # a Ray worker process, mid-entry
-        out, err = driver.communicate(timeout=TIMEOUT)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.wait()
+    with kill_request(cluster, hook, "after-file:curves.npz"):
+        driver = ray_exec(cluster, plan_file, root)
+        try:
+            deadline = time.monotonic() + TIMEOUT
+            victim, index = wait_for_victim(driver, hook, deadline,
+                                            what="no task reached the point")
+            entry = entry_dir(root, plan, index)
+            while not (entry / "curves.npz").exists():  # it pauses right after this file
+                assert time.monotonic() < deadline, "the victim never wrote curves.npz"
+                time.sleep(0.2)
+            assert not (entry / MARKER).exists()
+            os.kill(victim, signal.SIGKILL)  # a Ray worker process, mid-entry
+            out, err = driver.communicate(timeout=TIMEOUT)
+        finally:
+            if driver.poll() is None:
+                driver.kill()
+                driver.wait()
     assert driver.returncode == 0, err
     assert "3 entries run, 0 skipped" in out
     assert states(root, plan) == ["done"] * 3
@@ -173,21 +187,21 @@ def test_halving_with_a_worker_killed_after_a_checkpoint(cluster, halving, tmp_p
     hook = tmp_path / "hook"
     hook.mkdir()
     last = 2 * H.RUNG_STRIDE
-    driver = ray_exec(cluster, plan_file, root, HYPERLAX_TEST_RAY_KILL_ONCE=str(hook),
-                      HYPERLAX_TEST_RAY_KILL_AT=f"checkpoint:3@{last}")
     record = root / "checkpoints" / "rungs" / "rung_2" / "batch_00000" / "sub_batch_0.json"
-    try:
-        victim, index = wait_for_victim(driver, hook, time.monotonic() + 2 * TIMEOUT,
-                                        ready=record.exists,
-                                        what="the last rung's task never checkpointed")
-        assert index == last
-        assert not (root / "rungs" / "rung_2" / "batch_00000" / MARKER).exists()
-        os.kill(victim, signal.SIGKILL)  # a Ray worker process, mid-entry
-        out, err = driver.communicate(timeout=TIMEOUT)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.wait()
+    with kill_request(cluster, hook, f"checkpoint:3@{last}"):
+        driver = ray_exec(cluster, plan_file, root)
+        try:
+            victim, index = wait_for_victim(driver, hook, time.monotonic() + 2 * TIMEOUT,
+                                            ready=record.exists,
+                                            what="the last rung's task never checkpointed")
+            assert index == last
+            assert not (root / "rungs" / "rung_2" / "batch_00000" / MARKER).exists()
+            os.kill(victim, signal.SIGKILL)  # a Ray worker process, mid-entry
+            out, err = driver.communicate(timeout=TIMEOUT)
+        finally:
+            if driver.poll() is None:
+                driver.kill()
+                driver.wait()
     assert driver.returncode == 0, err
     assert "7 entries run, 0 skipped" in out
     assert "rung 0 decided: samples" in err and "rung 1 decided: samples" in err

@@ -30,8 +30,8 @@ SCRIPT = textwrap.dedent("""\
     import numpy as np
     from click.testing import CliRunner
     from hyperlax.cli.main import main
-    from hyperlax.exec.executor import CompiledRunner
     from hyperlax.exec.local_exec import execute
+    from hyperlax.exec.runner import CompiledRunner
     from hyperlax.exec.sharding import collectives
     from test_exec import tiny_plan
 

@@ -20,24 +20,12 @@ from click.testing import CliRunner
 
 from hyperlax.cli.main import main
 from hyperlax.errors import HyperlaxError
-from hyperlax.exec.local_exec import execute
 from hyperlax.plan.format import results_id
 from hyperlax.storage.claims import HOST, PID_NAMESPACE, read_claim
 from hyperlax.storage.sweepdir import CLAIM_SUFFIX, PLAN_COPY, SWEEP_RECORD, Owner, SweepDir
 from test_crash import Exec, assert_same_results, states
 from test_exec import tiny_plan
 from concurrency_helpers import race
-
-
-@pytest.fixture(scope="module")
-def three(tmp_path_factory):
-    """A 6-sample, 3-entry plan and one uninterrupted run of it."""
-    tmp = tmp_path_factory.mktemp("shards")
-    plan, pid, data = tiny_plan(tmp, n=6, batch=2)
-    plan_file = tmp / "plan.msgpack"
-    plan_file.write_bytes(data)
-    execute(plan, pid, data, tmp / "reference")
-    return plan, pid, plan_file, tmp / "reference"
 
 
 def exec_cli(plan_file: Path, root: Path, *args: str):
@@ -52,8 +40,11 @@ def claims(root: Path) -> list[Path]:
 # --- --shard K/N --------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_shards_partition_the_entries_by_index_mod_n(three, tmp_path):
-    plan, pid, plan_file, reference = three
+def test_shards_partition_the_entries_by_index_mod_n(reference_run, tmp_path):
+    plan = reference_run.plan
+    pid = reference_run.plan_id
+    plan_file = reference_run.plan_file
+    reference = reference_run.root
     root = tmp_path / "out"
     result = exec_cli(plan_file, root, "--shard", "0/2")
     assert result.exit_code == 0, result.output
@@ -120,12 +111,15 @@ def test_two_execs_started_together_run_disjoint_entries(tmp_path):
 
 @pytest.mark.stops
 @pytest.mark.subprocess
-def test_a_claimed_entry_waits_for_its_holder_and_a_dead_holder_is_taken_over(three,
+def test_a_claimed_entry_waits_for_its_holder_and_a_dead_holder_is_taken_over(reference_run,
                                                                              tmp_path):
     """Worker A holds entry 1 (paused on it); worker B runs the rest, never entry 1, and waits.
     A is SIGKILLed: its claim names a dead process on this machine, so B takes over at once
     (no need to wait out the timeout) and finishes the sweep."""
-    plan, pid, plan_file, reference = three
+    plan = reference_run.plan
+    pid = reference_run.plan_id
+    plan_file = reference_run.plan_file
+    reference = reference_run.root
     root = tmp_path / "out"
     a = Exec(plan_file, root, "entry-start@1")
     b = None
@@ -155,7 +149,7 @@ def test_a_claimed_entry_waits_for_its_holder_and_a_dead_holder_is_taken_over(th
 
 
 @pytest.mark.subprocess
-def test_stale_claims_of_other_hosts_are_taken_over(three, tmp_path):
+def test_stale_claims_of_other_hosts_are_taken_over(reference_run, tmp_path):
     """Entry 0's claim is from a host that stopped heartbeating long ago: taken over at once.
     Entry 1's claim is fresh, so the exec waits for it; once it has had no heartbeat for
     --claim-timeout seconds, the exec takes it over.
@@ -163,7 +157,10 @@ def test_stale_claims_of_other_hosts_are_taken_over(three, tmp_path):
     No step depends on how fast the machine is: the timeout is ten minutes, so the fresh claim
     stays fresh however long JAX takes to start and compile, and "no heartbeat for that long"
     is made by setting the claim's age with os.utime once the exec is seen waiting."""
-    plan, pid, plan_file, reference = three
+    plan = reference_run.plan
+    pid = reference_run.plan_id
+    plan_file = reference_run.plan_file
+    reference = reference_run.root
     root = tmp_path / "out"
     sweep = SweepDir(root)
     sweep.claim(plan_file.read_bytes(), Owner.of(plan, pid))

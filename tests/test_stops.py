@@ -3,8 +3,8 @@ training, writing) ends a ``hyperlax exec`` process within seconds, with 130 / 1
 resume hint, never swallowed and never a crash; what it leaves verifies, and the resume
 command completes the sweep.
 
-Where the process is comes from the test-only trace hook (HYPERLAX_TEST_TRACE: exec prints
-``HYPERLAX_AT <point> <entry>``, hyperlax/exec/outputs.py); stops land at a seeded random
+Where the process is comes from ``exec_points`` traced in the exec subprocess (it prints
+``EXEC_POINT <point> <entry>``, tests/exec_points.py); stops land at a seeded random
 delay after such a point, so each phase is hit however fast or loaded the machine is.
 """
 
@@ -31,6 +31,7 @@ from hyperlax.cli.main import main
 from hyperlax.compiler import compile_manifest
 from hyperlax.plan.format import encode_plan
 from hyperlax.storage.sweepdir import CLAIM_SUFFIX, SweepDir
+import exec_points
 from process_helpers import ExecProcess
 from conftest import tiny_sweep
 from test_exec import tiny_plan
@@ -51,20 +52,20 @@ class Stopped:
 
 
 class Exec(ExecProcess):
-    """``hyperlax exec`` in a subprocess with the trace hook on."""
+    """``hyperlax exec`` in a subprocess that traces its exec points."""
 
     def __init__(self, plan_file: Path, root: Path, compile_cache: Path | None = None,
                  args: tuple[str, ...] = ()):
-        env = {"HYPERLAX_TEST_TRACE": "1"}
+        env = exec_points.environment(trace_points=True)
         if compile_cache is not None:  # through the environment: the hint stays the same
             env["HYPERLAX_COMPILE_CACHE"] = str(compile_cache)
         self.started = time.monotonic()
         super().__init__(plan_file, root, env, args)
 
     def wait_for(self, anchor: str) -> None:
-        """Until stderr has the line ``HYPERLAX_AT <anchor>`` (``start``: at once)."""
+        """Until stderr traces the point ``<anchor>`` (``start``: at once)."""
         if anchor != "start":
-            self.wait_line(lambda line: line.startswith(f"HYPERLAX_AT {anchor}"), anchor,
+            self.wait_line(lambda line: line.startswith(f"{exec_points.AT} {anchor}"), anchor,
                            START_TIMEOUT)
 
     def stop(self, *signals: tuple[float, int]) -> Stopped:

@@ -52,7 +52,7 @@ def measure(evals: int, width: int, replicates: int, steps: int, repeats: int) -
     import numpy as np
 
     from hyperlax.compiler import compile_manifest
-    from hyperlax.exec.executor import CompiledRunner
+    from hyperlax.exec.runner import CompiledRunner
     from hyperlax.train.batched import batched_program
 
     with tempfile.TemporaryDirectory() as tmp:

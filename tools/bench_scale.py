@@ -112,7 +112,8 @@ from pathlib import Path
 sys.path.insert(0, {tools!r})
 import jax
 from bench_scale import make_plan
-from hyperlax.exec.executor import CompiledRunner, enable_compile_cache
+from hyperlax.exec.executor import enable_compile_cache
+from hyperlax.exec.runner import CompiledRunner
 enable_compile_cache(Path({cache!r}))
 plan, _, _ = make_plan(Path({tmp!r}), {width}, {width}, {steps})
 samples = list(range({width}))

@@ -34,9 +34,9 @@ from hyperlax.plan.format import Entry, Plan
 from hyperlax.exec.checkpoints import files as checkpoint_files
 from hyperlax.exec.checkpoints.snapshots import EntryCheckpoints
 from hyperlax.exec.halving.job import RungJob
-from hyperlax.exec.outputs import EntryResult, pause_point, write_entry
+from hyperlax.exec.outputs import EntryResult, write_entry
 from hyperlax.exec.progress import Progress
-from hyperlax.exec.runner import CompiledRunner  # re-exported: tests, tools, Ray tasks
+from hyperlax.exec.runner import CompiledRunner
 from hyperlax.exec.schedule import entry_steps, uses
 from hyperlax.storage.atomic import storage_error
 from hyperlax.storage.claims import DEFAULT_CLAIM_TIMEOUT, ClaimInfo, ClaimLost, EntryClaim, \
@@ -141,9 +141,7 @@ def attempt_entry(sweep: SweepDir, runner: CompiledRunner, plan: Plan, owner: Ow
     with claim:
         if finished(sweep, owner, entry, redo):  # completed while we were getting here
             return Attempt("done")
-        pause_point("entry-start", entry.index)
         stopping.check()
-        runner.entry = entry.index
         store = EntryCheckpoints(sweep.root, owner, entry, plan.checkpoint_every,
                                  runner.group, guard=claim.check) \
             if plan.checkpoint_every else None

@@ -21,8 +21,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,30 +34,6 @@ from hyperlax.storage.atomic import json_bytes
 from hyperlax.storage.sweepdir import ENTRY_FILES, Owner, SweepDir
 
 FILES = ENTRY_FILES
-
-PAUSE_VARIABLE = "HYPERLAX_TEST_PAUSE_AT"
-TRACE_VARIABLE = "HYPERLAX_TEST_TRACE"
-
-
-def pause_point(point: str, entry: int) -> None:
-    """Test-only hooks, inert unless HYPERLAX_TEST_PAUSE_AT or HYPERLAX_TEST_TRACE is set.
-    PAUSE_AT set to ``<point>`` (any entry) or ``<point>@<entry index>``: exec prints
-    ``HYPERLAX_PAUSED <point>`` to stderr when it gets there and sleeps (a stop ends the sleep),
-    so crash tests can kill it at an exact place. TRACE set: exec prints ``HYPERLAX_AT <point>
-    <entry index>`` at every point and goes on, so stop tests know where it is. Points:
-    ``compile`` (before each part of a program is traced; in a compile thread when compiling
-    ahead), ``train`` (before a sub-batch's first training call), ``chunk`` (before each
-    evaluation chunk's call), ``checkpoint:<evaluations>`` (after a checkpoint is saved),
-    ``entry-start``, ``after-file:<name>`` (after each file of an entry), ``before-marker``,
-    and with successive halving ``rung-decided:<rung>`` (after a rung's decision is written;
-    the entry index is ``rung * halving.RUNG_STRIDE``)."""
-    if os.environ.get(TRACE_VARIABLE):
-        print(f"HYPERLAX_AT {point} {entry}", file=sys.stderr, flush=True)
-    wanted = os.environ.get(PAUSE_VARIABLE)
-    if wanted and wanted in (point, f"{point}@{entry}"):
-        print(f"HYPERLAX_PAUSED {point}", file=sys.stderr, flush=True)
-        stopping.sleep(3600)
-
 
 @dataclass
 class SubBatchResult:
@@ -190,7 +164,6 @@ def write_entry(sweep: SweepDir, plan: Plan, owner: Owner, entry: Entry,
         "train_seconds": round(sum(sb.train_seconds for sb in result.sub_batches), 3),
         "samples": summaries,
     }), entry)
-    pause_point("before-marker", entry.index)
     stopping.check()
     with stopping.writing():  # a stop's emergency exit never cuts a marker short
         sweep.complete(entry.path, owner, entry.index, FILES + carries)
@@ -199,5 +172,4 @@ def write_entry(sweep: SweepDir, plan: Plan, owner: Owner, entry: Entry,
 def _write(path: Any, data: bytes, entry: Entry) -> None:
     stopping.check()
     with stopping.writing():
-        atomic.atomic_write(path, data)  # looked up on the module, so tests can make it fail
-    pause_point(f"after-file:{path.name}", entry.index)
+        atomic.atomic_write(path, data)

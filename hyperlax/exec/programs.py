@@ -44,7 +44,7 @@ from hyperlax.exec.schedule import ProgramKey, Use
 LOOKAHEAD_USES = 2000   # sub-batches scanned ahead for the next window of programs
 POLL_SECONDS = 0.1      # how often a wait for a compile looks for a stop
 
-# compile_part(key, part, samples, entry) -> compiled executable
+# compile_part(key, part, samples) -> compiled executable
 CompilePart = Callable[[ProgramKey, str, list[int], int], Any]
 # part_key(key, part) -> what the compiled part depends on: equal keys share one executable
 PartKey = Callable[[ProgramKey, str], Hashable]
@@ -125,7 +125,7 @@ class ProgramCache:
             del self._parts[pk]  # no program that runs next needs it: its last use is past
         for key, use in wanted.items():
             if key not in self._programs and self._pool is not None:
-                self._submit(key, use.samples, use.entry)
+                self._submit(key, use.samples)
 
     def _new_program(self, key: ProgramKey) -> tuple[_Program, list[str]]:
         """A program holding the parts already compiled or compiling, and the names of the
@@ -144,17 +144,17 @@ class ProgramCache:
         self._programs[key] = program
         return program, own
 
-    def _submit(self, key: ProgramKey, samples: list[int], entry: int) -> None:
+    def _submit(self, key: ProgramKey, samples: list[int]) -> None:
         assert self._pool is not None
         program, own = self._new_program(key)
         for part in own:
-            future = self._pool.submit(self._compile, program, key, part, samples, entry)
+            future = self._pool.submit(self._compile, program, key, part, samples)
             program.parts[part] = self._parts[program.part_keys[part]] = future
 
     # --- compiling ---------------------------------------------------------------------------
 
-    def _compile(self, program: _Program, key: ProgramKey, part: str, samples: list[int],
-                 entry: int) -> Any:
+    def _compile(self, program: _Program, key: ProgramKey, part: str,
+                 samples: list[int]) -> Any:
         signum = stopping.requested()
         if signum is not None:  # stopping: start nothing new
             raise stopping.Stopped(signum)
@@ -166,7 +166,7 @@ class ProgramCache:
             if program.started is None:
                 program.started = now
         try:
-            compiled = self.compile_part(key, part, samples, entry)
+            compiled = self.compile_part(key, part, samples)
             with self._lock:
                 self.part_compiles[part] += 1
             return compiled
@@ -195,16 +195,15 @@ class ProgramCache:
 
     # --- handing programs out ----------------------------------------------------------------
 
-    def get(self, key: ProgramKey, samples: list[int],
-            entry: int) -> tuple[dict[str, Any], float]:
+    def get(self, key: ProgramKey, samples: list[int]) -> tuple[dict[str, Any], float]:
         """The parts of program ``key`` (compiled now if nobody scheduled it), and the seconds
         its compile took if this is its first use (else 0)."""
         program = self._programs.get(key)
         if program is None and self._pool is not None:
-            self._submit(key, samples, entry)
+            self._submit(key, samples)
             program = self._programs[key]
         if program is None:
-            return self._compile_here(key, samples, entry)
+            return self._compile_here(key, samples)
         started = time.perf_counter()
         try:
             parts = {name: self._result(program.parts[name]) for name in self.part_names}
@@ -221,14 +220,13 @@ class ProgramCache:
             except FutureTimeout:
                 continue
 
-    def _compile_here(self, key: ProgramKey, samples: list[int],
-                      entry: int) -> tuple[dict[str, Any], float]:
+    def _compile_here(self, key: ProgramKey, samples: list[int]) -> tuple[dict[str, Any], float]:
         started = time.perf_counter()
         program, own = self._new_program(key)
         try:
             for part in own:
                 future: Future = Future()
-                future.set_result(self._compile(program, key, part, samples, entry))
+                future.set_result(self._compile(program, key, part, samples))
                 program.parts[part] = self._parts[program.part_keys[part]] = future
                 stopping.check()  # a stop during a compile (seconds) is acted on here
         except BaseException:

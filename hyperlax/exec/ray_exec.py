@@ -38,11 +38,6 @@ from hyperlax.plan.format import Plan
 from hyperlax.storage.claims import DEFAULT_CLAIM_TIMEOUT, poll_interval
 from hyperlax.storage.sweepdir import Owner, SweepDir
 
-FORWARDED_PREFIX = "HYPERLAX_TEST_"   # test-only hooks travel from the driver to the tasks
-KILL_ONCE = "HYPERLAX_TEST_RAY_KILL_ONCE"
-KILL_AT = "HYPERLAX_TEST_RAY_KILL_AT"
-
-
 class RayFailed(HyperlaxError):
     """A Ray task failed for good (its retries used up) or Ray itself failed: not the user's
     input, so exec exits with status 1. Entries completed before it keep their markers."""
@@ -62,7 +57,8 @@ def _worker(plan_bytes: bytes, plan_id: str, devices: str | None,
     key = (plan_id, devices)
     if key not in _WORKER:
         from hyperlax.plan.format import decode_plan
-        from hyperlax.exec.executor import CompiledRunner, enable_compile_cache
+        from hyperlax.exec.executor import enable_compile_cache
+        from hyperlax.exec.runner import CompiledRunner
         from hyperlax.exec.sharding import resolve_devices
 
         enable_compile_cache(Path(compile_cache) if compile_cache else default_compile_cache())
@@ -72,32 +68,6 @@ def _worker(plan_bytes: bytes, plan_id: str, devices: str | None,
         _WORKER[key] = (plan, Owner.of(plan, pid),
                         CompiledRunner(plan, devices=resolve_devices(devices)))
     return _WORKER[key]
-
-
-def _test_kill_hook(index: int) -> None:
-    """Test-only, inert unless HYPERLAX_TEST_RAY_KILL_ONCE names a directory: the first task
-    to get here (of all workers) writes ``victim`` there (``<pid> <entry index>``) and pauses
-    after writing its entry's curves.npz, for the test to SIGKILL this worker mid-entry.
-    HYPERLAX_TEST_RAY_KILL_AT (``<point>`` or ``<point>@<entry index>``) pauses at another
-    point of ``outputs.pause_point`` instead (``checkpoint:3``: after that checkpoint), and
-    with ``@<entry index>`` only that entry's task is the victim."""
-    directory = os.environ.get(KILL_ONCE)
-    if not directory:
-        return
-    point, _, only = os.environ.get(KILL_AT, "after-file:curves.npz").partition("@")
-    if only and int(only) != index:
-        return
-    staged = Path(directory) / f".victim.{os.getpid()}"
-    staged.write_text(f"{os.getpid()} {index}\n")
-    try:
-        os.link(staged, Path(directory) / "victim")
-    except FileExistsError:
-        return
-    finally:
-        staged.unlink()
-    from hyperlax.exec.outputs import PAUSE_VARIABLE
-
-    os.environ[PAUSE_VARIABLE] = f"{point}@{index}"
 
 
 def _task_entry(plan: Plan, sweep: SweepDir, owner: Owner, runner: Any,
@@ -121,7 +91,6 @@ def run_entry_task(plan_bytes: bytes, plan_id: str, root: str, index: int, redo:
     from hyperlax.exec.executor import attempt_entry
 
     plan, owner, runner = _worker(plan_bytes, plan_id, devices, compile_cache)
-    _test_kill_hook(index)
     sweep = SweepDir(Path(root))
     entry, rung = _task_entry(plan, sweep, owner, runner, index)
     compiles, compile_seconds = runner.compiles, runner.compile_seconds
@@ -173,10 +142,7 @@ def connect(ray: Any, address: str, log: Callable[[str], None] | None) -> bool:
 
     if ray.is_initialized():
         return False
-    env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_PREFIX)}
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
-    if env:
-        kwargs["runtime_env"] = {"env_vars": env}
     local = not address and not os.environ.get("RAY_ADDRESS")
     if local:
         kwargs["include_dashboard"] = False

@@ -34,7 +34,7 @@ from hyperlax.plan.format import Plan
 from hyperlax.train.batched import PARTS, batched_program, metrics, replicate_keys, stack
 from hyperlax.exec.checkpoints.snapshots import Snapshot, host_leaves, join_metrics, metrics_arrays
 from hyperlax.train.configs import as_data
-from hyperlax.exec.outputs import SubBatchResult, pause_point
+from hyperlax.exec.outputs import SubBatchResult
 from hyperlax.exec.programs import ProgramCache
 from hyperlax.exec.schedule import ProgramKey, padded_lanes, padded_width
 from hyperlax.exec.sharding import Sharded
@@ -51,7 +51,6 @@ class CompiledRunner:
     devices: list[Any] | None = None
     compile_workers: int = 0
     listener: Any = None      # progress: .chunk(steps, latest returns), .compiled(n, seconds)
-    entry: int = -1           # the entry being run, for the test-only pause hook
 
     def __post_init__(self) -> None:
         s = self.plan.settings
@@ -139,12 +138,9 @@ class CompiledRunner:
             return self.sharded.wrap(fresh, donate=donate)
         return jax.jit(fresh, donate_argnums=(1,) if donate else ())
 
-    def compile_part(self, key: ProgramKey, part: str, samples: list[int], entry: int) -> Any:
+    def compile_part(self, key: ProgramKey, part: str, samples: list[int]) -> Any:
         """Trace, lower and compile one part of program ``key``, from ``samples``' inputs (only
         their shapes and structure matter)."""
-        # Every part announces itself: the parts of one program compile in different threads,
-        # and a stop test must see two compiles running before any program is complete.
-        pause_point("compile", entry)
         configs, keys = self.inputs(samples, key.width)
         if part == "init":
             init = self._jit(self.program.init)
@@ -204,9 +200,8 @@ class CompiledRunner:
         carry_leaves = None if start is None else start.carry
         host: list[Any] = []
         if first < end:  # a snapshot at the end needs no program at all
-            parts, compile_seconds = self.programs.get(key, samples, self.entry)
+            parts, compile_seconds = self.programs.get(key, samples)
             configs, keys = self.inputs(samples, key.width)
-            pause_point("train", self.entry)
             started = time.perf_counter()
             if start is None:
                 carry = parts["init"](self.init_configs(configs, structure), keys)
@@ -214,7 +209,6 @@ class CompiledRunner:
                 carry = self._place(structure, width, start.carry)
             outs: list[Any] = []
             for calls in range(first + 1, end + 1):
-                pause_point("chunk", self.entry)
                 carry, trained = parts["train"](configs, carry)  # dispatched; runs on the device
                 returns = parts["evaluate"](trained.policy, trained.eval_key)  # after it, there
                 if outs:
@@ -227,7 +221,6 @@ class CompiledRunner:
                                   metrics=join_metrics(before,
                                                        metrics_arrays(jax.device_get(outs))),
                                   train_seconds=seconds + time.perf_counter() - started))
-                    pause_point(f"checkpoint:{calls * self.group}", self.entry)
             self._report(outs[-1], samples, steps_per_call)
             stopping.check()  # a stuck training call: the stop's watcher ends the process
             host = jax.device_get(outs)

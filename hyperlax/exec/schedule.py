@@ -28,11 +28,10 @@ class ProgramKey(NamedTuple):
 
 
 class Use(NamedTuple):
-    """One sub-batch to run: its program, its samples, and the entry it belongs to."""
+    """One sub-batch to run: its program and its samples."""
 
     key: ProgramKey
     samples: list[int]
-    entry: int
 
 
 def padded_lanes(samples: list[int], width: int) -> list[int]:
@@ -55,7 +54,7 @@ def uses(entries: Iterable[Entry], devices: int, first: int = 0) -> Iterator[Use
     ``first`` on)."""
     for n, entry in enumerate(entries):
         for sb in entry.sub_batches[first if n == 0 else 0:]:
-            yield Use(key_of(sb, devices), sb.samples, entry.index)
+            yield Use(key_of(sb, devices), sb.samples)
 
 
 def programs_needed(entries: Iterable[Entry], devices: int) -> list[ProgramKey]:

@@ -27,7 +27,6 @@ from hyperlax.exec import stopping
 from hyperlax.exec.executor import ExecReport, finished, run_entries
 from hyperlax.exec.halving import decide as H
 from hyperlax.exec.halving.job import rung_job
-from hyperlax.exec.outputs import pause_point
 from hyperlax.exec.progress import Progress
 from hyperlax.exec.runner import CompiledRunner
 from hyperlax.plan.format import Entry, Plan
@@ -78,7 +77,6 @@ def walk_rungs(plan: Plan, sweep: SweepDir, owner: Owner, redo: Collection[str],
             return
         wait_for_rung(sweep, owner, r, entries, again, claim_timeout, log)
         decision = rung_decision(plan, sweep, owner, r, entries, log, verified)
-        pause_point(f"rung-decided:{r}", r * H.RUNG_STRIDE)
         before, survivors = entries, decision.survivors
 
 
