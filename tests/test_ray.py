@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 import pytest
 
@@ -28,6 +28,7 @@ from hyperlax.exec.halving import decide as H  # noqa: E402
 from hyperlax.exec.local_exec import execute  # noqa: E402
 from hyperlax.storage.sweepdir import CLAIM_SUFFIX, MARKER  # noqa: E402
 import exec_points  # noqa: E402
+from conftest import ReferenceRun  # noqa: E402
 from test_crash import assert_same_results, entry_dir, states  # noqa: E402
 from test_halving import RUNGS, make_plan  # noqa: E402
 from test_halving_scale import assert_same_sweep  # noqa: E402
@@ -166,15 +167,23 @@ def test_a_worker_killed_mid_entry_is_retried_and_nothing_is_lost(cluster, refer
         os.kill(victim, 0)
 
 
+class HalvingReference(NamedTuple):
+    """A halving plan's uninterrupted plain exec, and the env steps it trained."""
+
+    run: ReferenceRun
+    env_steps: int
+
+
 @pytest.fixture(scope="module")
-def halving(tmp_path_factory):
+def halving(tmp_path_factory) -> HalvingReference:
     """test_halving's sweep with a checkpoint every evaluation, and a plain exec of it."""
     tmp = tmp_path_factory.mktemp("rayhalving")
     plan, pid, data = make_plan(tmp, rungs=RUNGS + "checkpoint_every = 1\n")
     plan_file = tmp / "plan.msgpack"
     plan_file.write_bytes(data)
     report = execute(plan, pid, data, tmp / "reference")
-    return plan, pid, plan_file, tmp / "reference", report.env_steps
+    return HalvingReference(ReferenceRun(plan, pid, plan_file, tmp / "reference"),
+                            report.env_steps)
 
 
 @pytest.mark.stops
@@ -182,7 +191,8 @@ def test_halving_with_a_worker_killed_after_a_checkpoint(cluster, halving, tmp_p
     """Rung after rung as Ray tasks, decided in the driver. The last rung's entry (evaluations
     3 and 4) is SIGKILLed right after its checkpoint at evaluation 3: the retried task resumes
     from it, so it trains one evaluation, not two, and every output is a plain exec's."""
-    plan, pid, plan_file, reference, reference_steps = halving
+    plan, pid, plan_file, reference = halving.run
+    reference_steps = halving.env_steps
     root = tmp_path / "out"
     hook = tmp_path / "hook"
     hook.mkdir()
