@@ -66,8 +66,8 @@ def legal_values(p: HyperParam) -> st.SearchStrategy[Any]:
         return st.integers(min_value=int(p.low), max_value=min(int(p.high), 100_000))
     if p.type == "bool":
         return st.booleans()
-    if p.type == "str":
-        return st.sampled_from(p.choices)
+    if p.type == "str":  # not an image-only value (a CNN torso): most envs have flat obs
+        return st.sampled_from([c for c in p.choices if c not in p.image_only])
     return st.lists(st.integers(min_value=1, max_value=512), min_size=1, max_size=3)
 
 
@@ -115,6 +115,7 @@ def valid_manifest(draw) -> dict[str, Any]:
     sweep = {
         "name": draw(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True)),
         "recipe": recipe,
+        "recipe_space": "include",  # the recipe's space joins [space], as the draw below assumes
         "env": draw(st.sampled_from(envs)),
         "num_samples": draw(st.integers(1, 12)),
         "sampling": draw(st.sampled_from(["qmc_sobol", "random"])),
