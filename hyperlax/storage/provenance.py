@@ -41,6 +41,17 @@ def read_provenance(entry_dir: Path) -> dict[str, Any] | None:
     return {k: record[k] for k in FIELDS if k in record}
 
 
+def records_under(directory: Path) -> dict[str, dict[str, Any] | None]:
+    """The records of every complete entry (one with a marker) below ``directory``, by its
+    path relative to it: what a search's rounds were produced by."""
+    from hyperlax.storage.sweepdir import MARKER
+
+    if not directory.is_dir():
+        return {}
+    return {str(m.parent.relative_to(directory)): read_provenance(m.parent)
+            for m in sorted(directory.rglob(MARKER))}
+
+
 def environment_key(record: dict[str, Any]) -> str:
     return json.dumps(record, sort_keys=True)
 
