@@ -10,7 +10,8 @@ BIN := $(VENV)/bin
 BASE_STAMP := $(VENV)/.installed-base
 DEV_STAMP := $(VENV)/.installed-dev
 CONSTRAINTS := constraints.txt
-EXTRAS := dev,ray,brax,docs,optuna,tensorboard
+# what `make test` installs; dev includes what the optuna and tensorboard extras name
+EXTRAS := dev,ray,brax,docs
 FRESH := .venv-constraints
 
 .PHONY: test test-fast demo docs schemas golden constraints clean
@@ -25,9 +26,9 @@ $(BASE_STAMP): $(BIN)/python pyproject.toml $(CONSTRAINTS)
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e .
 	touch $@
 
-# hyperlax with the test, Ray, Brax and docs extras and the rest (the suite tests `exec --ray`,
-# the Brax environments and the documentation site's build). It includes the base install, so
-# its stamp is renewed too.
+# hyperlax with the test, Ray, Brax and docs extras (the suite tests `exec --ray`, the Brax
+# environments and the documentation site's build). It includes the base install, so its stamp
+# is renewed too.
 $(DEV_STAMP): $(BIN)/python pyproject.toml $(CONSTRAINTS)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[$(EXTRAS)]'
