@@ -137,7 +137,7 @@ class ReferenceRun(NamedTuple):
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory) -> ReferenceRun:
     """The tiny sweep with 6 samples in batches of 2 (3 entries), and one plain exec of it."""
-    from hyperlax.exec.executor import execute
+    from hyperlax.exec.local_exec import execute
     from test_exec import tiny_plan
 
     tmp = tmp_path_factory.mktemp("reference")

@@ -154,6 +154,11 @@ def write_entry(sweep: SweepDir, plan: Plan, owner: Owner, entry: Entry,
             _write(directory / carries[-1], carry_bytes(sb.final_carry, sb.samples,
                                                         len(sb.eval_steps)), entry)
 
+    # Vouched for by the marker like the rest, but not required of an entry (ENTRY_FILES):
+    # entries written before it existed stay complete. summary.json stays the last file
+    # (tests/exec_points.py stops "before-marker" right after it).
+    _write(directory / PROVENANCE_FILE, json_bytes(provenance.record(plan.settings.env)), entry)
+
     summaries = []
     for s_pos, i in enumerate(order):
         sb, _ = by_sample[i]
@@ -168,9 +173,6 @@ def write_entry(sweep: SweepDir, plan: Plan, owner: Owner, entry: Entry,
         "train_seconds": round(sum(sb.train_seconds for sb in result.sub_batches), 3),
         "samples": summaries,
     }), entry)
-    # Vouched for by the marker like the rest, but not required of an entry (ENTRY_FILES):
-    # entries written before it existed stay complete.
-    _write(directory / PROVENANCE_FILE, json_bytes(provenance.record(plan.settings.env)), entry)
     stopping.check()
     with stopping.writing():  # a stop's emergency exit never cuts a marker short
         sweep.complete(entry.path, owner, entry.index, FILES + [PROVENANCE_FILE] + carries)
