@@ -1,31 +1,37 @@
 # hyperlax developer entry points. Each target creates the virtual environment if missing and
 # installs what it needs: `make demo` the package alone; `make test` and `make docs` also the
 # test, Ray, Brax and docs extras (a `make test` after a `make demo` adds them; a `make demo`
-# after a `make test` installs nothing). Editing pyproject.toml reinstalls.
+# after a `make test` installs nothing). Editing pyproject.toml or constraints.txt reinstalls.
+# Both install the exact versions in constraints.txt, the ones the suite passed with (`pip
+# install hyperlax` elsewhere gets pyproject.toml's ranges); `make constraints` refreshes them.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 BASE_STAMP := $(VENV)/.installed-base
 DEV_STAMP := $(VENV)/.installed-dev
+CONSTRAINTS := constraints.txt
+# what `make test` installs; dev includes what the optuna and tensorboard extras name
+EXTRAS := dev,ray,brax,docs
+FRESH := .venv-constraints
 
-.PHONY: test test-fast demo docs schemas golden clean
+.PHONY: test test-fast demo docs schemas golden constraints clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # hyperlax and its runtime dependencies only (no pytest, no Ray): enough for every command
 # except `exec --ray` and brax.* environments.
-$(BASE_STAMP): $(BIN)/python pyproject.toml
+$(BASE_STAMP): $(BIN)/python pyproject.toml $(CONSTRAINTS)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e .
 	touch $@
 
 # hyperlax with the test, Ray, Brax and docs extras (the suite tests `exec --ray`, the Brax
 # environments and the documentation site's build). It includes the base install, so its stamp
 # is renewed too.
-$(DEV_STAMP): $(BIN)/python pyproject.toml
+$(DEV_STAMP): $(BIN)/python pyproject.toml $(CONSTRAINTS)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,ray,brax,docs]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[$(EXTRAS)]'
 	touch $(BASE_STAMP) $@
 
 # The whole suite, what CI runs; it ends with the 20 slowest tests.
@@ -54,5 +60,16 @@ schemas: $(BASE_STAMP)
 golden: $(BASE_STAMP)
 	$(BIN)/python tools/update_golden.py
 
+# Refresh constraints.txt: a fresh environment with hyperlax and every extra at the newest
+# versions pyproject.toml allows, frozen. Then `make test` reinstalls .venv with the new pins
+# and runs the suite: commit constraints.txt only when it passes.
+constraints:
+	rm -rf $(FRESH)
+	$(PYTHON) -m venv $(FRESH)
+	$(FRESH)/bin/python -m pip install --quiet --upgrade pip
+	$(FRESH)/bin/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	$(FRESH)/bin/python tools/write_constraints.py $(FRESH)/bin/python
+	rm -rf $(FRESH)
+
 clean:
-	rm -rf $(VENV) runs site .pytest_cache
+	rm -rf $(VENV) $(FRESH) runs site .pytest_cache

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import hyperlax
 import pytest
 from click.testing import CliRunner
 
@@ -56,7 +57,11 @@ def test_exec_writes_outputs_and_markers(reference):
         marker = json.loads((directory / MARKER).read_text())
         assert marker["plan_id"] == pid and marker["results_id"] == results_id(plan)
         assert set(marker["files"]) == {
-            "samples.json", "curves.npz", "curves.csv", "summary.json"}
+            "samples.json", "curves.npz", "curves.csv", "summary.json", "provenance.json"}
+        provenance = json.loads((directory / "provenance.json").read_text())
+        assert provenance["hyperlax"] == hyperlax.__version__
+        assert provenance["backend"] == "cpu" and provenance["jax"] and provenance["cpu"]
+        assert "brax" not in provenance  # a gymnax plan
         summary = json.loads((directory / "summary.json").read_text())
         assert [s["sample"] for s in summary["samples"]] == entry.samples
         assert all(s["status"] == "ok" and s["steps"] == 128 for s in summary["samples"])

@@ -63,20 +63,24 @@ def make_dry_run(tmp_path, target: str) -> str:
 def test_make_demo_installs_the_base_package_and_make_test_the_extras(tmp_path):
     shutil.copy(ROOT / "Makefile", tmp_path)
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    shutil.copy(ROOT / "constraints.txt", tmp_path)
     (tmp_path / ".venv" / "bin").mkdir(parents=True)
     (tmp_path / ".venv" / "bin" / "python").touch()
     old = time.time() - 60
-    for path in (tmp_path / "pyproject.toml", tmp_path / ".venv" / "bin" / "python"):
+    for path in (tmp_path / "pyproject.toml", tmp_path / "constraints.txt",
+                 tmp_path / ".venv" / "bin" / "python"):
         os.utime(path, (old, old))
 
     demo = make_dry_run(tmp_path, "demo")
-    assert "pip install --quiet -e .\n" in demo and "ray" not in demo and "dev" not in demo
+    assert "pip install --quiet -c constraints.txt -e .\n" in demo
+    assert "ray" not in demo and "dev" not in demo
 
     # after a demo, a test installs the extras
     (tmp_path / ".venv" / ".installed-base").touch()
     assert "pip install" not in make_dry_run(tmp_path, "demo")
     test = make_dry_run(tmp_path, "test")
-    assert "pip install --quiet -e '.[dev,ray,brax,docs]'" in test and "pytest" in test
+    assert "pip install --quiet -c constraints.txt -e '.[dev,ray,brax,docs]'" in test
+    assert "pytest" in test
     docs = make_dry_run(tmp_path, "docs")
     assert "'.[dev,ray,brax,docs]'" in docs and "mkdocs build --strict --site-dir site" in docs
 
@@ -88,8 +92,14 @@ def test_make_demo_installs_the_base_package_and_make_test_the_extras(tmp_path):
 
     # an edited pyproject.toml reinstalls
     os.utime(tmp_path / "pyproject.toml", (time.time() + 60, time.time() + 60))
-    assert "pip install --quiet -e .\n" in make_dry_run(tmp_path, "demo")
+    assert "pip install --quiet -c constraints.txt -e .\n" in make_dry_run(tmp_path, "demo")
     assert "'.[dev,ray,brax,docs]'" in make_dry_run(tmp_path, "test")
+
+    # so do new pins (make constraints)
+    (tmp_path / ".venv" / ".installed-base").touch()
+    (tmp_path / ".venv" / ".installed-dev").touch()
+    os.utime(tmp_path / "constraints.txt", (time.time() + 120, time.time() + 120))
+    assert "-c constraints.txt -e .\n" in make_dry_run(tmp_path, "demo")
 
 
 def test_the_docs_extra_is_what_make_docs_needs():

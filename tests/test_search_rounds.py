@@ -235,3 +235,30 @@ def test_report_of_a_study_history_best_and_importance(tmp_path, method, metrics
     assert sorted(p.name for p in (tmp_path / "report").iterdir()) == [
         "history.png", "search_report.json", "trials.csv"]
     assert "importance for final_return (PED-ANOVA" in report.text
+
+
+def test_the_search_report_warns_when_rounds_ran_in_different_environments(tmp_path):
+    import json
+
+    from hyperlax.manifest.distributions import to_builtins
+    from hyperlax.report.study import write_search_report
+    from hyperlax.search.study_file import write_study
+    from hyperlax.storage.provenance import PROVENANCE_FILE
+    from hyperlax.storage.sweepdir import MARKER
+
+    s = spec(trials=8, per_round=4)
+    record = empty_record(s)
+    record.objectives = [{"metric": "final_return", "direction": "maximize"}]
+    record.space = {n: to_builtins(d) for n, d in SPACE.items()}
+    run(s, record, Trainer())
+    write_study(tmp_path / "search.json", record)
+    same = write_search_report(tmp_path, None, top_k=3, plots=False)
+    assert same.document["environment_warning"] is None  # no entries on disk: nothing to say
+    for rnd, jax in zip(record.rounds, ["0.10.2", "0.10.3"]):  # each round's one entry
+        entry = tmp_path / rnd.path / "ppo" / "batch_00000"
+        entry.mkdir(parents=True)
+        (entry / MARKER).write_text("{}")
+        (entry / PROVENANCE_FILE).write_text(json.dumps({"jax": jax, "backend": "cpu"}))
+    report = write_search_report(tmp_path, None, top_k=3, plots=False)
+    assert "jax 0.10.2 vs 0.10.3" in report.document["environment_warning"]
+    assert "rounds' entries were produced in 2 different environments" in report.text

@@ -186,16 +186,31 @@ def exec_command(plan_file: Path, output_root: Path | None, compile_cache: Path 
 @click.option("--verify", is_flag=True,
               help="also check each complete entry's files against the checksums in its "
                    "marker; exit 1 if any is corrupt")
+@click.option("--recheck", "recheck", type=click.IntRange(min=0), default=None, metavar="N",
+              help="also re-run entry N into a temporary directory and say whether this "
+                   "environment reproduces its curves (bit for bit, within tolerance, or not); "
+                   "exit 1 if not")
 @user_errors
-def status_command(plan_file: Path, output_root: Path | None, verify: bool) -> None:
-    """Per entry: done, partial (interrupted) or pending; and a total. With --verify, a
-    complete entry whose files changed, were truncated or went missing is 'corrupt'."""
+def status_command(plan_file: Path, output_root: Path | None, verify: bool,
+                   recheck: int | None) -> None:
+    """Per entry: done, partial (interrupted) or pending; a total; and the environments
+    (library versions, device) that produced the complete entries. With --verify, a complete
+    entry whose files changed, were truncated or went missing is 'corrupt'. --recheck N trains
+    entry N again (the sweep's files are only read)."""
     from hyperlax.exec.status import sweep_status
 
     status = sweep_status(plan_file, output_root, verify)
     for line in status.lines:
         click.echo(line)
-    if status.corrupt:
+    failed = bool(status.corrupt)
+    if recheck is not None:
+        from hyperlax.exec.recheck import recheck_entry
+
+        outcome = recheck_entry(plan_file, output_root, recheck)
+        for line in outcome.lines:
+            click.echo(line)
+        failed = failed or not outcome.reproduced
+    if failed:
         sys.exit(1)
 
 
@@ -244,9 +259,10 @@ def report_command(plan_file: Path, output_root: Path | None, report_dir: Path |
                    f"(view: tensorboard --logdir {tensorboard_dir})", err=True)
     if fmt == "json":
         click.echo(report.json_text, nl=False)
-        warning = report.partial_warning()
-        if warning:
-            click.echo(warning, err=True)
+        for warning in (report.partial_warning(), report.collected.environment_warning()):
+            if warning:
+                click.echo(warning if warning.startswith("warning") else f"warning: {warning}",
+                           err=True)
         return
     click.echo(report.text(metric, top_k), nl=False)
 

@@ -10,6 +10,7 @@ Use cases and their JAX-free helpers (safe to import from the front end):
     stopping.py     SIGINT/SIGTERM turned into a stop at the next safe point
     starting.py     a stop while the command line starts (before a command's own handling)
     progress.py     the progress line and its log
+    recheck.py      ``status --recheck N``: one entry run again, its curves compared
     halving/        successive halving: decide.py (rung rules and decision files, JAX-free),
                     job.py (how one rung's entries run), rungs.py (the rung loop)
     checkpoints/    files.py (checkpoint records on disk, JAX-free), snapshots.py (carries)
@@ -20,5 +21,6 @@ Imports JAX:
     programs.py     building and compiling the programs, ahead of time and in parallel
     sharding.py     a batch axis spread over several devices
     outputs.py      an entry's outputs and its success marker
+    provenance.py   this process's provenance record (versions, device, numerics settings)
     ray_exec.py     entries as Ray tasks
 """

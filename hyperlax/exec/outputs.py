@@ -7,6 +7,9 @@
                    diverged), diverged_at_step, final and best return (mean and std over
                    replicates), steps, its sub-batch's train and compile seconds, and one
                    record per replicate: status, diverged_at_step, final and best return
+    provenance.json  where the results came from: versions of hyperlax, Python and the JAX
+                   stack, backend, device kind, XLA flags, numerics settings, host CPU
+                   (``hyperlax.storage.provenance``; entries older than 0.2.0 have none)
     carry_<k>.msgpack  successive halving, every rung but the last: sub-batch k's training
                    carry at the rung's end (real lanes), which the next rung continues from
     success.txt    written last, atomically, with the sha256 and size of each file above
@@ -26,11 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from hyperlax.exec import stopping
+from hyperlax.exec import provenance, stopping
 from hyperlax.plan.format import Entry, Plan
 from hyperlax.plan.metrics import curve_metric
 from hyperlax.storage import atomic
 from hyperlax.storage.atomic import json_bytes
+from hyperlax.storage.provenance import PROVENANCE_FILE
 from hyperlax.storage.sweepdir import ENTRY_FILES, Owner, SweepDir
 
 FILES = ENTRY_FILES
@@ -150,6 +154,11 @@ def write_entry(sweep: SweepDir, plan: Plan, owner: Owner, entry: Entry,
             _write(directory / carries[-1], carry_bytes(sb.final_carry, sb.samples,
                                                         len(sb.eval_steps)), entry)
 
+    # Vouched for by the marker like the rest, but not required of an entry (ENTRY_FILES):
+    # entries written before it existed stay complete. summary.json stays the last file
+    # (tests/exec_points.py stops "before-marker" right after it).
+    _write(directory / PROVENANCE_FILE, json_bytes(provenance.record(plan.settings.env)), entry)
+
     summaries = []
     for s_pos, i in enumerate(order):
         sb, _ = by_sample[i]
@@ -166,7 +175,7 @@ def write_entry(sweep: SweepDir, plan: Plan, owner: Owner, entry: Entry,
     }), entry)
     stopping.check()
     with stopping.writing():  # a stop's emergency exit never cuts a marker short
-        sweep.complete(entry.path, owner, entry.index, FILES + carries)
+        sweep.complete(entry.path, owner, entry.index, FILES + [PROVENANCE_FILE] + carries)
 
 
 def _write(path: Any, data: bytes, entry: Entry) -> None:

@@ -1,5 +1,6 @@
 """The status use case: each entry of a plan is done, partial (interrupted) or pending in its
-sweep directory, and, when asked, whether complete entries still match their markers. JAX-free."""
+sweep directory, and, when asked, whether complete entries still match their markers; then the
+environments that produced the complete entries (``hyperlax.storage.provenance``). JAX-free."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from hyperlax.exec.checkpoints.files import progress as checkpoint_progress
 from hyperlax.exec.options import exec_command_line
 from hyperlax.plan.format import Entry, Plan
 from hyperlax.plan.read import read_plan_file
+from hyperlax.storage.provenance import provenance_lines, read_provenance
 from hyperlax.storage.sweepdir import Owner, SweepDir, another_plan, sweep_root
 
 
@@ -37,6 +39,7 @@ def sweep_status(plan_file: Path, output_root: Path | None, verify: bool) -> Sta
         status.corrupt = sweep.corrupt_entries(entries, owner)
     corrupt = status.corrupt
     counts = {"done": 0, "partial": 0, "pending": 0, "corrupt": 0}
+    records = {}  # complete entries' provenance, None for one written before records
     total = plan.settings.num_evaluations
     for header, rung_entries in rungs or [(None, plan.entries)]:
         if header is not None:
@@ -50,12 +53,15 @@ def sweep_status(plan_file: Path, output_root: Path | None, verify: bool) -> Sta
                     state = "partial"
                     why += f" (checkpoint at evaluation {max(saved)} of {total})"
             counts[state] += 1
+            if state == "done":
+                records[entry.path] = read_provenance(sweep.entry_dir(entry.path))
             status.lines.append(f"{state:<8} {entry.path}  ({len(entry.samples)} samples){why}")
     status.lines.append(f"{counts['done']}/{len(entries)} done, {counts['partial']} "
                         f"partial, {counts['pending']} pending"
                         + (f", {counts['corrupt']} corrupt" if verify else "") + f" in {root}"
                         + (f"; rungs decided: {sum(1 for h, es in rungs[1:] if es is not None)}"
                            f" of {len(rungs) - 1}" if rungs else ""))
+    status.lines += provenance_lines(records, "complete entries")
     if rungs and any(es is None for _, es in rungs):
         counts["pending"] += 1  # rungs to come: not finished, whatever the entries say
     command = exec_command_line(plan_file, output_root, redo_corrupt=bool(corrupt))

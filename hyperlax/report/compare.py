@@ -174,6 +174,7 @@ def compare_sweeps(sources: list[Any], labels: list[str] | None, metric: str,
     from hyperlax.plan.read import read_plan
     from hyperlax.report import results as R
     from hyperlax.storage import atomic
+    from hyperlax.storage.provenance import mixed_warning
     from hyperlax.storage.sweepdir import PLAN_COPY, sweep_root
 
     if labels and len(labels) != len(sources):
@@ -190,8 +191,11 @@ def compare_sweeps(sources: list[Any], labels: list[str] | None, metric: str,
                                    metric))
     rows = [sweep_row(s) for s in sweeps]
     methods = method_rows(sweeps)
+    # Side by side, differences of library versions or devices are differences of results too.
+    warning = mixed_warning([r for s in sweeps for r in s.collected.provenance.values()],
+                            "sweeps' entries")
     document = {"metric": metric, "confidence": CONFIDENCE, "resamples": RESAMPLES,
-                "sweeps": rows, "labels": methods}
+                "sweeps": rows, "labels": methods, "environment_warning": warning}
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")
     columns = ["label", "task", "sweep", "algorithm", "samples", "finished",
@@ -212,5 +216,5 @@ def compare_sweeps(sources: list[Any], labels: list[str] | None, metric: str,
     except OSError as exc:
         raise HyperlaxError(str(out), f"cannot write the comparison: {exc.strerror}",
                             "choose another directory with -o") from None
-    lines = compare_lines(rows, methods, metric)
+    lines = compare_lines(rows, methods, metric) + ([warning] if warning else [])
     return lines + ["", f"wrote {', '.join(files)} to {out}"], document

@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from hyperlax.errors import HyperlaxError
 from hyperlax.exec.options import exec_command_line
 from hyperlax.plan.explain import ranges_text
 from hyperlax.plan.format import Entry, Plan
+from hyperlax.storage.provenance import groups, mixed_warning, read_provenance
 from hyperlax.storage.sweepdir import PLAN_COPY, Owner, SweepDir, another_plan
 from hyperlax.manifest.toml_inline import toml_key, toml_value
 
@@ -64,6 +65,12 @@ class Collected:
     samples: list[SampleResult]   # plan order, one per sample
     output_root: Path | None = None   # the --output-root given, repeated in exec hints
     rungs: list[Any] | None = None    # successive halving: ``halving.RungView`` per rung
+    # complete entries' provenance records (entry path -> record; None: written before 0.2.0)
+    provenance: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+
+    def environment_warning(self) -> str | None:
+        """A warning naming what differs when the entries come from several environments."""
+        return mixed_warning(self.provenance.values(), f"{self.root}: entries")
 
     def entry_counts(self) -> dict[str, int]:
         counts = dict.fromkeys(ENTRY_STATES, 0)
@@ -104,6 +111,7 @@ def collect(plan: Plan, plan_id: str, root: Path, plan_source: str,
                            f"report the plan that ran it: hyperlax report {root / PLAN_COPY}")
     entries: list[EntryState] = []
     samples: dict[int, SampleResult] = {}
+    provenance: dict[str, dict[str, Any] | None] = {}
     views = None
     if plan.halving is not None:  # every rung's entries, as far as the decisions tell them
         from hyperlax.exec.halving.decide import rung_views
@@ -124,13 +132,15 @@ def collect(plan: Plan, plan_id: str, root: Path, plan_source: str,
                 # a later rung's result of a sample replaces its earlier one
                 samples.update({i: _with_rung(r, rung)
                                 for i, r in _read_entry(sweep, entry).items()})
+                provenance[entry.path] = read_provenance(sweep.entry_dir(entry.path))
             except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
                 state, problem = "damaged", str(exc)
         entries.append(EntryState(entry, state, problem, corrupt))
         for i in entry.samples:
             samples.setdefault(i, SampleResult(index=i, entry=entry.path, status="missing"))
     result = Collected(plan, plan_id, root, entries,
-                       [samples[s.index] for s in plan.samples], output_root, views)
+                       [samples[s.index] for s in plan.samples], output_root, views,
+                       provenance)
     if not any(e.state == "done" for e in entries):
         counts = result.entry_counts()
         raise HyperlaxError(str(root), f"no completed entries yet ({_counts_text(counts)})",
@@ -310,6 +320,9 @@ def status_lines(collected: Collected, plan_source: str, limit: int = 10) -> lis
     diverged = [x.index for x in collected.samples if x.status == "diverged"]
     if diverged:
         lines.append(f"  diverged samples (non-finite return): {ranges_text(diverged)}")
+    warning = collected.environment_warning()
+    if warning:
+        lines.append(f"  {warning}")
     return lines
 
 
@@ -366,4 +379,7 @@ def report_document(collected: Collected, metric: str, top_k: int,
         "columns": result_columns(plan),
         "rows": result_rows(collected, metric),
         "files": files,
+        "environments": [{"entries": n, **record}
+                         for record, n in groups(collected.provenance.values())],
+        "environment_warning": collected.environment_warning(),
     }

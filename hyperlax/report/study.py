@@ -27,6 +27,7 @@ from hyperlax.errors import HyperlaxError
 from hyperlax.report.results import csv_cell, fixed_toml, pinned_values, value_text
 from hyperlax.report.write import write_files
 from hyperlax.search.rounds import best_of, better
+from hyperlax.storage.provenance import mixed_warning, records_under
 from hyperlax.search.study_file import STUDY_FILE, StudyFile, Told, TrialRecord, read_study
 
 MIN_IMPORTANCE_TRIALS = 20
@@ -87,6 +88,9 @@ def write_search_report(root: Path, report_dir: Path | None, top_k: int,
         "best_fixed_toml": fixed_block(root, record, best[0], metrics) if best else None,
         "importance": importance, "importance_note": why,
         "files": [str(report_dir / n) for n in names],
+        "environment_warning": mixed_warning(
+            [p for r in record.rounds for p in records_under(root / r.path).values()],
+            "rounds' entries"),
     }
     json_text = json.dumps(document, indent=2, allow_nan=False) + "\n"
     files["search_report.json"] = json_text.encode("utf-8")
@@ -242,6 +246,8 @@ def text(record: StudyFile, trials: list[Trial], best: list[Trial], document: di
             lines.append(f"importance for {metric} ({document['importance_note']}): {ranked}")
     else:
         lines.append(f"no importance: {document['importance_note']}")
+    if document["environment_warning"]:
+        lines += ["", document["environment_warning"]]
     files = ", ".join(Path(f).name for f in document["files"])
     lines += ["", f"wrote {files} to {Path(document['files'][0]).parent}"]
     return "\n".join(lines) + "\n"

@@ -5,4 +5,5 @@
     paths.py     relative paths from plans and manifests checked to stay inside a root
     sweepdir.py  the sweep directory: ownership, plan copy, entry markers, verification
     claims.py    the lease protocol by which several workers share one sweep directory
+    provenance.py  where an entry's results came from, read back, grouped and compared
 """
