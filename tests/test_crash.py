@@ -182,10 +182,10 @@ def failing_write(fail_when):
     """atomic_write that raises ENOSPC for the paths ``fail_when`` picks."""
     real = atomic.atomic_write
 
-    def write(path: Path, data: bytes) -> None:
+    def write(path: Path, data: bytes, *, within: Path | None) -> None:
         if fail_when(path):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        real(path, data)
+        real(path, data, within=within)
     return write
 
 
@@ -263,7 +263,7 @@ def test_atomic_write_failure_keeps_the_old_file_and_no_temporary(tmp_path, monk
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     monkeypatch.setattr(os, "replace", no_space)
     with pytest.raises(OSError):
-        atomic_write(path, b"new")
+        atomic_write(path, b"new", within=tmp_path)
     monkeypatch.undo()
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]

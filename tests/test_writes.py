@@ -19,7 +19,9 @@ from click.testing import CliRunner
 
 from conftest import ROOT, SPECS
 from hyperlax.cli.main import main
-from hyperlax.storage.atomic import NotRegularFileError, atomic_write, storage_error
+from hyperlax.storage.atomic import (NotRegularFileError, OutsideRootError, atomic_write,
+                                     make_dirs, make_new_dir, publish_new, remove_empty_dir,
+                                     remove_file, remove_tree, rename_within, storage_error)
 from hyperlax.storage.sweepdir import Owner, SweepDir
 
 MANIFEST = SPECS / "quickstart.toml"
@@ -103,7 +105,7 @@ def test_atomic_write_refuses_a_target_that_is_not_a_regular_file(tmp_path, kind
     listing = sorted(p.name for p in tmp_path.iterdir())
     started = time.monotonic()
     with pytest.raises(NotRegularFileError) as caught:
-        atomic_write(target, b"data")
+        atomic_write(target, b"data", within=tmp_path)
     assert time.monotonic() - started < 5  # a FIFO is never opened, so nothing blocks
     assert isinstance(caught.value, OSError) and caught.value.filename == str(target)
     assert "not a regular file" in caught.value.strerror
@@ -122,7 +124,7 @@ def test_a_real_character_device_as_root_is_refused(tmp_path):
     except (PermissionError, OSError) as exc:
         pytest.skip(f"cannot create a device node here: {exc}")
     with pytest.raises(NotRegularFileError, match="character device"):
-        atomic_write(path, b"data")
+        atomic_write(path, b"data", within=tmp_path)
     assert stat.S_ISCHR(os.lstat(path).st_mode)
 
 
@@ -134,10 +136,10 @@ def test_a_symlink_to_a_regular_file_is_written_through(tmp_path):
     link.symlink_to(Path("data") / "plan.msgpack")
     chain = tmp_path / "chain"
     chain.symlink_to("plan.msgpack")  # a link to a link to the file
-    atomic_write(link, b"new")
+    atomic_write(link, b"new", within=tmp_path)
     assert link.is_symlink() and os.readlink(link) == str(Path("data") / "plan.msgpack")
     assert real.read_bytes() == b"new" and not real.is_symlink()
-    atomic_write(chain, b"newer")
+    atomic_write(chain, b"newer", within=tmp_path)
     assert chain.is_symlink() and link.is_symlink() and real.read_bytes() == b"newer"
     # the temporary file went into the target's directory and is gone
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["plan.msgpack"]
@@ -145,10 +147,10 @@ def test_a_symlink_to_a_regular_file_is_written_through(tmp_path):
 
 
 def test_a_regular_file_and_a_missing_one_are_written(tmp_path):
-    atomic_write(tmp_path / "a" / "b" / "new.txt", b"1")
+    atomic_write(tmp_path / "a" / "b" / "new.txt", b"1", within=tmp_path)
     assert (tmp_path / "a" / "b" / "new.txt").read_bytes() == b"1"
     (tmp_path / "old.txt").write_bytes(b"old")
-    atomic_write(tmp_path / "old.txt", b"2")
+    atomic_write(tmp_path / "old.txt", b"2", within=tmp_path)
     assert (tmp_path / "old.txt").read_bytes() == b"2"
 
 
@@ -273,7 +275,7 @@ def test_a_symlinked_entry_directory_is_named(tmp_path):
 def test_a_non_regular_file_at_a_written_path_is_named(tmp_path):
     pipe = fifo(tmp_path)
     with pytest.raises(NotRegularFileError) as caught:
-        atomic_write(pipe, b"x")
+        atomic_write(pipe, b"x", within=tmp_path)
     hint = hint_of(tmp_path, caught.value)
     assert f"move {pipe} out of the way" in hint and "disk space" not in hint
 
@@ -299,3 +301,88 @@ def test_exec_into_a_blocked_entry_directory_names_what_is_in_the_way(tmp_path):
     assert "disk space" not in result.output
     assert f"move {root / first} (a regular file) away" in result.output
     assert (root / first).read_text() == "in the way"
+
+
+# --- never outside the directory a write was given -----------------------------------------
+
+def planted(tmp_path: Path) -> tuple[Path, Path]:
+    """An output root and, beside it, a directory outside it with one file in it."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "victim.txt").write_bytes(b"precious")
+    return root, outside
+
+
+def outside_untouched(outside: Path) -> None:
+    assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"]
+    assert (outside / "victim.txt").read_bytes() == b"precious"
+
+
+def test_a_file_symlinked_out_of_the_root_is_not_written_through(tmp_path):
+    root, outside = planted(tmp_path)
+    (root / "search.json").symlink_to(outside / "victim.txt")
+    with pytest.raises(OutsideRootError, match="outside") as caught:
+        atomic_write(root / "search.json", b"new", within=root)
+    assert getattr(caught.value, "exit_status", 2) == 2 and "symbolic link" in caught.value.hint
+    outside_untouched(outside)
+    assert (root / "search.json").is_symlink()
+
+
+def test_a_directory_symlinked_out_of_the_root_is_not_written_into(tmp_path):
+    root, outside = planted(tmp_path)
+    (root / "report").symlink_to(outside)
+    for write in (lambda: atomic_write(root / "report" / "results.csv", b"x", within=root),
+                  lambda: atomic_write(root / "report" / "deep" / "a.png", b"x", within=root),
+                  lambda: make_dirs(root / "report" / "tb" / "run", within=root),
+                  lambda: make_new_dir(root / "report" / "new", within=root),
+                  lambda: remove_file(root / "report" / "victim.txt", within=root),
+                  lambda: remove_tree(root / "report", within=root),
+                  lambda: remove_empty_dir(root / "report" / "x", within=root),
+                  lambda: rename_within(root / "report" / "victim.txt", root / "moved",
+                                        within=root)):
+        with pytest.raises(OutsideRootError):
+            write()
+        outside_untouched(outside)
+    assert not (root / "moved").exists()
+
+
+def test_links_that_stay_inside_the_root_are_used(tmp_path):
+    root, outside = planted(tmp_path)
+    (root / "data").mkdir()
+    (root / "data" / "real.json").write_bytes(b"old")
+    (root / "link.json").symlink_to(Path("data") / "real.json")
+    atomic_write(root / "link.json", b"new", within=root)
+    assert (root / "data" / "real.json").read_bytes() == b"new"
+    assert (root / "link.json").is_symlink()
+    remove_file(root / "link.json", within=root)  # the link goes, never what it points to
+    assert (root / "data" / "real.json").read_bytes() == b"new"
+
+
+def test_a_root_that_is_itself_a_link_is_where_its_files_go(tmp_path):
+    root, outside = planted(tmp_path)
+    named = tmp_path / "named"
+    named.symlink_to(outside)  # the user named a link to a scratch disk: that is the root
+    atomic_write(named / "sweep" / "a.json", b"{}", within=named)
+    assert (outside / "sweep" / "a.json").read_bytes() == b"{}"
+
+
+def test_publish_new_never_links_outside(tmp_path):
+    root, outside = planted(tmp_path)
+    (root / "rungs").symlink_to(outside)
+    staged = root / ".staged"
+    staged.write_bytes(b"decision")
+    with pytest.raises(OutsideRootError):
+        publish_new(staged, root / "rungs" / "decision_0.json", within=root)
+    outside_untouched(outside)
+
+
+def test_remove_tree_refuses_a_link_and_the_root_itself(tmp_path):
+    root, outside = planted(tmp_path)
+    (root / "entry").symlink_to(outside)
+    with pytest.raises(OutsideRootError, match="symbolic link"):
+        remove_tree(root / "entry", within=root)
+    with pytest.raises(OutsideRootError, match="refusing to delete"):
+        remove_tree(root, within=root)
+    outside_untouched(outside)
+    assert root.is_dir()

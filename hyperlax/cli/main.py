@@ -53,7 +53,7 @@ def plan_command(manifest: Path, output: Path, warn_gib: float) -> None:
     for warning in warnings:
         click.echo(f"warning: {manifest.name}: {warning}", err=True)
     try:
-        atomic_write(output, encode_plan(plan))
+        atomic_write(output, encode_plan(plan), within=None)  # the file the user named
     except OSError as exc:
         raise HyperlaxError(str(output), f"cannot write the plan: {exc.strerror}",
                             "choose another path with -o") from None
@@ -130,7 +130,7 @@ def init_command(recipe: str, env_id: str, name: str | None, num_samples: int, o
         raise HyperlaxError(str(output), "already exists", "pass --force to overwrite it")
     text = starter_manifest(recipe, env_id, name, num_samples, output)
     try:
-        atomic_write(output, text.encode("utf-8"))
+        atomic_write(output, text.encode("utf-8"), within=None)  # the file the user named
     except OSError as exc:
         raise HyperlaxError(str(output), f"cannot write the manifest: {exc.strerror}",
                             "choose another path with -o") from None

@@ -105,7 +105,8 @@ def run_all(runs: list[Run], echo: Echo, quiet: bool, compile_cache: Path | None
         try:
             SweepDir(run.root).claim(encode_plan(run.plan), Owner.of(run.plan, run.plan_id))
             if run.manifest_text is not None and not (run.root / "sweep.toml").exists():
-                atomic_write(run.root / "sweep.toml", run.manifest_text.encode("utf-8"))
+                atomic_write(run.root / "sweep.toml", run.manifest_text.encode("utf-8"),
+                             within=run.root)
             request = ExecRequest(plan_file=run.root / PLAN_COPY, output_root=run.root,
                                   compile_cache=compile_cache, quiet=quiet,
                                   options=ExecOptions(compile_workers_given=compile_workers))

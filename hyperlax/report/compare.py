@@ -212,7 +212,7 @@ def compare_sweeps(sources: list[Any], labels: list[str] | None, metric: str,
     out = Path(output)
     try:
         for name, data in files.items():
-            atomic.atomic_write(out / name, data)
+            atomic.atomic_write(out / name, data, within=out)
     except OSError as exc:
         raise HyperlaxError(str(out), f"cannot write the comparison: {exc.strerror}",
                             "choose another directory with -o") from None

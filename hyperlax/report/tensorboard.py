@@ -66,7 +66,7 @@ def export_tensorboard(collected: Collected, out_dir: Path) -> int:
         data = b"".join(_record(e.SerializeToString(), crc) for e in events)
         path = out_dir / f"sample_{result.index:05d}" / EVENT_FILE
         try:
-            atomic.atomic_write(path, data)
+            atomic.atomic_write(path, data, within=out_dir)
         except OSError as exc:
             raise atomic.storage_error(path, exc, "cannot write the TensorBoard events",
                                        "export again") from None

@@ -99,7 +99,7 @@ def write_files(report_dir: Path, files: dict[str, bytes], names: list[str]) -> 
     search's); a directory that cannot be written is a HyperlaxError."""
     try:
         for name in names:
-            atomic.atomic_write(report_dir / name, files[name])
+            atomic.atomic_write(report_dir / name, files[name], within=report_dir)
     except OSError as exc:
         raise HyperlaxError(str(report_dir), f"cannot write the report: {exc.strerror}",
                             "choose another directory with -o") from None

@@ -62,7 +62,7 @@ def write_file(root: Path, relative: str, data: bytes) -> None:
     path = target(root, relative)
     try:
         with stopping.writing():
-            atomic_write(path, data)
+            atomic_write(path, data, within=root)
     except OSError as exc:
         raise storage_error(path, exc, "cannot write", "run the same command again") from None
 

@@ -99,7 +99,7 @@ def write_study(path: Path, study: StudyFile) -> None:
     data = json_bytes(msgspec.to_builtins(study))
     try:
         with stopping.writing():
-            atomic_write(path, data)
+            atomic_write(path, data, within=path.parent)
     except OSError as exc:
         raise storage_error(path, exc, "cannot write the study file",
                             "run the same command again") from None

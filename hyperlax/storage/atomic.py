@@ -1,18 +1,45 @@
-"""Generic crash-safe file I/O: atomic writes, publish-once files, checksums, JSON bytes, and
-the error a failed disk operation becomes. JAX-free."""
+"""The one writer: every file or directory hyperlax creates, replaces or deletes goes through
+this module (``tests/test_file_access.py`` fails on any other write in the package). JAX-free.
+
+Writes are atomic (temporary file, fsync, rename, fsync of the directory) and publish-once files
+are hard-linked into place. Every function takes ``within``: the directory the write must stay
+in (the output root, a search or report directory, the directory the user named). With every
+symbolic link on the way resolved, the written path must lie inside it, else an
+OutsideRootError (a HyperlaxError: exit status 2, nothing written) names the link; only a
+file the user named on the command line itself is written with ``within=None``.
+"""
 
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
+import shutil
 import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from hyperlax.errors import HyperlaxError
+
+
+class OutsideRootError(HyperlaxError):
+    """A write or delete that would leave its directory through a symbolic link planted inside
+    it. Refused before anything is touched; exit status 2 (the directory is hostile input)."""
+
+
+def inside_root(path: Path, within: Path, doing: str = "write") -> Path:
+    """``path`` when, with every symbolic link on the way resolved, it is ``within`` itself or
+    lies below it; an OutsideRootError otherwise. A missing tail is taken literally (it will
+    be created as plain directories)."""
+    real_root = Path(os.path.realpath(within))
+    real = Path(os.path.realpath(path))
+    if real != real_root and real_root not in real.parents:
+        raise OutsideRootError(str(path), f"refusing to {doing} here: it leads to {real}, "
+                                          f"outside {real_root}",
+                               "remove the symbolic link (hyperlax never writes outside the "
+                               "directory it was given), or use another output directory")
+    return path
 
 
 class StorageError(HyperlaxError):
@@ -143,18 +170,25 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, *, within: Path | None) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never
     a part: write a temporary file in the same directory, fsync it, rename it over ``path``,
     then fsync the directory so the rename itself survives a crash.
 
-    Only a regular file is ever replaced: a symbolic link is written through (the file it
-    points to is replaced atomically, the link stays), and a FIFO, a device, a directory, a
-    socket or a link to none of a regular file raise NotRegularFileError (an OSError)."""
+    ``within``: the directory the write must not leave (checked before any directory is made,
+    and again right before the rename); None only for a path the user named. Only a regular
+    file is ever replaced: a symbolic link is written through (the file it points to is
+    replaced atomically, the link stays) when it stays ``within``, and a FIFO, a device, a
+    directory, a socket or a link to none of a regular file raise NotRegularFileError (an
+    OSError)."""
+    if within is not None:
+        inside_root(path.parent, within)
     if not os.path.lexists(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-    path = write_target(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    target = write_target(path)
+    if within is not None:
+        inside_root(target, within)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         # mkstemp creates the file 0600; give it the mode a plain open() would, so results
         # on a shared machine are as readable as the user's umask allows.
@@ -163,14 +197,84 @@ def atomic_write(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
-    fsync_dir(path.parent)
+    fsync_dir(target.parent)
+
+
+def make_dirs(path: Path, *, within: Path) -> Path:
+    """``path`` and its missing parents as plain directories, refused (before any is made)
+    where a symbolic link on the way leads out of ``within``. Returns ``path``."""
+    inside_root(path, within, "make a directory")
+    path.mkdir(parents=True, exist_ok=True)
+    return inside_root(path, within, "make a directory")
+
+
+def make_new_dir(path: Path, *, within: Path) -> Path:
+    """A directory at ``path`` that did not exist (FileExistsError otherwise), parents made."""
+    inside_root(path, within, "make a directory")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    inside_root(path.parent, within, "make a directory")
+    path.mkdir()
+    return path
+
+
+def remove_file(path: Path, *, within: Path, missing_ok: bool = True) -> None:
+    """Unlink ``path`` (a symbolic link itself, never what it points to); its directory must
+    lie ``within``."""
+    inside_root(path.parent, within, "delete")
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        if not missing_ok:
+            raise
+
+
+def remove_tree(path: Path, *, within: Path, ignore_errors: bool = False) -> None:
+    """Delete the directory ``path`` and everything in it, never through a symbolic link:
+    ``path`` must lie strictly below ``within`` (its parent inside it) and not be a link itself (shutil.rmtree then
+    removes links found inside as links, without following them)."""
+    inside_root(path.parent, within, "delete")
+    if os.path.islink(path):
+        raise OutsideRootError(str(path), "refusing to delete through a symbolic link",
+                               "remove the symbolic link, or use another output directory")
+    shutil.rmtree(path, ignore_errors=ignore_errors)
+
+
+def remove_empty_dir(path: Path, *, within: Path) -> bool:
+    """``rmdir`` ``path`` when it is an empty directory below ``within``: True if it went."""
+    inside_root(path.parent, within, "delete")
+    try:
+        os.rmdir(path)
+    except OSError:
+        return False
+    return True
+
+
+def rename_within(source: Path, target: Path, *, within: Path) -> None:
+    """``os.rename`` of ``source`` to ``target`` (same directory tree), both below ``within``;
+    the rename acts on a link itself, never on what it points to."""
+    inside_root(source.parent, within, "move a file")
+    inside_root(target.parent, within, "move a file")
+    os.rename(source, target)
+
+
+def open_lock_file(path: Path, *, within: Path) -> int:
+    """A descriptor of the lock file ``path`` (created if missing), for ``fcntl.flock``: never
+    a symbolic link (O_NOFOLLOW) nor anything but a regular file (a FIFO is opened
+    non-blocking, then refused), in a directory below ``within``."""
+    make_dirs(path.parent, within=within)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | os.O_NOFOLLOW
+                 | getattr(os, "O_CLOEXEC", 0), 0o666)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise NotRegularFileError(path, f"is {describe_kind(path)}")
+    return fd
 
 
 def fsync_dir(path: Path) -> None:
@@ -181,14 +285,16 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def publish_new(staged: Path, target: Path) -> bool:
+def publish_new(staged: Path, target: Path, *, within: Path) -> bool:
     """Make the complete file ``staged`` appear at ``target`` only if nothing is there yet:
     True if it did, False if ``target`` already existed. ``os.link`` is atomic and fails with
     EEXIST, so of several processes racing (on one machine or over NFS) exactly one wins, and
     readers never see a partly written file. Whether this call won is read from the staged
     file's link count, not from link's return value: over NFS, a retransmitted link can report
     EEXIST for a link that was made. ``staged`` (a name no one else uses) is left in place for
-    the caller."""
+    the caller. Both must lie ``within``."""
+    inside_root(staged.parent, within)
+    inside_root(target.parent, within)
     try:
         os.link(staged, target)
     except FileExistsError:
@@ -205,7 +311,8 @@ def publish_new(staged: Path, target: Path) -> bool:
         except FileExistsError:
             return False
         with os.fdopen(fd, "wb") as f:
-            f.write(staged.read_bytes())
+            with open(staged, "rb") as source:
+                f.write(source.read())
             f.flush()
             os.fsync(f.fileno())
     fsync_dir(target.parent)
@@ -215,11 +322,3 @@ def publish_new(staged: Path, target: Path) -> bool:
 def json_bytes(obj: Any) -> bytes:
     """``obj`` as indented JSON text (no NaN), newline-terminated, UTF-8."""
     return (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode("utf-8")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -229,7 +229,7 @@ def try_claim(path: Path, entry_index: int, timeout: float = DEFAULT_CLAIM_TIMEO
                 continue
         try:
             staged.write_bytes(json_bytes(doc))
-            won = publish_new(staged, path)
+            won = publish_new(staged, path, within=path.parent)
         finally:
             staged.unlink(missing_ok=True)
         if won:
@@ -251,7 +251,7 @@ def _remove_stale(info: ClaimInfo, token: str) -> bool:
     staged = lock.with_name(f"{lock.name}.{token}.tmp")
     try:
         staged.write_bytes(json_bytes({"host": HOST, "pid": os.getpid()}))
-        locked = publish_new(staged, lock)
+        locked = publish_new(staged, lock, within=lock.parent)
     finally:
         staged.unlink(missing_ok=True)
     if not locked:

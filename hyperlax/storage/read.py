@@ -1,5 +1,9 @@
-"""Reading the files a user hands us (manifests, recipes, plan files, sample files): regular files
-of bounded size only, refused at once otherwise. JAX-free.
+"""The one reader: every file hyperlax reads from disk goes through this module, whether a user
+handed it over (manifests, recipes, plan files, samples files) or hyperlax wrote it earlier
+(markers, decisions, checkpoint records, study files): regular files of bounded size only,
+refused at once otherwise, and decoded (JSON, npz) with located errors where hostile content
+(deep nesting, a bomb of a member) would otherwise raise a traceback.
+``tests/test_file_access.py`` fails on any other read in the package. JAX-free.
 
 A path may name a FIFO (``open`` would block until a writer comes), a device (``/dev/zero`` never
 ends), a directory, or a file far larger than any manifest: each is refused in well under a
@@ -10,23 +14,33 @@ read even if the path is swapped meanwhile.
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import io
 import os
 import stat
+import zipfile
 from pathlib import Path
+from typing import Any
 
 from hyperlax.errors import HyperlaxError
 
 MAX_MANIFEST_BYTES = 4 << 20    # a manifest or recipe is a page of TOML; 4 MiB is generous
 MAX_PLAN_BYTES = 1 << 30        # a million-sample plan is a few hundred MiB
+MAX_RECORD_BYTES = 16 << 20     # a marker, decision, claim or checkpoint record: a few KiB
+MAX_CURVES_BYTES = 1 << 30      # an entry's curves.npz
 
 _KINDS = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device",
           stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory"}
 
 
-def read_bytes(path: Path, what: str, limit: int) -> bytes:
+def read_bytes(path: Path, what: str, limit: int, *, within: Path | None = None) -> bytes:
     """The bytes of the regular file at ``path`` (``what`` names it in messages: "manifest",
     "recipe file", "plan file"), or a HyperlaxError: missing, not a regular file, over
-    ``limit`` bytes, unreadable."""
+    ``limit`` bytes, unreadable, or (with ``within``, for files hyperlax wrote in a directory
+    of its own) a symbolic link that leads out of ``within``."""
+    if within is not None:
+        _refuse_outside(path, within, what)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
@@ -73,3 +87,81 @@ def decode_text(data: bytes, path: Path | str, what: str) -> str:
 
 def read_text(path: Path, what: str, limit: int = MAX_MANIFEST_BYTES) -> str:
     return decode_text(read_bytes(path, what, limit), path, what)
+
+
+def _refuse_outside(path: Path, within: Path, what: str) -> None:
+    real_root = Path(os.path.realpath(within))
+    real = Path(os.path.realpath(path))
+    if real != real_root and real_root not in real.parents:
+        raise HyperlaxError(str(path), f"the {what} leads to {real}, outside {real_root}: "
+                                       "hyperlax never reads its own files through a symbolic "
+                                       "link that leaves their directory",
+                            "remove the symbolic link and run the command again")
+
+
+def decode_json(data: bytes | str, path: Path | str, what: str, type: Any = Any,
+                hint: str = "restore the file, or remove it and run the command again") -> Any:
+    """``data`` decoded as JSON (into ``type``, a msgspec type, when given). Malformed text,
+    the wrong shape, and hostile nesting (a RecursionError deep in any decoder) all become one
+    located HyperlaxError, never a traceback."""
+    import msgspec  # the decoder, here only: most readers of this module need none
+
+    try:
+        return msgspec.json.decode(data, type=type)
+    except msgspec.ValidationError as exc:
+        raise HyperlaxError(str(path), f"damaged {what}: {exc}", hint) from None
+    except msgspec.DecodeError as exc:
+        raise HyperlaxError(str(path), f"damaged {what} (not JSON: {exc})", hint) from None
+    except RecursionError:
+        raise HyperlaxError(str(path), f"damaged {what}: nested too deeply to be one hyperlax "
+                                       "wrote", hint) from None
+
+
+def read_json(path: Path, what: str, *, limit: int = MAX_RECORD_BYTES, type: Any = Any,
+              within: Path | None = None,
+              hint: str = "restore the file, or remove it and run the command again") -> Any:
+    """``read_bytes`` then ``decode_json``."""
+    return decode_json(read_bytes(path, what, limit, within=within), path, what, type, hint)
+
+
+def read_npz(path: Path, what: str, *, limit: int = MAX_CURVES_BYTES,
+             within: Path | None = None) -> dict[str, Any]:
+    """The arrays of an ``.npz`` file, loaded eagerly, without pickles: a HyperlaxError when it
+    is not one, or when a member would unpack past ``limit`` bytes (a zip bomb)."""
+    import numpy as np  # lazily: the compiler reads no arrays
+
+    data = read_bytes(path, what, limit, within=within)
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+        if unpacked > limit:
+            raise HyperlaxError(str(path), f"the {what} would unpack to {unpacked:,} bytes, "
+                                           f"more than the {limit:,} it may have")
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    except HyperlaxError:
+        raise
+    except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile, RecursionError,
+            MemoryError) as exc:
+        raise HyperlaxError(str(path), f"damaged {what}: {exc}",
+                            "restore the file, or remove it and run the command again") from None
+
+
+def sha256_file(path: Path, limit: int = MAX_PLAN_BYTES) -> str:
+    """The SHA-256 of the regular file at ``path``, read in blocks (never a FIFO: the same
+    non-blocking open and fstat as read_bytes). OSError when it cannot be read, as callers
+    that verify entries expect."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            raise OSError(errno.EINVAL, f"not a regular file of at most {limit:,} bytes", str(path))
+        digest, total = hashlib.sha256(), 0
+        while chunk := os.read(fd, 1 << 20):
+            total += len(chunk)
+            if total > limit:
+                raise OSError(errno.EFBIG, f"grew past {limit:,} bytes while it was read", str(path))
+            digest.update(chunk)
+        return digest.hexdigest()
+    finally:
+        os.close(fd)

@@ -29,7 +29,8 @@ from hyperlax.errors import HyperlaxError
 from hyperlax.plan.format import Entry, Plan, results_id
 from hyperlax.storage.paths import path_problem, writable_inside
 from hyperlax.storage import atomic
-from hyperlax.storage.atomic import json_bytes, publish_new, sha256_file, storage_error
+from hyperlax.storage.atomic import json_bytes, publish_new, storage_error
+from hyperlax.storage.read import sha256_file
 from hyperlax.storage.claims import DEFAULT_CLAIM_TIMEOUT, ClaimInfo, EntryClaim, read_claim, \
     try_claim
 
@@ -150,15 +151,17 @@ class SweepDir:
             staging = self.root / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
             try:
                 staging.mkdir()
-                atomic.atomic_write(staging / SWEEP_RECORD, json_bytes(owner.record()))
-                won = publish_new(staging / SWEEP_RECORD, self.root / SWEEP_RECORD)
+                atomic.atomic_write(staging / SWEEP_RECORD, json_bytes(owner.record()),
+                                   within=self.root)
+                won = publish_new(staging / SWEEP_RECORD, self.root / SWEEP_RECORD,
+                                  within=self.root)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
         self.check_owner(owner)  # whoever won (maybe since the first look), it is these results
         if won or not (self.root / PLAN_COPY).is_file():
             # the same bytes from every worker of one plan; a plan with the same results but
             # another manifest text leaves the first plan's copy in place
-            atomic.atomic_write(self.root / PLAN_COPY, plan_bytes)
+            atomic.atomic_write(self.root / PLAN_COPY, plan_bytes, within=self.root)
 
     # --- entries ----------------------------------------------------------------------------
 
@@ -220,7 +223,7 @@ class SweepDir:
         marker = {**owner.record(), "entry": entry_index,
                   "files": {name: sha256_file(directory / name) for name in names},
                   "bytes": {name: (directory / name).stat().st_size for name in names}}
-        atomic.atomic_write(directory / MARKER, json_bytes(marker))
+        atomic.atomic_write(directory / MARKER, json_bytes(marker), within=self.root)
 
     def read_marker(self, entry_path: str) -> dict[str, Any]:
         return json.loads((self.entry_dir(entry_path) / MARKER).read_text("utf-8"))

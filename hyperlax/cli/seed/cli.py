@@ -135,7 +135,7 @@ def emit(spec: SeedSweep, path: Path, force: bool, quiet: bool) -> None:
         click.echo("note: output_root is an absolute path; a relative one (to the directory "
                    "hyperlax runs in) travels better in a checked-in manifest", err=True)
     try:
-        atomic_write(path, text.encode("utf-8"))
+        atomic_write(path, text.encode("utf-8"), within=None)  # --emit-manifest names it
     except OSError as exc:
         raise HyperlaxError(str(path), f"cannot write: {exc.strerror}") from None
     if not quiet:
@@ -339,7 +339,7 @@ def generate_command(**flags: Any) -> None:
         click.echo(table, nl=False)
         return
     try:
-        atomic_write(output, table.encode("utf-8"))
+        atomic_write(output, table.encode("utf-8"), within=None)  # --output-file names it
     except OSError as exc:
         raise HyperlaxError(str(output), f"cannot write: {exc.strerror}",
                             "choose another path with --output-file") from None

@@ -284,7 +284,7 @@ def _emit(flags: SeedSearch, output_root: Path | None, path: Path, force: bool,
     except HyperlaxError as exc:
         raise (_translated(exc) if exc.source == SEED_MANIFEST else exc) from None
     try:
-        atomic_write(path, text.encode("utf-8"))
+        atomic_write(path, text.encode("utf-8"), within=None)  # --emit-manifest names it
     except OSError as exc:
         raise HyperlaxError(str(path), f"cannot write: {exc.strerror}") from None
     if not quiet:

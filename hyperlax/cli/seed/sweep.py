@@ -137,7 +137,7 @@ def start_sweep(root: Path, text: str, plan: Any, command: str) -> tuple[str, bo
                                                 "--output-root")
     sweep.claim(data, owner)  # refuses a non-empty directory that is not a sweep, untouched
     if not (root / SEED_MANIFEST).exists():
-        atomic_write(root / SEED_MANIFEST, text.encode("utf-8"))
+        atomic_write(root / SEED_MANIFEST, text.encode("utf-8"), within=root)
     return pid, record is not None
 
 

@@ -115,10 +115,11 @@ def write(directory: Path, want: dict[str, Any], calls: int, evaluations: int,
     the data file, then its record, then older data files go. Raises OSError."""
     sub_batch = want["sub_batch"]
     name = data_name(sub_batch, evaluations)
-    atomic.atomic_write(directory / name, data)
+    atomic.atomic_write(directory / name, data, within=directory)
     record = {**want, "calls": calls, "evaluations": evaluations, "file": name,
               "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    atomic.atomic_write(directory / record_name(sub_batch), json_bytes(record))
+    atomic.atomic_write(directory / record_name(sub_batch), json_bytes(record),
+                        within=directory)
     for old in directory.glob(f"sub_batch_{sub_batch}.e*.msgpack"):
         if old.name != name:
             old.unlink(missing_ok=True)

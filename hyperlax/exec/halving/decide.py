@@ -203,9 +203,9 @@ def publish_decision(root: Path, plan: Plan, owner: Owner, decision: Decision,
     path = root / decision_path(decision.rung)
     staged = path.with_name(f".{path.name}.{uuid.uuid4().hex}.staged")
     try:
-        atomic.atomic_write(staged, json_bytes(decision.document(owner)))
+        atomic.atomic_write(staged, json_bytes(decision.document(owner)), within=root)
         try:
-            publish_new(staged, path)
+            publish_new(staged, path, within=root)
         finally:
             staged.unlink(missing_ok=True)
     except OSError as exc:
