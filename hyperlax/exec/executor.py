@@ -38,15 +38,17 @@ from hyperlax.exec.outputs import EntryResult, write_entry
 from hyperlax.exec.progress import Progress
 from hyperlax.exec.runner import CompiledRunner
 from hyperlax.exec.schedule import entry_steps, uses
-from hyperlax.storage.atomic import storage_error
+from hyperlax.storage.atomic import make_dirs, storage_error
 from hyperlax.storage.claims import DEFAULT_CLAIM_TIMEOUT, ClaimInfo, ClaimLost, EntryClaim, \
     WaitForOthers
 from hyperlax.storage.sweepdir import Owner, SweepDir
 
 
 def enable_compile_cache(directory: Path) -> None:
-    """Persist compiled XLA programs on disk, so a resumed or repeated exec skips compiles."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Persist compiled XLA programs on disk, so a resumed or repeated exec skips compiles.
+    ``directory`` is the user's (--compile-cache) or the default cache: its own root. JAX
+    writes the cache files in it itself."""
+    make_dirs(directory, within=directory)
     jax.config.update("jax_compilation_cache_dir", str(directory))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

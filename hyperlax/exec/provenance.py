@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from hyperlax import __version__
+from hyperlax.errors import HyperlaxError
+from hyperlax.storage.read import read_bytes
 from hyperlax.storage.provenance import FORMAT
 
 CONFIG = ["jax_enable_x64", "jax_default_matmul_precision", "jax_threefry_partitionable"]
@@ -56,10 +58,11 @@ def _device() -> dict[str, Any]:
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
     """The host CPU's model name (Linux's /proc/cpuinfo; elsewhere ``platform.processor()``)."""
     try:
-        for line in cpuinfo.read_text("utf-8", errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and value.strip():
-                return value.strip()
-    except OSError:
-        pass
+        text = read_bytes(cpuinfo, "CPU description", 16 << 20).decode("utf-8", "replace")
+    except HyperlaxError:
+        text = ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and value.strip():
+            return value.strip()
     return platform.processor() or None

@@ -10,9 +10,6 @@ same evaluation steps (docs/commands/status.md#recheck)."""
 
 from __future__ import annotations
 
-import io
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +19,8 @@ from hyperlax.errors import HyperlaxError
 from hyperlax.plan.read import read_plan_file
 from hyperlax.storage.provenance import (describe, difference_text, differing_fields,
                                          read_provenance)
+from hyperlax.storage.atomic import scratch_dir
+from hyperlax.storage.read import MAX_CURVES_BYTES, decode_npz, read_bytes
 from hyperlax.storage.sweepdir import Owner, SweepDir, sweep_root
 
 RTOL = 1e-5
@@ -64,15 +63,13 @@ def recheck_entry(plan_file: Path, output_root: Path | None, index: int) -> Rech
                             f"completed ({'; '.join(problems)}): there is nothing to compare "
                             "with")
     recorded_dir = sweep.entry_dir(entry.path)
-    scratch = Path(tempfile.mkdtemp(prefix="hyperlax-recheck-"))
-    try:
+    with scratch_dir("hyperlax-recheck-") as scratch:
         _run(plan, pid, data, scratch / "sweep", index)
         again_dir = SweepDir(scratch / "sweep").entry_dir(entry.path)
-        verdict, detail = compare_curves((recorded_dir / "curves.npz").read_bytes(),
-                                         (again_dir / "curves.npz").read_bytes())
+        verdict, detail = compare_curves(
+            read_bytes(recorded_dir / "curves.npz", "curves", MAX_CURVES_BYTES, within=root),
+            read_bytes(again_dir / "curves.npz", "curves", MAX_CURVES_BYTES))
         recorded, today = read_provenance(recorded_dir), read_provenance(again_dir)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     lines = [f"recheck of entry {index} ({entry.path}, {len(entry.samples)} samples): "
              f"{verdict}{detail}"]
     lines.append(f"  recorded by: {describe(recorded) if recorded else 'unknown (no record)'}")
@@ -128,5 +125,4 @@ def compare_curves(recorded: bytes, again: bytes) -> tuple[str, str]:
 
 
 def _arrays(data: bytes) -> dict[str, np.ndarray]:
-    with np.load(io.BytesIO(data)) as npz:
-        return {k: np.asarray(npz[k]) for k in npz.files}
+    return decode_npz(data, "curves.npz", "curves")

@@ -17,8 +17,9 @@ import os
 import shutil
 import stat
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from hyperlax.errors import HyperlaxError
 
@@ -275,6 +276,17 @@ def open_lock_file(path: Path, *, within: Path) -> int:
         os.close(fd)
         raise NotRegularFileError(path, f"is {describe_kind(path)}")
     return fd
+
+
+@contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A new private directory in the system's temporary directory (mode 0700, a name no one
+    else has), removed with everything in it on the way out."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def fsync_dir(path: Path) -> None:

@@ -10,11 +10,15 @@ host name and pid namespace) that no longer exists. The claim is removed after t
 marker is written, or when the worker stops (Ctrl-C, SIGTERM, an error). A SIGKILLed worker
 leaves it behind, stale. A holder whose claim was taken over learns it (``ClaimLost``) before
 it empties or marks the entry. JAX-free.
+
+Every file of the protocol (the claim, its staged copy, the takeover lock, a claim set aside)
+lives in the claim's own directory, which the caller (``SweepDir.claim_path``) checked to lie
+inside the output root; they are made and removed through the one writer with that directory
+as ``within`` and read through the one reader.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import threading
@@ -24,7 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from hyperlax.storage.atomic import json_bytes, publish_new
+from hyperlax.errors import HyperlaxError
+from hyperlax.storage.atomic import (atomic_write, json_bytes, make_dirs, publish_new,
+                                     remove_file, rename_within)
+from hyperlax.storage.read import MAX_RECORD_BYTES, MissingFileError, decode_json, read_bytes
 
 _HELD: set[EntryClaim] = set()   # claims this process won and has not released
 _HELD_LOCK = threading.Lock()
@@ -84,9 +91,9 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:  # someone else's live process
         return True
     try:  # a zombie (killed, not yet reaped) is dead for our purposes
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
+        status = read_bytes(Path(f"/proc/{pid}/stat"), "process status", 1 << 16)
+        return status.rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (HyperlaxError, IndexError):
         return True
 
 
@@ -118,15 +125,17 @@ def read_claim(path: Path) -> ClaimInfo | None:
     written on a file system without hard links, or damaged) has no holder: only its age
     counts."""
     try:
-        raw = path.read_bytes()
-        mtime = path.stat().st_mtime
-    except FileNotFoundError:
+        mtime = os.lstat(path).st_mtime
+        raw = read_bytes(path, "claim", MAX_RECORD_BYTES)
+    except (FileNotFoundError, MissingFileError):
         return None
+    except HyperlaxError:  # a FIFO, a link to a device, a huge file: no holder, only an age
+        raw = b""
     try:
-        doc = json.loads(raw)
+        doc = decode_json(raw, path, "claim")
         host, pid = str(doc["host"]), int(doc["pid"])
         namespace, token = str(doc.get("pid_namespace", "")), str(doc["token"])
-    except (ValueError, KeyError, TypeError):
+    except (HyperlaxError, ValueError, KeyError, TypeError):
         host, pid, namespace, token = "", 0, "", ""
     return ClaimInfo(path, host, pid, namespace, token, time.time() - mtime, mtime, raw)
 
@@ -161,7 +170,7 @@ class EntryClaim:
     def beat(self) -> None:
         """One heartbeat: refresh the claim's mtime, if this worker still holds it."""
         if self.held():
-            os.utime(self.path)
+            os.utime(self.path, follow_symlinks=False)
 
     def _beat_until_stopped(self) -> None:
         while not self._stop.wait(heartbeat_interval(self.timeout)):
@@ -189,7 +198,7 @@ class EntryClaim:
             self._thread.join(timeout=5)
         try:
             if self.held():
-                self.path.unlink()
+                remove_file(self.path, within=self.path.parent, missing_ok=False)
         except OSError:
             pass  # left behind, it goes stale: never worse than a crash
 
@@ -204,7 +213,7 @@ def release_held() -> None:
         claim._stop.set()
         try:
             if claim.held():
-                claim.path.unlink()
+                remove_file(claim.path, within=claim.path.parent, missing_ok=False)
         except OSError:
             pass
 
@@ -215,7 +224,7 @@ def try_claim(path: Path, entry_index: int, timeout: float = DEFAULT_CLAIM_TIMEO
     holds it, or (None, the holder's claim) when another worker does and its claim is not
     stale. A stale claim is taken over. The caller must look at the entry's state again once
     it holds the claim: another worker may have completed it in the meantime."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    here = make_dirs(path.parent, within=path.parent)
     token = uuid.uuid4().hex
     doc = {"host": HOST, "pid": os.getpid(), "pid_namespace": PID_NAMESPACE,
            "token": token, "entry": entry_index, "claimed_at": round(time.time(), 3)}
@@ -228,10 +237,10 @@ def try_claim(path: Path, entry_index: int, timeout: float = DEFAULT_CLAIM_TIMEO
             if not _remove_stale(info, token):
                 continue
         try:
-            staged.write_bytes(json_bytes(doc))
-            won = publish_new(staged, path, within=path.parent)
+            atomic_write(staged, json_bytes(doc), within=here)
+            won = publish_new(staged, path, within=here)
         finally:
-            staged.unlink(missing_ok=True)
+            remove_file(staged, within=here)
         if won:
             claim = EntryClaim(path, token, timeout)
             with _HELD_LOCK:  # held from now on, before the caller enters it
@@ -247,17 +256,18 @@ def _remove_stale(info: ClaimInfo, token: str) -> bool:
     after TAKEOVER_LOCK_STALE seconds). Under it, the claim is read again, renamed aside
     (atomic) and checked once more: a claim that is not the one judged stale (its heartbeat
     came, or it is a new holder's) is put back."""
+    here = info.path.parent
     lock = info.path.with_name(f".{info.path.name}.takeover")
     staged = lock.with_name(f"{lock.name}.{token}.tmp")
     try:
-        staged.write_bytes(json_bytes({"host": HOST, "pid": os.getpid()}))
-        locked = publish_new(staged, lock, within=lock.parent)
+        atomic_write(staged, json_bytes({"host": HOST, "pid": os.getpid()}), within=here)
+        locked = publish_new(staged, lock, within=here)
     finally:
-        staged.unlink(missing_ok=True)
+        remove_file(staged, within=here)
     if not locked:
         try:
-            if time.time() - lock.stat().st_mtime > TAKEOVER_LOCK_STALE:
-                lock.unlink()
+            if time.time() - os.lstat(lock).st_mtime > TAKEOVER_LOCK_STALE:
+                remove_file(lock, within=here, missing_ok=False)
         except FileNotFoundError:
             pass
         return False
@@ -267,18 +277,16 @@ def _remove_stale(info: ClaimInfo, token: str) -> bool:
             return False
         aside = info.path.with_name(f".{info.path.name}.{token}.stale")
         try:
-            os.rename(info.path, aside)
+            rename_within(info.path, aside, within=here)
         except FileNotFoundError:
             return False
         try:
-            if aside.read_bytes() != info.raw or aside.stat().st_mtime != info.mtime:
-                try:
-                    os.link(aside, info.path)
-                except FileExistsError:
-                    pass
+            moved = read_claim(aside)
+            if moved is None or moved.raw != info.raw or moved.mtime != info.mtime:
+                publish_new(aside, info.path, within=here)  # put back, unless replaced
                 return False
             return True
         finally:
-            aside.unlink(missing_ok=True)
+            remove_file(aside, within=here)
     finally:
-        lock.unlink(missing_ok=True)
+        remove_file(lock, within=here)

@@ -15,6 +15,9 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
+from hyperlax.errors import HyperlaxError
+from hyperlax.storage.read import read_json
+
 PROVENANCE_FILE = "provenance.json"
 MAX_PROVENANCE_BYTES = 64 << 10   # a record is a few hundred bytes
 FORMAT = 1
@@ -31,10 +34,8 @@ def read_provenance(entry_dir: Path) -> dict[str, Any] | None:
     environment, never an error, because the results themselves are vouched for by the marker."""
     path = entry_dir / PROVENANCE_FILE
     try:
-        if path.stat().st_size > MAX_PROVENANCE_BYTES:
-            return None
-        record = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
+        record = read_json(path, "provenance record", limit=MAX_PROVENANCE_BYTES)
+    except HyperlaxError:
         return None
     if not isinstance(record, dict):
         return None

@@ -34,6 +34,11 @@ _KINDS = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device
           stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory"}
 
 
+class MissingFileError(HyperlaxError):
+    """The file to read does not exist: the one reader error callers often expect (no record
+    yet, no decision yet) and handle apart from a damaged or hostile file."""
+
+
 def read_bytes(path: Path, what: str, limit: int, *, within: Path | None = None) -> bytes:
     """The bytes of the regular file at ``path`` (``what`` names it in messages: "manifest",
     "recipe file", "plan file"), or a HyperlaxError: missing, not a regular file, over
@@ -44,7 +49,7 @@ def read_bytes(path: Path, what: str, limit: int, *, within: Path | None = None)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        raise HyperlaxError(str(path), f"no such {what}") from None
+        raise MissingFileError(str(path), f"no such {what}") from None
     except OSError as exc:
         raise HyperlaxError(str(path), f"cannot read the {what}: {exc.strerror}") from None
     try:
@@ -126,11 +131,16 @@ def read_json(path: Path, what: str, *, limit: int = MAX_RECORD_BYTES, type: Any
 
 def read_npz(path: Path, what: str, *, limit: int = MAX_CURVES_BYTES,
              within: Path | None = None) -> dict[str, Any]:
-    """The arrays of an ``.npz`` file, loaded eagerly, without pickles: a HyperlaxError when it
-    is not one, or when a member would unpack past ``limit`` bytes (a zip bomb)."""
+    """The arrays of the ``.npz`` file at ``path``: ``read_bytes`` then ``decode_npz``."""
+    return decode_npz(read_bytes(path, what, limit, within=within), path, what, limit)
+
+
+def decode_npz(data: bytes, path: Path | str, what: str,
+               limit: int = MAX_CURVES_BYTES) -> dict[str, Any]:
+    """The arrays of ``.npz`` bytes, loaded eagerly, without pickles: a HyperlaxError when they
+    are not one, or when a member would unpack past ``limit`` bytes (a zip bomb)."""
     import numpy as np  # lazily: the compiler reads no arrays
 
-    data = read_bytes(path, what, limit, within=within)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             unpacked = sum(info.file_size for info in archive.infolist())
@@ -138,7 +148,7 @@ def read_npz(path: Path, what: str, *, limit: int = MAX_CURVES_BYTES,
             raise HyperlaxError(str(path), f"the {what} would unpack to {unpacked:,} bytes, "
                                            f"more than the {limit:,} it may have")
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
+            return {name: np.asarray(npz[name]) for name in npz.files}
     except HyperlaxError:
         raise
     except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile, RecursionError,

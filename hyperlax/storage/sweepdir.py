@@ -18,8 +18,6 @@ id: it belongs to exactly that plan.
 
 from __future__ import annotations
 
-import json
-import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +27,10 @@ from hyperlax.errors import HyperlaxError
 from hyperlax.plan.format import Entry, Plan, results_id
 from hyperlax.storage.paths import path_problem, writable_inside
 from hyperlax.storage import atomic
-from hyperlax.storage.atomic import json_bytes, publish_new, storage_error
-from hyperlax.storage.read import sha256_file
+from hyperlax.storage.atomic import (json_bytes, make_dirs, make_new_dir, publish_new,
+                                     remove_file, remove_tree, storage_error)
+from hyperlax.storage.read import MissingFileError, decode_json, read_bytes, read_json, \
+    sha256_file, MAX_RECORD_BYTES
 from hyperlax.storage.claims import DEFAULT_CLAIM_TIMEOUT, ClaimInfo, EntryClaim, read_claim, \
     try_claim
 
@@ -109,18 +109,21 @@ class SweepDir:
     def record(self) -> dict[str, Any] | None:
         """The ownership record of this directory, or None when there is none."""
         path = self.root / SWEEP_RECORD
+        hint = ("this directory's ownership is unknown; use another output root or restore the "
+                "file")
         try:
-            record = json.loads(path.read_text("utf-8"))
+            record = read_json(path, "sweep record", within=self.root, hint=hint)
             if not isinstance(record, dict) or not isinstance(
                     record.get("results_id") or record["plan_id"], str):
                 raise TypeError("no owner id")
             return record
-        except FileNotFoundError:
+        except MissingFileError:
             return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise HyperlaxError(str(path), f"unreadable sweep record ({exc})",
-                                "this directory's ownership is unknown; use another output "
-                                "root or restore the file") from None
+        except HyperlaxError as exc:
+            raise HyperlaxError(str(path), f"unreadable sweep record ({exc.problems[0][1]})",
+                                hint) from None
+        except (KeyError, TypeError) as exc:
+            raise HyperlaxError(str(path), f"unreadable sweep record ({exc})", hint) from None
 
     def check_owner(self, owner: Owner) -> None:
         """Refuse a directory that holds another plan's results or something else entirely."""
@@ -147,16 +150,16 @@ class SweepDir:
         self.check_owner(owner)
         won = False
         if self.record() is None:
-            self.root.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.root, within=self.root)
             staging = self.root / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
             try:
-                staging.mkdir()
+                make_new_dir(staging, within=self.root)
                 atomic.atomic_write(staging / SWEEP_RECORD, json_bytes(owner.record()),
                                    within=self.root)
                 won = publish_new(staging / SWEEP_RECORD, self.root / SWEEP_RECORD,
                                   within=self.root)
             finally:
-                shutil.rmtree(staging, ignore_errors=True)
+                remove_tree(staging, within=self.root, ignore_errors=True)
         self.check_owner(owner)  # whoever won (maybe since the first look), it is these results
         if won or not (self.root / PLAN_COPY).is_file():
             # the same bytes from every worker of one plan; a plan with the same results but
@@ -210,10 +213,9 @@ class SweepDir:
         if directory.exists():
             # The marker goes first: a kill halfway through the removal must not leave a
             # marker vouching for files that are gone.
-            (directory / MARKER).unlink(missing_ok=True)
-            shutil.rmtree(directory)
-        directory.mkdir(parents=True)
-        return directory
+            remove_file(directory / MARKER, within=self.root)
+            remove_tree(directory, within=self.root)
+        return make_new_dir(directory, within=self.root)
 
     def complete(self, entry_path: str, owner: Owner, entry_index: int,
                  files: list[str]) -> None:
@@ -225,9 +227,6 @@ class SweepDir:
                   "bytes": {name: (directory / name).stat().st_size for name in names}}
         atomic.atomic_write(directory / MARKER, json_bytes(marker), within=self.root)
 
-    def read_marker(self, entry_path: str) -> dict[str, Any]:
-        return json.loads((self.entry_dir(entry_path) / MARKER).read_text("utf-8"))
-
     def verify(self, entry_path: str, owner: Owner, entry_index: int | None = None
                ) -> list[str]:
         """Problems with a complete entry: its marker is damaged (malformed, or a size it records
@@ -236,10 +235,15 @@ class SweepDir:
         Raises OSError when a file exists but cannot be read."""
         directory = self.entry_dir(entry_path)
         try:
-            marker = json.loads((directory / MARKER).read_text("utf-8"))
-        except FileNotFoundError:
+            data = read_bytes(directory / MARKER, "success marker", MAX_RECORD_BYTES,
+                              within=self.root)
+        except MissingFileError:
             return [f"{MARKER} is missing"]
-        except (UnicodeDecodeError, ValueError):
+        except HyperlaxError as exc:  # a FIFO, a device, a huge file, a link out of the root
+            return [f"{MARKER} is unreadable ({exc.problems[0][1]})"]
+        try:
+            marker = decode_json(data, directory / MARKER, "success marker")
+        except HyperlaxError:
             return [f"{MARKER} is damaged (not JSON)"]
         files = marker.get("files") if isinstance(marker, dict) else None
         if not isinstance(files, dict) or not all(

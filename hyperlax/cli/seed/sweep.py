@@ -45,15 +45,16 @@ def compile_in(directory: Path, text: str, name: str, command: str) -> tuple[Any
     """compile_text for a manifest that will live in ``directory``, which may not exist yet:
     a path relative to it (``../recipe.toml``) can only be read through an existing directory,
     so it is created for the compile and removed again if the flags are bad."""
+    from hyperlax.storage.atomic import make_dirs, remove_empty_dir
+
     created = [d for d in [directory, *directory.parents] if not d.exists()]
-    directory.mkdir(parents=True, exist_ok=True)
+    top = created[-1].parent if created else directory  # the deepest directory already there
+    make_dirs(directory, within=top)
     try:
         return compile_text(text, name, directory, command)
     except BaseException:
         for d in created:  # innermost first; they were empty when made
-            try:
-                d.rmdir()
-            except OSError:
+            if not remove_empty_dir(d, within=top):
                 break
         raise
 
