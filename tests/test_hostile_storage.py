@@ -1,0 +1,114 @@
+"""The sweep directory's own files (the sweep record, success markers, claims, provenance
+records), replaced by hostile ones between runs: a FIFO, a file nested too deeply for any
+decoder, an oversized file, a link to /dev/zero or out of the output root. Each is a located
+problem (exit status 2, or the entry reported corrupt), never a hang or a traceback, and
+nothing is written outside the root.
+
+FIFO cases run the command in a subprocess with a timeout: a regression that opened a FIFO
+would block forever, and must fail the test instead of hanging the suite."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from hyperlax.storage.claims import read_claim
+from hyperlax.storage.sweepdir import MARKER, SWEEP_RECORD
+from test_integrity import cli, complete, entry, status, sweep  # noqa: F401 (fixtures)
+
+NESTED = b"[" * 200_000 + b"]" * 200_000
+
+
+def hyperlax(*args, timeout: float = 60) -> subprocess.CompletedProcess:
+    """The real command in a process of its own, failing (not hanging) past ``timeout``."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "hyperlax", *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def replace_with(path: Path, kind: str, outside: Path) -> None:
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "nested":
+        path.write_bytes(NESTED)
+    elif kind == "oversized":
+        with open(path, "wb") as f:
+            f.truncate(64 << 20)  # sparse: large on paper, no disk used
+    elif kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "link-out":
+        outside.write_bytes(b'{"plan_id": "someone else"}')
+        path.symlink_to(outside)
+
+
+KINDS = ["fifo", "nested", "oversized", "dev-zero", "link-out"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_hostile_sweep_record_is_refused_with_its_place(sweep, tmp_path, kind):
+    plan, pid, plan_file, root = sweep
+    replace_with(root / SWEEP_RECORD, kind, tmp_path / "elsewhere.json")
+    started = time.monotonic()
+    for command in ("status", "exec"):
+        result = hyperlax(command, plan_file, "--output-root", root)
+        assert result.returncode == 2, result.stderr
+        assert f"{root / SWEEP_RECORD}: unreadable sweep record" in result.stderr
+        assert "hint:" in result.stderr and "Traceback" not in result.stderr
+    assert time.monotonic() - started < 120
+    if kind == "link-out":
+        assert (tmp_path / "elsewhere.json").read_bytes() == b'{"plan_id": "someone else"}'
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_hostile_marker_makes_its_entry_corrupt_not_a_hang(sweep, tmp_path, kind):
+    plan, pid, plan_file, root = sweep
+    marker = entry(root, plan, 1) / MARKER
+    replace_with(marker, kind, tmp_path / "elsewhere.txt")
+    result = hyperlax("status", plan_file, "--output-root", root, "--verify")
+    assert result.returncode == 1, result.stderr  # status --verify: 1 when something is corrupt
+    assert f"corrupt  {plan.entries[1].path}  (2 samples): {MARKER} is" in result.stdout
+    assert "1/2 done, 0 partial, 0 pending, 1 corrupt" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_a_fifo_provenance_record_is_an_unknown_environment(sweep):
+    plan, pid, plan_file, root = sweep
+    record = entry(root, plan, 0) / "provenance.json"
+    record.unlink()
+    os.mkfifo(record)
+    result = hyperlax("status", plan_file, "--output-root", root)
+    assert result.returncode == 0, result.stderr
+    assert "2/2 done" in result.stdout and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "nested", "oversized", "dev-zero"])
+def test_a_hostile_claim_has_no_holder_and_only_an_age(tmp_path, kind):
+    claim = tmp_path / "batch_00000.claim"
+    claim.write_bytes(b"{}")
+    replace_with(claim, kind, tmp_path / "elsewhere")
+    info = read_claim(claim)
+    assert info is not None and info.host == "" and info.holder() == "an unknown worker"
+
+
+def test_exec_writes_nothing_through_a_recipe_directory_linked_out(sweep, tmp_path):
+    """The entries' top directory replaced by a link to a directory outside the root: exec
+    refuses every entry there and writes nothing outside."""
+    plan, pid, plan_file, root = sweep
+    top = root / plan.entries[0].path.split("/")[0]
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for p in sorted(top.rglob("*"), reverse=True):
+        p.rmdir() if p.is_dir() and not p.is_symlink() else p.unlink()
+    top.rmdir()
+    top.symlink_to(outside)
+    result = cli("exec", plan_file, "--output-root", root)
+    assert result.exit_code == 2, result.output
+    assert "outside" in result.output and "Traceback" not in result.output
+    assert list(outside.iterdir()) == []
