@@ -29,12 +29,16 @@ from hyperlax.report.write import write_files
 from hyperlax.search.rounds import best_of, better
 from hyperlax.storage.provenance import mixed_warning, records_under
 from hyperlax.search.study_file import STUDY_FILE, StudyFile, Told, TrialRecord, read_study
+from hyperlax.search.verify import check_told
 
 MIN_IMPORTANCE_TRIALS = 20
 
 
 def is_search_dir(path: Path) -> bool:
-    return path.is_dir() and (path / STUDY_FILE).is_file()
+    """A directory holding a study file, whatever it is: a link or a FIFO there is refused by
+    the reader with a located error, not taken for a plan file."""
+    study = path / STUDY_FILE
+    return path.is_dir() and (study.exists() or study.is_symlink())
 
 
 @dataclass
@@ -57,6 +61,7 @@ def write_search_report(root: Path, report_dir: Path | None, top_k: int,
     """Read the study file in ``root``, write trials.csv, search_report.json (and
     history.png) to ``report_dir`` (default ``<root>/report``), and compose the text."""
     record = read_study(root / STUDY_FILE)
+    check_told(root, record)  # the told values are ranked: they must be the curves'
     trials = [Trial(t, r.index, r.path, told) for r in record.rounds
               for t, told in zip(r.trials, r.told or [None] * len(r.trials))]
     if not any(t.told is not None for t in trials):
