@@ -85,7 +85,11 @@ def read_study(path: Path) -> StudyFile:
     if study.format != FORMAT or study.format_version not in READABLE_VERSIONS:
         raise HyperlaxError(str(path), f"is {study.format} version {study.format_version}; "
                                        f"this hyperlax reads {FORMAT} versions "
-                                       + ", ".join(map(str, READABLE_VERSIONS)))
+                                       + ", ".join(map(str, READABLE_VERSIONS)),
+                            "a newer hyperlax wrote it: upgrade hyperlax to continue or report "
+                            "this search" if study.format == FORMAT
+                            and study.format_version > FORMAT_VERSION else
+                            "pass the directory of a hyperlax search")
     problems = told_problems(study)
     if problems:
         raise HyperlaxError(str(path), problems, TAMPERED_HINT)
