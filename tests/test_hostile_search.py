@@ -347,3 +347,12 @@ def test_the_lock_file_linked_out_or_a_fifo_is_refused(searched, tmp_path):
     (root / "search.lock").unlink()
     os.mkfifo(root / "search.lock")
     refused(resume(root), "search.lock", "not a regular file", status=1)
+
+
+@pytest.mark.slow
+def test_the_search_report_directory_linked_out_is_refused(searched, tmp_path):
+    root = copy_of(searched, tmp_path)
+    (tmp_path / "outside").mkdir()
+    (root / "report").symlink_to(tmp_path / "outside")
+    refused(invoke("report", root), str(root / "report"), "outside")
+    assert list((tmp_path / "outside").iterdir()) == []

@@ -30,6 +30,7 @@ from hyperlax.search.rounds import best_of, better
 from hyperlax.storage.provenance import mixed_warning, records_under
 from hyperlax.search.study_file import STUDY_FILE, StudyFile, Told, TrialRecord, read_study
 from hyperlax.search.verify import check_told
+from hyperlax.storage.atomic import inside_root
 
 MIN_IMPORTANCE_TRIALS = 20
 
@@ -68,7 +69,8 @@ def write_search_report(root: Path, report_dir: Path | None, top_k: int,
         raise HyperlaxError(str(root), "no trial of this search has been told yet",
                             f"run the search first: its manifest with hyperlax search "
                             f"--output-root {root}")
-    report_dir = report_dir if report_dir is not None else root / "report"
+    if report_dir is None:  # the search's own report/: never a link leading out of it
+        report_dir = inside_root(root / "report", root, "write the search's report")
     metrics = [o["metric"] for o in record.objectives]
     directions = [o["direction"] for o in record.objectives]
     best = best_trials(trials, directions)

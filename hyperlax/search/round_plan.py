@@ -109,9 +109,11 @@ class RoundRunner:
         directory = target(self.root, rnd.path)
         plan, pid = self._plan(rnd, directory)
         stopping.check()
+        target(self.root, rnd.path)  # again: a link planted while the plan compiled
         status = self._exec(directory)
         if status:
             return status
+        target(self.root, rnd.path)  # a round moved out while it trained is not told from
         return self._told(rnd, plan, pid, directory)
 
     # --- the plan -------------------------------------------------------------------------
