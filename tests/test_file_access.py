@@ -64,6 +64,18 @@ ALLOWED: dict[tuple[str, str], str] = {
         "renders a figure into an in-memory buffer; the writer writes the bytes",
     ("exec/outputs.py", "np.savez"):
         "packs curves.npz into an in-memory buffer; the writer writes the bytes",
+    # Optuna opens its SQLite mirror itself (SQLAlchemy, then sqlite3): no path of ours to
+    # hand to the writer. The containment is sampler.check_mirror_file, called by storage_url
+    # and before every opening and update: a mirror file (or its -journal/-wal/-shm) that is
+    # a symbolic link, not a regular file, or outside the search directory is refused first.
+    ("search/sampler.py", ".RDBStorage"):
+        "Optuna's SQLite mirror, opened by Optuna; checked by check_mirror_file first",
+    ("search/sampler.py", ".create_study"):
+        "the in-memory study (no file) and the mirror's study in the storage opened above",
+    ("search/sampler.py", ".delete_study"):
+        "rebuilds the mirror's study inside the storage opened above (no file of its own)",
+    ("report/study.py", ".create_study"):
+        "an in-memory study (no storage, no file) for PED-ANOVA importance",
 }
 
 

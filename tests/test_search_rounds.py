@@ -79,6 +79,13 @@ def run(s: SearchSpec, record: StudyFile, trainer: Trainer, saved: list | None =
     return run_rounds(s, record, save, trainer, told_hook, lambda line: None)
 
 
+def no_curves(monkeypatch) -> None:
+    """A study of the stand-in trainer has no rounds on disk whose curves the report could
+    check its told values against (tests/test_hostile_search.py checks them on real rounds):
+    the report reads it unchecked."""
+    monkeypatch.setattr("hyperlax.report.study.check_told", lambda root, record: None)
+
+
 def asks(record: StudyFile) -> list[dict]:
     return [t.params for r in record.rounds for t in r.trials]
 
@@ -203,7 +210,7 @@ def test_the_sqlite_mirror_follows_the_study_file(tmp_path):
 
 @pytest.mark.parametrize("method,metrics", [("tpe", ("final_return",)),
                                             ("nsgaii", ("final_return", "auc"))])
-def test_report_of_a_study_history_best_and_importance(tmp_path, method, metrics):
+def test_report_of_a_study_history_best_and_importance(tmp_path, monkeypatch, method, metrics):
     from hyperlax.manifest.distributions import to_builtins
     from hyperlax.report.study import dominates, write_search_report
     from hyperlax.search.study_file import write_study
@@ -214,6 +221,7 @@ def test_report_of_a_study_history_best_and_importance(tmp_path, method, metrics
     record.space = {n: to_builtins(d) for n, d in SPACE.items()}
     run(s, record, Trainer(len(metrics)))
     write_study(tmp_path / "search.json", record)
+    no_curves(monkeypatch)
     report = write_search_report(tmp_path, None, top_k=3, plots=True)
     doc = report.document
     told = [t for r in record.rounds for t in r.told]
@@ -237,7 +245,8 @@ def test_report_of_a_study_history_best_and_importance(tmp_path, method, metrics
     assert "importance for final_return (PED-ANOVA" in report.text
 
 
-def test_the_search_report_warns_when_rounds_ran_in_different_environments(tmp_path):
+def test_the_search_report_warns_when_rounds_ran_in_different_environments(tmp_path,
+                                                                           monkeypatch):
     import json
 
     from hyperlax.manifest.distributions import to_builtins
@@ -252,6 +261,7 @@ def test_the_search_report_warns_when_rounds_ran_in_different_environments(tmp_p
     record.space = {n: to_builtins(d) for n, d in SPACE.items()}
     run(s, record, Trainer())
     write_study(tmp_path / "search.json", record)
+    no_curves(monkeypatch)
     same = write_search_report(tmp_path, None, top_k=3, plots=False)
     assert same.document["environment_warning"] is None  # no entries on disk: nothing to say
     for rnd, jax in zip(record.rounds, ["0.10.2", "0.10.3"]):  # each round's one entry

@@ -29,12 +29,17 @@ from hyperlax.report.write import write_files
 from hyperlax.search.rounds import best_of, better
 from hyperlax.storage.provenance import mixed_warning, records_under
 from hyperlax.search.study_file import STUDY_FILE, StudyFile, Told, TrialRecord, read_study
+from hyperlax.search.verify import check_told
+from hyperlax.storage.atomic import inside_root
 
 MIN_IMPORTANCE_TRIALS = 20
 
 
 def is_search_dir(path: Path) -> bool:
-    return path.is_dir() and (path / STUDY_FILE).is_file()
+    """A directory holding a study file, whatever it is: a link or a FIFO there is refused by
+    the reader with a located error, not taken for a plan file."""
+    study = path / STUDY_FILE
+    return path.is_dir() and (study.exists() or study.is_symlink())
 
 
 @dataclass
@@ -57,13 +62,15 @@ def write_search_report(root: Path, report_dir: Path | None, top_k: int,
     """Read the study file in ``root``, write trials.csv, search_report.json (and
     history.png) to ``report_dir`` (default ``<root>/report``), and compose the text."""
     record = read_study(root / STUDY_FILE)
+    check_told(root, record)  # the told values are ranked: they must be the curves'
     trials = [Trial(t, r.index, r.path, told) for r in record.rounds
               for t, told in zip(r.trials, r.told or [None] * len(r.trials))]
     if not any(t.told is not None for t in trials):
         raise HyperlaxError(str(root), "no trial of this search has been told yet",
                             f"run the search first: its manifest with hyperlax search "
                             f"--output-root {root}")
-    report_dir = report_dir if report_dir is not None else root / "report"
+    if report_dir is None:  # the search's own report/: never a link leading out of it
+        report_dir = inside_root(root / "report", root, "write the search's report")
     metrics = [o["metric"] for o in record.objectives]
     directions = [o["direction"] for o in record.objectives]
     best = best_trials(trials, directions)

@@ -54,3 +54,26 @@ def outcome(result: Any, metrics: list[str]) -> tuple[str, list[float] | None, s
         return "fail", None, "no finite value of " + ", ".join(
             m for m, v in zip(metrics, values) if v is None)
     return "complete", values, None
+
+
+def told_of(trials: list[Any], samples: list[Any], metrics: list[str],
+            index: int) -> list[Any]:
+    """What each asked trial of round ``index`` is told, from its round's results
+    (``samples``: a ``SampleResult`` per sample of its plan, in order): a ``Told``, or None where its sample has
+    no result. Used to tell a trained round and to check a recorded one (``search.verify``)."""
+    from hyperlax.search.study_file import Told
+
+    told: list[Any] = []
+    for trial in trials:
+        if trial.sample is None:
+            told.append(Told(number=trial.number, round=index, state="fail",
+                             note=trial.problem))
+            continue
+        result = samples[trial.sample] if 0 <= trial.sample < len(samples) else None
+        if result is None or result.status == "missing":
+            told.append(None)
+            continue
+        state, values, note = outcome(result, metrics)
+        told.append(Told(number=trial.number, round=index, state=state, values=values,
+                         note=note))
+    return told

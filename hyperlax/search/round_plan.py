@@ -23,7 +23,7 @@ from hyperlax.errors import HyperlaxError
 from hyperlax.exec.options import ExecOptions
 from hyperlax.manifest.resolve import Resolved
 from hyperlax.storage.paths import writable_inside
-from hyperlax.search.objectives import outcome
+from hyperlax.search.objectives import told_of
 from hyperlax.search.study_file import RoundRecord, StudyFile, Told
 from hyperlax.storage.atomic import StorageError, atomic_write, storage_error
 
@@ -105,13 +105,15 @@ class RoundRunner:
 
     def __call__(self, rnd: RoundRecord) -> list[Told] | int:
         if all(t.sample is None for t in rnd.trials):
-            return [Told(number=t.number, state="fail", note=t.problem) for t in rnd.trials]
+            return told_of(rnd.trials, [], self.metrics, rnd.index)
         directory = target(self.root, rnd.path)
         plan, pid = self._plan(rnd, directory)
         stopping.check()
+        target(self.root, rnd.path)  # again: a link planted while the plan compiled
         status = self._exec(directory)
         if status:
             return status
+        target(self.root, rnd.path)  # a round moved out while it trained is not told from
         return self._told(rnd, plan, pid, directory)
 
     # --- the plan -------------------------------------------------------------------------
@@ -219,18 +221,12 @@ class RoundRunner:
         from hyperlax.storage.sweepdir import PLAN_COPY
 
         collected = collect(plan, pid, directory, str(directory / PLAN_COPY), directory)
-        told = []
-        for trial in rnd.trials:
-            if trial.sample is None:
-                told.append(Told(number=trial.number, state="fail", note=trial.problem))
-                continue
-            result = collected.samples[trial.sample]
-            if result.status == "missing":
+        told = told_of(rnd.trials, collected.samples, self.metrics, rnd.index)
+        for trial, told_one in zip(rnd.trials, told):
+            if told_one is None:
                 raise StorageError(str(directory), f"round {rnd.index}: sample {trial.sample} "
                                                    f"(trial {trial.number}) has no result after "
                                                    "its plan ran",
                                    f"see hyperlax status {directory / PLAN_COPY} --output-root "
                                    f"{directory} --verify; then: {self.resume}")
-            state, values, note = outcome(result, self.metrics)
-            told.append(Told(number=trial.number, state=state, values=values, note=note))
         return told

@@ -70,6 +70,8 @@ def run_rounds(spec: SearchSpec, record: StudyFile, save: Callable[[StudyFile], 
                 return status
         else:
             _tell(study, rnd, trials)
+    if record.told():
+        told_hook(study)  # the mirror holds every replayed trial (rebuilt if it was lost)
     if record.rounds and record.asked() >= spec.trials:
         log(f"all {record.asked()} trials asked and told")
     while record.asked() < spec.trials:

@@ -30,6 +30,7 @@ from hyperlax.manifest.resolve import Resolved, resolve_text
 from hyperlax.search import study_file as sf
 from hyperlax.search.rounds import SearchSpec
 from hyperlax.search.spaces import space_problems
+from hyperlax.search.verify import check_told
 from hyperlax.exec.stopping import Stopped, signal_name
 
 Echo = Callable[..., None]
@@ -126,9 +127,13 @@ def _locked(request: SearchRequest, resolved: Resolved, spec: SearchSpec, root: 
 
     study_name = resolved.manifest.search.study_name or resolved.settings.name
     record = _claim(root, resolved, spec, study_name, optuna.__version__)
+    check_told(root, record)  # before the told values are replayed into the sampler
     if request.on_claimed is not None:
         request.on_claimed(root)
-    storage = sampler.open_storage(url)  # after the claim: its file may live in the root
+    log = (lambda line: None) if request.quiet else (lambda line: echo(line, err=True))
+    # after the claim: its file may live in the root
+    file = sampler.mirror_file(root, request.storage)
+    storage = sampler.open_storage(url, file, root, lambda line: echo(line, err=True))
     path = root / sf.STUDY_FILE
 
     def hint(signum: int) -> str:
@@ -136,7 +141,6 @@ def _locked(request: SearchRequest, resolved: Resolved, spec: SearchSpec, root: 
                 f"trials told; resume with: {request.resume}")
 
     stopping.set_hint(hint)
-    log = (lambda line: None) if request.quiet else (lambda line: echo(line, err=True))
     log(f"search {resolved.settings.name}: {spec.method} on "
         + ", ".join(f"{m} ({d})" for m, d in zip(spec.metrics, spec.directions))
         + f", {spec.trials} trials in rounds of {spec.per_round}; {record.asked()} asked and "
@@ -149,6 +153,8 @@ def _locked(request: SearchRequest, resolved: Resolved, spec: SearchSpec, root: 
 
     def told(study: Any) -> None:
         stopping.check()
+        if file is not None:  # a link planted while the search runs is refused, too
+            sampler.check_mirror_file(file, root)
         sampler.mirror(study, storage, study_name, lambda line: echo(line, err=True))
 
     try:
@@ -181,12 +187,12 @@ def _lock(root: Path) -> int:
     import fcntl
 
     from hyperlax.search.round_plan import target
-    from hyperlax.storage.atomic import storage_error
+    from hyperlax.storage.atomic import make_dirs, open_lock_file, storage_error
 
     path = target(root, LOCK_FILE)
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        make_dirs(root, within=root)
+        fd = open_lock_file(path, within=root)
     except OSError as exc:
         raise storage_error(path, exc, "cannot create the search's lock file",
                             "run the same command again") from None

@@ -10,11 +10,14 @@ add them twice. The mirror is rebuilt from the study file whenever it disagrees 
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from hyperlax.errors import HyperlaxError
+from hyperlax.search.study_file import STUDY_FILE
 
 DEFAULT_STORAGE_FILE = "optuna_study.db"   # the seed system's name, beside the round files
 
@@ -74,33 +77,116 @@ def tell(study: Any, trial: Any, state: str, values: list[float] | None,
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
 
-def storage_url(root: Path, given: str | None) -> str:
-    """The mirror's URL: ``given`` when it is a URL (``sqlite:///...``, any SQLAlchemy URL);
-    a bare file name is a file in the search directory, as the seed system had it; None: the
-    default file there."""
+def mirror_file(root: Path, given: str | None) -> Path | None:
+    """The mirror's file in the search directory (``given`` a bare file name, or None: the
+    default), or None when ``given`` is a URL the user chose."""
     from hyperlax.storage.paths import path_problem
 
     name = DEFAULT_STORAGE_FILE if given is None else given
     if "://" in name:
-        return name
+        return None
     problem = path_problem(name)
     if problem or "/" in name:
         raise HyperlaxError("--storage", f"{name!r}: a file name in the search directory or a "
                                          "URL such as sqlite:///path/to/study.db"
                                          + (f" ({problem})" if problem else ""))
-    return f"sqlite:///{(root / name).resolve()}"
+    return root / name
 
 
-def open_storage(url: str) -> Any:
-    """Optuna's database at ``url`` (created if missing); a HyperlaxError when it cannot be."""
+def storage_url(root: Path, given: str | None) -> str:
+    """The mirror's URL: ``given`` when it is a URL (``sqlite:///...``, any SQLAlchemy URL);
+    a bare file name is a file in the search directory, as the seed system had it; None: the
+    default file there. A file in the search directory is checked to stay there."""
+    file = mirror_file(root, given)
+    if file is None:
+        return str(given)
+    check_mirror_file(file, root)
+    return f"sqlite:///{file.resolve()}"
+
+
+SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm")   # SQLite writes these beside its database
+
+
+def check_mirror_file(file: Path, root: Path) -> None:
+    """Refuse a mirror in the search directory that SQLite would write through a symbolic link
+    or into something that is not a file: Optuna opens it itself, so the writer's check is
+    made here, before every opening and every update. Exit status 2, nothing written."""
+    from hyperlax.storage.atomic import describe_kind, inside_root
+
+    fix = (f"remove it (hyperlax rebuilds the mirror from {STUDY_FILE}), or pass --storage "
+           "sqlite:///path/to/study.db to keep the mirror elsewhere")
+    for path in (file, *(file.with_name(file.name + side) for side in SQLITE_SIDE_FILES)):
+        if path.is_symlink():
+            raise HyperlaxError(str(path), "is a symbolic link: hyperlax search keeps Optuna's "
+                                           "mirror as a plain file in the search directory and "
+                                           "never writes through a link", fix)
+        if path.exists() and not path.is_file():
+            raise HyperlaxError(str(path), f"is {describe_kind(path)}, not Optuna's SQLite "
+                                           "file", fix)
+    inside_root(file, root, "write Optuna's mirror")
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """SQLite's 'database or disk is full' (SQLITE_FULL) or an ENOSPC, however wrapped."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if (isinstance(cause, OSError) and cause.errno == errno.ENOSPC) or \
+                "disk is full" in str(cause):
+            return True
+        cause = getattr(cause, "orig", None) or cause.__cause__ or cause.__context__
+    return False
+
+
+def _full(where: Path | str) -> Exception:
+    from hyperlax.storage.atomic import storage_error
+
+    return storage_error(Path(where), OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
+                         "cannot write Optuna's mirror of the study file",
+                         "run the same command again")
+
+
+def open_storage(url: str, file: Path | None = None, root: Path | None = None,
+                 log: Callable[[str], None] = lambda line: None) -> Any:
+    """Optuna's database at ``url`` (created if missing). A mirror ``file`` in the search
+    directory ``root`` that cannot be opened (damaged) is removed with a warning and made
+    anew; the search then fills it from the study file. A full disk is a StorageError (exit
+    1); a URL the user gave that cannot be opened a HyperlaxError naming --storage."""
     optuna = require_optuna()
+    if file is not None and root is not None:
+        check_mirror_file(file, root)
     try:
         return optuna.storages.RDBStorage(url)
     except Exception as exc:  # SQLAlchemy raises many kinds; all mean "cannot use this URL"
-        raise HyperlaxError("--storage", f"cannot open Optuna storage {url}: "
-                                         f"{type(exc).__name__}: {exc}",
-                            "pass --storage sqlite:///path/to/study.db, or leave it out for "
-                            f"{DEFAULT_STORAGE_FILE} in the search directory") from None
+        if _disk_full(exc):
+            raise _full(file or url) from None
+        if file is None or root is None:
+            raise HyperlaxError("--storage", f"cannot open Optuna storage {url}: "
+                                             f"{type(exc).__name__}: {exc}",
+                                "pass --storage sqlite:///path/to/study.db, or leave it out "
+                                f"for {DEFAULT_STORAGE_FILE} in the search directory") from None
+        reason = (str(exc).splitlines() or [""])[0]
+        log(f"warning: {file}: Optuna's mirror of the study file cannot be opened "
+            f"({type(exc).__name__}: {reason}); rebuilding it from {STUDY_FILE}")
+    from hyperlax.storage.atomic import remove_file
+
+    try:
+        for path in (file, *(file.with_name(file.name + side) for side in SQLITE_SIDE_FILES)):
+            remove_file(path, within=root)
+        return optuna.storages.RDBStorage(url)
+    except OSError as exc:
+        from hyperlax.storage.atomic import storage_error
+
+        raise storage_error(file, exc, "cannot rebuild Optuna's mirror of the study file",
+                            "run the same command again") from None
+    except Exception as exc:
+        if _disk_full(exc):
+            raise _full(file) from None
+        raise HyperlaxError(str(file), f"cannot rebuild Optuna's mirror of the study file: "
+                                       f"{type(exc).__name__}: {exc}",
+                            f"move {file} out of the way and run the same command again"
+                            ) from None
 
 
 def mirror(study: Any, storage: Any, name: str, log: Callable[[str], None]) -> None:
@@ -124,6 +210,8 @@ def mirror(study: Any, storage: Any, name: str, log: Callable[[str], None]) -> N
                                          directions=study.directions)
             have = []
         stored.add_trials(finished[len(have):])
-    except Exception as exc:  # the mirror never stops a search
+    except Exception as exc:  # the mirror never stops a search, but for a full disk
+        if _disk_full(exc):
+            raise _full(name) from None
         log(f"warning: could not update Optuna storage study {name!r}: "
             f"{type(exc).__name__}: {exc}")

@@ -26,6 +26,7 @@ from typing import Any
 from hyperlax.manifest.distributions import (Categorical, Distribution, IntLogUniform,
                                              IntUniform, LogNormal, LogUniform, Normal,
                                              Quantized, Uniform)
+from hyperlax.storage.read import decode_json
 
 _SCALARS = (bool, int, float, str, type(None))
 
@@ -104,7 +105,7 @@ def to_values(params: dict[str, Any], space: dict[str, Distribution]) -> dict[st
     for name, dist in space.items():
         value = params[name]
         if isinstance(dist, Categorical) and _encoded(dist):
-            value = json.loads(value)
+            value = decode_json(value, name, "categorical choice Optuna asked")
         elif isinstance(dist, Quantized):
             value = int(value) if dist.integral() else float(f"{value:.12g}")
         elif isinstance(dist, (IntUniform, IntLogUniform)):

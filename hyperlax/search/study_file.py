@@ -19,11 +19,12 @@ import msgspec
 
 from hyperlax.exec import stopping
 from hyperlax.errors import HyperlaxError
-from hyperlax.storage.read import read_bytes
+from hyperlax.storage.read import decode_json, read_bytes
 from hyperlax.storage.atomic import atomic_write, json_bytes, storage_error
 
 FORMAT = "hyperlax-search"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2      # 2: every told record names its round (0.2.0 wrote 1, still read)
+READABLE_VERSIONS = (1, 2)
 STUDY_FILE = "search.json"
 MAX_BYTES = 256 << 20
 
@@ -37,7 +38,8 @@ class TrialRecord(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class Told(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    number: int
+    number: int                         # the trial it was told for
+    round: int | None = None            # the round that trained it (None: format version 1)
     state: Literal["complete", "fail"]
     values: list[float] | None = None   # one per objective, when complete
     note: str | None = None             # why it failed
@@ -77,25 +79,63 @@ class StudyFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 def read_study(path: Path) -> StudyFile:
-    data = read_bytes(path, "study file", MAX_BYTES)
-    try:
-        study = msgspec.json.decode(data, type=StudyFile)
-    except msgspec.ValidationError as exc:
-        raise HyperlaxError(str(path), f"damaged study file: {exc}",
-                            "restore it from a backup, or start the search in a new output "
-                            "root") from None
-    except msgspec.DecodeError as exc:
-        raise HyperlaxError(str(path), f"damaged study file (not JSON: {exc})",
-                            "restore it from a backup, or start the search in a new output "
-                            "root") from None
-    if study.format != FORMAT or study.format_version != FORMAT_VERSION:
+    data = read_bytes(path, "study file", MAX_BYTES, within=path.parent)
+    study = decode_json(data, path, "study file", StudyFile,
+                        "restore it from a backup, or start the search in a new output root")
+    if study.format != FORMAT or study.format_version not in READABLE_VERSIONS:
         raise HyperlaxError(str(path), f"is {study.format} version {study.format_version}; "
-                                       f"this hyperlax reads {FORMAT} version {FORMAT_VERSION}")
+                                       f"this hyperlax reads {FORMAT} versions "
+                                       + ", ".join(map(str, READABLE_VERSIONS)),
+                            "a newer hyperlax wrote it: upgrade hyperlax to continue or report "
+                            "this search" if study.format == FORMAT
+                            and study.format_version > FORMAT_VERSION else
+                            "pass the directory of a hyperlax search")
+    problems = told_problems(study)
+    if problems:
+        raise HyperlaxError(str(path), problems, TAMPERED_HINT)
     return study
 
 
+TAMPERED_HINT = ("the study file was edited or damaged: restore it from a backup, or start "
+                 "the search in a new output root")
+
+
+def told_problems(study: StudyFile) -> list[tuple[str, str]]:
+    """Told records that are not bound to their round's trials, located: a round index out of
+    place, a told trial number (or round) other than the one asked in that place, a trial that
+    could not train told as complete. Values are checked against the curves by
+    ``search.verify``; this is what the file alone shows."""
+    problems = []
+    for k, rnd in enumerate(study.rounds):
+        if rnd.index != k:
+            problems.append((f"rounds[{k}].index", f"is {rnd.index}, not {k}"))
+        if rnd.told is None:
+            continue
+        if len(rnd.told) != len(rnd.trials):
+            problems.append((f"rounds[{k}].told", f"{len(rnd.told)} told records for "
+                                                  f"{len(rnd.trials)} asked trials"))
+        for j, (asked, told) in enumerate(zip(rnd.trials, rnd.told)):
+            where = f"rounds[{k}].told[{j}]"
+            if told.number != asked.number:
+                problems.append((where, f"tells trial {told.number}, but round {rnd.index} "
+                                        f"asked trial {asked.number} there"))
+            if told.round is not None and told.round != rnd.index:
+                problems.append((where, f"says round {told.round}, but is in round "
+                                        f"{rnd.index}"))
+            if told.state == "complete" and (asked.sample is None or told.values is None):
+                problems.append((where, f"trial {told.number} is told complete, but "
+                                        + ("it could not train" if asked.sample is None
+                                           else "has no values")))
+    return problems
+
+
 def write_study(path: Path, study: StudyFile) -> None:
-    """Atomically; a stop's emergency exit waits for the write to finish."""
+    """Atomically, in the current format (a version 1 file read is written as version 2: its
+    told records gain their round); a stop's emergency exit waits for the write to finish."""
+    study.format_version = FORMAT_VERSION
+    for rnd in study.rounds:
+        for told in rnd.told or []:
+            told.round = rnd.index
     data = json_bytes(msgspec.to_builtins(study))
     try:
         with stopping.writing():
