@@ -6,6 +6,7 @@ with an error, not a traceback."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 
 from conftest import TINY_RECIPE
 from hyperlax.cli.main import main
-from hyperlax.report.benchmark import iqm_band
+from hyperlax.report.benchmark import iqm_band, plots_dir
 
 ENVS = ("gymnax.cartpole", "gymnax.acrobot")
 
@@ -38,7 +39,6 @@ def bench(tmp_path_factory) -> Path:
 def plotted(bench: Path, *flags: object) -> tuple[object, Path]:
     out = bench.parent / "B_plots"
     if out.exists():
-        import shutil
         shutil.rmtree(out)
     return invoke("plot-benchmark", "--results-dir-to-plot", bench, *flags), out
 
@@ -94,6 +94,18 @@ def test_plot_benchmark_flags_change_what_is_drawn(bench):
     result, _ = plotted(bench, "--slice-metric", "score", "--top_n", 2)  # tyro's spelling
     assert result.exit_code == 0, result.output
 
+    # a run with nothing to read yet is skipped with a note; the others are plotted
+    unfinished = bench / "zz_unfinished"
+    unfinished.mkdir()
+    shutil.copy(next(bench.glob("tiny_*")) / "plan.msgpack", unfinished / "plan.msgpack")
+    try:
+        result, out = plotted(bench)
+    finally:
+        shutil.rmtree(unfinished)
+    assert result.exit_code == 0, result.output
+    assert "note: skipping zz_unfinished: is not a hyperlax sweep directory" in result.output
+    assert len(json.loads((out / "benchmark_plots.json").read_text())["runs"]) == 2
+
 
 def test_plot_benchmark_refuses_what_is_not_a_benchmark(tmp_path):
     result = invoke("plot-benchmark", "--results-dir-to-plot", tmp_path / "missing")
@@ -112,3 +124,11 @@ def test_iqm_band_is_the_trimmed_mean_with_a_band_around_it():
     mid, low, high = iqm_band(curves)
     assert mid.tolist() == [1.5, 11.5]   # the middle 50 %: rows 1 and 2
     assert np.all(low <= mid) and np.all(mid <= high) and high[0] > low[0]
+
+
+def test_the_plots_go_beside_the_benchmark_directory_however_it_is_named(tmp_path, monkeypatch):
+    bench = tmp_path / "B"
+    bench.mkdir()
+    assert plots_dir(Path(str(bench) + "/")) == tmp_path / "B_plots"
+    monkeypatch.chdir(bench)
+    assert plots_dir(Path(".")) == tmp_path.resolve() / "B_plots"   # never inside it

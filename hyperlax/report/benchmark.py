@@ -46,7 +46,9 @@ class BenchmarkRun:
 
 def plots_dir(benchmark: Path) -> Path:
     """Where the plots of ``benchmark`` go: ``<benchmark>_plots`` beside it."""
-    return benchmark.parent / f"{benchmark.resolve().name}_plots"
+    if benchmark.name in ("", ".", ".."):   # `.` would put them inside it
+        benchmark = benchmark.resolve()
+    return benchmark.parent / f"{benchmark.name}_plots"
 
 
 def run_label(name: str, plan: Any, with_info: bool) -> str:
@@ -74,8 +76,7 @@ def find_runs(benchmark: Path, top_n: int, with_info: bool, note: Callable[[str]
     runs = []
     for path, run in zip(paths, read):
         if isinstance(run, HyperlaxError):
-            note(f"skipping {path.name}: "
-                 f"{run.problems if isinstance(run.problems, str) else run}")
+            note(f"skipping {path.name}: " + "; ".join(m for _, m in run.problems))
         else:
             runs.append(run)
     if not runs:
@@ -88,10 +89,10 @@ def _read_run(path: Path, top_n: int, with_info: bool) -> BenchmarkRun | Hyperla
     from hyperlax.plan.read import read_plan
     from hyperlax.storage.sweepdir import PLAN_COPY
 
-    plan, pid = read_plan(path / PLAN_COPY)
     try:
+        plan, pid = read_plan(path / PLAN_COPY)
         collected = R.collect(plan, pid, path, str(path / PLAN_COPY), path)
-    except HyperlaxError as exc:   # nothing finished yet: a note, not the end
+    except HyperlaxError as exc:   # nothing finished yet, a damaged plan: a note, not the end
         return exc
     sweep = C.sweep_scores(collected, run_label(path.name, plan, with_info), RANK_METRIC)
     return BenchmarkRun(path.name, sweep, R.ranked(collected, RANK_METRIC)[:top_n])

@@ -206,8 +206,11 @@ def _resumed(root: Path, flags: SeedSearch) -> SeedSearch:
     """The recorded search, with --n-trials as given (a larger budget extends it); any other
     flag given that contradicts it is refused."""
     recorded = _recorded(root)
-    problems = [(flag, f"{getattr(flags, field)} differs from the search being resumed "
-                       f"({getattr(recorded, field)})")
+    def shown(search: SeedSearch, field: str) -> object:
+        return search.run_length if field == "budget" else getattr(search, field)
+
+    problems = [(flag, f"{shown(flags, field)} differs from the search being resumed "
+                       f"({shown(recorded, field)})")
                 for field, param, flag in _RESUME_CHECKS
                 if given(param) and getattr(flags, field) != getattr(recorded, field)]
     if (given("objective_names") or given("objective_directions")) and \
