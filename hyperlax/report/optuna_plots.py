@@ -84,7 +84,6 @@ def write_optuna_plots(root: Path, storage: str, study_name: str,
 
     lines: list[str] = []
     try:
-        import matplotlib  # noqa: F401
         optuna = sampler.require_optuna()
         study = optuna.load_study(study_name=study_name,
                                   storage=sampler.open_storage(sampler.storage_url(root,
