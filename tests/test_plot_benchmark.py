@@ -33,6 +33,8 @@ def bench(tmp_path_factory) -> Path:
                     "--envs", *ENVS, "--num-samples-per-run", 4, "--hparam-batch-size", 4,
                     "--num-seeds", 2, "--output-root", root / "out")
     assert result.exit_code == 0, result.output
+    assert f"plot them: hyperlax plot-benchmark --results-dir-to-plot {root / 'out' / 'B'}" \
+        in result.output
     return root / "out" / "B"
 
 
