@@ -14,6 +14,7 @@ from hyperlax.exec import options as exec_options
 from hyperlax.cli.seed import benchmark as seed_benchmark
 
 from hyperlax.cli.seed import cli as seed_cli
+from hyperlax.cli.seed import plot_benchmark as seed_plot_benchmark
 
 from hyperlax.exec import stopping
 from hyperlax.cli.errors import ProcessGroup, end_early_stop_handling, user_errors
@@ -325,6 +326,7 @@ main.add_command(seed_cli.sweep_command)
 main.add_command(seed_cli.generate_command)
 main.add_command(seed_cli.single_command)
 main.add_command(seed_benchmark.run_benchmark_command)
+main.add_command(seed_plot_benchmark.plot_benchmark_command)
 
 # Model-based search in rounds (hyperlax/search/) and the seed's front end to it; both modules
 # import neither JAX nor Optuna at module level.

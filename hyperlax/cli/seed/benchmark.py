@@ -223,6 +223,9 @@ def run_benchmark_command(**flags: Any) -> None:
             stopping.finish(outcome.stopped)
     for line in benchmark.summary_lines(runs, outcome):
         click.echo(line)
+    if not quiet and not outcome.status:
+        click.echo("plot them: hyperlax plot-benchmark --results-dir-to-plot "
+                   f"{runs[0].root.parent}")
     if outcome.status:
         raise SystemExit(outcome.status)
 

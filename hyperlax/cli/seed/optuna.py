@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -28,7 +29,9 @@ from hyperlax.errors import HyperlaxError
 from hyperlax.exec.options import (COMPILE_CACHE_HELP, COMPILE_CACHE_VARIABLE,
                                     SEARCH_SHARD_REFUSAL, ExecOptions, declared)
 from hyperlax.cli.seed.cli import given
-from hyperlax.cli.seed.flags import LOG_LEVEL_OPTION, QUIET_LEVELS, SeedCommand, bool_option
+from hyperlax.cli.seed.flags import (LOG_LEVEL_OPTION, OUTPUT_DIR_OPTION, QUIET_LEVELS,
+                                     RUN_LENGTH_OPTION, RUN_LENGTHS, SAVE_LOGS_OPTION,
+                                     SEEDS_OPTION, SeedCommand, bool_option)
 
 COMMAND = "optuna-hp-search"
 SEED_MANIFEST = "search.toml"
@@ -41,7 +44,12 @@ FLAG_OF = {"sweep.recipe": "--algo-and-network-config", "sweep.env": "--env-conf
            "sweep.output_root": "--output-root", "search.trials": "--n-trials",
            "search.trials_per_round": "--optuna-study-batch-size",
            "search.method": "--sampler", "search.study_name": "--study-name",
-           "search.objectives": "--objective-names"}
+           "search.objectives": "--objective-names",
+           "sweep.total_timesteps": "--run-length-modifier",
+           "sweep.num_evaluations": "--run-length-modifier",
+           "sweep.eval_episodes": "--run-length-modifier",
+           "sweep.seeds_per_sample": "--num-seeds"}
+BUDGET_KEYS = ("total_timesteps", "num_evaluations", "eval_episodes")
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,12 @@ class SeedSearch:
     sampler: str
     study_name: str
     objectives: tuple[tuple[str, str], ...]   # (our metric, direction)
+    # --run-length-modifier: its name, the budget keys it sets (the rest are the recipe's),
+    # and a quick run's [fixed] structure; --num-seeds (None: the manifest's one replicate)
+    run_length: str = "default"
+    budget: dict[str, int] = field(default_factory=dict)
+    pins: dict[str, Any] = field(default_factory=dict)
+    replicates: int | None = None
 
     def manifest_text(self, output_root: str) -> str:
         import tomli_w
@@ -65,14 +79,16 @@ class SeedSearch:
         sweep = {"name": name, "recipe": self.recipe, "recipe_space": "include",
                  "env": self.env, "seed": self.seed,
                  "mode": "batched", "batch_size": self.runner_batch,
-                 "output_root": output_root}
+                 **({} if self.replicates is None else {"seeds_per_sample": self.replicates}),
+                 **self.budget, "output_root": output_root}
         search = {"method": self.sampler, "trials": self.n_trials,
                   "trials_per_round": self.study_batch, "study_name": self.study_name,
                   "objectives": [{"metric": m, "direction": d} for m, d in self.objectives]}
         header = ["# hyperlax search manifest, equivalent to the seed command line",
                   f"#   python -m hyperlax.cli {COMMAND} " + " ".join(self.flags()),
                   "# Run it with `hyperlax search <this file>`; the space is the recipe's.", ""]
-        return "\n".join(header) + tomli_w.dumps({"sweep": sweep, "search": search})
+        tables = {"sweep": sweep, "search": search, **({"fixed": self.pins} if self.pins else {})}
+        return "\n".join(header) + tomli_w.dumps(tables)
 
     def flags(self) -> list[str]:
         return [f"--algo-and-network-config {self.recipe}", f"--env-config {self.env}",
@@ -80,7 +96,28 @@ class SeedSearch:
                 "--objective-names " + " ".join(m for m, _ in self.objectives),
                 "--objective-directions " + " ".join(d for _, d in self.objectives),
                 f"--sampler {self.sampler}", f"--optuna-study-batch-size {self.study_batch}",
-                f"--runner-hparam-batch-size {self.runner_batch}", f"--seed {self.seed}"]
+                f"--runner-hparam-batch-size {self.runner_batch}", f"--seed {self.seed}",
+                *([] if self.run_length == "default" else
+                  [f"--run-length-modifier {self.run_length}"]),
+                *([] if self.replicates is None else [f"--num-seeds {self.replicates}"])]
+
+
+def run_length_settings(text: str, recipe: str, num_seeds: int | None
+                        ) -> dict[str, Any]:
+    """SeedSearch's fields for --run-length-modifier and --num-seeds: the budget keys the
+    modifier sets, a quick run's structure pins, and the replicates (--num-seeds, else quick's
+    and long's own, else none: the manifest's one replicate, as before these flags)."""
+    from hyperlax.cli.seed.flags import parse_run_length, quick_pins, recipe_algorithm
+
+    length = parse_run_length(text, COMMAND)
+    budget = {k: getattr(length, k) for k in BUDGET_KEYS if getattr(length, k) is not None}
+    pins = quick_pins(length, recipe_algorithm(recipe, COMMAND), set()) if length.shrink \
+        else {}
+    preset = length.name in RUN_LENGTHS and length.name != "default"
+    replicates = num_seeds if num_seeds is not None else \
+        (length.replicates if preset else None)
+    return {"run_length": length.name, "budget": budget, "pins": pins,
+            "replicates": replicates}
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -135,7 +172,12 @@ def _recorded(root: Path) -> SeedSearch:
     if not path.is_file():
         raise HyperlaxError(str(root), f"has no {SEED_MANIFEST}: it was not started by {COMMAND}",
                             f"resume it with: hyperlax search <its manifest> --output-root {root}")
-    manifest = decode_manifest(read_manifest(path), str(path))
+    from hyperlax.manifest.format import parse_toml
+
+    text = read_manifest(path)
+    manifest = decode_manifest(text, str(path))
+    raw_sweep = parse_toml(text, str(path)).get("sweep", {})
+    given_length = re.search(r"--run-length-modifier (\S+)", text.split("\n[", 1)[0])
     sweep, search = manifest.sweep, manifest.search
     if search is None:
         raise HyperlaxError(str(path), "has no [search] section")
@@ -143,7 +185,11 @@ def _recorded(root: Path) -> SeedSearch:
                       n_trials=search.trials, study_batch=search.trials_per_round,
                       runner_batch=sweep.batch_size, sampler=search.method,
                       study_name=search.study_name or sweep.name,
-                      objectives=tuple((o.metric, o.direction) for o in search.objectives))
+                      objectives=tuple((o.metric, o.direction) for o in search.objectives),
+                      run_length=given_length[1] if given_length else "default",
+                      budget={k: raw_sweep[k] for k in BUDGET_KEYS if k in raw_sweep},
+                      pins=dict(manifest.fixed),
+                      replicates=raw_sweep.get("seeds_per_sample"))
 
 
 _RESUME_CHECKS = [("recipe", "algo_and_network_config", "--algo-and-network-config"),
@@ -151,15 +197,20 @@ _RESUME_CHECKS = [("recipe", "algo_and_network_config", "--algo-and-network-conf
                   ("study_batch", "optuna_study_batch_size", "--optuna-study-batch-size"),
                   ("runner_batch", "runner_hparam_batch_size", "--runner-hparam-batch-size"),
                   ("sampler", "sampler", "--sampler"), ("study_name", "study_name",
-                                                        "--study-name")]
+                                                        "--study-name"),
+                  ("budget", "run_length", "--run-length-modifier"),
+                  ("replicates", "num_seeds", "--num-seeds")]
 
 
 def _resumed(root: Path, flags: SeedSearch) -> SeedSearch:
     """The recorded search, with --n-trials as given (a larger budget extends it); any other
     flag given that contradicts it is refused."""
     recorded = _recorded(root)
-    problems = [(flag, f"{getattr(flags, field)} differs from the search being resumed "
-                       f"({getattr(recorded, field)})")
+    def shown(search: SeedSearch, field: str) -> object:
+        return search.run_length if field == "budget" else getattr(search, field)
+
+    problems = [(flag, f"{shown(flags, field)} differs from the search being resumed "
+                       f"({shown(recorded, field)})")
                 for field, param, flag in _RESUME_CHECKS
                 if given(param) and getattr(flags, field) != getattr(recorded, field)]
     if (given("objective_names") or given("objective_directions")) and \
@@ -208,7 +259,14 @@ def _resumed(root: Path, flags: SeedSearch) -> SeedSearch:
 @click.option("--emit-manifest", type=click.Path(path_type=Path), default=None,
               help="only write the equivalent search manifest here (no training)")
 @click.option("--force", is_flag=True, help="with --emit-manifest: overwrite an existing file")
+@RUN_LENGTH_OPTION
+@SEEDS_OPTION
+@bool_option("--save-optuna-plots", "after the search, draw Optuna's figures (history, "
+                                    "parameter importance, parallel coordinates) as PNGs into "
+                                    "optuna_plots/ in the search directory", default=True)
 @LOG_LEVEL_OPTION
+@SAVE_LOGS_OPTION
+@OUTPUT_DIR_OPTION
 @click.option("--compile-cache", type=click.Path(path_type=Path), default=None,
               envvar=COMPILE_CACHE_VARIABLE, help=COMPILE_CACHE_HELP)
 @user_errors
@@ -218,8 +276,10 @@ def optuna_command(algo_and_network_config: str, env_config: str, study_name: st
                    objective_directions: tuple[str, ...], sampler: str,
                    optuna_study_batch_size: int, runner_hparam_batch_size: int, seed: int,
                    output_root: Path | None, resume: bool, resume_from: Path | None,
-                   emit_manifest: Path | None, force: bool, log_level: str,
-                   compile_cache: Path | None, options: ExecOptions) -> None:
+                   emit_manifest: Path | None, force: bool, run_length: str,
+                   num_seeds: int | None, save_optuna_plots: bool, log_level: str,
+                   save_logs: bool, output_dir: Path | None, compile_cache: Path | None,
+                   options: ExecOptions) -> None:
     """The seed system's Optuna study: ask Optuna (TPE, or NSGA-II for several objectives)
     for --optuna-study-batch-size trials at a time, train them vmapped in batches of
     --runner-hparam-batch-size, tell the results, until --n-trials. Re-running the same
@@ -234,6 +294,10 @@ def optuna_command(algo_and_network_config: str, env_config: str, study_name: st
     if flags.recipe.endswith(".toml") or "/" in flags.recipe:
         # a path from this directory; the manifest lives in the search directory
         flags = replace(flags, recipe=str(Path(flags.recipe).resolve()))
+    flags = replace(flags, **run_length_settings(run_length, flags.recipe, num_seeds))
+    if given("output_dir"):
+        click.echo("warning: --output-dir has no effect (the original overwrote it too); use "
+                   "--output-root", err=True)
     quiet = log_level.upper() in QUIET_LEVELS
     if emit_manifest is not None:
         _emit(flags, output_root, emit_manifest, force, quiet)
@@ -258,7 +322,15 @@ def optuna_command(algo_and_network_config: str, env_config: str, study_name: st
                             "pass a new or empty directory for the search")
     else:
         root = output_root
-    _run(flags, root, storage, quiet, compile_cache, options)
+    status = _run(flags, root, storage, quiet, compile_cache, options)
+    if save_optuna_plots and status == 0:
+        from hyperlax.report.optuna_plots import write_optuna_plots
+
+        lines = write_optuna_plots(root, storage, flags.study_name,
+                                   [m for m, _ in flags.objectives])
+        if not quiet:
+            for line in lines:
+                click.echo(line, err=True)
 
 
 # tyro's list flags: --objective-names a b (each value one use of the `multiple` option)
@@ -304,7 +376,9 @@ def resume_line(root: Path, storage: str, compile_cache: Path | None,
 
 
 def _run(flags: SeedSearch, root: Path, storage: str, quiet: bool,
-         compile_cache: Path | None, options: ExecOptions) -> None:
+         compile_cache: Path | None, options: ExecOptions) -> int:
+    """Run (or resume) the search; its exit status, 0 when every trial was told (a stop
+    ends the process here)."""
     from hyperlax.exec import stopping
     from hyperlax.search.round_plan import write_file
     from hyperlax.search.run import SearchRequest, run_search
@@ -328,3 +402,4 @@ def _run(flags: SeedSearch, root: Path, storage: str, quiet: bool,
             raise (_translated(exc) if exc.source == SEED_MANIFEST else exc) from None
         if status:
             stopping.finish(status)
+    return status
