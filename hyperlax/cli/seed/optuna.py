@@ -312,8 +312,14 @@ def _run(flags: SeedSearch, root: Path, storage: str, quiet: bool,
     text = flags.manifest_text(root.as_posix())
 
     def write_manifest(directory: Path) -> None:  # the search's flags, for --resume-from
-        path = directory / SEED_MANIFEST
-        if not path.is_file() or path.read_text("utf-8") != text:
+        from hyperlax.storage.read import MAX_MANIFEST_BYTES, read_bytes
+
+        try:  # anything but this very text (missing, a FIFO, a link out, edited) is rewritten
+            same = read_bytes(directory / SEED_MANIFEST, "manifest", MAX_MANIFEST_BYTES,
+                              within=directory) == text.encode("utf-8")
+        except HyperlaxError:
+            same = False
+        if not same:
             write_file(directory, SEED_MANIFEST, text.encode("utf-8"))
 
     request = SearchRequest(manifest_text=text, manifest_name=SEED_MANIFEST,
