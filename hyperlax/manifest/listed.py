@@ -51,7 +51,7 @@ def read_samples_file(relative: str, manifest_dir: Path, source: str
 
 def _json_rows(text: str, path: Path, where: str, source: str) -> list[dict[str, Any]]:
     try:  # the reader's decoder: hostile nesting is a located error, not a RecursionError
-        rows = decode_json(text, path, "samples file")
+        rows = decode_json(text, path, "samples file", unique_keys=True)
     except HyperlaxError as exc:
         reason = "; ".join(message for _, message in exc.problems)
         if "nested too deeply" in reason:
