@@ -165,6 +165,40 @@ def test_hostile_base_config_files(tmp_path, monkeypatch):
     assert "Traceback" not in proc.stderr
 
 
+RUN = "ppo-mlp_gymnax.cartpole_batched-N1-quick"
+RUN_BENCHMARK = ["run-benchmark", "--algos", "ppo_mlp", "--envs", "gymnax.cartpole",
+                 "--num-samples-per-run", "1", "--run-length-modifier", "quick",
+                 "--benchmark-name", "B", "--output-root", "bo"]
+
+
+def test_a_benchmark_directory_linked_out_of_the_output_root_is_refused(tmp_path, monkeypatch):
+    """<output-root>/<benchmark-name> and a run directory in it are hyperlax's to make: a
+    symbolic link planted there that leads out is refused before anything is made through it."""
+    monkeypatch.chdir(tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    Path("bo").mkdir()
+    Path("bo/B").symlink_to(outside, target_is_directory=True)
+    refused(invoke(*RUN_BENCHMARK), f"error: bo/B/{RUN}: refusing to make a directory here",
+            f"outside {tmp_path / 'bo'}")
+    Path("bo/B").unlink()
+    Path("bo/B").mkdir()
+    Path(f"bo/B/{RUN}").symlink_to(outside / "gone")
+    refused(invoke(*RUN_BENCHMARK), f"it leads to {outside / 'gone'}, outside")
+    assert list(outside.iterdir()) == []
+
+
+def test_a_fifo_in_the_way_of_a_run_directory_is_a_disk_error_with_its_cause(tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("bo/B").mkdir(parents=True)
+    os.mkfifo(f"bo/B/{RUN}")
+    result = invoke(*RUN_BENCHMARK)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert f"error: bo/B/{RUN}: cannot make the sweep directory" in result.output
+    assert "(a FIFO) away, then run the same command again" in result.output
+
+
 # --- hints --------------------------------------------------------------------------------
 
 def stopped_sweep(monkeypatch) -> list[str]:

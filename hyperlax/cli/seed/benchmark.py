@@ -168,6 +168,8 @@ def plan_runs(flags: dict[str, Any], command: str, echo: Any) -> list[benchmark.
                                                             f"one of {', '.join(MODES)}")])
     run_length = parse_run_length(flags["run_length"], command)
     root, n = benchmark_dir(flags, command), flags["num_samples_per_run"]
+    resuming = flags["resume_from"] is not None or flags["resume"]
+    named = root if resuming else flags["output_root"]   # the directory the user named
     runs = []
     for algo in flags["algos"]:
         algorithm = recipe_algorithm(algo, command)
@@ -189,7 +191,7 @@ def plan_runs(flags: dict[str, Any], command: str, echo: Any) -> list[benchmark.
                     pins=quick_pins(run_length, algorithm, set()))
                 text = manifest_text(spec, root / name)
                 plan, warnings = S.compile_in(root / name, text, S.SEED_MANIFEST,
-                                              f"{command} {name}", within=root)
+                                              f"{command} {name}", within=named)
                 for warning in warnings:
                     warn(f"{name}: {warning}")
                 runs.append(benchmark.Run(name, root / name, plan, plan_id(plan), text))

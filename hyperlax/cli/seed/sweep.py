@@ -48,10 +48,14 @@ def compile_in(directory: Path, text: str, name: str, command: str,
     so it is created for the compile and removed again if the flags are bad. ``within`` is the
     directory it must not leave through a symbolic link (a benchmark's directory); by default
     the directory itself, which the user named."""
-    from hyperlax.storage.atomic import make_dirs, remove_empty_dir
+    from hyperlax.storage.atomic import make_dirs, remove_empty_dir, storage_error
 
     created = [d for d in [directory, *directory.parents] if not d.exists()]
-    make_dirs(directory, within=within or directory)
+    try:
+        make_dirs(directory, within=within or directory)
+    except OSError as exc:  # a file, a FIFO or a dangling link in the way
+        raise storage_error(directory, exc, "cannot make the sweep directory",
+                            "run the same command again") from None
     try:
         return compile_text(text, name, directory, command)
     except BaseException:
