@@ -129,13 +129,15 @@ def _find_search(directory: Path) -> Path:
 def _recorded(root: Path) -> SeedSearch:
     """The flags of the search in ``root``, read back from its search.toml."""
     from hyperlax.manifest.format import decode_manifest
-    from hyperlax.manifest.resolve import read_manifest
+    from hyperlax.storage.read import MAX_MANIFEST_BYTES, decode_text, read_bytes
 
     path = root / SEED_MANIFEST
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise HyperlaxError(str(root), f"has no {SEED_MANIFEST}: it was not started by {COMMAND}",
                             f"resume it with: hyperlax search <its manifest> --output-root {root}")
-    manifest = decode_manifest(read_manifest(path), str(path))
+    # written by the search itself: never read through a link leading out of its directory
+    data = read_bytes(path, "manifest", MAX_MANIFEST_BYTES, within=root)
+    manifest = decode_manifest(decode_text(data, path, "manifest"), str(path))
     sweep, search = manifest.sweep, manifest.search
     if search is None:
         raise HyperlaxError(str(path), "has no [search] section")
