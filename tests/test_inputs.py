@@ -108,3 +108,16 @@ def test_symlinks_out_of_the_root_are_refused_before_any_delete(tmp_path):
         sweep.fresh_entry_dir("r/inner")
     assert precious.read_text() == "keep me" and sorted(os.listdir(outside)) == ["precious.txt"]
     assert inside(root, "r/new") == root / "r" / "new"
+
+
+def test_decode_json_with_unique_keys_refuses_a_key_named_twice():
+    """A file a person writes: every JSON decoder keeps the last of two equal keys silently."""
+    from hyperlax.storage.read import decode_json
+
+    text = '[{"a": 1, "b": {"c": 2, "c": 3}}]'
+    assert decode_json(text, "f.json", "samples file") == [{"a": 1, "b": {"c": 3}}]
+    with pytest.raises(HyperlaxError, match="the samples file names 'c' twice in one object"):
+        decode_json(text, "f.json", "samples file", unique_keys=True)
+    assert decode_json('[{"a": 1}]', "f.json", "samples file", unique_keys=True) == [{"a": 1}]
+    with pytest.raises(HyperlaxError, match="nested too deeply"):
+        decode_json("[" * 100_000 + "]" * 100_000, "f.json", "x", unique_keys=True)

@@ -4,6 +4,7 @@ instant; ``exec`` imports the runtime (``runtime.run_plan``) when it runs."""
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -313,7 +314,12 @@ def benchmark_command(manifests: tuple[Path, ...], output_root: Path | None,
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     with stopping.handling():
-        outcome = benchmark.run_all(runs, click.echo, quiet, compile_cache, compile_workers)
+        words = ["hyperlax", "benchmark", *map(str, manifests)]  # a stop's hint: all of it
+        for flag, value in (("--output-root", output_root), ("--compile-cache", compile_cache),
+                            ("--compile-workers", compile_workers)):
+            words += [flag, str(value)] if value is not None else []
+        outcome = benchmark.run_all(runs, click.echo, quiet, compile_cache, compile_workers,
+                                    resume=shlex.join(words + ["--quiet"] * quiet))
         if outcome.stopped:
             stopping.finish(outcome.stopped)
     for line in benchmark.summary_lines(runs, outcome):

@@ -83,13 +83,27 @@ def check_runs(runs: list[Run]) -> None:
 
 
 def run_all(runs: list[Run], echo: Echo, quiet: bool, compile_cache: Path | None = None,
-            compile_workers: int | None = None) -> Outcome:
-    """Run every incomplete sweep in order, as ``hyperlax exec`` runs one."""
+            compile_workers: int | None = None, resume: str | None = None) -> Outcome:
+    """Run every incomplete sweep in order, as ``hyperlax exec`` runs one. ``resume`` is the
+    benchmark's own command line: what a stop prints, since exec's would resume one sweep."""
     from hyperlax.exec.options import ExecOptions
     from hyperlax.plan.format import encode_plan
     from hyperlax.exec.run_plan import ExecRequest, run_exec
     from hyperlax.storage.atomic import StorageError, atomic_write
     from hyperlax.storage.sweepdir import PLAN_COPY, Owner, SweepDir
+
+    @dataclass(frozen=True)
+    class SweepRequest(ExecRequest):
+        """exec of one sweep, whose stop hint resumes the whole benchmark."""
+
+        resume: str | None = None
+
+        def command_line(self, redo_corrupt: bool = False) -> str:
+            if self.resume is None:
+                return super().command_line(redo_corrupt)
+            if redo_corrupt:
+                return f"{super().command_line(redo_corrupt=True)}; then: {self.resume}"
+            return self.resume
 
     outcome = Outcome()
     for number, run in enumerate(runs, 1):
@@ -107,9 +121,10 @@ def run_all(runs: list[Run], echo: Echo, quiet: bool, compile_cache: Path | None
             if run.manifest_text is not None and not (run.root / "sweep.toml").exists():
                 atomic_write(run.root / "sweep.toml", run.manifest_text.encode("utf-8"),
                              within=run.root)
-            request = ExecRequest(plan_file=run.root / PLAN_COPY, output_root=run.root,
-                                  compile_cache=compile_cache, quiet=quiet,
-                                  options=ExecOptions(compile_workers_given=compile_workers))
+            request = SweepRequest(plan_file=run.root / PLAN_COPY, output_root=run.root,
+                                   compile_cache=compile_cache, quiet=quiet,
+                                   options=ExecOptions(compile_workers_given=compile_workers),
+                                   resume=resume)
             status = run_exec(request, echo)
         except StorageError as exc:  # this sweep's disk trouble; the others may still run
             outcome.failed.append((run, exc.render()))

@@ -123,6 +123,10 @@ def parse_toml(text: str, source: str) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise HyperlaxError(source, f"TOML syntax error: {exc}",
                             "fix the TOML syntax at that line and column") from None
+    except RecursionError:  # tomllib recurses once per level of nested arrays or tables
+        raise HyperlaxError(source, "TOML nested too deeply (arrays or inline tables inside "
+                                    "one another, thousands deep)",
+                            "is this the right file?") from None
 
 
 def decode_manifest(text: str, source: str) -> Manifest:

@@ -6,7 +6,9 @@ Every row names the same hyperparameters; each value goes through the same valid
 sampled value, and a bad row gets a located error (``samples_file picked.csv row 3:
 actor_lr: must be > 0, got -1``). In CSV, a cell is read as JSON when it parses as JSON
 (numbers, true/false, lists such as [64, 64]) and as a string otherwise. The bookkeeping columns
-that ``generate-hp-samples`` writes (sample, seed, structure) are ignored.
+that ``generate-hp-samples`` writes (sample, seed, structure) are ignored. A CSV row with more or
+fewer cells than its header, a column named twice, and JSON nested past any sample's shape are
+refused with the line they are on (exit 2), never read as something else.
 """
 
 from __future__ import annotations
@@ -14,12 +16,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 from pathlib import Path
 from typing import Any
 
 from hyperlax.errors import HyperlaxError
-from hyperlax.storage.read import read_text
+from hyperlax.storage.read import decode_json, read_text
 
 BOOKKEEPING = ("sample", "seed", "structure")
 MAX_ROWS = 1_000_000
@@ -38,16 +39,9 @@ def read_samples_file(relative: str, manifest_dir: Path, source: str
                             "samples_file is relative to the manifest's directory") from None
     where = f"samples_file {relative}"
     if relative.endswith(".json"):
-        try:
-            rows = json.loads(text)
-        except ValueError as exc:
-            raise HyperlaxError(source, [(where, f"not JSON: {exc}")]) from None
-        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-            raise HyperlaxError(source, [(where, "must be a JSON list of objects, one per "
-                                                 "sample: [{\"actor_lr\": 0.001}, ...]")])
+        rows = _json_rows(text, path, where, source)
     elif relative.endswith(".csv"):
-        rows = [{k: _cell(v) for k, v in row.items()}
-                for row in csv.DictReader(io.StringIO(text))]
+        rows = _csv_rows(text, where, source)
     else:
         raise HyperlaxError(source, [("sweep.samples_file", f"{relative!r}: a .csv or .json "
                                                             "file")])
@@ -55,12 +49,64 @@ def read_samples_file(relative: str, manifest_dir: Path, source: str
     return rows, hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _cell(text: str | None) -> Any:
-    if text is None:
-        return None
+def _json_rows(text: str, path: Path, where: str, source: str) -> list[dict[str, Any]]:
+    try:  # the reader's decoder: hostile nesting is a located error, not a RecursionError
+        rows = decode_json(text, path, "samples file", unique_keys=True)
+    except HyperlaxError as exc:
+        reason = "; ".join(message for _, message in exc.problems)
+        if "nested too deeply" in reason:
+            reason = "nested too deeply: a samples file is a flat list of objects"
+        else:
+            reason = reason.replace("damaged samples file (", "").removesuffix(")")
+        raise HyperlaxError(source, [(where, reason)],
+                            "a JSON samples file is a list of objects, one per sample: "
+                            "[{\"actor_lr\": 0.001}, ...]") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise HyperlaxError(source, [(where, "must be a JSON list of objects, one per "
+                                             "sample: [{\"actor_lr\": 0.001}, ...]")])
+    return rows
+
+
+def _csv_rows(text: str, where: str, source: str) -> list[dict[str, Any]]:
+    """The rows of CSV text under its header. A row with more or fewer cells than the header,
+    and a header naming a column twice (csv.DictReader would keep the last one silently), are
+    refused with the line they are on; blank lines are skipped."""
+    reader = csv.reader(io.StringIO(text), strict=True)  # an unclosed quote is an error
+    fix = "every row has one cell per column of the header line, which names each column once"
     try:
-        return json.loads(text)
-    except ValueError:
+        header = next(reader, None)
+        if header is None:
+            return []
+        seen: set[str] = set()
+        for column, name in enumerate(header, 1):
+            if not name.strip():
+                raise HyperlaxError(source, [(f"{where} line 1", f"column {column} has no "
+                                                                 "name")], fix)
+            if name in seen:
+                raise HyperlaxError(source, [(f"{where} line 1", f"names column {name!r} "
+                                                                 "twice")], fix)
+            seen.add(name)
+        rows = []
+        for cells in reader:
+            if not cells:
+                continue
+            if len(cells) != len(header):
+                raise HyperlaxError(source, [(f"{where} line {reader.line_num}",
+                                              f"has {len(cells)} cell{'s' * (len(cells) != 1)}; "
+                                              f"the header has "
+                                              f"{len(header)} ({', '.join(header)})")], fix)
+            rows.append({name: _cell(cell) for name, cell in zip(header, cells)})
+        return rows
+    except csv.Error as exc:  # a NUL byte, an unclosed quote, a cell past the field limit
+        raise HyperlaxError(source, [(f"{where} line {reader.line_num}", f"not CSV: {exc}")],
+                            fix) from None
+
+
+def _cell(text: str) -> Any:
+    """A cell as JSON when it parses as JSON (numbers, true/false, lists), else the string."""
+    try:
+        return decode_json(text, "", "cell")
+    except HyperlaxError:
         return text
 
 

@@ -105,19 +105,52 @@ def _refuse_outside(path: Path, within: Path, what: str) -> None:
 
 
 def decode_json(data: bytes | str, path: Path | str, what: str, type: Any = Any,
-                hint: str = "restore the file, or remove it and run the command again") -> Any:
+                hint: str = "restore the file, or remove it and run the command again",
+                unique_keys: bool = False) -> Any:
     """``data`` decoded as JSON (into ``type``, a msgspec type, when given). Malformed text,
     the wrong shape, and hostile nesting (a RecursionError deep in any decoder) all become one
-    located HyperlaxError, never a traceback."""
+    located HyperlaxError, never a traceback. With ``unique_keys`` (a file a person writes), an
+    object naming a key twice is refused too: every JSON decoder keeps the last silently."""
     import msgspec  # the decoder, here only: most readers of this module need none
 
     try:
-        return msgspec.json.decode(data, type=type)
+        decoded = msgspec.json.decode(data, type=type)
+        if unique_keys:
+            _refuse_duplicate_keys(data, path, what, hint)
+        return decoded
     except msgspec.ValidationError as exc:
         raise HyperlaxError(str(path), f"damaged {what}: {exc}", hint) from None
     except msgspec.DecodeError as exc:
         raise HyperlaxError(str(path), f"damaged {what} (not JSON: {exc})", hint) from None
     except RecursionError:
+        raise HyperlaxError(str(path), f"damaged {what}: nested too deeply to be one hyperlax "
+                                       "wrote", hint) from None
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+def _refuse_duplicate_keys(data: bytes | str, path: Path | str, what: str, hint: str) -> None:
+    """Parsed again, by the standard library's decoder (the only one that shows every pair of
+    an object); the text has just decoded, so only a repeated key raises here."""
+    import json
+
+    try:
+        json.loads(data, object_pairs_hook=_unique_pairs)
+    except _DuplicateKey as exc:
+        raise HyperlaxError(str(path), f"the {what} names {exc.args[0]!r} twice in one object",
+                            hint) from None
+    except (ValueError, RecursionError):
         raise HyperlaxError(str(path), f"damaged {what}: nested too deeply to be one hyperlax "
                                        "wrote", hint) from None
 

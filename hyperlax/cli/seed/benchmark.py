@@ -13,8 +13,9 @@ command line win. JAX-free at module level.
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import click
 import msgspec
@@ -25,31 +26,39 @@ from hyperlax.cli.seed import sweep as S
 from hyperlax.cli.errors import user_errors
 from hyperlax.errors import HyperlaxError
 from hyperlax.cli.seed.cli import CACHE_OPTION, given, is_quiet, warn
-from hyperlax.cli.seed.flags import (LOG_LEVEL_OPTION, OUTPUT_DIR_OPTION, RUN_LENGTH_OPTION,
-                                 SAVE_LOGS_OPTION, SEEDS_OPTION, SeedCommand, SeedSweep,
-                                 bool_option, manifest_text, options, parse_run_length,
-                                 quick_pins, recipe_algorithm, recipe_name)
+from hyperlax.cli.seed.flags import (LOG_LEVEL_OPTION, LOG_LEVELS, OUTPUT_DIR_OPTION,
+                                 RUN_LENGTH_OPTION, SAVE_LOGS_OPTION, SEEDS_OPTION,
+                                 SeedCommand, SeedSweep, bool_option, manifest_text, options,
+                                 parse_run_length, quick_pins, recipe_algorithm, recipe_name)
 from hyperlax.exec.options import COMPILE_WORKERS_OPTION
 
 MODES = ("batched", "sequential")
 
 
+# The ranges of the flags, for the same keys in a --base-config file (click checks the flags;
+# a 0 from the file would otherwise pass as "not set" and train the default 8 seeds).
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+Seeds = Annotated[int, msgspec.Meta(ge=1, le=1024)]
+Names = Annotated[list[str], msgspec.Meta(min_length=1)]
+BenchmarkName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
+
+
 class BenchmarkFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A --base-config file: the flags' settings, by the original's field names."""
 
-    benchmark_name: str | None = None
-    algos: list[str] | None = None
-    envs: list[str] | None = None
-    sweep_modes: list[str] | None = None
-    num_samples_per_run: int | None = None
-    hparam_batch_size: int | None = None
+    benchmark_name: BenchmarkName | None = None
+    algos: Names | None = None
+    envs: Names | None = None
+    sweep_modes: Names | None = None
+    num_samples_per_run: Positive | None = None
+    hparam_batch_size: Positive | None = None
     group_by_structural_hparams: bool | None = None
-    sampling_method: str | None = None
+    sampling_method: Literal["qmc_sobol", "random"] | None = None
     run_length_modifier: str | int | None = None
-    num_agents_slash_seeds: int | None = None
-    output_root: str | None = None        # relative to where hyperlax runs, as in manifests
-    seed: int | None = None
-    log_level: str | None = None
+    num_agents_slash_seeds: Seeds | None = None
+    output_root: Annotated[str, msgspec.Meta(min_length=1)] | None = None  # relative to the cwd
+    seed: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    log_level: str | None = None                        # any case, as --log-level
 
 
 # --base-config field -> the command's parameter
@@ -63,17 +72,37 @@ FILE_FIELDS = {"benchmark_name": "benchmark_name", "algos": "algos", "envs": "en
 
 
 def read_base_config(path: Path) -> BenchmarkFile:
+    """The settings of a --base-config file, each checked as its flag is: a wrong type or a
+    value out of the flag's range is refused naming the file and the key."""
     from hyperlax.storage.read import read_text
     from hyperlax.manifest.format import parse_toml
 
     raw = parse_toml(read_text(path, "benchmark file"), str(path))
     try:
-        return msgspec.convert(raw, BenchmarkFile)
+        loaded = msgspec.convert(raw, BenchmarkFile)
     except msgspec.ValidationError as exc:
         match = re.match(r"^(.*?)(?: - at `\$\.?(.*)`)?$", str(exc), re.S)
         location, text = (match[2] or ""), match[1].replace("`", "")
-        raise HyperlaxError(str(path), [(location, text)],
-                            "keys are run-benchmark's flags with underscores") from None
+        key = location.split("[")[0]
+        if key in FILE_FIELDS and isinstance(raw, dict) and key in raw:
+            hint = (f"give {key} a value --{key.replace('_', '-')} takes (run-benchmark "
+                    "--help), or leave it out for the flag's default")
+            text = text.replace(" | null", "")  # every key may be left out
+            if ", got " not in text and repr(raw[key]) not in text:
+                text += f", got {raw[key]!r}"
+        else:
+            hint = "keys are run-benchmark's flags with underscores"
+        raise HyperlaxError(str(path), [(location, text)], hint) from None
+    if loaded.log_level is not None and loaded.log_level.upper() not in LOG_LEVELS:
+        raise HyperlaxError(str(path), [("log_level", f"{loaded.log_level!r} is not one of "
+                                                      f"{', '.join(LOG_LEVELS)}")])
+    if loaded.run_length_modifier is not None:
+        try:
+            parse_run_length(str(loaded.run_length_modifier), str(path))
+        except HyperlaxError as exc:
+            raise HyperlaxError(str(path), [("run_length_modifier", message)
+                                            for _, message in exc.problems], exc.hint) from None
+    return loaded
 
 
 def merged(flags: dict[str, Any]) -> dict[str, Any]:
@@ -139,6 +168,8 @@ def plan_runs(flags: dict[str, Any], command: str, echo: Any) -> list[benchmark.
                                                             f"one of {', '.join(MODES)}")])
     run_length = parse_run_length(flags["run_length"], command)
     root, n = benchmark_dir(flags, command), flags["num_samples_per_run"]
+    resuming = flags["resume_from"] is not None or flags["resume"]
+    named = root if resuming else flags["output_root"]   # the directory the user named
     runs = []
     for algo in flags["algos"]:
         algorithm = recipe_algorithm(algo, command)
@@ -160,7 +191,7 @@ def plan_runs(flags: dict[str, Any], command: str, echo: Any) -> list[benchmark.
                     pins=quick_pins(run_length, algorithm, set()))
                 text = manifest_text(spec, root / name)
                 plan, warnings = S.compile_in(root / name, text, S.SEED_MANIFEST,
-                                              f"{command} {name}")
+                                              f"{command} {name}", within=named)
                 for warning in warnings:
                     warn(f"{name}: {warning}")
                 runs.append(benchmark.Run(name, root / name, plan, plan_id(plan), text))
@@ -169,6 +200,26 @@ def plan_runs(flags: dict[str, Any], command: str, echo: Any) -> list[benchmark.
                             "DQN needs discrete actions, SAC continuous ones")
     benchmark.check_runs(runs)
     return runs
+
+
+def resume_line() -> str:
+    """This run-benchmark command line with the flags as given (its --base-config too), for
+    the stop hint: run again, it skips the complete sweeps and finishes the others."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    words = ["python", "-m", "hyperlax.cli", ctx.info_name or "run-benchmark"]
+    for param in ctx.command.params:
+        if ctx.get_parameter_source(param.name) != ParameterSource.COMMANDLINE:
+            continue
+        value = ctx.params[param.name]
+        flag = max(param.opts, key=len)
+        if getattr(param, "is_flag", False):
+            words.append(flag if value else (param.secondary_opts or [flag])[0])
+            continue
+        for one in value if getattr(param, "multiple", False) else [value]:
+            words += [flag, str(one)]
+    return shlex.join(words)
 
 
 @click.command("run-benchmark", cls=SeedCommand)
@@ -218,7 +269,7 @@ def run_benchmark_command(**flags: Any) -> None:
             click.echo(f"{run.label}: " + S.cost_lines(run.plan)[0][len("cost: "):], err=True)
     with stopping.handling():
         outcome = benchmark.run_all(runs, click.echo, quiet, flags["compile_cache"],
-                                    flags["compile_workers"])
+                                    flags["compile_workers"], resume=resume_line())
         if outcome.stopped:
             stopping.finish(outcome.stopped)
     for line in benchmark.summary_lines(runs, outcome):

@@ -166,15 +166,17 @@ def _find_search(directory: Path) -> Path:
 def _recorded(root: Path) -> SeedSearch:
     """The flags of the search in ``root``, read back from its search.toml."""
     from hyperlax.manifest.format import decode_manifest
-    from hyperlax.manifest.resolve import read_manifest
+    from hyperlax.storage.read import MAX_MANIFEST_BYTES, decode_text, read_bytes
 
     path = root / SEED_MANIFEST
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise HyperlaxError(str(root), f"has no {SEED_MANIFEST}: it was not started by {COMMAND}",
                             f"resume it with: hyperlax search <its manifest> --output-root {root}")
     from hyperlax.manifest.format import parse_toml
 
-    text = read_manifest(path)
+    # written by the search itself: never read through a link leading out of its directory
+    text = decode_text(read_bytes(path, "manifest", MAX_MANIFEST_BYTES, within=root), path,
+                       "manifest")
     manifest = decode_manifest(text, str(path))
     raw_sweep = parse_toml(text, str(path)).get("sweep", {})
     given_length = re.search(r"--run-length-modifier (\S+)", text.split("\n[", 1)[0])
@@ -386,8 +388,14 @@ def _run(flags: SeedSearch, root: Path, storage: str, quiet: bool,
     text = flags.manifest_text(root.as_posix())
 
     def write_manifest(directory: Path) -> None:  # the search's flags, for --resume-from
-        path = directory / SEED_MANIFEST
-        if not path.is_file() or path.read_text("utf-8") != text:
+        from hyperlax.storage.read import MAX_MANIFEST_BYTES, read_bytes
+
+        try:  # anything but this very text (missing, a FIFO, a link out, edited) is rewritten
+            same = read_bytes(directory / SEED_MANIFEST, "manifest", MAX_MANIFEST_BYTES,
+                              within=directory) == text.encode("utf-8")
+        except HyperlaxError:
+            same = False
+        if not same:
             write_file(directory, SEED_MANIFEST, text.encode("utf-8"))
 
     request = SearchRequest(manifest_text=text, manifest_name=SEED_MANIFEST,

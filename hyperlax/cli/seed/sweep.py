@@ -41,20 +41,26 @@ def compile_text(text: str, name: str, manifest_dir: Path, command: str) -> tupl
         raise HyperlaxError(command, problems, exc.hint) from None
 
 
-def compile_in(directory: Path, text: str, name: str, command: str) -> tuple[Any, list]:
+def compile_in(directory: Path, text: str, name: str, command: str,
+               within: Path | None = None) -> tuple[Any, list]:
     """compile_text for a manifest that will live in ``directory``, which may not exist yet:
     a path relative to it (``../recipe.toml``) can only be read through an existing directory,
-    so it is created for the compile and removed again if the flags are bad."""
-    from hyperlax.storage.atomic import make_dirs, remove_empty_dir
+    so it is created for the compile and removed again if the flags are bad. ``within`` is the
+    directory it must not leave through a symbolic link (a benchmark's directory); by default
+    the directory itself, which the user named."""
+    from hyperlax.storage.atomic import make_dirs, remove_empty_dir, storage_error
 
     created = [d for d in [directory, *directory.parents] if not d.exists()]
-    top = created[-1].parent if created else directory  # the deepest directory already there
-    make_dirs(directory, within=top)
+    try:
+        make_dirs(directory, within=within or directory)
+    except OSError as exc:  # a file, a FIFO or a dangling link in the way
+        raise storage_error(directory, exc, "cannot make the sweep directory",
+                            "run the same command again") from None
     try:
         return compile_text(text, name, directory, command)
     except BaseException:
         for d in created:  # innermost first; they were empty when made
-            if not remove_empty_dir(d, within=top):
+            if not remove_empty_dir(d, within=created[-1].parent):
                 break
         raise
 

@@ -210,8 +210,8 @@ class EntryCheckpoints:
                 files.write(self.directory, want, snapshot.calls, evaluations, data)
         except OSError as exc:
             raise storage_error(self.directory, exc, "cannot write a checkpoint",
-                                "free space or set checkpoint_every = 0, then run the same "
-                                "command again") from None
+                                "run the same command again (checkpoint_every = 0 writes "
+                                "no checkpoints)") from None
         self.saved.append((len(data), time.perf_counter() - started))
 
     def remove(self) -> None:
