@@ -262,7 +262,12 @@ def read_decision(root: Path, plan: Plan, owner: Owner, rung: int,
     # A link leading out of the sweep is hostile (exit 2); anything else the reader refuses
     # (a FIFO, a device, a directory, an oversized or deeply nested file) is a damaged decision,
     # like one whose checksum fails: it may have been acted on, so it is never replaced.
-    atomic.inside_root(path, root, "read the rung decision")
+    try:
+        atomic.inside_root(path, root, "read the rung decision")
+    except atomic.OutsideRootError as exc:
+        raise atomic.OutsideRootError(exc.source, exc.problems, "remove the symbolic link: "
+                                      "hyperlax never reads its own records through one that "
+                                      "leaves the output root") from None
     try:
         doc = decode_json(read_bytes(path, "rung decision", MAX_RECORD_BYTES), path,
                           "rung decision")
