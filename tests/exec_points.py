@@ -95,11 +95,13 @@ def install(on_point: OnPoint, patch: Callable[[Any, str, Any], None] = setattr)
 
     write = outputs._write
 
-    def written(path: Path, data: bytes, entry: Any) -> None:
-        write(path, data, entry)
-        reached(f"after-file:{path.name}", entry.index)
+    def written(path: Path, data: bytes, root: Any) -> None:
+        # outputs._write gets the output root (the writer's ``within``), not the entry: the
+        # entry is the one run_entry started (``current``)
+        write(path, data, root)
+        reached(f"after-file:{path.name}")
         if path.name == "summary.json":  # write_entry's last file: the marker comes next
-            reached("before-marker", entry.index)
+            reached("before-marker")
 
     rung_decision = rungs.rung_decision
 

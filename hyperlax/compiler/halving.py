@@ -20,15 +20,21 @@ DEFAULT_METRIC = "final_return"
 
 
 def _evaluations(budget: Any, total: int) -> tuple[Fraction | None, str]:
-    """(the budget in evaluations, exact, or None; how it was written, for messages)."""
+    """(the budget in evaluations, exact, and how it was written, for messages), or (None,
+    what is wrong with it)."""
     if isinstance(budget, int):
         return Fraction(budget), f"{budget} evaluation{'s' if budget != 1 else ''}"
     if isinstance(budget, float):
         return Fraction(budget) * total, f"{budget!r} of num_evaluations = {total}"
     text = budget.replace(" ", "")
-    fraction = Fraction(text)
+    try:
+        fraction = Fraction(text)
+    except ZeroDivisionError:
+        return None, f"{budget!r} divides by zero"
+    except ValueError:  # digits past Python's int-conversion limit
+        return None, f"{budget[:24]!r}... has {len(text):,} characters, too many digits"
     if not 0 < fraction <= 1:
-        return None, f"{budget!r}"
+        return None, f"{budget!r} is not a fraction in (0, 1]"
     return fraction * total, f"{text} of num_evaluations = {total}"
 
 
@@ -55,18 +61,23 @@ def halving_problems(sweep: Any, settings: Settings
         return None, problems, []
     total = settings.num_evaluations
     group = chunk_group(total)
+    eta_hint = sweep.eta if sweep.eta is not None else DEFAULT_ETA
     evaluations: list[int] = []
     for i, budget in enumerate(sweep.rungs):
         where = f"sweep.rungs[{i}]"
         value, written = _evaluations(budget, total)
         if value is None:
-            problems.append((where, f"{written} is not a fraction in (0, 1]"))
+            problems.append((where, f"{written}; write a fraction such as \"1/{eta_hint}\" "
+                                    "or an evaluation count"))
             continue
         count, problem = _whole(value, written, total)
         if count is None:
             problems.append((where, problem))
             continue
-        if count > total:
+        if count < 1:  # a tiny fraction (a huge denominator) rounds to no training at all
+            problems.append((where, f"{written} is less than one evaluation: a rung trains "
+                                    f"at least one; use at least \"1/{total}\""))
+        elif count > total:
             problems.append((where, f"{written} is more than the full budget "
                                     f"(num_evaluations = {total})"))
         elif count % group:

@@ -29,6 +29,14 @@ class Run:
     plan: Any
     plan_id: str
     manifest_text: str | None = None  # written as sweep.toml beside the plan copy, if given
+    # The directory its sweep directory must stay in: the --output-root (or benchmark
+    # directory) the user named, which hyperlax made ``root`` in; None when the user named
+    # ``root`` itself (a manifest's own output_root).
+    within: Path | None = None
+
+    @property
+    def base(self) -> Path:
+        return self.within if self.within is not None else self.root
 
     def complete(self) -> bool:
         from hyperlax.storage.sweepdir import SweepDir
@@ -61,16 +69,20 @@ def plan_manifests(paths: list[Path], output_root: Path | None) -> tuple[list[Ru
         warnings += [f"{path}: {w}" for w in found]
         root = output_root / plan.settings.name if output_root is not None \
             else Path(plan.settings.output_root)
-        runs.append(Run(str(path), root, plan, plan_id(plan)))
+        runs.append(Run(str(path), root, plan, plan_id(plan), within=output_root))
     check_runs(runs)
     return runs, warnings
 
 
 def check_runs(runs: list[Run]) -> None:
-    """Refuse, before anything runs, two sweeps sharing a directory and a directory that holds
-    another plan's results or something that is not a sweep."""
+    """Refuse, before anything runs, a sweep directory that a symbolic link planted in the
+    benchmark's directory leads out of it, two sweeps sharing a directory, and a directory
+    that holds another plan's results or something that is not a sweep."""
+    from hyperlax.storage.atomic import inside_root
     from hyperlax.storage.sweepdir import Owner, SweepDir
 
+    for run in runs:
+        inside_root(run.root, run.base, "run a sweep")
     seen: dict[Path, str] = {}
     for run in runs:
         key = run.root.resolve()
@@ -120,7 +132,7 @@ def run_all(runs: list[Run], echo: Echo, quiet: bool, compile_cache: Path | None
             SweepDir(run.root).claim(encode_plan(run.plan), Owner.of(run.plan, run.plan_id))
             if run.manifest_text is not None and not (run.root / "sweep.toml").exists():
                 atomic_write(run.root / "sweep.toml", run.manifest_text.encode("utf-8"),
-                             within=run.root)
+                             within=run.base)
             request = SweepRequest(plan_file=run.root / PLAN_COPY, output_root=run.root,
                                    compile_cache=compile_cache, quiet=quiet,
                                    options=ExecOptions(compile_workers_given=compile_workers),

@@ -23,6 +23,7 @@ from hyperlax.exec.options import exec_command_line
 from hyperlax.plan.explain import ranges_text
 from hyperlax.plan.format import Entry, Plan
 from hyperlax.storage.provenance import groups, mixed_warning, read_provenance
+from hyperlax.storage.read import read_json, read_npz
 from hyperlax.storage.sweepdir import PLAN_COPY, Owner, SweepDir, another_plan
 from hyperlax.manifest.toml_inline import toml_key, toml_value
 
@@ -133,6 +134,8 @@ def collect(plan: Plan, plan_id: str, root: Path, plan_source: str,
                 samples.update({i: _with_rung(r, rung)
                                 for i, r in _read_entry(sweep, entry).items()})
                 provenance[entry.path] = read_provenance(sweep.entry_dir(entry.path))
+            except HyperlaxError as exc:  # the reader's: a FIFO, nesting, a link out...
+                state, problem = "damaged", exc.render().splitlines()[0]
             except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
                 state, problem = "damaged", str(exc)
         entries.append(EntryState(entry, state, problem, corrupt))
@@ -156,12 +159,12 @@ def _with_rung(result: SampleResult, rung: int | None) -> SampleResult:
 def _read_entry(sweep: SweepDir, entry: Entry) -> dict[int, SampleResult]:
     """The samples of a complete entry whose files ``SweepDir.verify`` found intact."""
     directory = sweep.entry_dir(entry.path)
-    summary = json.loads((directory / "summary.json").read_text("utf-8"))
+    summary = read_json(directory / "summary.json", "entry summary", within=sweep.root)
     by_sample = {s["sample"]: s for s in summary["samples"]}
-    with np.load(directory / "curves.npz") as npz:
-        order = [int(i) for i in npz["sample"]]
-        eval_steps = np.asarray(npz["eval_steps"])
-        returns = np.where(npz["finite"], npz["returns"], np.nan).astype(np.float64)
+    npz = read_npz(directory / "curves.npz", "curves file", within=sweep.root)
+    order = [int(i) for i in npz["sample"]]
+    eval_steps = np.asarray(npz["eval_steps"])
+    returns = np.where(npz["finite"], npz["returns"], np.nan).astype(np.float64)
     if sorted(order) != sorted(entry.samples) or set(by_sample) != set(entry.samples):
         raise ValueError("its samples are not the plan's samples for this entry")
     out = {}

@@ -69,8 +69,8 @@ def write_search_report(root: Path, report_dir: Path | None, top_k: int,
         raise HyperlaxError(str(root), "no trial of this search has been told yet",
                             f"run the search first: its manifest with hyperlax search "
                             f"--output-root {root}")
-    if report_dir is None:  # the search's own report/: never a link leading out of it
-        report_dir = inside_root(root / "report", root, "write the search's report")
+    within = report_dir if report_dir is not None else root  # -o is the user's; report/ is ours
+    report_dir = report_dir if report_dir is not None else root / "report"
     metrics = [o["metric"] for o in record.objectives]
     directions = [o["direction"] for o in record.objectives]
     best = best_trials(trials, directions)
@@ -101,7 +101,7 @@ def write_search_report(root: Path, report_dir: Path | None, top_k: int,
     }
     json_text = json.dumps(document, indent=2, allow_nan=False) + "\n"
     files["search_report.json"] = json_text.encode("utf-8")
-    write_files(report_dir, files, names)
+    write_files(report_dir, files, names, within=within)
     return SearchReport(text(record, trials, best, document, top_k), json_text, document)
 
 

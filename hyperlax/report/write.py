@@ -64,6 +64,9 @@ def write_report(plan_file: Path, output_root: Path | None, report_dir: Path | N
     plan, pid = read_plan(plan_file)
     root = sweep_root(plan, output_root)
     collected = R.collect(plan, pid, root, str(plan_file), output_root)
+    # The report directory a user names (-o) is theirs to write in; the default one lies in the
+    # sweep, whose root it must not leave (``report/`` itself may be a link planted there).
+    within = report_dir if report_dir is not None else root
     report_dir = report_dir if report_dir is not None else root / "report"
 
     files: dict[str, bytes] = {"results.csv": R.results_csv(collected, metric).encode("utf-8")}
@@ -90,16 +93,20 @@ def write_report(plan_file: Path, output_root: Path | None, report_dir: Path | N
         document["sensitivity"] = analysis
     json_text = json.dumps(document, indent=2, allow_nan=False) + "\n"
     files["report.json"] = json_text.encode()
-    write_files(report_dir, files, names)
+    write_files(report_dir, files, names, within=within)
     return Report(collected, str(plan_file), report_dir, names, document, json_text)
 
 
-def write_files(report_dir: Path, files: dict[str, bytes], names: list[str]) -> None:
+def write_files(report_dir: Path, files: dict[str, bytes], names: list[str], *,
+                within: Path | None = None) -> None:
     """Write ``files[name]`` for each of ``names`` into ``report_dir`` (a sweep's report or a
-    search's); a directory that cannot be written is a HyperlaxError."""
+    search's), never leaving ``within``: the sweep or search directory for its own
+    ``report/``, or (None) ``report_dir`` itself, a directory the user named. A directory that
+    cannot be written is a HyperlaxError."""
+    within = within if within is not None else report_dir
     try:
         for name in names:
-            atomic.atomic_write(report_dir / name, files[name], within=report_dir)
+            atomic.atomic_write(report_dir / name, files[name], within=within)
     except OSError as exc:
         raise HyperlaxError(str(report_dir), f"cannot write the report: {exc.strerror}",
                             "choose another directory with -o") from None

@@ -25,6 +25,7 @@ from hyperlax.exec import benchmark
 from hyperlax.cli.seed import sweep as S
 from hyperlax.cli.errors import user_errors
 from hyperlax.errors import HyperlaxError
+from hyperlax.storage.atomic import inside_root
 from hyperlax.cli.seed.cli import CACHE_OPTION, given, is_quiet, warn
 from hyperlax.cli.seed.flags import (LOG_LEVEL_OPTION, LOG_LEVELS, OUTPUT_DIR_OPTION,
                                  RUN_LENGTH_OPTION, SAVE_LOGS_OPTION, SEEDS_OPTION,
@@ -168,8 +169,11 @@ def plan_runs(flags: dict[str, Any], command: str, echo: Any) -> list[benchmark.
                                                             f"one of {', '.join(MODES)}")])
     run_length = parse_run_length(flags["run_length"], command)
     root, n = benchmark_dir(flags, command), flags["num_samples_per_run"]
-    resuming = flags["resume_from"] is not None or flags["resume"]
-    named = root if resuming else flags["output_root"]   # the directory the user named
+    # The directory the user named: the benchmark directory to resume, else --output-root,
+    # in which hyperlax makes <benchmark-name>/; no sweep may leave it through a planted link.
+    resumed = flags["resume_from"] is not None or flags["resume"]
+    within = root if resumed else flags["output_root"]
+    inside_root(root, within, "run a benchmark")
     runs = []
     for algo in flags["algos"]:
         algorithm = recipe_algorithm(algo, command)
@@ -190,11 +194,13 @@ def plan_runs(flags: dict[str, Any], command: str, echo: Any) -> list[benchmark.
                     output_root=(root / name).as_posix(),
                     pins=quick_pins(run_length, algorithm, set()))
                 text = manifest_text(spec, root / name)
+                inside_root(root / name, within, "run a sweep")  # before compile_in makes it
                 plan, warnings = S.compile_in(root / name, text, S.SEED_MANIFEST,
-                                              f"{command} {name}", within=named)
+                                              f"{command} {name}", within=within)
                 for warning in warnings:
                     warn(f"{name}: {warning}")
-                runs.append(benchmark.Run(name, root / name, plan, plan_id(plan), text))
+                runs.append(benchmark.Run(name, root / name, plan, plan_id(plan), text,
+                                          within=within))
     if not runs:
         raise HyperlaxError(command, "no recipe x env combination can run",
                             "DQN needs discrete actions, SAC continuous ones")

@@ -21,18 +21,18 @@ written: so a kill while writing outputs still finds them.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
 import hyperlax
+from hyperlax.errors import HyperlaxError
 from hyperlax.plan.check import CHECKPOINTS_DIR
 from hyperlax.storage.paths import inside
 from hyperlax.storage import atomic
 from hyperlax.storage.atomic import json_bytes
+from hyperlax.storage.read import read_bytes, read_json
 
 CHECKPOINT_FORMAT = "hyperlax-checkpoint-1"
 
@@ -56,15 +56,18 @@ def data_name(sub_batch: int, evaluations: int) -> str:
     return f"sub_batch_{sub_batch}.e{evaluations:06d}.msgpack"
 
 
-def read_record(directory: Path, sub_batch: int) -> tuple[dict[str, Any] | None, str | None]:
-    """(the record, None), (None, None) when there is none, or (None, why it is unusable)."""
+def read_record(directory: Path, sub_batch: int, *, root: Path
+                ) -> tuple[dict[str, Any] | None, str | None]:
+    """(the record, None), (None, None) when there is none, or (None, why it is unusable): a
+    FIFO, a device, an oversized or deeply nested record, or a link leading out of the output
+    ``root`` is unusable, never read (so ``status`` never hangs on one)."""
     path = directory / record_name(sub_batch)
-    try:
-        record = json.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return None, None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        return None, f"{path}: unreadable checkpoint record ({exc})"
+    try:
+        record = read_json(path, "checkpoint record", within=root)
+    except HyperlaxError as exc:
+        return None, f"unreadable checkpoint record: {exc.render().splitlines()[0]}"
     if not isinstance(record, dict) or record.get("format") != CHECKPOINT_FORMAT:
         return None, f"{path}: not a hyperlax checkpoint record"
     return record, None
@@ -96,13 +99,18 @@ def record_problem(record: dict[str, Any], want: dict[str, Any], directory: Path
     return None
 
 
-def read_data(directory: Path, record: dict[str, Any]) -> tuple[bytes | None, str | None]:
-    """(the data file's bytes, None) when they match the record's checksum, else (None, why)."""
+def read_data(directory: Path, record: dict[str, Any], *, root: Path
+              ) -> tuple[bytes | None, str | None]:
+    """(the data file's bytes, None) when they match the record's checksum, else (None, why).
+    Never more bytes than the record says it has are read."""
     path = directory / record["file"]
+    size = record.get("bytes")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        return None, f"{path}: damaged checkpoint record (its size is {size!r})"
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return None, f"{path}: cannot read the checkpoint ({exc.strerror or exc})"
+        data = read_bytes(path, "checkpoint", size, within=root)
+    except HyperlaxError as exc:
+        return None, f"cannot read the checkpoint: {exc.render().splitlines()[0]}"
     if len(data) != record.get("bytes") or hashlib.sha256(data).hexdigest() != record.get(
             "sha256"):
         return None, f"{path}: the checkpoint is corrupt (size or sha256 differs from its record)"
@@ -110,19 +118,20 @@ def read_data(directory: Path, record: dict[str, Any]) -> tuple[bytes | None, st
 
 
 def write(directory: Path, want: dict[str, Any], calls: int, evaluations: int,
-          data: bytes) -> Path:
+          data: bytes, *, root: Path) -> Path:
     """Save ``data`` as the sub-batch's checkpoint after ``evaluations`` (``calls`` calls);
-    the data file, then its record, then older data files go. Raises OSError."""
+    the data file, then its record, then older data files go. Nothing is written or deleted
+    outside the output ``root`` (a link planted on the way, even above ``directory``, is an
+    OutsideRootError). Raises OSError."""
     sub_batch = want["sub_batch"]
     name = data_name(sub_batch, evaluations)
-    atomic.atomic_write(directory / name, data, within=directory)
+    atomic.atomic_write(directory / name, data, within=root)
     record = {**want, "calls": calls, "evaluations": evaluations, "file": name,
               "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    atomic.atomic_write(directory / record_name(sub_batch), json_bytes(record),
-                        within=directory)
+    atomic.atomic_write(directory / record_name(sub_batch), json_bytes(record), within=root)
     for old in directory.glob(f"sub_batch_{sub_batch}.e*.msgpack"):
         if old.name != name:
-            old.unlink(missing_ok=True)
+            atomic.remove_file(old, within=root)
     return directory / name
 
 
@@ -135,19 +144,14 @@ def remove(root: Path, entry_path: str) -> None:
         return  # a symlink out of the root: never delete through it
     if directory.is_symlink() or not directory.is_dir():
         return
-    shutil.rmtree(directory, ignore_errors=True)
+    atomic.remove_tree(directory, within=root, ignore_errors=True)
     top = root / CHECKPOINTS_DIR
     parent = directory.parent
     while parent != top and top in parent.parents:
-        try:
-            os.rmdir(parent)
-        except OSError:
+        if not atomic.remove_empty_dir(parent, within=root):
             break
         parent = parent.parent
-    try:
-        os.rmdir(top)
-    except OSError:
-        pass
+    atomic.remove_empty_dir(top, within=root)
 
 
 def progress(root: Path, entry: Any) -> list[int | None]:
@@ -159,7 +163,7 @@ def progress(root: Path, entry: Any) -> list[int | None]:
         return [None] * len(entry.sub_batches)
     out: list[int | None] = []
     for k in range(len(entry.sub_batches)):
-        record, _ = read_record(directory, k)
+        record, _ = read_record(directory, k, root=root)
         evaluations = record.get("evaluations") if record else None
         out.append(evaluations if isinstance(evaluations, int) else None)
     return out

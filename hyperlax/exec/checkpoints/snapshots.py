@@ -180,11 +180,11 @@ class EntryCheckpoints:
         """The sub-batch's checkpoint (at most ``end`` calls in), or None (none, or unusable:
         the warning says why)."""
         want = files.expected(self.owner, self.entry, sub_batch, width)
-        record, problem = files.read_record(self.directory, sub_batch)
+        record, problem = files.read_record(self.directory, sub_batch, root=self.root)
         if record is not None:
             problem = files.record_problem(record, want, self.directory)
         if problem is None and record is not None:
-            data, problem = files.read_data(self.directory, record)
+            data, problem = files.read_data(self.directory, record, root=self.root)
             if data is not None:
                 try:
                     snapshot = snapshot_from(data, like)
@@ -207,7 +207,8 @@ class EntryCheckpoints:
         stopping.check()
         try:
             with stopping.writing():
-                files.write(self.directory, want, snapshot.calls, evaluations, data)
+                files.write(self.directory, want, snapshot.calls, evaluations, data,
+                            root=self.root)
         except OSError as exc:
             raise storage_error(self.directory, exc, "cannot write a checkpoint",
                                 "run the same command again (checkpoint_every = 0 writes "

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,11 +39,13 @@ from typing import Any
 
 import numpy as np
 
+from hyperlax.errors import HyperlaxError
 from hyperlax.plan.format import Entry, Plan, SubBatch, pow2_width
 from hyperlax.plan.check import RUNGS_DIR
 from hyperlax.plan.metrics import sample_metric
 from hyperlax.storage import atomic
 from hyperlax.storage.atomic import StorageError, json_bytes, publish_new, storage_error
+from hyperlax.storage.read import MAX_RECORD_BYTES, decode_json, read_bytes, read_npz
 from hyperlax.storage.sweepdir import Owner, SweepDir
 
 DECISION_FORMAT = "hyperlax-rung-decision-1"
@@ -180,11 +183,16 @@ def entry_values(sweep: SweepDir, owner: Owner, entry: Entry, evaluations: int,
                                    "with hyperlax exec ... --redo-corrupt")
             if verified is not None:
                 verified.add(entry.path)
-        with np.load(directory / "curves.npz") as npz:
-            order = [int(i) for i in npz["sample"]]
-            returns, finite = np.asarray(npz["returns"]), np.asarray(npz["finite"])
+        npz = read_npz(directory / "curves.npz", "curves file", within=sweep.root)
+        order = [int(i) for i in npz["sample"]]
+        returns, finite = np.asarray(npz["returns"]), np.asarray(npz["finite"])
     except OSError as exc:
         raise storage_error(directory, exc, "cannot read this entry's results") from None
+    except (HyperlaxError, KeyError) as exc:
+        if isinstance(exc, StorageError):
+            raise
+        raise StorageError(str(directory), f"its curves cannot be read ({exc})",
+                           "re-run it with hyperlax exec ... --redo-corrupt") from None
     if sorted(order) != sorted(entry.samples) or returns.shape[-1] < evaluations:
         raise StorageError(str(directory), "its curves are not this rung's",
                            "re-run it with hyperlax exec ... --redo-corrupt")
@@ -207,7 +215,7 @@ def publish_decision(root: Path, plan: Plan, owner: Owner, decision: Decision,
         try:
             publish_new(staged, path, within=root)
         finally:
-            staged.unlink(missing_ok=True)
+            atomic.remove_file(staged, within=root)
     except OSError as exc:
         raise storage_error(path, exc, "cannot write the rung decision",
                             "run the same command again") from None
@@ -219,6 +227,19 @@ def publish_decision(root: Path, plan: Plan, owner: Owner, decision: Decision,
                            f"(hyperlax status --verify); if they are sound, delete {path} "
                            f"(and what came after it) and run the same command again")
     return written
+
+
+def check_values(path: Path, decision: Decision, values: dict[int, float | None]) -> None:
+    """A StorageError unless every value in ``decision`` is the one its sample's curves give
+    (``values``, from ``entry_values``): an edit of a value, made with the checksum
+    recomputed and the ranking reordered to match, is caught before anyone acts on it."""
+    wrong = [i for i, v in decision.ranking if values.get(i, v) != v]
+    if wrong:
+        raise StorageError(str(path), f"damaged rung decision: the values of samples "
+                                      f"{wrong[:8]} are not what their curves give",
+                           f"restore it; or delete it (and rungs/rung_{decision.rung + 1}/ and "
+                           f"the decisions after it) to decide again from rung "
+                           f"{decision.rung}'s results")
 
 
 def same_decision(a: Decision, b: Decision) -> bool:
@@ -233,16 +254,25 @@ def read_decision(root: Path, plan: Plan, owner: Owner, rung: int,
     path = root / decision_path(rung)
     halving = plan.halving
     assert halving is not None
-    try:
-        text = path.read_text("utf-8")
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise storage_error(path, exc, "cannot read the rung decision") from None
     fix = (f"restore it; or delete it (and rungs/rung_{rung + 1}/ and the decisions after it) "
            f"to decide again from rung {rung}'s results")
+    # lexists, not exists: a dangling link is not "no decision yet" but a damaged one.
+    if not os.path.lexists(path):
+        return None
+    # A link leading out of the sweep is hostile (exit 2); anything else the reader refuses
+    # (a FIFO, a device, a directory, an oversized or deeply nested file) is a damaged decision,
+    # like one whose checksum fails: it may have been acted on, so it is never replaced.
     try:
-        doc = json.loads(text)
+        atomic.inside_root(path, root, "read the rung decision")
+    except atomic.OutsideRootError as exc:
+        raise atomic.OutsideRootError(exc.source, exc.problems, "remove the symbolic link: "
+                                      "hyperlax never reads its own records through one that "
+                                      "leaves the output root") from None
+    try:
+        doc = decode_json(read_bytes(path, "rung decision", MAX_RECORD_BYTES), path,
+                          "rung decision")
+        if not isinstance(doc, dict):
+            raise ValueError("it is not a JSON object")
         body = {k: v for k, v in doc.items() if k != "checksum"}
         if doc.get("checksum") != _checksum(body):
             raise ValueError("its checksum does not match its content")
@@ -256,11 +286,21 @@ def read_decision(root: Path, plan: Plan, owner: Owner, rung: int,
         decision = Decision(rung=rung, evaluations=doc["evaluations"], metric=doc["metric"],
                             ranking=[(int(r["sample"]), r["value"]) for r in doc["ranking"]],
                             survivors=[int(i) for i in doc["survivors"]])
+        if any(v is not None and not isinstance(v, float) for _, v in decision.ranking):
+            raise ValueError("a value in its ranking is not a number")
+        if [int(r["rank"]) for r in doc["ranking"]] != list(range(1, len(doc["ranking"]) + 1)) \
+                or ranking(dict(decision.ranking)) != [i for i, _ in decision.ranking]:
+            raise ValueError("its ranking is not in the order of its values")
         ranked = [i for i, _ in decision.ranking]
         keep = halving.rungs[rung + 1].samples
         if sorted(ranked) != sorted(i for e in entries for i in e.samples) or \
                 decision.survivors != sorted(ranked[:keep]):
             raise ValueError("its samples do not fit the plan's rungs")
+    except HyperlaxError as exc:
+        message = exc.problems[0][1] if exc.problems else str(exc)
+        if not message.startswith("damaged"):
+            message = f"damaged rung decision: {message}"
+        raise StorageError(str(path), message, fix) from None
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise StorageError(str(path), f"damaged rung decision: {exc}", fix) from None
     return decision

@@ -13,13 +13,19 @@ from typing import Any, Callable
 
 import numpy as np
 
+from hyperlax.errors import HyperlaxError
 from hyperlax.exec.checkpoints.snapshots import Snapshot, lanes_from
 from hyperlax.exec.halving import decide as H
 from hyperlax.exec.runner import CompiledRunner
 from hyperlax.exec.schedule import padded_lanes
 from hyperlax.plan.format import Entry, Plan, SubBatch
 from hyperlax.storage.atomic import StorageError, storage_error
+from hyperlax.storage.read import read_bytes, read_npz
 from hyperlax.storage.sweepdir import Owner, SweepDir
+
+# A carry holds a sub-batch's whole training state, replay buffers included: far more than a
+# record, but a file past this is not one hyperlax wrote (the marker vouches for its checksum).
+MAX_CARRY_BYTES = 1 << 40
 
 
 @dataclass
@@ -80,10 +86,11 @@ class RungJob:
             name = directory / H.carry_file(source.sub_batch)
             like = self.like(structure, 1)
             try:
-                self._lanes[key] = lanes_from(name.read_bytes(), like, sb.samples)
+                data = read_bytes(name, "rung carry", MAX_CARRY_BYTES, within=self.sweep.root)
+                self._lanes[key] = lanes_from(data, like, sb.samples)
             except OSError as exc:
                 raise storage_error(name, exc, "cannot read a rung's carry") from None
-            except (ValueError, KeyError, TypeError) as exc:
+            except (HyperlaxError, ValueError, KeyError, TypeError) as exc:
                 raise StorageError(str(name), f"unusable carry ({exc})",
                                    "re-run its entry with hyperlax exec ... --redo-corrupt"
                                    ) from None
@@ -95,8 +102,12 @@ class RungJob:
         path = source.entry.path
         if path not in self._curves:
             directory = self._source_dir(source)
-            with np.load(directory / "curves.npz") as npz:
-                self._curves[path] = {k: np.asarray(npz[k]) for k in npz.files}
+            try:
+                self._curves[path] = read_npz(directory / "curves.npz", "curves file",
+                                              within=self.sweep.root)
+            except HyperlaxError as exc:
+                raise StorageError(str(directory), f"its curves cannot be read ({exc})",
+                                   "re-run it with hyperlax exec ... --redo-corrupt") from None
         npz = self._curves[path]
         pos = [int(i) for i in npz["sample"]].index(sample)
         returns = npz["returns"][pos]

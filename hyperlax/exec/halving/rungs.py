@@ -121,12 +121,15 @@ def rung_decision(plan: Plan, sweep: SweepDir, owner: Owner, rung: int, entries:
     halving = plan.halving
     assert halving is not None
     decision = H.read_decision(sweep.root, plan, owner, rung, entries)
-    if decision is not None:
-        return decision
     values: dict[int, float | None] = {}
     for entry in entries:
         values.update(H.entry_values(sweep, owner, entry, halving.rungs[rung].evaluations,
                                      halving.metric, verified))
+    if decision is not None:
+        # Read back, it must be the one these results give: a value edited with the checksum
+        # recomputed would otherwise choose which samples go on.
+        H.check_values(sweep.root / H.decision_path(rung), decision, values)
+        return decision
     mine = H.decide(plan, rung, values)
     stopping.check()
     with stopping.writing():
