@@ -76,6 +76,11 @@ ALLOWED: dict[tuple[str, str], str] = {
         "rebuilds the mirror's study inside the storage opened above (no file of its own)",
     ("report/study.py", ".create_study"):
         "an in-memory study (no storage, no file) for PED-ANOVA importance",
+    ("report/optuna_plots.py", ".load_study"):
+        "the mirror's study, in the storage sampler.open_storage opened after "
+        "storage_url's check_mirror_file",
+    ("report/optuna_plots.py", ".savefig"):
+        "renders Optuna's figure into an in-memory buffer; the writer writes the bytes",
 }
 
 

@@ -179,7 +179,7 @@ def test_a_benchmark_directory_linked_out_of_the_output_root_is_refused(tmp_path
     outside.mkdir()
     Path("bo").mkdir()
     Path("bo/B").symlink_to(outside, target_is_directory=True)
-    refused(invoke(*RUN_BENCHMARK), f"error: bo/B/{RUN}: refusing to make a directory here",
+    refused(invoke(*RUN_BENCHMARK), "error: bo/B: refusing to run a benchmark here",
             f"outside {tmp_path / 'bo'}")
     Path("bo/B").unlink()
     Path("bo/B").mkdir()
