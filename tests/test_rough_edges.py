@@ -26,3 +26,25 @@ def test_rung_table_lists_samples_stopped_at_rung_0_by_rank():
     lines = rung_lines(collected, {"summary": [], "rows": rows})
     table = [line.split() for line in lines if line.startswith("  ") and line.split()[0].isdigit()]
     assert [int(cells[0]) for cells in table] == [3, 1, 2, 0]
+
+
+def _analysis(base, first, total, ci):
+    return {"metric": "final", "base_samples": base, "confidence": 0.95,
+            "indices": {"actor_lr": {"first_order": first, "total_order": total,
+                                     "first_order_ci": ci, "total_order_ci": ci},
+                        "gamma": {"first_order": 0.01, "total_order": 0.02,
+                                  "first_order_ci": [0.0, 0.02], "total_order_ci": [0.0, 0.03]}}}
+
+
+def test_sobol_report_warns_at_a_tiny_base_sample_and_aligns_its_columns():
+    from hyperlax.report.sensitivity import sensitivity_lines
+
+    lines = sensitivity_lines(_analysis(8, -0.34, 1.59, [-1.2, 0.9]))
+    assert lines[-1].startswith("warning: ") and "8 base samples" in lines[-1]
+    assert "outside [0, 1]" in lines[-1] and "num_samples >= 256" in lines[-1]
+    header, *rows = lines[1:-1]
+    total_end = header.index("total") + len("total")
+    for row in rows:  # each total ends right under its header, whatever the signs
+        assert row[total_end - 1] != " " and row[total_end] == " "
+    calm = sensitivity_lines(_analysis(256, 0.7, 0.75, [0.65, 0.8]))
+    assert not any(line.startswith("warning") for line in calm)
