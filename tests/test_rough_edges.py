@@ -48,3 +48,35 @@ def test_sobol_report_warns_at_a_tiny_base_sample_and_aligns_its_columns():
         assert row[total_end - 1] != " " and row[total_end] == " "
     calm = sensitivity_lines(_analysis(256, 0.7, 0.75, [0.65, 0.8]))
     assert not any(line.startswith("warning") for line in calm)
+
+
+def test_status_shows_an_entry_interrupted_without_checkpoints_as_partial(tmp_path):
+    """A stop in entry 0's training (the tiny plan has no checkpoints): status says partial,
+    and its resume line keeps the exec's --compile-cache."""
+    import shlex
+    import signal
+
+    from click.testing import CliRunner
+
+    from hyperlax.cli.main import main
+    from test_exec import tiny_plan
+    from test_stops import Exec
+
+    plan, _, data = tiny_plan(tmp_path, n=4, batch=2)
+    assert not plan.checkpoint_every
+    plan_file = tmp_path / "plan.msgpack"
+    plan_file.write_bytes(data)
+    root, cache = tmp_path / "out", tmp_path / "my cache"
+    run = Exec(plan_file, root, args=("--compile-cache", str(cache)))
+    try:
+        run.wait_for("train 0")
+        stopped = run.stop((0.0, signal.SIGINT))
+    finally:
+        run.kill()
+    assert stopped.code == 128 + signal.SIGINT, stopped.stderr
+    status = CliRunner().invoke(main, ["status", str(plan_file), "--output-root", str(root)])
+    first = plan.entries[0].path
+    assert f"partial  {first}" in status.output, status.output
+    resume = status.output[status.output.index("finish it with: "):].splitlines()[0]
+    words = shlex.split(resume[len("finish it with: "):].split("  (")[0])
+    assert words[words.index("--compile-cache") + 1] == str(cache.resolve())

@@ -142,6 +142,9 @@ def attempt_entry(sweep: SweepDir, runner: CompiledRunner, plan: Plan, owner: Ow
         if finished(sweep, owner, entry, redo):  # completed while we were getting here
             return Attempt("done")
         stopping.check()
+        # the entry's directory exists from its start: one interrupted before its first file
+        # (or without checkpoints) reads as partial, not as never started (status)
+        sweep.writable_entry_dir(entry.path).mkdir(parents=True, exist_ok=True)
         store = EntryCheckpoints(sweep.root, owner, entry, plan.checkpoint_every,
                                  runner.group, guard=claim.check) \
             if plan.checkpoint_every else None

@@ -20,7 +20,8 @@ from typing import Any, Callable
 
 from hyperlax.exec import stopping
 from hyperlax.errors import HyperlaxError
-from hyperlax.exec.options import ExecOptions, default_compile_cache, exec_command_line
+from hyperlax.exec.options import ExecOptions, default_compile_cache, exec_command_line, \
+    remember_compile_cache
 from hyperlax.plan.format import Plan
 from hyperlax.plan.read import read_plan_file
 from hyperlax.storage.atomic import StorageError
@@ -113,6 +114,8 @@ def run_exec(request: ExecRequest, echo: Echo) -> int:
             stopping.check()  # a stop that came after the last safe point is not lost
         except Stopped as stop:
             stopping.announce(lambda line: echo(line, err=True))
+            if run.sweep is not None:
+                remember_compile_cache(run.sweep.root, run.request.compile_cache)
             return 128 + stop.signum
     return 0
 
