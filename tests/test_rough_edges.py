@@ -80,3 +80,31 @@ def test_status_shows_an_entry_interrupted_without_checkpoints_as_partial(tmp_pa
     resume = status.output[status.output.index("finish it with: "):].splitlines()[0]
     words = shlex.split(resume[len("finish it with: "):].split("  (")[0])
     assert words[words.index("--compile-cache") + 1] == str(cache.resolve())
+
+
+def test_a_program_compiled_again_is_counted_and_said_not_quietly_added():
+    """Announced: the distinct programs (4); the pool drops program 0 while 1-3 run and
+    compiles it again: the log says 5, and why, instead of raising 4 to 5 unexplained."""
+    import io
+
+    from hyperlax.exec.programs import ProgramCache
+    from hyperlax.exec.progress import Progress
+    from hyperlax.exec.schedule import Use
+    from test_compile_ahead import K, FakeCompiler
+
+    stream = io.StringIO()
+    progress = Progress(stream)
+    order = [0, 1, 2, 3, 0]
+    progress.announce("exec: 5 entries to run", programs=len(set(order)))
+    cache = ProgramCache(FakeCompiler(), ("init", "chunk"), workers=1, window=2,
+                         listener=progress)
+    try:
+        for i, s in enumerate(order):
+            cache.want(Use(K(t), [t]) for t in order[i:])
+            cache.get(K(s), [s])
+    finally:
+        cache.close()
+    assert cache.compiles == 5 and cache.again == 1
+    lines = stream.getvalue().splitlines()
+    assert "5 programs to compile, not 4: 1 dropped to save memory and compiled again" in lines
+    assert "compiled 5/5 programs" in lines[-1]

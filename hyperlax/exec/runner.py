@@ -153,9 +153,9 @@ class CompiledRunner:
         evaluate = self._jit(self.program.evaluator(self.spec("evaluate", key.structure)))
         return evaluate.lower(trained.policy, trained.eval_key).compile()
 
-    def compiled(self, done: int, seconds: float) -> None:
+    def compiled(self, done: int, seconds: float, again: int = 0) -> None:
         if self.listener is not None:
-            self.listener.compiled(done, seconds)
+            self.listener.compiled(done, seconds, again)
 
     def _carry_shape(self, key: ProgramKey) -> Any:
         """``init``'s abstract output for program ``key`` (shapes, dtypes, shardings): what
