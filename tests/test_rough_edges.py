@@ -108,3 +108,41 @@ def test_a_program_compiled_again_is_counted_and_said_not_quietly_added():
     lines = stream.getvalue().splitlines()
     assert "5 programs to compile, not 4: 1 dropped to save memory and compiled again" in lines
     assert "compiled 5/5 programs" in lines[-1]
+
+
+def test_a_seed_budget_too_small_hints_the_smallest_run_length_modifier(tmp_path):
+    """The hint speaks in flags, and the number it names compiles."""
+    import re
+
+    from click.testing import CliRunner
+
+    from hyperlax.cli.main import main
+    from hyperlax.compiler import compile_manifest
+
+    csv = tmp_path / "f.csv"
+    common = ["--algo-and-network-config", "ppo_mlp", "--env-config", "gymnax.cartpole"]
+    made = CliRunner().invoke(main, ["generate-hp-samples", *common, "--num-samples", "4",
+                                     "--output-file", str(csv)])
+    assert made.exit_code == 0, made.output
+    loaded = [*common, "--load-hyperparams", str(csv)]
+    quick = CliRunner().invoke(main, ["sweep-hp-samples", *loaded, "--run-length-modifier",
+                                      "quick", "--output-root", str(tmp_path / "sweep")])
+    assert quick.exit_code == 2
+    hint = [line for line in quick.output.splitlines() if line.startswith("hint: ")][-1]
+    assert "[space]" not in hint and "[fixed]" not in hint
+    steps = re.search(r"--run-length-modifier (\d+) or more", hint)[1]
+    manifest = tmp_path / "m.toml"
+    emitted = CliRunner().invoke(main, ["sweep-hp-samples", *loaded, "--run-length-modifier",
+                                        steps, "--emit-manifest", str(manifest)])
+    assert emitted.exit_code == 0, emitted.output
+    compile_manifest(manifest)  # raises if the named budget were still too small
+    fewer = manifest.read_text().replace(f"total_timesteps = {steps}",
+                                         f"total_timesteps = {int(steps) - 1}")
+    assert fewer != manifest.read_text()
+    manifest.write_text(fewer)
+    try:
+        compile_manifest(manifest)
+    except Exception as exc:
+        assert "is less than" in str(exc) or "less than" in repr(exc.problems)
+    else:
+        raise AssertionError("one step fewer compiled: the hint's number is not the smallest")

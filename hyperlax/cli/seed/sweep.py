@@ -38,7 +38,22 @@ def compile_text(text: str, name: str, manifest_dir: Path, command: str) -> tupl
         if exc.source != name:
             raise
         problems = [(flag_location(loc), msg) for loc, msg in exc.problems]
-        raise HyperlaxError(command, problems, exc.hint) from None
+        budget = getattr(exc, "budget", None)
+        raise HyperlaxError(command, problems,
+                            run_length_hint(budget) if budget else exc.hint) from None
+
+
+def run_length_hint(budget: dict[str, int]) -> str:
+    """The smallest --run-length-modifier under which every sample updates before its first
+    evaluation: a number of env steps keeps the recipe's evaluations (``flags.RunLength``)."""
+    per_update, evaluations = budget["steps_per_update"], budget["recipe_num_evaluations"]
+    smallest = per_update * evaluations
+    default = (" (or default: the recipe's own "
+               f"{budget['recipe_total_timesteps']:,} env steps)"
+               if budget["recipe_total_timesteps"] >= smallest else "")
+    return (f"pass --run-length-modifier {smallest} or more{default}: the largest num_envs x "
+            f"rollout_length among these samples, {per_update:,}, times the recipe's "
+            f"{evaluations} evaluations")
 
 
 def compile_in(directory: Path, text: str, name: str, command: str) -> tuple[Any, list]:
