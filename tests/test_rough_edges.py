@@ -146,3 +146,31 @@ def test_a_seed_budget_too_small_hints_the_smallest_run_length_modifier(tmp_path
         assert "is less than" in str(exc) or "less than" in repr(exc.problems)
     else:
         raise AssertionError("one step fewer compiled: the hint's number is not the smallest")
+
+
+def test_init_schema_line_resolves_wherever_the_manifest_is_written(tmp_path, monkeypatch):
+    import json
+    import tomllib
+    from pathlib import Path
+    from urllib.parse import unquote, urlparse
+
+    from click.testing import CliRunner
+
+    from hyperlax.cli.main import main
+
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.chdir(tmp_path)
+    for where in (tmp_path / "a.toml", tmp_path / "deep" / "er" / "b.toml"):
+        where.parent.mkdir(parents=True, exist_ok=True)
+        result = CliRunner().invoke(main, ["init", "-o", str(where)])
+        assert result.exit_code == 0, result.output
+        first = where.read_text().splitlines()[0]
+        assert first.startswith("#:schema file://"), first
+        schema = Path(unquote(urlparse(first.split(" ", 1)[1]).path))
+        assert schema.is_file()
+        # the same schema as schemas/, and inside the package, so an install ships it
+        assert json.loads(schema.read_text()) == json.loads(
+            (root / "schemas" / "manifest.schema.json").read_text())
+        assert schema.parent == root / "hyperlax" / "manifest"
+    data = tomllib.loads((root / "pyproject.toml").read_text())
+    assert "manifest/*.schema.json" in data["tool"]["setuptools"]["package-data"]["hyperlax"]
