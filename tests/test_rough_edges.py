@@ -174,3 +174,41 @@ def test_init_schema_line_resolves_wherever_the_manifest_is_written(tmp_path, mo
         assert schema.parent == root / "hyperlax" / "manifest"
     data = tomllib.loads((root / "pyproject.toml").read_text())
     assert "manifest/*.schema.json" in data["tool"]["setuptools"]["package-data"]["hyperlax"]
+
+
+def test_compare_writes_beside_its_inputs_and_benchmark_names_where(tmp_path):
+    import shlex
+
+    from hyperlax.cli.main import main
+    from hyperlax.exec.benchmark import Outcome, Run, comparison_dir, summary_lines
+
+    roots = [tmp_path / "runs" / "ppo" / "cartpole", tmp_path / "runs" / "dqn" / "cartpole"]
+    assert comparison_dir(roots) == tmp_path / "runs" / "compare"
+    assert comparison_dir([tmp_path / "a"]) == tmp_path / "compare"
+    runs = [Run(label=str(k), root=r, plan=None, plan_id="") for k, r in enumerate(roots)]
+    line = summary_lines(runs, Outcome(done=runs))[-1]
+    words = shlex.split(line[len("compare them: "):])
+    assert words[words.index("-o") + 1] == str(tmp_path / "runs" / "compare")
+    output = next(p for p in main.commands["compare"].params if p.name == "output")
+    assert output.default is None  # not ./compare in whatever the current directory is
+
+
+def test_compare_legend_covers_no_box(monkeypatch):
+    from hyperlax.report import plots
+    from hyperlax.report.compare import render_compare, sweep_row, sweep_scores
+    from test_compare import fake
+
+    figures = []
+    real = plots.png_bytes
+    monkeypatch.setattr(plots, "png_bytes", lambda fig, canvas: figures.append(fig)
+                        or real(fig, canvas))
+    # scores filling the whole height, so a legend anywhere inside the axes covers data
+    sweeps = [sweep_scores(fake("quickstart.plan.msgpack", list(x)), label, "final")
+              for x, label in ((range(-1000, 0, 100), "a"), (range(-900, 100, 100), "b"))]
+    render_compare(sweeps, [sweep_row(s) for s in sweeps], "final")
+    fig = figures[0]
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        legend = ax.get_legend().get_window_extent(renderer)
+        assert not legend.overlaps(ax.get_window_extent(renderer))
+        assert fig.bbox.contains(legend.x1 - 1, legend.y0 + 1)  # and it is not cut off
