@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from hyperlax.report.rungs import rung_lines
 
 
@@ -212,3 +214,36 @@ def test_compare_legend_covers_no_box(monkeypatch):
         legend = ax.get_legend().get_window_extent(renderer)
         assert not legend.overlaps(ax.get_window_extent(renderer))
         assert fig.bbox.contains(legend.x1 - 1, legend.y0 + 1)  # and it is not cut off
+
+
+def test_a_resume_counts_only_the_steps_left_and_this_runs_training_time(tmp_path, monkeypatch):
+    """Crash after evaluation 2 of 4 was checkpointed, resume: exec's first line and the
+    progress count half the steps, and the training time is this exec's, within its wall."""
+    from hyperlax.exec.checkpoints import files as checkpoint_files
+    from hyperlax.exec.local_exec import execute
+    from hyperlax.exec.progress import Progress
+    from hyperlax.exec.schedule import checkpointed, describe, entry_steps
+    from test_checkpoints import PPO, Crash, crash_at, make_plan, no_crash
+
+    plan, pid, data = make_plan(tmp_path, PPO)
+    root = tmp_path / "out"
+    entry = plan.entries[0]
+    full = entry_steps(plan, entry)
+    crash_at(monkeypatch, "checkpoint:2@0")
+    with pytest.raises(Crash):
+        execute(plan, pid, data, root)
+    no_crash(monkeypatch)
+    assert checkpoint_files.progress(root, entry) == [2]
+    saved = checkpointed(plan, root, [entry])
+    assert entry_steps(plan, entry, saved[entry.path]) == full // 2
+    assert f"{full // 2:,} env steps" in describe(plan, [entry], 0, 1, 0, saved)
+    assert checkpointed(plan, root, [entry], redo={entry.path}) == {}  # redone: from scratch
+    progress = Progress(quiet=True)
+    report = execute(plan, pid, data, root, progress=progress)
+    assert progress.steps_total == full // 2 == report.env_steps
+    assert 0 < report.train_seconds <= report.seconds
+    import json
+
+    # the entry's own record keeps both runs' training; the exec's summary only its own
+    recorded = json.loads((root.joinpath(*entry.path.split("/")) / "summary.json").read_text())
+    assert report.train_seconds < recorded["train_seconds"]

@@ -37,7 +37,7 @@ from hyperlax.exec.halving.job import RungJob
 from hyperlax.exec.outputs import EntryResult, write_entry
 from hyperlax.exec.progress import Progress
 from hyperlax.exec.runner import CompiledRunner
-from hyperlax.exec.schedule import entry_steps, uses
+from hyperlax.exec.schedule import checkpointed, entry_steps, uses
 from hyperlax.storage.atomic import storage_error
 from hyperlax.storage.claims import DEFAULT_CLAIM_TIMEOUT, ClaimInfo, ClaimLost, EntryClaim, \
     WaitForOthers
@@ -226,7 +226,9 @@ def run_entries(plan: Plan, sweep: SweepDir, owner: Owner, runner: CompiledRunne
         else:
             ran += 1
             env_steps += attempt.steps
-            train_seconds += sum(sb.train_seconds for sb in attempt.result.sub_batches)
+            # this exec's training only: a resumed sub-batch's total includes the run before
+            train_seconds += sum(sb.train_seconds if sb.train_seconds_now is None
+                                 else sb.train_seconds_now for sb in attempt.result.sub_batches)
             if progress:
                 progress.entry_done(entry, attempt.result, attempt.steps)
     seconds = time.perf_counter() - started
@@ -279,8 +281,10 @@ def pending_in(plan: Plan, sweep: SweepDir, selected: list[Entry], redo: Collect
     todo = [e for e in selected if e.path in redo or sweep.state(e.path) != "done"]
     skipped = len(selected) - len(todo)
     if progress:
+        saved = checkpointed(plan, sweep.root, todo, redo)  # resumed: those steps are trained
         progress.start(total=len(selected), skipped=skipped,
-                       steps_total=int(sum(entry_steps(plan, e) for e in todo) * share))
+                       steps_total=int(sum(entry_steps(plan, e, saved.get(e.path))
+                                           for e in todo) * share))
     return todo, skipped
 
 

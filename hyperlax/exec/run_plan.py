@@ -181,7 +181,7 @@ def _announce(plan: Plan, sweep: SweepDir, mine: list[Any], redo: set[str],
     """The progress display, and exec's first line (before JAX is imported): what will run and
     what will compile."""
     from hyperlax.exec.progress import Progress
-    from hyperlax.exec.schedule import describe, programs_needed
+    from hyperlax.exec.schedule import checkpointed, describe, programs_needed
 
     options = request.options
     todo = [e for e in mine if e.path in redo or sweep.state(e.path) != "done"]
@@ -192,7 +192,8 @@ def _announce(plan: Plan, sweep: SweepDir, mine: list[Any], redo: set[str],
     if plan.halving is not None:
         line = _halving_line(plan, todo, len(mine) - len(todo), devices, workers)
     else:
-        line = describe(plan, todo, len(mine) - len(todo), devices, workers)
+        line = describe(plan, todo, len(mine) - len(todo), devices, workers,
+                        checkpointed(plan, sweep.root, todo, redo))
     if on_ray:
         line = line.replace("(compiling when needed)", "(in the Ray tasks)")
     progress.announce(line, programs=len(programs_needed(todo, devices)))

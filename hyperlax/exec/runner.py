@@ -239,6 +239,7 @@ class CompiledRunner:
             compile_seconds=compile_seconds,
             final_carry=carry_leaves if keep_carry else None,
             steps_now=steps_per_run // self.calls * (end - first),
+            train_seconds_now=seconds - (0.0 if start is None else start.train_seconds),
         )
 
     def _report(self, metrics: Any, samples: list[int], steps: int) -> None:
