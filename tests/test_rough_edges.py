@@ -247,3 +247,44 @@ def test_a_resume_counts_only_the_steps_left_and_this_runs_training_time(tmp_pat
     # the entry's own record keeps both runs' training; the exec's summary only its own
     recorded = json.loads((root.joinpath(*entry.path.split("/")) / "summary.json").read_text())
     assert report.train_seconds < recorded["train_seconds"]
+
+
+def test_cost_says_training_and_compile_time_from_what_exec_measured_here(tmp_path,
+                                                                          monkeypatch):
+    import json
+    import re
+
+    from click.testing import CliRunner
+
+    from hyperlax.cli.main import main
+    from hyperlax.cli.seed.sweep import cost_lines
+    from hyperlax.exec import throughput
+    from test_exec import tiny_plan
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    plan, _, data = tiny_plan(tmp_path, n=2, batch=2)
+    before = cost_lines(plan)[1]
+    # no figure: a range, and why, never one precise-looking number
+    assert before.startswith("time: unknown here (no exec has measured this machine yet)")
+    assert re.search(r"at \S+ to \S+ env steps/s, .+ to .+ of training", before), before
+    plan_file = tmp_path / "plan.msgpack"
+    plan_file.write_bytes(data)
+    ran = CliRunner().invoke(main, ["exec", str(plan_file), "--output-root",
+                                    str(tmp_path / "out"), "-q"])
+    assert ran.exit_code == 0, ran.output
+    stored = json.loads(throughput.cache_file().read_text())
+    key = f"{plan.settings.algorithm} {plan.settings.env}"
+    assert stored["figures"][key]["steps_per_second"] > 0
+    after = cost_lines(plan)[1]
+    assert after.startswith("time: about ") and f"measured here for {key}" in after
+    assert "just now" in after and "compiling at" in after
+    # a week and more later, or with another JAX, the figure is not used
+    week = throughput.STALE_DAYS * 86400 + 3600
+    import time
+
+    assert "days old" in cost_lines(plan, now=time.time() + week)[1]
+    stored["figures"][key]["jax"] = "0.0.1"
+    throughput.cache_file().write_text(json.dumps(stored))
+    assert "jax changed since" in cost_lines(plan)[1]
+    # a finished sweep run again: no cost
+    assert cost_lines(plan, tmp_path / "out") == []

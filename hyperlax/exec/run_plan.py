@@ -153,6 +153,8 @@ def _exec(run: ExecRun, echo: Echo) -> None:
     # a halving plan is split by --shard in every rung (runtime.halving), not by entry list
     selection = entries if plan.halving is None else None
     report = _dispatch(plan, pid, plan_bytes, root, request, selection, redo, echo, progress)
+    if report.ran and not getattr(report, "compile_in_tasks", False):
+        _measured(plan, report)
     if not request.quiet:
         for line in summary(report, root):
             echo(line)
@@ -162,6 +164,16 @@ def _exec(run: ExecRun, echo: Echo) -> None:
                                       + ", ".join(corrupt),
                            "look at them (hyperlax status --verify), then re-run them with: "
                            f"{request.command_line(redo_corrupt=True)}")
+
+
+def _measured(plan: Plan, report: Any) -> None:
+    """This run's throughput, for the cost estimates of later sweeps (``exec.throughput``)."""
+    from hyperlax.exec import throughput
+    from hyperlax.exec.provenance import record
+
+    throughput.record(plan.settings.algorithm, plan.settings.env, report.env_steps,
+                      report.train_seconds, report.compiles, report.compile_seconds,
+                      record(plan.settings.env))
 
 
 def _shard_line(plan: Plan, shard: tuple[int, int], count: int) -> str:
