@@ -288,3 +288,23 @@ def test_cost_says_training_and_compile_time_from_what_exec_measured_here(tmp_pa
     assert "jax changed since" in cost_lines(plan)[1]
     # a finished sweep run again: no cost
     assert cost_lines(plan, tmp_path / "out") == []
+
+
+def test_cost_of_a_partial_sweep_is_what_is_left(reference_run, tmp_path, monkeypatch):
+    import shutil
+
+    from hyperlax.cli.seed.sweep import cost_lines
+    from hyperlax.storage.sweepdir import MARKER
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    plan = reference_run.plan
+    root = tmp_path / "copy"
+    shutil.copytree(reference_run.root, root)
+    fresh = cost_lines(plan)[0]
+    assert "left of" not in fresh and cost_lines(plan, tmp_path / "absent")[0] == fresh
+    assert cost_lines(plan, root) == []
+    last = plan.entries[-1]
+    (root.joinpath(*last.path.split("/")) / MARKER).unlink()
+    left = cost_lines(plan, root)[0]
+    assert left.startswith(f"cost: {len(last.samples)} configurations (left of "
+                           f"{len(plan.samples)})")

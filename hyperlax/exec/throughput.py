@@ -65,12 +65,15 @@ def _versions() -> dict[str, str | None]:
 
 
 def _read() -> dict[str, Any]:
+    from hyperlax.errors import HyperlaxError
+    from hyperlax.storage.read import read_text
+
     path = cache_file()
+    if not path.is_file():
+        return {}
     try:
-        if not path.is_file() or path.stat().st_size > MAX_BYTES:
-            return {}
-        doc = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
+        doc = json.loads(read_text(path, "throughput cache", limit=MAX_BYTES))
+    except (HyperlaxError, ValueError):  # unreadable or damaged: as if never measured
         return {}
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or \
             not isinstance(doc.get("figures"), dict):

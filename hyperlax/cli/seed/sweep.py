@@ -90,7 +90,7 @@ def cost_lines(plan: Any, root: Path | None = None, now: float | None = None) ->
     steps = sum(entry_steps(plan, e) for e in todo)
     programs = programs_needed(todo, 1)
     structures = len({key.structure for key in programs})
-    left = "" if todo is plan.entries else f" (left of {len(plan.samples)})"
+    left = f" (left of {len(plan.samples)})" if len(todo) < len(plan.entries) else ""
     lines = [f"cost: {samples} configurations{left} x {s.seeds_per_sample} seeds, "
              f"{steps:,} env steps in all; {structures} structures, {len(programs)} "
              "programs to compile",
