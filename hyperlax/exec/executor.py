@@ -101,6 +101,10 @@ class _ClaimedSweep(SweepDir):
         super().complete(*args, **kwargs)
 
 
+def _started(sweep: SweepDir, entry_path: str) -> None:
+    sweep.writable_entry_dir(entry_path).mkdir(parents=True, exist_ok=True)
+
+
 def finished(sweep: SweepDir, owner: Owner, entry: Entry, redo: bool) -> bool:
     """Complete, and (for an entry being redone because it was corrupt) intact again."""
     if sweep.state(entry.path) != "done":
@@ -142,14 +146,14 @@ def attempt_entry(sweep: SweepDir, runner: CompiledRunner, plan: Plan, owner: Ow
         if finished(sweep, owner, entry, redo):  # completed while we were getting here
             return Attempt("done")
         stopping.check()
-        # the entry's directory exists from its start: one interrupted before its first file
-        # (or without checkpoints) reads as partial, not as never started (status)
-        sweep.writable_entry_dir(entry.path).mkdir(parents=True, exist_ok=True)
         store = EntryCheckpoints(sweep.root, owner, entry, plan.checkpoint_every,
                                  runner.group, guard=claim.check) \
             if plan.checkpoint_every else None
         try:
-            result = run_entry(runner, entry, upcoming, store=store, rung=rung)
+            # the entry's directory exists from its first training call: one interrupted
+            # before its first file (or without checkpoints) reads as partial, not pending
+            began = functools.partial(_started, sweep, entry.path)
+            result = run_entry(runner, entry, upcoming, store=store, rung=rung, began=began)
             write_entry(_ClaimedSweep(sweep.root, claim), plan, owner, entry, result)
         except ClaimLost:
             return Attempt("busy", holder=sweep.read_entry_claim(entry.path))
@@ -242,10 +246,12 @@ def run_entries(plan: Plan, sweep: SweepDir, owner: Owner, runner: CompiledRunne
 def run_entry(runner: CompiledRunner, entry: Entry,
               upcoming: Callable[[], Iterable[Entry]] | None = None,
               store: EntryCheckpoints | None = None,
-              rung: RungJob | None = None) -> EntryResult:
+              rung: RungJob | None = None,
+              began: Callable[[], None] | None = None) -> EntryResult:
     """Run ``entry``'s sub-batches; before each, tell the runner what runs from there on. Each
     starts from its checkpoint in ``store`` if it has a usable one, else (a later rung of
-    successive halving) from the carries the rung before left, else from scratch."""
+    successive halving) from the carries the rung before left, else from scratch. ``began()``:
+    called before each sub-batch's first training call (once its program is compiled)."""
     start = time.perf_counter()
     subs = []
     end = runner.calls if rung is None else rung.end_calls
@@ -265,7 +271,7 @@ def run_entry(runner: CompiledRunner, entry: Entry,
                                      last_sub_batch=i == len(entry.sub_batches) - 1)}
         subs.append(runner.run(sb.structure, sb.samples, sb.width, start=snapshot,
                                end_calls=end, keep_carry=rung is not None and rung.keep_carry,
-                               **saving))
+                               training=began, **saving))
     return EntryResult(sub_batches=subs, seconds=time.perf_counter() - start)
 
 
