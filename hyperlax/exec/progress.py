@@ -134,8 +134,10 @@ class Progress:
             return
         line = self._line()
         if self.programs and self.compiled_count < self.programs:
+            grown = self.programs - self.announced  # said, as off a terminal, not hidden
             line += (f"  compiled {self.compiled_count}/{self.programs} "
-                     f"({self.compile_seconds:.0f}s)")
+                     + (f"({grown} more than announced) " if grown > 0 else "")
+                     + f"({self.compile_seconds:.0f}s)")
         self.stream.write("\r\033[K" + line)
         self.stream.flush()
         self._last_draw = now
