@@ -17,6 +17,10 @@ from hyperlax.manifest.format import Manifest
 from hyperlax.plan.format import PlanFile
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+# The manifest schema also ships inside the package (package data), where `hyperlax init`'s
+# `#:schema` line points, so it resolves for a pip-installed hyperlax and any manifest folder.
+PACKAGED = {"manifest.schema.json":
+            Path(__file__).resolve().parent.parent / "hyperlax" / "manifest" / "manifest.schema.json"}
 
 
 def hyperparameter_properties() -> dict[str, dict]:
@@ -55,14 +59,14 @@ def main(argv: list[str]) -> int:
     check = "--check" in argv
     stale = []
     for filename, text in render().items():
-        path = SCHEMAS / filename
-        if check:
-            if not path.exists() or path.read_text("utf-8") != text:
-                stale.append(filename)
-        else:
-            SCHEMAS.mkdir(exist_ok=True)
-            path.write_text(text, "utf-8")
-            print(f"wrote {path}")
+        for path in [SCHEMAS / filename] + ([PACKAGED[filename]] if filename in PACKAGED else []):
+            if check:
+                if not path.exists() or path.read_text("utf-8") != text:
+                    stale.append(str(path.relative_to(SCHEMAS.parent)))
+            else:
+                path.parent.mkdir(exist_ok=True)
+                path.write_text(text, "utf-8")
+                print(f"wrote {path}")
     if stale:
         print(f"stale: {', '.join(stale)}; run: python tools/gen_schemas.py", file=sys.stderr)
         return 1

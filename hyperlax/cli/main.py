@@ -276,12 +276,13 @@ def report_command(plan_file: Path, output_root: Path | None, report_dir: Path |
                    "environments) [default: each sweep's name]")
 @click.option("--metric", type=click.Choice(["final", "best"]), default="final",
               show_default=True)
-@click.option("-o", "--output", type=PathArg, default=Path("compare"), show_default=True,
-              help="where to write compare.csv, compare.json and compare.png")
+@click.option("-o", "--output", type=PathArg, default=None,
+              help="where to write compare.csv, compare.json and compare.png [default: "
+                   "compare/ in the folder holding the sweep directories]")
 @click.option("--no-plots", is_flag=True)
 @user_errors
 def compare_command(sweeps: tuple[Path, ...], labels: tuple[str, ...], metric: str,
-                    output: Path, no_plots: bool) -> None:
+                    output: Path | None, no_plots: bool) -> None:
     """Several sweeps (plan files or sweep directories) side by side: per sweep the best,
     median and interquartile mean of its samples' returns with bootstrap intervals; per label
     across environments the normalized IQM with stratified bootstrap intervals."""

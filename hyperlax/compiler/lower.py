@@ -98,8 +98,10 @@ def lower(resolved: Resolved, manifest_name: str,
                               f"{message}; e.g. sample {indices[0]}: {described[message]}"))
         if len(problems) > MAX_REPORTED:
             shown.append(("", f"... and {len(problems) - MAX_REPORTED} more problems"))
-        raise HyperlaxError(source, shown, "narrow the [space] ranges (or pin a value in "
-                                           "[fixed]) so every combination is valid")
+        error = HyperlaxError(source, shown, "narrow the [space] ranges (or pin a value in "
+                                             "[fixed]) so every combination is valid")
+        error.budget = _budget_needed(resolved, problems, samples)
+        raise error
 
     groups = _groups(samples, len(structures))
     entries = _entries(settings, samples, groups)
@@ -132,6 +134,27 @@ def lower(resolved: Resolved, manifest_name: str,
                             "shrink what the message names; hyperlax show prints every "
                             "structure's estimated memory and work")
     return plan, warnings + cost_warnings
+
+
+def _budget_needed(resolved: Any, problems: dict[str, list[int]],
+                   samples: list[Sample]) -> dict[str, int] | None:
+    """For samples refused because the budget gives an evaluation before any update: the
+    largest env steps per update among them, and the recipe's own budget, so a front end can
+    name the smallest budget that works in its own terms (the seed commands' flags). None when
+    no sample was refused for that."""
+    from hyperlax.manifest.format import decode_recipe
+
+    flagged = {i for message, indices in problems.items()
+               if message.startswith("total_timesteps = ") for i in indices}
+    if not flagged:
+        return None
+    config = CONFIGS[resolved.settings.algorithm]
+    per_update = max(config.from_values({**resolved.constants, **samples[i].values})
+                     .steps_per_update() for i in flagged)
+    recipe = decode_recipe(resolved.recipe_text, f"recipe {resolved.settings.recipe}").settings
+    return {"steps_per_update": per_update, "num_evaluations": resolved.settings.num_evaluations,
+            "recipe_total_timesteps": recipe.total_timesteps,
+            "recipe_num_evaluations": recipe.num_evaluations}
 
 
 def sample_problems(settings: Any, values: dict[str, Any]) -> list[str]:

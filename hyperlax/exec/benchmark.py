@@ -153,11 +153,29 @@ def run_all(runs: list[Run], echo: Echo, quiet: bool, compile_cache: Path | None
     return outcome
 
 
+def comparison_dir(roots: list[Path]) -> Path | None:
+    """Where ``hyperlax compare`` writes when not told: ``compare/`` in the folder that holds
+    the sweep directories (the deepest one above them all), beside its inputs rather than in
+    whatever the current directory is. None when that would be the filesystem's root."""
+    import os
+
+    parents = [str(Path(r).resolve().parent) for r in roots]
+    if not parents:
+        return None
+    common = Path(os.path.commonpath(parents))
+    return None if common == Path(common.anchor) else common / "compare"
+
+
 def summary_lines(runs: list[Run], outcome: Outcome) -> list[str]:
     complete = [r for r in runs if r in outcome.done or r in outcome.skipped]
     lines = [f"benchmark: {len(complete)} of {len(runs)} sweeps complete "
              f"({len(outcome.skipped)} were already), {len(outcome.failed)} failed"]
     lines += [f"  failed: {run.label} ({run.root})" for run, _ in outcome.failed]
     if len(complete) > 1:
-        lines.append("compare them: hyperlax compare " + " ".join(str(r.root) for r in complete))
+        import shlex
+
+        words = [str(r.root) for r in complete]
+        out = comparison_dir([r.root for r in complete])
+        words += ["-o", str(out)] if out is not None else []
+        lines.append("compare them: hyperlax compare " + " ".join(map(shlex.quote, words)))
     return lines

@@ -37,7 +37,7 @@ from hyperlax.exec.halving.job import RungJob
 from hyperlax.exec.outputs import EntryResult, write_entry
 from hyperlax.exec.progress import Progress
 from hyperlax.exec.runner import CompiledRunner
-from hyperlax.exec.schedule import entry_steps, uses
+from hyperlax.exec.schedule import checkpointed, entry_steps, uses
 from hyperlax.storage.atomic import make_dirs, storage_error
 from hyperlax.storage.claims import DEFAULT_CLAIM_TIMEOUT, ClaimInfo, ClaimLost, EntryClaim, \
     WaitForOthers
@@ -103,6 +103,10 @@ class _ClaimedSweep(SweepDir):
         super().complete(*args, **kwargs)
 
 
+def _started(sweep: SweepDir, entry_path: str) -> None:
+    make_dirs(sweep.writable_entry_dir(entry_path), within=sweep.root)
+
+
 def finished(sweep: SweepDir, owner: Owner, entry: Entry, redo: bool) -> bool:
     """Complete, and (for an entry being redone because it was corrupt) intact again."""
     if sweep.state(entry.path) != "done":
@@ -148,7 +152,10 @@ def attempt_entry(sweep: SweepDir, runner: CompiledRunner, plan: Plan, owner: Ow
                                  runner.group, guard=claim.check) \
             if plan.checkpoint_every else None
         try:
-            result = run_entry(runner, entry, upcoming, store=store, rung=rung)
+            # the entry's directory exists from its first training call: one interrupted
+            # before its first file (or without checkpoints) reads as partial, not pending
+            began = functools.partial(_started, sweep, entry.path)
+            result = run_entry(runner, entry, upcoming, store=store, rung=rung, began=began)
             write_entry(_ClaimedSweep(sweep.root, claim), plan, owner, entry, result)
         except ClaimLost:
             return Attempt("busy", holder=sweep.read_entry_claim(entry.path))
@@ -225,7 +232,9 @@ def run_entries(plan: Plan, sweep: SweepDir, owner: Owner, runner: CompiledRunne
         else:
             ran += 1
             env_steps += attempt.steps
-            train_seconds += sum(sb.train_seconds for sb in attempt.result.sub_batches)
+            # this exec's training only: a resumed sub-batch's total includes the run before
+            train_seconds += sum(sb.train_seconds if sb.train_seconds_now is None
+                                 else sb.train_seconds_now for sb in attempt.result.sub_batches)
             if progress:
                 progress.entry_done(entry, attempt.result, attempt.steps)
     seconds = time.perf_counter() - started
@@ -239,10 +248,12 @@ def run_entries(plan: Plan, sweep: SweepDir, owner: Owner, runner: CompiledRunne
 def run_entry(runner: CompiledRunner, entry: Entry,
               upcoming: Callable[[], Iterable[Entry]] | None = None,
               store: EntryCheckpoints | None = None,
-              rung: RungJob | None = None) -> EntryResult:
+              rung: RungJob | None = None,
+              began: Callable[[], None] | None = None) -> EntryResult:
     """Run ``entry``'s sub-batches; before each, tell the runner what runs from there on. Each
     starts from its checkpoint in ``store`` if it has a usable one, else (a later rung of
-    successive halving) from the carries the rung before left, else from scratch."""
+    successive halving) from the carries the rung before left, else from scratch. ``began()``:
+    called before each sub-batch's first training call (once its program is compiled)."""
     start = time.perf_counter()
     subs = []
     end = runner.calls if rung is None else rung.end_calls
@@ -262,7 +273,7 @@ def run_entry(runner: CompiledRunner, entry: Entry,
                                      last_sub_batch=i == len(entry.sub_batches) - 1)}
         subs.append(runner.run(sb.structure, sb.samples, sb.width, start=snapshot,
                                end_calls=end, keep_carry=rung is not None and rung.keep_carry,
-                               **saving))
+                               training=began, **saving))
     return EntryResult(sub_batches=subs, seconds=time.perf_counter() - start)
 
 
@@ -278,8 +289,10 @@ def pending_in(plan: Plan, sweep: SweepDir, selected: list[Entry], redo: Collect
     todo = [e for e in selected if e.path in redo or sweep.state(e.path) != "done"]
     skipped = len(selected) - len(todo)
     if progress:
+        saved = checkpointed(plan, sweep.root, todo, redo)  # resumed: those steps are trained
         progress.start(total=len(selected), skipped=skipped,
-                       steps_total=int(sum(entry_steps(plan, e) for e in todo) * share))
+                       steps_total=int(sum(entry_steps(plan, e, saved.get(e.path))
+                                           for e in todo) * share))
     return todo, skipped
 
 

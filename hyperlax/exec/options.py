@@ -217,3 +217,39 @@ def parse_shard(text: str | None, source: str = "exec") -> tuple[int, int] | Non
                             "($SLURM_ARRAY_TASK_ID) from 0, as a Kubernetes indexed Job does "
                             "($JOB_COMPLETION_INDEX)")
     return k, n
+
+
+# In a sweep directory: the --compile-cache of the exec that was stopped there, so that
+# ``status``'s resume line can give it back (the default cache is left unsaid).
+RESUME_OPTIONS = "resume-options.json"
+
+
+def remember_compile_cache(root: Path, cache: Path | None) -> None:
+    """Record a stopped exec's --compile-cache in its sweep directory ``root``, best effort: a
+    stop must end whatever the disk does."""
+    from hyperlax.storage.atomic import atomic_write, json_bytes, remove_file
+
+    if not root.is_dir():
+        return
+    try:
+        if cache is None:
+            remove_file(root / RESUME_OPTIONS, within=root)
+        else:
+            atomic_write(root / RESUME_OPTIONS,
+                         json_bytes({"compile_cache": str(cache.resolve())}), within=root)
+    except (OSError, HyperlaxError):
+        pass
+
+
+def remembered_compile_cache(root: Path) -> Path | None:
+    """The --compile-cache ``remember_compile_cache`` recorded in ``root``, or None."""
+    from hyperlax.storage.read import read_json
+
+    path = root / RESUME_OPTIONS
+    if not path.is_file():
+        return None
+    try:
+        cache = read_json(path, "resume options", limit=1 << 16, within=root)["compile_cache"]
+    except (HyperlaxError, KeyError, TypeError):
+        return None
+    return Path(cache) if isinstance(cache, str) else None

@@ -52,6 +52,7 @@ class SubBatchResult:
     compile_seconds: float
     final_carry: Any = None         # the carry's leaves at the end, when a later rung needs it
     steps_now: int | None = None    # of steps_per_run, trained by this exec (not restored)
+    train_seconds_now: float | None = None  # of train_seconds, spent by this exec
 
 
 @dataclass

@@ -75,6 +75,7 @@ class _Program:
         self.started: float | None = None
         self.seconds = 0.0             # from its first part's start to its last part's end
         self.reported = False          # its compile seconds went to a sub-batch already
+        self.again = False             # compiled before, dropped, and needed again
 
 
 class ProgramCache:
@@ -88,6 +89,8 @@ class ProgramCache:
         self.window = window if window is not None else workers + 1
         self.listener = listener          # .compiled(done, seconds) after each program
         self.compiles = 0                 # programs compiled (all parts)
+        self.again = 0                    # of them, programs compiled again after a drop
+        self._ever: set[ProgramKey] = set()  # every program this cache has held
         self.part_compiles: Counter[str] = Counter()  # compiles of each part name
         self.busy_seconds = 0.0           # wall time during which some compile ran
         self.waited_seconds = 0.0         # time callers of get() waited for compiles
@@ -131,6 +134,8 @@ class ProgramCache:
         """A program holding the parts already compiled or compiling, and the names of the
         parts it must compile itself."""
         program = _Program()
+        program.again = key in self._ever  # dropped earlier, needed again: a second compile
+        self._ever.add(key)
         own = []
         for part in self.part_names:
             pk = program.part_keys[part] = self.part_key(key, part)
@@ -181,9 +186,11 @@ class ProgramCache:
                 if program.left == 0:  # the last part: the program is compiled
                     program.seconds = now - (program.started or now)
                     self.compiles += 1
+                    self.again += program.again
                     done = self.compiles
             if done and self.listener is not None:
-                self.listener.compiled(done, self.busy_seconds + self._running_for())
+                self.listener.compiled(done, self.busy_seconds + self._running_for(),
+                                       self.again)
 
     def _running_for(self) -> float:
         with self._lock:

@@ -44,6 +44,7 @@ class Progress:
         self.lock = threading.RLock()
         self.total = self.done = self.steps_total = self.steps = self.partial = 0
         self.programs = self.compiled_count = 0
+        self.announced = 0                   # the programs exec's first line counted
         self.compile_seconds = 0.0
         self.best: dict[int, float] = {}     # sample -> its latest evaluation return
         self.entry: Any = None
@@ -55,7 +56,7 @@ class Progress:
     def announce(self, text: str, programs: int = 0) -> None:
         """exec's first line; ``programs``: how many programs it will compile."""
         with self.lock:
-            self.programs = programs
+            self.programs = self.announced = programs
             self._log(text)
 
     def start(self, total: int, skipped: int, steps_total: int) -> None:
@@ -65,10 +66,17 @@ class Progress:
             if self.done == self.total:
                 self._log("nothing to do: every entry is complete")
 
-    def compiled(self, done: int, seconds: float) -> None:
+    def compiled(self, done: int, seconds: float, again: int = 0) -> None:
+        """``done`` programs compiled so far, ``again`` of them a second time (dropped to save
+        memory while others ran, then needed again): the announced count plus those."""
         with self.lock:
             self.compiled_count, self.compile_seconds = done, seconds
-            self.programs = max(self.programs, done)
+            grown = max(self.announced + again, done) - self.programs
+            self.programs += grown
+            if grown > 0 and not self.tty:  # say why the count moved, never raise it quietly
+                why = (f"{again} dropped to save memory and compiled again" if again else
+                       "programs of batches decided as the sweep ran")
+                self._log(f"{self.programs} programs to compile, not {self.announced}: {why}")
             if self.tty:
                 self._draw()
             elif done in (1, self.programs) or self._due():
@@ -126,8 +134,10 @@ class Progress:
             return
         line = self._line()
         if self.programs and self.compiled_count < self.programs:
+            grown = self.programs - self.announced  # said, as off a terminal, not hidden
             line += (f"  compiled {self.compiled_count}/{self.programs} "
-                     f"({self.compile_seconds:.0f}s)")
+                     + (f"({grown} more than announced) " if grown > 0 else "")
+                     + f"({self.compile_seconds:.0f}s)")
         self.stream.write("\r\033[K" + line)
         self.stream.flush()
         self._last_draw = now

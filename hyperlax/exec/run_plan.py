@@ -20,7 +20,8 @@ from typing import Any, Callable
 
 from hyperlax.exec import stopping
 from hyperlax.errors import HyperlaxError
-from hyperlax.exec.options import ExecOptions, default_compile_cache, exec_command_line
+from hyperlax.exec.options import ExecOptions, default_compile_cache, exec_command_line, \
+    remember_compile_cache
 from hyperlax.plan.format import Plan
 from hyperlax.plan.read import read_plan_file
 from hyperlax.storage.atomic import StorageError
@@ -113,6 +114,8 @@ def run_exec(request: ExecRequest, echo: Echo) -> int:
             stopping.check()  # a stop that came after the last safe point is not lost
         except Stopped as stop:
             stopping.announce(lambda line: echo(line, err=True))
+            if run.sweep is not None:
+                remember_compile_cache(run.sweep.root, run.request.compile_cache)
             return 128 + stop.signum
     return 0
 
@@ -150,6 +153,8 @@ def _exec(run: ExecRun, echo: Echo) -> None:
     # a halving plan is split by --shard in every rung (runtime.halving), not by entry list
     selection = entries if plan.halving is None else None
     report = _dispatch(plan, pid, plan_bytes, root, request, selection, redo, echo, progress)
+    if report.ran and not getattr(report, "compile_in_tasks", False):
+        _measured(plan, report)
     if not request.quiet:
         for line in summary(report, root):
             echo(line)
@@ -159,6 +164,16 @@ def _exec(run: ExecRun, echo: Echo) -> None:
                                       + ", ".join(corrupt),
                            "look at them (hyperlax status --verify), then re-run them with: "
                            f"{request.command_line(redo_corrupt=True)}")
+
+
+def _measured(plan: Plan, report: Any) -> None:
+    """This run's throughput, for the cost estimates of later sweeps (``exec.throughput``)."""
+    from hyperlax.exec import throughput
+    from hyperlax.exec.provenance import record
+
+    throughput.record(plan.settings.algorithm, plan.settings.env, report.env_steps,
+                      report.train_seconds, report.compiles, report.compile_seconds,
+                      record(plan.settings.env))
 
 
 def _shard_line(plan: Plan, shard: tuple[int, int], count: int) -> str:
@@ -178,7 +193,7 @@ def _announce(plan: Plan, sweep: SweepDir, mine: list[Any], redo: set[str],
     """The progress display, and exec's first line (before JAX is imported): what will run and
     what will compile."""
     from hyperlax.exec.progress import Progress
-    from hyperlax.exec.schedule import describe, programs_needed
+    from hyperlax.exec.schedule import checkpointed, describe, programs_needed
 
     options = request.options
     todo = [e for e in mine if e.path in redo or sweep.state(e.path) != "done"]
@@ -189,7 +204,8 @@ def _announce(plan: Plan, sweep: SweepDir, mine: list[Any], redo: set[str],
     if plan.halving is not None:
         line = _halving_line(plan, todo, len(mine) - len(todo), devices, workers)
     else:
-        line = describe(plan, todo, len(mine) - len(todo), devices, workers)
+        line = describe(plan, todo, len(mine) - len(todo), devices, workers,
+                        checkpointed(plan, sweep.root, todo, redo))
     if on_ray:
         line = line.replace("(compiling when needed)", "(in the Ray tasks)")
     progress.announce(line, programs=len(programs_needed(todo, devices)))

@@ -153,9 +153,9 @@ class CompiledRunner:
         evaluate = self._jit(self.program.evaluator(self.spec("evaluate", key.structure)))
         return evaluate.lower(trained.policy, trained.eval_key).compile()
 
-    def compiled(self, done: int, seconds: float) -> None:
+    def compiled(self, done: int, seconds: float, again: int = 0) -> None:
         if self.listener is not None:
-            self.listener.compiled(done, seconds)
+            self.listener.compiled(done, seconds, again)
 
     def _carry_shape(self, key: ProgramKey) -> Any:
         """``init``'s abstract output for program ``key`` (shapes, dtypes, shardings): what
@@ -182,12 +182,14 @@ class CompiledRunner:
             start: Snapshot | None = None, end_calls: int | None = None,
             save: Callable[[Snapshot], None] | None = None,
             due: Callable[[int], bool] = lambda calls: False,
-            keep_carry: bool = False) -> SubBatchResult:
+            keep_carry: bool = False,
+            training: Callable[[], None] | None = None) -> SubBatchResult:
         """Train the sub-batch from ``init`` (or from ``start``, a snapshot of an earlier run:
         a checkpoint, or the end of the rung before) up to ``end_calls`` calls (default: the
         whole budget). After each call for which ``due(calls done)`` holds, ``save`` gets a
         snapshot (the carry copied to the host, the metrics so far). ``keep_carry``: the
-        result holds the final carry too (a rung's end)."""
+        result holds the final carry too (a rung's end). ``training()`` is called once its
+        program is compiled, right before the first training call."""
         key = self.key(structure, width)
         end = self.calls if end_calls is None else end_calls
         first = 0 if start is None else start.calls
@@ -202,6 +204,8 @@ class CompiledRunner:
         if first < end:  # a snapshot at the end needs no program at all
             parts, compile_seconds = self.programs.get(key, samples)
             configs, keys = self.inputs(samples, key.width)
+            if training is not None:
+                training()
             started = time.perf_counter()
             if start is None:
                 carry = parts["init"](self.init_configs(configs, structure), keys)
@@ -239,6 +243,7 @@ class CompiledRunner:
             compile_seconds=compile_seconds,
             final_carry=carry_leaves if keep_carry else None,
             steps_now=steps_per_run // self.calls * (end - first),
+            train_seconds_now=seconds - (0.0 if start is None else start.train_seconds),
         )
 
     def _report(self, metrics: Any, samples: list[int], steps: int) -> None:

@@ -13,7 +13,7 @@ used, are known before anything runs: that is what exec compiles ahead
 from __future__ import annotations
 
 import os
-from typing import Iterable, Iterator, NamedTuple
+from typing import Any, Collection, Iterable, Iterator, NamedTuple
 
 from hyperlax.plan.format import (MAX_CALLS_PER_RUN, Entry, Plan, SubBatch,  # noqa: F401
                                chunk_group)  # re-exported: the runtime's names for them
@@ -76,11 +76,14 @@ def default_compile_workers() -> int:
     return max(1, min(cores - 1, MAX_WORKERS))
 
 
-def describe(plan: Plan, todo: list[Entry], skipped: int, devices: int, workers: int) -> str:
-    """exec's first line: what will run and what will compile."""
+def describe(plan: Plan, todo: list[Entry], skipped: int, devices: int, workers: int,
+             saved: dict[str, list[int | None]] | None = None) -> str:
+    """exec's first line: what will run and what will compile; ``saved``: ``checkpointed``,
+    whose steps are not run again."""
     programs = len(programs_needed(todo, devices))
     total = len(todo) + skipped
-    steps = sum(entry_steps(plan, e) for e in todo)
+    saved = saved or {}
+    steps = sum(entry_steps(plan, e, saved.get(e.path)) for e in todo)
     how = (f"{workers} compile worker{'s' if workers != 1 else ''}" if workers
            else "compiling when needed")
     done = f" ({skipped} complete, skipped)" if skipped else ""
@@ -88,9 +91,27 @@ def describe(plan: Plan, todo: list[Entry], skipped: int, devices: int, workers:
             f"{programs} program{'s' if programs != 1 else ''} to compile ({how})")
 
 
-def entry_steps(plan: Plan, entry: Entry) -> int:
-    """Env steps an entry trains, all samples and replicates (padding lanes not counted)."""
+def entry_steps(plan: Plan, entry: Entry, saved: list[int | None] | None = None) -> int:
+    """Env steps an entry trains, all samples and replicates (padding lanes not counted).
+    ``saved``: the evaluations each sub-batch has checkpointed (``checkpoints.files
+    .progress``); those steps are trained already, and only the rest is counted."""
     budget = plan.settings.budget
-    total = sum(budget.steps_trained(plan.sample_config(sb.samples[0]).steps_per_update())
-                * len(sb.samples) for sb in entry.sub_batches)
+    evaluations = plan.settings.num_evaluations
+    total = 0
+    for k, sb in enumerate(entry.sub_batches):
+        steps = budget.steps_trained(plan.sample_config(sb.samples[0]).steps_per_update())
+        done = (saved[k] if saved is not None and k < len(saved) else None) or 0
+        # every evaluation chunk trains the same number of updates (Budget.updates)
+        total += steps * (evaluations - min(done, evaluations)) // evaluations * len(sb.samples)
     return total * plan.settings.seeds_per_sample
+
+
+def checkpointed(plan: Plan, root: Any, entries: Iterable[Entry],
+                 redo: Collection[str] = ()) -> dict[str, list[int | None]]:
+    """Per entry path, the evaluations its sub-batches have checkpointed (a resume starts
+    there); empty for a plan without checkpoints. Entries being redone start over."""
+    if not plan.checkpoint_every or plan.halving is not None or not root.exists():
+        return {}
+    from hyperlax.exec.checkpoints.files import progress
+
+    return {e.path: progress(root, e) for e in entries if e.path not in redo}

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hyperlax.exec.checkpoints.files import progress as checkpoint_progress
-from hyperlax.exec.options import exec_command_line
+from hyperlax.exec.options import exec_command_line, remembered_compile_cache
 from hyperlax.plan.format import Entry, Plan
 from hyperlax.plan.read import read_plan_file
 from hyperlax.storage.provenance import provenance_lines, read_provenance
@@ -64,7 +64,8 @@ def sweep_status(plan_file: Path, output_root: Path | None, verify: bool) -> Sta
     status.lines += provenance_lines(records, "complete entries")
     if rungs and any(es is None for _, es in rungs):
         counts["pending"] += 1  # rungs to come: not finished, whatever the entries say
-    command = exec_command_line(plan_file, output_root, redo_corrupt=bool(corrupt))
+    command = exec_command_line(plan_file, output_root, redo_corrupt=bool(corrupt),
+                                compile_cache=remembered_compile_cache(root))
     if corrupt:
         status.lines.append(f"{len(corrupt)} complete entries changed after completion; exec "
                             f"leaves them alone; re-run them with: {command}")

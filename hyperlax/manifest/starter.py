@@ -3,7 +3,6 @@ the user edits ranges instead of looking them up."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,11 @@ from hyperlax.hyperparams import CONFIGS
 from hyperlax.manifest.recipes import load_recipe_text, split_defaults
 from hyperlax.manifest.toml_inline import toml_key, toml_value
 
-SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "manifest.schema.json"
+# The manifest's JSON Schema, shipped inside the package (tools/gen_schemas.py writes it with
+# schemas/): a starter manifest names it by absolute file URI, which resolves wherever the
+# manifest is written and for an installed hyperlax, where a relative path to the source tree's
+# schemas/ resolved only one folder below the repository root.
+SCHEMA = Path(__file__).resolve().parent / "manifest.schema.json"
 
 
 def starter_manifest(recipe: str, env_id: str, name: str | None, num_samples: int,
@@ -50,8 +53,7 @@ def starter_manifest(recipe: str, env_id: str, name: str | None, num_samples: in
     }
     header = []
     if SCHEMA.exists():
-        rel = os.path.relpath(SCHEMA, output.resolve().parent)
-        header.append(f"#:schema {Path(rel).as_posix()}")
+        header.append(f"#:schema {SCHEMA.as_uri()}")
     header += [
         f"# hyperlax sweep manifest: {parsed.description or recipe_name}.",
         "# Plan it with `hyperlax plan <this file>`, then run the plan with `hyperlax exec`.",

@@ -155,7 +155,8 @@ def render_compare(sweeps: list[SweepScores], rows: list[dict[str, Any]], metric
         ax.set_xticks(range(1, len(mine) + 1), [r["label"] for _, r in mine])
         ax.set_ylabel(f"{metric} return")
         ax.set_title(task)
-        ax.legend(loc="lower right")
+        # right of the axes, not inside them: wherever it sits inside, some box is under it
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     fig.tight_layout()
     return png_bytes(fig, FigureCanvasAgg)
 
@@ -163,8 +164,9 @@ def render_compare(sweeps: list[SweepScores], rows: list[dict[str, Any]], metric
 def compare_sweeps(sources: list[Any], labels: list[str] | None, metric: str,
                    output: Any, plots: bool = True) -> tuple[list[str], dict[str, Any]]:
     """Read each sweep (a plan file or a sweep directory; partial sweeps count what they
-    have), write compare.csv, compare.json and compare.png into ``output``; (text lines, the
-    JSON document)."""
+    have), write compare.csv, compare.json and compare.png into ``output`` (None: ``compare/``
+    beside the sweep directories, ``exec.benchmark.comparison_dir``); (text lines, the JSON
+    document)."""
     import csv
     import io
     import json
@@ -209,6 +211,14 @@ def compare_sweeps(sources: list[Any], labels: list[str] | None, metric: str,
              "compare.json": (json.dumps(document, indent=2, allow_nan=False) + "\n").encode()}
     if plots:
         files["compare.png"] = render_compare(sweeps, rows, metric)
+    if output is None:
+        from hyperlax.exec.benchmark import comparison_dir
+
+        output = comparison_dir([s.collected.root for s in sweeps])
+        if output is None:
+            raise HyperlaxError("compare", [("-o", "the sweeps share no folder but the "
+                                                   "filesystem's root to write beside")],
+                                "name the output directory with -o")
     out = Path(output)
     try:
         for name, data in files.items():

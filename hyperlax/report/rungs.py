@@ -98,6 +98,14 @@ def _value(x: float | None) -> str:
     return "-" if x is None else (f"{x:.4g}" if math.isfinite(x) else str(x))
 
 
+def _furthest_first(row: dict[str, Any]) -> tuple[int, float, int]:
+    """Sort key of the terminal table: the furthest rung first, and within the samples that
+    stopped at the same rung, by their rank there (unranked last), then by sample index."""
+    reached = row["reached"] if row["reached"] is not None else -1
+    rank = row.get(f"rung_{reached}_rank")
+    return (-reached, rank if rank is not None else math.inf, row["sample"])
+
+
 def rung_lines(collected: Collected, table: dict[str, Any], limit: int = 20) -> list[str]:
     """The rung table (``rung_table``) for the terminal: the rungs, then the samples that got
     furthest."""
@@ -114,8 +122,7 @@ def rung_lines(collected: Collected, table: dict[str, Any], limit: int = 20) -> 
                    else "waiting for the rung before")
         head.append(f"  rung {item['rung']}: {item['samples']} samples to {item['evaluations']}"
                     f" of {total} evaluations; {entries}; {decided}")
-    rows = sorted(table["rows"], key=lambda r: (-(r["reached"] if r["reached"] is not None
-                                                    else -1), r["sample"]))
+    rows = sorted(table["rows"], key=_furthest_first)
     rungs = [v.rung for v in collected.rungs or []]
     header = ["sample", "reached"] + [f"rung {r}" for r in rungs]
     cells = []

@@ -83,21 +83,55 @@ def _fmt(x: float | None, width: int) -> str:
     return f"{x:{width}.2f}" if x is not None else "?".rjust(width)
 
 
+# Below this many base samples Saltelli's estimators scatter widely (first-order indices below 0,
+# totals above 1), whatever the bootstrap says: Saltelli et al. (2010) use N in the hundreds.
+MEANINGFUL_BASE = 64
+# An interval wider than this spans most of [0, 1]: the index is not known at all.
+WIDE_INTERVAL = 0.5
+
+
+def small_sample_warning(analysis: dict[str, Any]) -> str | None:
+    """Why these indices may mean little, or None: too few base samples, estimates outside
+    [0, 1], or intervals wider than half of it."""
+    base, why = analysis["base_samples"], []
+    if base < MEANINGFUL_BASE:
+        why.append(f"{base} base samples (fewer than {MEANINGFUL_BASE})")
+    values = [v[k] for v in analysis["indices"].values() for k in ("first_order", "total_order")
+              if v[k] is not None]
+    if any(x < -0.05 or x > 1.05 for x in values):
+        why.append("indices outside [0, 1], which true ones never are")
+    widths = [hi - lo for v in analysis["indices"].values()
+              for lo, hi in (v["first_order_ci"], v["total_order_ci"])
+              if lo is not None and hi is not None]
+    if any(w > WIDE_INTERVAL for w in widths):
+        why.append(f"intervals wider than {WIDE_INTERVAL}")
+    if not why:
+        return None
+    dims = len(analysis["indices"])
+    return (f"warning: these indices are noise more than measurement: {'; '.join(why)}. A "
+            f"Saltelli sweep of {dims} hyperparameters needs num_samples = N x {dims + 2} with "
+            f"N >= {MEANINGFUL_BASE} (num_samples >= {MEANINGFUL_BASE * (dims + 2)}) before "
+            "the intervals say much")
+
+
 def sensitivity_lines(analysis: dict[str, Any]) -> list[str]:
     if "unavailable" in analysis:
         return [f"sensitivity: no Sobol indices yet: {analysis['unavailable']}"]
-    width = max(len(n) for n in analysis["indices"])
     lines = [f"sensitivity of the {analysis['metric']} return (Sobol indices, "
              f"{analysis['base_samples']} base samples, {analysis['confidence']:.0%} bootstrap "
-             "intervals), most influential first:",
-             f"  {'hyperparameter':<{width}}  first order            total"]
+             "intervals), most influential first:"]
+    rows = [["hyperparameter", "first order", "interval", "total", "interval"]]
     for name, v in analysis["indices"].items():
         lo, hi = v["first_order_ci"]
         tlo, thi = v["total_order_ci"]
-        lines.append(f"  {name:<{width}}  {_fmt(v['first_order'], 6)} [{_fmt(lo, 5)}, "
-                     f"{_fmt(hi, 5)}]  {_fmt(v['total_order'], 6)} [{_fmt(tlo, 5)}, "
-                     f"{_fmt(thi, 5)}]")
-    return lines
+        rows.append([name, _fmt(v["first_order"], 5), f"[{_fmt(lo, 5)}, {_fmt(hi, 5)}]",
+                     _fmt(v["total_order"], 5), f"[{_fmt(tlo, 5)}, {_fmt(thi, 5)}]"])
+    widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
+    for i, row in enumerate(rows):  # names left-aligned, numbers right-aligned under headers
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        lines.append("  " + "  ".join(cells).rstrip())
+    warning = small_sample_warning(analysis)
+    return lines + ([warning] if warning else [])
 
 
 def render_sensitivity(analysis: dict[str, Any], title: str) -> bytes:

@@ -157,7 +157,7 @@ def run_new(spec: SeedSweep, root: Path, flags: dict[str, Any]) -> None:
         click.echo(f"{what} sweep in {root}: {S.SEED_MANIFEST} and plan.msgpack (plan "
                    f"{pid[:12]}, {len(plan.samples)} samples, {len(plan.entries)} entries, "
                    f"{spec.mode})")
-        for line in S.cost_lines(plan):
+        for line in S.cost_lines(plan, root):  # a finished sweep run again: none
             click.echo(line, err=True)
     run_plan_in(root, flags)
 
@@ -264,7 +264,7 @@ def sweep_command(**flags: Any) -> None:
                                 "sweep with a new --output-root")
         if not is_quiet(flags):
             click.echo(f"resuming the sweep in {root} (plan {pid[:12]})")
-            for line in S.cost_lines(plan):
+            for line in S.cost_lines(plan, root):  # what is left; none when done
                 click.echo(line, err=True)
         run_plan_in(root, flags)
         return

@@ -19,11 +19,6 @@ from hyperlax.cli.seed.flags import flag_location
 
 SEED_MANIFEST = "sweep.toml"
 
-# Compile time of one program, for the estimate printed before a sweep runs: XLA:CPU compiles
-# one PPO program in 6-9 s on this project's 2-core machine (docs/benchmarks.md); DQN and SAC
-# take about as long. A GPU host compiles in parallel while training, so it is an upper figure.
-SECONDS_PER_COMPILE = 8.0
-
 Echo = Callable[..., None]
 
 
@@ -38,7 +33,22 @@ def compile_text(text: str, name: str, manifest_dir: Path, command: str) -> tupl
         if exc.source != name:
             raise
         problems = [(flag_location(loc), msg) for loc, msg in exc.problems]
-        raise HyperlaxError(command, problems, exc.hint) from None
+        budget = getattr(exc, "budget", None)
+        raise HyperlaxError(command, problems,
+                            run_length_hint(budget) if budget else exc.hint) from None
+
+
+def run_length_hint(budget: dict[str, int]) -> str:
+    """The smallest --run-length-modifier under which every sample updates before its first
+    evaluation: a number of env steps keeps the recipe's evaluations (``flags.RunLength``)."""
+    per_update, evaluations = budget["steps_per_update"], budget["recipe_num_evaluations"]
+    smallest = per_update * evaluations
+    default = (" (or default: the recipe's own "
+               f"{budget['recipe_total_timesteps']:,} env steps)"
+               if budget["recipe_total_timesteps"] >= smallest else "")
+    return (f"pass --run-length-modifier {smallest} or more{default}: the largest num_envs x "
+            f"rollout_length among these samples, {per_update:,}, times the recipe's "
+            f"{evaluations} evaluations")
 
 
 def compile_in(directory: Path, text: str, name: str, command: str,
@@ -67,28 +77,36 @@ def compile_in(directory: Path, text: str, name: str, command: str,
 
 # --- what it costs ------------------------------------------------------------------------
 
-def cost_lines(plan: Any) -> list[str]:
-    """What the sweep will cost, before it runs: trainings, env steps, structures, compiles
-    and an estimate of the compile time; and a hint when nearly every sample compiles its
-    own program, which the original's commands typed verbatim do with its recipes."""
-    from hyperlax.compiler.cost import plan_costs
-    from hyperlax.compiler.lower import plan_summary
+def cost_lines(plan: Any, root: Path | None = None, now: float | None = None) -> list[str]:
+    """What the sweep will cost, before it runs: trainings, env steps, structures, compiles;
+    how long training and compiling take, from the throughput an exec measured on this machine
+    (``exec.throughput``; a range when there is none); and a hint when nearly every sample
+    compiles its own program, which the original's commands typed verbatim do with its
+    recipes. With the sweep directory ``root``: what is left of it; nothing when it is done."""
+    from hyperlax.exec.schedule import entry_steps, programs_needed
+    from hyperlax.storage.sweepdir import SweepDir
 
     s = plan.settings
-    summary = plan_summary(plan, "")
-    costs = plan_costs(plan)
-    runs = Counter(sample.structure for sample in plan.samples)
-    steps = sum(costs[i][0].steps_per_run * n for i, n in runs.items()) * s.seeds_per_sample
-    compiles = summary["compiles"]
-    minutes = compiles * SECONDS_PER_COMPILE / 60
-    lines = [f"cost: {len(plan.samples)} configurations x {s.seeds_per_sample} seeds, "
-             f"{steps:,} env steps in all; {summary['structures']} structures, {compiles} "
-             f"programs to compile (about {_duration(minutes)} at ~{SECONDS_PER_COMPILE:g} s "
-             "each on a 2-core CPU)"]
-    if compiles >= 4 and compiles > len(plan.samples) // 4:
+    todo = plan.entries
+    if root is not None and root.is_dir():
+        sweep = SweepDir(root)
+        todo = [e for e in plan.entries if sweep.state(e.path) != "done"]
+        if not todo:
+            return []
+    samples = sum(len(e.samples) for e in todo)
+    steps = sum(entry_steps(plan, e) for e in todo)
+    programs = programs_needed(todo, 1)
+    structures = len({key.structure for key in programs})
+    left = f" (left of {len(plan.samples)})" if len(todo) < len(plan.entries) else ""
+    lines = [f"cost: {samples} configurations{left} x {s.seeds_per_sample} seeds, "
+             f"{steps:,} env steps in all; {structures} structures, {len(programs)} "
+             "programs to compile",
+             time_line(s.algorithm, s.env, steps, len(programs), now)]
+    compiles = len(programs)
+    if compiles >= 4 and compiles > samples // 4:
         if s.sampling in ("qmc_sobol", "random") and s.structures is None:
-            k = max(1, math.ceil(len(plan.samples) / max(s.batch_size, 1)))
-            lines.append(f"hint: {summary['structures']} of {len(plan.samples)} samples have "
+            k = max(1, math.ceil(samples / max(s.batch_size, 1)))
+            lines.append(f"hint: {structures} of {samples} samples have "
                          f"a structure of their own, so compiling dominates; --structures {k} "
                          f"samples {k} structures and fills each ({k} compiles), or pin "
                          "structural hyperparameters in a manifest (--emit-manifest)")
@@ -96,6 +114,50 @@ def cost_lines(plan: Any) -> list[str]:
             lines.append("hint: compiling dominates; pin structural hyperparameters in a "
                          "manifest (--emit-manifest) to share programs")
     return lines
+
+
+def time_line(algorithm: str, env: str, steps: int, compiles: int,
+              now: float | None = None) -> str:
+    """How long training and compiling will take, and how sure that is: from the figure an
+    exec measured here, within ``throughput.SPREAD`` either way; without one, a wide range."""
+    from hyperlax.exec import throughput as T
+
+    found, why = T.figure(algorithm, env, now)
+    if found is None:
+        slow, fast = T.UNKNOWN_STEPS_PER_SECOND
+        quick, long = T.UNKNOWN_SECONDS_PER_COMPILE
+        return (f"time: unknown here ({why}): at {_rate(slow)} to {_rate(fast)} env steps/s, "
+                f"{_duration(steps / fast / 60)} to {_duration(steps / slow / 60)} of training, "
+                f"and {_duration(compiles * quick / 60)} to {_duration(compiles * long / 60)} "
+                f"of compiling at {quick:g}-{long:g} s a program; an exec here measures it for "
+                "the next estimate")
+    train = steps / found.steps_per_second / 60
+    where = (f"measured here for {found.key}" + ("" if found.key == f"{algorithm} {env}"
+                                                 else f", not {env}")
+             + f" on {found.device}, {_age(found.age_days(now))}")
+    text = (f"time: about {_duration(train)} of training at {_rate(found.steps_per_second)} "
+            f"env steps/s ({where}; other structures train faster or slower, so "
+            f"{_duration(train / T.SPREAD)} to {_duration(train * T.SPREAD)})")
+    if found.seconds_per_compile is not None and compiles:
+        text += (f", and up to {_duration(compiles * found.seconds_per_compile / 60)} of "
+                 f"compiling at {found.seconds_per_compile:.0f} s a program (measured; "
+                 "compiles run while training, so less)")
+    return text
+
+
+def _rate(x: float) -> str:
+    for unit, size in (("M", 1e6), ("k", 1e3)):
+        if x >= size:
+            return f"{x / size:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def _age(days: float) -> str:
+    if days < 1 / 24:
+        return "just now"
+    if days < 1:
+        return f"{days * 24:.0f} h ago"
+    return f"{days:.0f} days ago"
 
 
 def _duration(minutes: float) -> str:
