@@ -112,3 +112,22 @@ def test_exec_writes_nothing_through_a_recipe_directory_linked_out(sweep, tmp_pa
     assert result.exit_code == 2, result.output
     assert "outside" in result.output and "Traceback" not in result.output
     assert list(outside.iterdir()) == []
+
+
+def test_a_root_swapped_for_a_link_while_it_is_used_is_refused(tmp_path):
+    """Where the root really is is pinned when the sweep directory is opened: a directory at
+    or above it that is moved away and replaced by a link while a sweep runs (a search's
+    rounds/ while a round trains) makes every later write a refusal, not a write elsewhere."""
+    from hyperlax.storage.atomic import OutsideRootError
+    from hyperlax.storage.sweepdir import SweepDir
+
+    rounds = tmp_path / "search" / "rounds"
+    (rounds / "round_0001").mkdir(parents=True)
+    sweep = SweepDir(rounds / "round_0001")
+    sweep.fresh_entry_dir("a/samples/batch_00000")  # fine while nothing moved
+    outside = tmp_path / "outside"
+    rounds.rename(outside)
+    rounds.symlink_to(outside)
+    with pytest.raises(OutsideRootError, match="outside"):
+        sweep.fresh_entry_dir("a/samples/batch_00001")
+    assert not (outside / "round_0001" / "a" / "samples" / "batch_00001").exists()

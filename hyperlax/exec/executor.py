@@ -104,7 +104,7 @@ class _ClaimedSweep(SweepDir):
 
 
 def _started(sweep: SweepDir, entry_path: str) -> None:
-    make_dirs(sweep.writable_entry_dir(entry_path), within=sweep.root)
+    make_dirs(sweep.writable_entry_dir(entry_path), within=sweep.within)
 
 
 def finished(sweep: SweepDir, owner: Owner, entry: Entry, redo: bool) -> bool:

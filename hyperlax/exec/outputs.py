@@ -128,12 +128,12 @@ def write_entry(sweep: SweepDir, plan: Plan, owner: Owner, entry: Entry,
     samples_doc = [{"sample": i, "seed": plan.samples[i].seed,
                     "structure": plan.samples[i].structure,
                     "values": plan.sample_values(i)} for i in order]
-    _write(directory / "samples.json", json_bytes(samples_doc), sweep.root)
+    _write(directory / "samples.json", json_bytes(samples_doc), sweep.within)
 
     buf = io.BytesIO()
     np.savez(buf, sample=np.asarray(order), eval_steps=eval_steps_arr, returns=returns,
              finite=finite, **{f"loss_{n}": v for n, v in losses.items()})
-    _write(directory / "curves.npz", buf.getvalue(), sweep.root)
+    _write(directory / "curves.npz", buf.getvalue(), sweep.within)
 
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
@@ -144,7 +144,7 @@ def write_entry(sweep: SweepDir, plan: Plan, owner: Owner, entry: Entry,
             for e in range(returns.shape[2]):
                 writer.writerow([i, r, int(steps[e]), repr(float(returns[s_pos, r, e])),
                                  *(repr(float(losses[n][s_pos, r, e])) for n in loss_names)])
-    _write(directory / "curves.csv", text.getvalue().encode("utf-8"), sweep.root)
+    _write(directory / "curves.csv", text.getvalue().encode("utf-8"), sweep.within)
 
     carries = []  # successive halving: each sub-batch's carry at the rung's end, for the next
     for k, sb in enumerate(result.sub_batches):
@@ -154,13 +154,13 @@ def write_entry(sweep: SweepDir, plan: Plan, owner: Owner, entry: Entry,
 
             carries.append(carry_file(k))
             _write(directory / carries[-1], carry_bytes(sb.final_carry, sb.samples,
-                                                        len(sb.eval_steps)), sweep.root)
+                                                        len(sb.eval_steps)), sweep.within)
 
     # Vouched for by the marker like the rest, but not required of an entry (ENTRY_FILES):
     # entries written before it existed stay complete. summary.json stays the last file
     # (tests/exec_points.py stops "before-marker" right after it).
     _write(directory / PROVENANCE_FILE, json_bytes(provenance.record(plan.settings.env)),
-           sweep.root)
+           sweep.within)
 
     summaries = []
     for s_pos, i in enumerate(order):
@@ -175,7 +175,7 @@ def write_entry(sweep: SweepDir, plan: Plan, owner: Owner, entry: Entry,
         "compile_seconds": round(sum(sb.compile_seconds for sb in result.sub_batches), 3),
         "train_seconds": round(sum(sb.train_seconds for sb in result.sub_batches), 3),
         "samples": summaries,
-    }), sweep.root)
+    }), sweep.within)
     stopping.check()
     with stopping.writing():  # a stop's emergency exit never cuts a marker short
         sweep.complete(entry.path, owner, entry.index, FILES + [PROVENANCE_FILE] + carries)

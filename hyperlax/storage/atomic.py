@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from hyperlax.errors import HyperlaxError
+from hyperlax.storage.paths import real_root as real_root_of
 
 
 class OutsideRootError(HyperlaxError):
@@ -33,7 +34,7 @@ def inside_root(path: Path, within: Path, doing: str = "write") -> Path:
     """``path`` when, with every symbolic link on the way resolved, it is ``within`` itself or
     lies below it; an OutsideRootError otherwise. A missing tail is taken literally (it will
     be created as plain directories)."""
-    real_root = Path(os.path.realpath(within))
+    real_root = real_root_of(within)
     real = Path(os.path.realpath(path))
     if real != real_root and real_root not in real.parents:
         raise OutsideRootError(str(path), f"refusing to {doing} here: it leads to {real}, "

@@ -62,3 +62,23 @@ def writable_inside(root: Path, relative: str, what: str = "write here",
         raise HyperlaxError(str(where if where is not None else root),
                             f"refusing to {what}: {exc}",
                             "remove the symlink, or use another --output-root") from None
+
+
+class PinnedRoot:
+    """A root as it really was when it was pinned (every link on the way resolved then), to
+    pass as the ``within`` of the reader and the writer: a directory at or above it that is
+    swapped for a link later (while a sweep runs) leaves every path below it outside."""
+
+    def __init__(self, root: Path):
+        self.real = Path(os.path.realpath(root))
+
+    def __fspath__(self) -> str:
+        return str(self.real)
+
+    def __str__(self) -> str:
+        return str(self.real)
+
+
+def real_root(within: Path | PinnedRoot) -> Path:
+    """Where ``within`` really is: as pinned, or as it resolves now."""
+    return within.real if isinstance(within, PinnedRoot) else Path(os.path.realpath(within))

@@ -95,7 +95,9 @@ def read_text(path: Path, what: str, limit: int = MAX_MANIFEST_BYTES) -> str:
 
 
 def _refuse_outside(path: Path, within: Path, what: str) -> None:
-    real_root = Path(os.path.realpath(within))
+    from hyperlax.storage.paths import real_root as real_root_of
+
+    real_root = real_root_of(within)
     real = Path(os.path.realpath(path))
     if real != real_root and real_root not in real.parents:
         raise HyperlaxError(str(path), f"the {what} leads to {real}, outside {real_root}: "

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Mapping
 
 from hyperlax.errors import HyperlaxError
 from hyperlax.plan.format import Entry, Plan, results_id
-from hyperlax.storage.paths import path_problem, writable_inside
+from hyperlax.storage.paths import PinnedRoot, path_problem, writable_inside
 from hyperlax.storage import atomic
 from hyperlax.storage.atomic import (json_bytes, make_dirs, make_new_dir, publish_new,
                                      remove_file, remove_tree, storage_error)
@@ -103,6 +103,10 @@ def _is_size(value: Any) -> bool:
 class SweepDir:
     def __init__(self, root: Path):
         self.root = root
+        # Where the root really is now, with every link on the way resolved, pinned for this
+        # process: every write checks against it, so a directory above or at the root that is
+        # swapped for a link while the sweep runs (a search's rounds/, say) is refused too.
+        self.within = PinnedRoot(root)
 
     # --- ownership ------------------------------------------------------------------------
 
@@ -112,7 +116,7 @@ class SweepDir:
         hint = ("this directory's ownership is unknown; use another output root or restore the "
                 "file")
         try:
-            record = read_json(path, "sweep record", within=self.root, hint=hint)
+            record = read_json(path, "sweep record", within=self.within, hint=hint)
             if not isinstance(record, dict) or not isinstance(
                     record.get("results_id") or record["plan_id"], str):
                 raise TypeError("no owner id")
@@ -150,21 +154,21 @@ class SweepDir:
         self.check_owner(owner)
         won = False
         if self.record() is None:
-            make_dirs(self.root, within=self.root)
+            make_dirs(self.root, within=self.within)
             staging = self.root / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
             try:
-                make_new_dir(staging, within=self.root)
+                make_new_dir(staging, within=self.within)
                 atomic.atomic_write(staging / SWEEP_RECORD, json_bytes(owner.record()),
-                                   within=self.root)
+                                   within=self.within)
                 won = publish_new(staging / SWEEP_RECORD, self.root / SWEEP_RECORD,
-                                  within=self.root)
+                                  within=self.within)
             finally:
-                remove_tree(staging, within=self.root, ignore_errors=True)
+                remove_tree(staging, within=self.within, ignore_errors=True)
         self.check_owner(owner)  # whoever won (maybe since the first look), it is these results
         if won or not (self.root / PLAN_COPY).is_file():
             # the same bytes from every worker of one plan; a plan with the same results but
             # another manifest text leaves the first plan's copy in place
-            atomic.atomic_write(self.root / PLAN_COPY, plan_bytes, within=self.root)
+            atomic.atomic_write(self.root / PLAN_COPY, plan_bytes, within=self.within)
 
     # --- entries ----------------------------------------------------------------------------
 
@@ -213,9 +217,9 @@ class SweepDir:
         if directory.exists():
             # The marker goes first: a kill halfway through the removal must not leave a
             # marker vouching for files that are gone.
-            remove_file(directory / MARKER, within=self.root)
-            remove_tree(directory, within=self.root)
-        return make_new_dir(directory, within=self.root)
+            remove_file(directory / MARKER, within=self.within)
+            remove_tree(directory, within=self.within)
+        return make_new_dir(directory, within=self.within)
 
     def complete(self, entry_path: str, owner: Owner, entry_index: int,
                  files: list[str]) -> None:
@@ -225,7 +229,7 @@ class SweepDir:
         marker = {**owner.record(), "entry": entry_index,
                   "files": {name: sha256_file(directory / name) for name in names},
                   "bytes": {name: (directory / name).stat().st_size for name in names}}
-        atomic.atomic_write(directory / MARKER, json_bytes(marker), within=self.root)
+        atomic.atomic_write(directory / MARKER, json_bytes(marker), within=self.within)
 
     def verify(self, entry_path: str, owner: Owner, entry_index: int | None = None
                ) -> list[str]:
@@ -236,7 +240,7 @@ class SweepDir:
         directory = self.entry_dir(entry_path)
         try:
             data = read_bytes(directory / MARKER, "success marker", MAX_RECORD_BYTES,
-                              within=self.root)
+                              within=self.within)
         except MissingFileError:
             return [f"{MARKER} is missing"]
         except HyperlaxError as exc:  # a FIFO, a device, a huge file, a link out of the root

@@ -183,7 +183,7 @@ def entry_values(sweep: SweepDir, owner: Owner, entry: Entry, evaluations: int,
                                    "with hyperlax exec ... --redo-corrupt")
             if verified is not None:
                 verified.add(entry.path)
-        npz = read_npz(directory / "curves.npz", "curves file", within=sweep.root)
+        npz = read_npz(directory / "curves.npz", "curves file", within=sweep.within)
         order = [int(i) for i in npz["sample"]]
         returns, finite = np.asarray(npz["returns"]), np.asarray(npz["finite"])
     except OSError as exc:

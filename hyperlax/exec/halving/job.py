@@ -86,7 +86,7 @@ class RungJob:
             name = directory / H.carry_file(source.sub_batch)
             like = self.like(structure, 1)
             try:
-                data = read_bytes(name, "rung carry", MAX_CARRY_BYTES, within=self.sweep.root)
+                data = read_bytes(name, "rung carry", MAX_CARRY_BYTES, within=self.sweep.within)
                 self._lanes[key] = lanes_from(data, like, sb.samples)
             except OSError as exc:
                 raise storage_error(name, exc, "cannot read a rung's carry") from None
@@ -104,7 +104,7 @@ class RungJob:
             directory = self._source_dir(source)
             try:
                 self._curves[path] = read_npz(directory / "curves.npz", "curves file",
-                                              within=self.sweep.root)
+                                              within=self.sweep.within)
             except HyperlaxError as exc:
                 raise StorageError(str(directory), f"its curves cannot be read ({exc})",
                                    "re-run it with hyperlax exec ... --redo-corrupt") from None
