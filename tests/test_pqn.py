@@ -68,6 +68,39 @@ def test_config_rules():
         make_program("gymnax.pendulum", SMALL_BUDGET)
 
 
+# purejaxql's configs (mttga/purejaxql, purejaxql/config/alg/pqn_cartpole.yaml and
+# pqn_minatar.yaml), written out in hyperlax's names: the facts the recipes must carry.
+PUREJAXQL = {
+    ("pqn_mlp", "gymnax.cartpole"): dict(
+        learning_rate=1e-4, decay_learning_rate=True, gamma=0.99, q_lambda=0.95,
+        epsilon_start=1.0, epsilon_end=0.2, epsilon_decay_fraction=0.2, max_grad_norm=10.0,
+        reward_scale=0.1, num_envs=32, rollout_length=64, update_epochs=4, num_minibatches=16,
+        q_layer_sizes=[256, 256], q_layer_norm=True, activation="relu", torso="mlp"),
+    ("pqn_minatar", "gymnax.breakout_minatar"): dict(
+        learning_rate=5e-4, decay_learning_rate=True, gamma=0.99, q_lambda=0.65,
+        epsilon_start=1.0, epsilon_end=0.05, epsilon_decay_fraction=0.1, max_grad_norm=10.0,
+        reward_scale=1.0, num_envs=128, rollout_length=32, update_epochs=2,
+        num_minibatches=32, q_layer_sizes=[128], q_layer_norm=True, activation="relu",
+        torso="cnn"),
+}
+BUDGETS = {"pqn_mlp": 500_000, "pqn_minatar": 10_000_000}
+
+
+@pytest.mark.parametrize("recipe, env", sorted(PUREJAXQL))
+def test_recipes_carry_purejaxqls_settings(tmp_path, recipe, env):
+    """A one-configuration plan of the recipe in its env (an empty [space]) trains exactly
+    purejaxql's settings, for purejaxql's run length."""
+    from hyperlax.compiler import compile_manifest
+
+    manifest = tmp_path / "one.toml"
+    manifest.write_text(f'[sweep]\nname = "one"\nrecipe = "{recipe}"\nenv = "{env}"\n\n'
+                        "[space]\n")
+    plan, _ = compile_manifest(manifest)
+    config = plan.sample_config(0)
+    assert {k: getattr(config, k) for k in PUREJAXQL[recipe, env]} == PUREJAXQL[recipe, env]
+    assert plan.settings.budget.total_timesteps == BUDGETS[recipe]
+
+
 # --- training: shapes, batch independence ---------------------------------------------------
 
 @pytest.fixture(scope="module")
