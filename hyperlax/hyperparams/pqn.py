@@ -15,7 +15,7 @@ from hyperlax.hyperparams.footprint import FLOAT, Footprint, network_size
 class PQNConfig(AlgorithmConfig):
     """Parallelised Q-Network (Gallici et al. 2024, "Simplifying Deep Temporal Difference
     Learning"). The defaults are purejaxql's CartPole settings (its
-    purejaxql/config/alg/pqn_cartpole.yaml); the paper's MinAtar and Atari runs use
+    purejaxql/config/alg/pqn_cartpole.yaml); purejaxql's MinAtar settings use
     q_lambda = 0.65 (the ``pqn_minatar`` recipe)."""
 
     algorithm: ClassVar[str] = "pqn"
