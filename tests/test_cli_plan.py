@@ -65,12 +65,15 @@ def test_check_refuses_a_corrupt_plan(tmp_path):
 
 
 def test_init_writes_a_manifest_that_plans(tmp_path):
-    env_of = {"ppo": "gymnax.pendulum", "dqn": "gymnax.cartpole", "sac": "gymnax.pendulum"}
+    env_of = {"ppo": "gymnax.pendulum", "dqn": "gymnax.cartpole", "sac": "gymnax.pendulum",
+              "pqn": "gymnax.cartpole"}
+    # a recipe whose defaults need image observations (network.torso = "cnn")
+    image_env = {"pqn_minatar": "gymnax.breakout_minatar"}
     recipes = builtin_recipes()
     assert {"ppo_mlp", "ppo_mlp_small", "dqn_mlp", "sac_mlp_small"} <= set(recipes)
     for recipe in recipes:
         algorithm = next(a for a in env_of if recipe.startswith(a))
-        env = env_of[algorithm]
+        env = image_env.get(recipe, env_of[algorithm])
         manifest = tmp_path / f"{recipe}.toml"
         result = run("init", "--recipe", recipe, "--env", env, "-o", manifest)
         assert result.exit_code == 0, result.output

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from hyperlax.compiler import compile_manifest
-from hyperlax.hyperparams import DQNConfig, PPOConfig, SACConfig
+from hyperlax.hyperparams import DQNConfig, PPOConfig, PQNConfig, SACConfig
 from hyperlax.hyperparams.budget import Budget
 from hyperlax.train.algos.registry import get_make_program
 from hyperlax.train.configs import as_data
@@ -81,6 +81,10 @@ INIT_CASES = [
                replay_batch_size=16, actor_layer_sizes=[8], critic_layer_sizes=[8],
                activation="relu"),
      dict(rollout_length=8, train_epochs=2, replay_batch_size=32)),
+    ("pqn", "gymnax.cartpole",
+     PQNConfig(num_envs=4, rollout_length=4, update_epochs=1, num_minibatches=2,
+               q_layer_sizes=[8], decay_learning_rate=True),
+     dict(rollout_length=8, update_epochs=3, num_minibatches=4)),
 ]
 
 

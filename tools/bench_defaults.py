@@ -2,6 +2,7 @@
 
     python tools/bench_defaults.py                      # every case, 5 seeds, a Markdown table
     python tools/bench_defaults.py --case ppo-cartpole  # one case (repeat --case for more)
+    python tools/bench_defaults.py --case pqn-cartpole  # PQN at the paper's CartPole budget
     python tools/bench_defaults.py --shared             # the recipe without its env tables too
     python tools/bench_defaults.py --collapse --seeds 10 --steps 1000000
 
@@ -59,6 +60,12 @@ CASES = [
          "CleanRL dqn.py, 500k steps"),
     Case("sac-pendulum", "sac_mlp_small", "gymnax.pendulum", 20_000, "-157.0 ± 88.7",
          "rl-baselines3-zoo SAC, 20k steps"),
+    # PQN at the paper's budgets (purejaxql's pqn_cartpole.yaml: 5e5 steps; pqn_minatar.yaml:
+    # 1e7). No published number is transcribed yet: compare with the paper's curves.
+    Case("pqn-cartpole", "pqn_mlp", "gymnax.cartpole", 500_000, "not transcribed",
+         "Gallici et al. 2024 (purejaxql pqn_cartpole.yaml), 500k steps"),
+    Case("pqn-breakout", "pqn_minatar", "gymnax.breakout_minatar", 10_000_000,
+         "not transcribed", "Gallici et al. 2024 (purejaxql pqn_minatar.yaml), 10M steps"),
 ]
 
 MANIFEST = """\

@@ -7,11 +7,12 @@ from hyperlax.hyperparams.config import AlgorithmConfig
 from hyperlax.hyperparams.declare import HyperParam, declarations
 from hyperlax.hyperparams.dqn import DQNConfig
 from hyperlax.hyperparams.ppo import PPOConfig
+from hyperlax.hyperparams.pqn import PQNConfig
 from hyperlax.hyperparams.sac import SACConfig
 
 CONFIGS: dict[str, type[AlgorithmConfig]] = {c.algorithm: c for c in (PPOConfig, DQNConfig,
-                                                                         SACConfig)}
+                                                                         SACConfig, PQNConfig)}
 ALGORITHMS: dict[str, dict[str, HyperParam]] = {a: declarations(c) for a, c in CONFIGS.items()}
 
 __all__ = ["ALGORITHMS", "CONFIGS", "AlgorithmConfig", "DQNConfig", "HyperParam", "PPOConfig",
-           "SACConfig", "declarations"]
+           "PQNConfig", "SACConfig", "declarations"]

@@ -1,6 +1,6 @@
 """Pure JAX training: algorithms, networks, environments, replay. No files, no processes.
 
-    algos/       one module per algorithm (PPO, DQN, SAC) and the registry that names them
+    algos/       one module per algorithm and the registry that names them
     batched.py   the one entry point: ``train`` wrapped into vmap(samples) x vmap(replicates)
     configs.py   a plan's sample values -> the algorithm's hyperparameter pytree
     networks.py  MLP torsos and heads (flax.linen)

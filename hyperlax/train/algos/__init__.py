@@ -1,2 +1,2 @@
-"""Training algorithms, one module each (``ppo``, ``dqn``, ``sac``): ``common`` holds their
+"""Training algorithms, one module each (``registry.MODULES`` lists them): ``common`` holds their
 contract and the pieces they share, ``registry`` finds an algorithm's module by its name."""

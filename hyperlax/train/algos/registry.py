@@ -7,9 +7,9 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Callable
 
-from hyperlax.train.algos import dqn, ppo, sac
+from hyperlax.train.algos import dqn, ppo, pqn, sac
 
-MODULES: dict[str, ModuleType] = {m.CONFIG.algorithm: m for m in (ppo, dqn, sac)}
+MODULES: dict[str, ModuleType] = {m.CONFIG.algorithm: m for m in (ppo, dqn, sac, pqn)}
 
 
 def _module(algorithm: str) -> ModuleType:
