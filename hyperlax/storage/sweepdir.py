@@ -231,6 +231,11 @@ class SweepDir:
                   "bytes": {name: (directory / name).stat().st_size for name in names}}
         atomic.atomic_write(directory / MARKER, json_bytes(marker), within=self.within)
 
+    def read_marker(self, entry_path: str) -> dict[str, Any]:
+        """An entry's success marker, read back (a HyperlaxError when it is not one)."""
+        return read_json(self.entry_dir(entry_path) / MARKER, "success marker",
+                         within=self.within)
+
     def verify(self, entry_path: str, owner: Owner, entry_index: int | None = None
                ) -> list[str]:
         """Problems with a complete entry: its marker is damaged (malformed, or a size it records
