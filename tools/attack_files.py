@@ -185,6 +185,7 @@ def build(work: Path) -> dict[str, Path]:
     search.mkdir()
     (search / "tiny.toml").write_text(TINY_RECIPE)
     (search / "search.toml").write_text(SEARCH_MANIFEST)
+    (search / "search6.toml").write_text(SEARCH_MANIFEST.replace("trials = 4", "trials = 6"))
     _must(hyperlax("search", "search.toml", "--output-root", "out", "-q", cwd=search))
     states["search"] = search
 
@@ -219,7 +220,7 @@ def attacks() -> list[Attack]:
     status = ["status", "plan.msgpack", "--output-root", "out", "--verify"]
     report = ["report", "plan.msgpack", "--output-root", "out"]
     search = ["search", "search.toml", "--output-root", "out", "-q"]
-    search_more = ["search", "search.toml", "--output-root", "out", "-q", "--trials", "6"]
+    search_more = ["search", "search6.toml", "--output-root", "out", "-q"]  # two more rounds
     entry = "out/ppo_mlp_fixed_net/gymnax_cartpole/samples/batch_00000"
     files = ["link-file-out", "fifo", "nested", "oversized", "dev-zero"]
     return [
@@ -236,8 +237,8 @@ def attacks() -> list[Attack]:
         Attack("sweep", "out/ppo_mlp_fixed_net", ["link-dir-out"], exec_),
         Attack("sweep", "out/report", ["link-dir-out"], report),
         Attack("sweep", "out/report/results.csv", ["link-file-out", "fifo"], report),
-        Attack("sweep", "tb", ["link-dir-out"], report + ["--tensorboard", "out/tb"]),
-        Attack("sweep", "out/tb", ["link-dir-out"], report + ["--tensorboard", "out/tb"]),
+        # --tensorboard DIR is the user's to point anywhere; its run directories are ours
+        Attack("sweep", "tb/sample_00000", ["link-dir-out"], report + ["--tensorboard", "tb"]),
         Attack("halving", "out/rungs", ["link-dir-out"], exec_),
         Attack("halving", "out/rungs/rung_0.json", files, exec_),
         Attack("halving", "out/rungs/rung_0.json", files, ["status", "plan.msgpack",
@@ -265,7 +266,7 @@ def attacks() -> list[Attack]:
     ]
 
 
-def judge(status: int | None, err: str, outside_before: dict, outside_after: dict,
+def judge(status: int | None, out: str, err: str, outside_before: dict, outside_after: dict,
           kind: str, attack: Attack) -> tuple[bool, str]:
     if status is None:
         return False, "hung (killed after the timeout)"
@@ -278,10 +279,12 @@ def judge(status: int | None, err: str, outside_before: dict, outside_after: dic
         return False, f"exit status {status}"
     if kind in MUST_REFUSE and status == 0:
         return False, "the edit was accepted"
-    if status in (1, 2) and "error:" not in err:
+    if status in (1, 2) and "error:" not in err and " corrupt" not in out:
+        # status --verify reports corrupt entries on stdout with status 1 (by design)
         return False, f"exit {status} without an error line"
-    return True, f"exit {status}" + (f": {err.strip().splitlines()[0][:150]}"
-                                     if status else "")
+    said = (err.strip() or out.strip()).splitlines()
+    return True, f"exit {status}" + (f": {said[-1 if not err.strip() else 0][:150]}"
+                                     if status and said else "")
 
 
 def run(work: Path, only: str, report_file: Path | None) -> int:
@@ -291,7 +294,7 @@ def run(work: Path, only: str, report_file: Path | None) -> int:
         for kind in attack.kinds:
             label = f"{' '.join(attack.command[:1])} {attack.target} <- {kind}" + (
                 " (while running)" if attack.while_running else "")
-            if only and only not in label:
+            if only and not any(part in label for part in only.split(",")):
                 continue
             here = work / f"attack_{number:02d}_{kind}"
             shutil.copytree(states[attack.state], here, symlinks=True)
@@ -310,7 +313,7 @@ def run(work: Path, only: str, report_file: Path | None) -> int:
             else:
                 PLANT[kind](target, outside)
             status, out, err, seconds = hyperlax(*attack.command, cwd=here, during=during)
-            ok, why = judge(status, err, before, snapshot(outside), kind, attack)
+            ok, why = judge(status, out, err, before, snapshot(outside), kind, attack)
             held += ok
             broken += not ok
             rows.append({"attack": label, "held": ok, "why": why, "seconds": round(seconds, 1)})
@@ -326,7 +329,7 @@ def run(work: Path, only: str, report_file: Path | None) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=None, help="scratch directory")
-    parser.add_argument("--only", default="", help="run the attacks whose label has this")
+    parser.add_argument("--only", default="", help="run the attacks whose label has one of these (comma-separated)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="hyperlax-attack-"))

@@ -192,7 +192,10 @@ def decode_npz(data: bytes, path: Path | str, what: str,
                             "restore the file, or remove it and run the command again") from None
 
 
-def sha256_file(path: Path, limit: int = MAX_PLAN_BYTES) -> str:
+MAX_HASHED_BYTES = 1 << 40  # streamed, so memory is no limit: a rung carry may be huge
+
+
+def sha256_file(path: Path, limit: int = MAX_HASHED_BYTES) -> str:
     """The SHA-256 of the regular file at ``path``, read in blocks (never a FIFO: the same
     non-blocking open and fstat as read_bytes). OSError when it cannot be read, as callers
     that verify entries expect."""
