@@ -1,4 +1,4 @@
-"""PPO for discrete and continuous gymnax classic-control environments.
+"""PPO for discrete and continuous actions, with an MLP, CNN or GRU torso.
 
 Shaped like purejaxrl's ``ppo.py``: ``make_program`` does the Python setup and returns the pure
 ``init(config, key)``, ``train(config, runner)`` and ``evaluate(spec, policy, key)``
@@ -35,6 +35,17 @@ Choices, so a reader need not reverse-engineer them:
   that step's observations; the policy sees ``clip((obs - mean) / sqrt(var + 1e-8), -10, 10)``.
   The rollout stores the normalized observations it acted on, so the update's log-probs match
   the behaviour policy's. Evaluation uses the statistics at that point, frozen.
+- Recurrent torso (``network.torso`` "gru", as purejaxrl's ``ppo_rnn.py``): actor and critic
+  each start with a GRU cell of ``network.gru_hidden_size`` units (``train.recurrent``; each
+  its own, like the MLPs). The runner carries both hidden states and each env's "first step of
+  an episode" flag (``Runner.memory``); a step that ends an episode zeros its env's hidden
+  states. The rollout stores the memory each step started from; the update cuts every env's
+  rollout into sequences of ``sequence_length`` steps (0: the whole rollout), replays each
+  from the hidden states stored at its first step, resetting where acting did, and its
+  minibatches are whole sequences (split along envs and sequence starts, never along time).
+  The bootstrap value of a truncated episode's final observation steps the critic on from
+  that step's hidden state. Evaluation carries the actor's hidden state through each episode.
+  Feed-forward PPO traces exactly the code it did before (``memory`` is None: no leaves).
 - Losses (``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl``) are means over every
   minibatch step of a chunk's updates.
 - Evaluation at the end of each chunk uses ``hyperlax.train.envs.evaluate``; it depends on
