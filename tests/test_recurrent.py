@@ -165,6 +165,26 @@ def test_the_rollout_resets_at_episode_ends_and_the_update_replays_what_it_acted
     assert bool(trained.finite)
 
 
+def test_a_recurrent_carry_round_trips_through_the_carry_file():
+    """Checkpoints and rung carries store the carry's leaves: the memory's hidden states and
+    its bool first flags come back as they went in, and the tree rebuilds."""
+    from hyperlax.exec.checkpoints.snapshots import carry_bytes, host_leaves, lanes_from
+
+    budget = Budget(total_timesteps=48, num_evaluations=1, eval_episodes=1)
+    program = ppo.make_program("gymnax.memory_chain", budget)
+    # raw uint32 keys, as exec's (``batched.sample_keys``)
+    runner = jax.jit(program.init)(as_data(gru_config()), jax.random.PRNGKey(0))
+    runner = runner._replace(memory=runner.memory._replace(
+        actor=runner.memory.actor + 0.5, first=runner.memory.first.at[1].set(False)))
+    leaves = [x[None] for x in host_leaves(runner)]  # one lane
+    like = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in leaves]
+    back = lanes_from(carry_bytes(leaves, [7], 1), like, [7])[7]
+    rebuilt = jax.tree.unflatten(jax.tree.structure(runner), back)
+    np.testing.assert_array_equal(rebuilt.memory.actor, runner.memory.actor)
+    np.testing.assert_array_equal(rebuilt.memory.first, [True, False, True, True])
+    assert rebuilt.memory.first.dtype == np.bool_
+
+
 # --- the five envs through plan and exec --------------------------------------------------------
 
 MANIFEST = """\
