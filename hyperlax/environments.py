@@ -70,6 +70,7 @@ def _brax(name: str, obs_size: int, action_size: int, bounds: tuple[float, float
 
 
 _MINATAR = "10x10 image with one channel per object kind"
+_F32_TENTH = (-0.10000000149011612, 0.10000000149011612)  # +-0.1 as gymnax's float32 holds it
 _RECURRENT = "needs memory: PPO with network.torso = 'gru' (recipe ppo_gru)"
 _META = (f"{_RECURRENT}; a meta-RL task whose {{what}} is drawn anew each episode and not "
          "observed: the observation carries only the last action and reward")
@@ -113,7 +114,7 @@ ENVS: dict[str, EnvInfo] = {
         _gymnax("meta_maze", "MetaMaze-misc", "misc", "discrete", 200, (15,), 4,
                 note=_META.format(what="goal")),
         _gymnax("point_robot", "PointRobot-misc", "misc", "continuous", 100, (6,), 2,
-                (-0.1, 0.1), note=_META.format(what="goal")),
+                _F32_TENTH, note=_META.format(what="goal")),
         _gymnax("bernoulli_bandit", "BernoulliBandit-misc", "misc", "discrete", 100, (4,), 2,
                 note=_META.format(what="best arm")),
         _gymnax("gaussian_bandit", "GaussianBandit-misc", "misc", "discrete", 100, (4,), 2,
