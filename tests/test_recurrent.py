@@ -191,6 +191,7 @@ MANIFEST = """\
 [sweep]
 name = "memory"
 recipe = "ppo_gru"
+recipe_space = "exclude"
 env = "{env}"
 num_samples = 1
 total_timesteps = 64
@@ -220,10 +221,10 @@ def test_each_memory_env_plans_and_runs_with_the_gru_recipe(env_id, write_manife
     assert result.exit_code == 0, result.output
     result = run("report", plan, "--output-root", root)
     assert result.exit_code == 0, result.output
-    with open(next(root.rglob("results.csv"))) as f:
+    with open(next(tmp_path.rglob("results.csv"))) as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 1 and rows[0]["network.torso"] == "gru"
-    assert np.isfinite(float(rows[0]["final"]))
+    assert len(rows) == 1 and rows[0]["network.torso"] == "gru", rows
+    assert np.isfinite(float(rows[0]["final_return"])) and int(rows[0]["steps"]) == 64, rows
 
 
 # --- learning -----------------------------------------------------------------------------------
