@@ -255,21 +255,20 @@ def make_program(env_id: str, budget: Budget) -> Program:
                                            logp.shape)
             return logp, entropy
 
+        def draw(out, log_std, key):
+            if discrete:
+                return jax.random.categorical(key, out, axis=-1)
+            return out + jnp.exp(log_std) * jax.random.normal(key, out.shape)
+
         def sample_action(actor_params, obs, key):
             out, log_std = dist_params(actor_params, obs)
-            if discrete:
-                action = jax.random.categorical(key, out, axis=-1)
-            else:
-                action = out + jnp.exp(log_std) * jax.random.normal(key, out.shape)
+            action = draw(out, log_std, key)
             logp, _ = log_prob_entropy(actor_params, obs, action)
             return action, logp
 
         def sample_from(out, log_std, key):
             """The GRU torso's sampling, from the actor's output of this step."""
-            if discrete:
-                action = jax.random.categorical(key, out, axis=-1)
-            else:
-                action = out + jnp.exp(log_std) * jax.random.normal(key, out.shape)
+            action = draw(out, log_std, key)
             logp, _ = logp_entropy(out, log_std, action)
             return action, logp
 
