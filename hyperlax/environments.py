@@ -1,6 +1,8 @@
 """Environments the compiler accepts, with what it must know about them without JAX: facts
 copied from gymnax and Brax (tests check that they agree, Brax's when it is installed), and the
-gymnax environments a feed-forward agent cannot train, each with the reason.
+gymnax environments no agent here can train, each with the reason. Memory and meta-RL tasks
+run with any algorithm, but only a recurrent policy (PPO with ``network.torso =
+"gru"``) can do better than a feed-forward one's chance there; their notes say so.
 
 Observations reach the algorithms flat and float32 (``hyperlax.train.envs`` flattens images
 and one-hot encodes a discrete observation); ``obs_shape`` is the shape before flattening, kept
@@ -68,6 +70,10 @@ def _brax(name: str, obs_size: int, action_size: int, bounds: tuple[float, float
 
 
 _MINATAR = "10x10 image with one channel per object kind"
+_F32_TENTH = (-0.10000000149011612, 0.10000000149011612)  # +-0.1 as gymnax's float32 holds it
+_RECURRENT = "needs memory: PPO with network.torso = 'gru' (recipe ppo_gru)"
+_META = (f"{_RECURRENT}; a meta-RL task whose {{what}} is drawn anew each episode and not "
+         "observed: the observation carries only the last action and reward")
 
 ENVS: dict[str, EnvInfo] = {
     e.id: e
@@ -102,31 +108,26 @@ ENVS: dict[str, EnvInfo] = {
                 note="30x40 image, 3 channels"),
         _gymnax("reacher", "Reacher-misc", "misc", "continuous", 100, (8,), 2, (-1.0, 1.0)),
         _gymnax("swimmer", "Swimmer-misc", "misc", "continuous", 500, (16,), 2, (-1.0, 1.0)),
+        _gymnax("memory_chain", "MemoryChain-bsuite", "bsuite", "discrete", 1000, (3,), 2,
+                note=f"{_RECURRENT}; the context to recall is shown only at the first step, "
+                     "so a feed-forward policy is at chance (return 0)"),
+        _gymnax("meta_maze", "MetaMaze-misc", "misc", "discrete", 200, (15,), 4,
+                note=_META.format(what="goal")),
+        _gymnax("point_robot", "PointRobot-misc", "misc", "continuous", 100, (6,), 2,
+                _F32_TENTH, note=_META.format(what="goal")),
+        _gymnax("bernoulli_bandit", "BernoulliBandit-misc", "misc", "discrete", 100, (4,), 2,
+                note=_META.format(what="best arm")),
+        _gymnax("gaussian_bandit", "GaussianBandit-misc", "misc", "discrete", 100, (4,), 2,
+                note=_META.format(what="second arm's mean")),
         _brax("inverted_pendulum", 4, 1, (-3.0, 3.0)),
         _brax("inverted_double_pendulum", 8, 1, (-1.0, 1.0)),
         _brax("reacher", 11, 2, (-1.0, 1.0)),
     )
 }
 
-_RECURRENT = "needs a recurrent policy, not supported yet"
-_META = (f"{_RECURRENT}: a meta-RL task whose {{what}} is drawn anew each episode and not "
-         "observed; exploiting it takes memory of earlier steps (the observation carries only "
-         "the last action and reward)")
-
 UNSUPPORTED: dict[str, Unsupported] = {
     u.id: u
     for u in (
-        Unsupported("gymnax.memory_chain", "MemoryChain-bsuite", "bsuite",
-                    f"{_RECURRENT}: the context to recall is shown only at the first step, so "
-                    "a feed-forward policy is at chance"),
-        Unsupported("gymnax.meta_maze", "MetaMaze-misc", "misc",
-                    _META.format(what="goal")),
-        Unsupported("gymnax.point_robot", "PointRobot-misc", "misc",
-                    _META.format(what="goal")),
-        Unsupported("gymnax.bernoulli_bandit", "BernoulliBandit-misc", "misc",
-                    _META.format(what="best arm")),
-        Unsupported("gymnax.gaussian_bandit", "GaussianBandit-misc", "misc",
-                    _META.format(what="second arm's mean")),
         Unsupported("gymnax.simple_bandit", "SimpleBandit-bsuite", "bsuite",
                     "cannot be learned: every episode is one pull and gymnax reshuffles the "
                     "arms' rewards at every reset, so no policy beats chance"),

@@ -71,8 +71,8 @@ ent_coef = { dist = "uniform", low = 0.0, high = 0.1 }
 
 @pytest.mark.parametrize("extra, where, says", [
     ('[defaults."gymnax.nope"]\nent_coef = 0.1\n', 'defaults."gymnax.nope"', "unknown env"),
-    ('[defaults."gymnax.memory_chain"]\nent_coef = 0.1\n', 'defaults."gymnax.memory_chain"',
-     "recurrent"),
+    ('[defaults."gymnax.simple_bandit"]\nent_coef = 0.1\n', 'defaults."gymnax.simple_bandit"',
+     "cannot be learned"),
     ('[defaults."gymnax.cartpole"]\nent_cof = 0.1\n', 'defaults."gymnax.cartpole".ent_cof',
      "unknown hyperparameter"),
     ('[defaults."gymnax.cartpole"]\ngamma = 1.5\n', 'defaults."gymnax.cartpole".gamma',

@@ -134,9 +134,10 @@ def test_an_unsupported_env_is_refused_with_its_reason(env_id, write_manifest, t
     assert not (tmp_path / "plan.msgpack").exists()
 
 
-def test_memory_tasks_say_they_need_a_recurrent_policy():
-    assert unknown_env_message("gymnax.memory_chain").startswith(
-        "gymnax.memory_chain needs a recurrent policy, not supported yet:")
+def test_memory_tasks_run_and_say_they_need_a_recurrent_policy():
+    for env_id in ("gymnax.memory_chain", "gymnax.meta_maze", "gymnax.point_robot",
+                   "gymnax.bernoulli_bandit", "gymnax.gaussian_bandit"):
+        assert ENVS[env_id].note.startswith("needs memory: PPO with network.torso = 'gru'")
     assert "did you mean 'gymnax.breakout_minatar'" in unknown_env_message("gymnax.breakout")
 
 
@@ -235,7 +236,7 @@ def test_a_brax_env_plans_without_brax_and_exec_names_the_extra(write_manifest, 
 
 
 def test_make_env_refuses_unknown_and_unsupported_ids():
-    for env_id in ("gymnax.memory_chain", "gymnax.nope"):
+    for env_id in ("gymnax.simple_bandit", "gymnax.nope"):
         with pytest.raises(HyperlaxError, match="settings.env"):
             runtime_envs.make_env(env_id)
 

@@ -85,12 +85,18 @@ INIT_CASES = [
      PQNConfig(num_envs=4, rollout_length=4, update_epochs=1, num_minibatches=2,
                q_layer_sizes=[8], decay_learning_rate=True),
      dict(rollout_length=8, update_epochs=3, num_minibatches=4)),
+    ("ppo", "gymnax.memory_chain",  # the GRU torso: its memory is in the carry
+     PPOConfig(num_envs=4, rollout_length=16, update_epochs=2, num_minibatches=2,
+               sequence_length=4, torso="gru", gru_hidden_size=8, actor_layer_sizes=[8],
+               critic_layer_sizes=[8]),
+     dict(rollout_length=32, sequence_length=8, update_epochs=3, num_minibatches=8)),
 ]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("algorithm, env, config, other", INIT_CASES,
-                         ids=[c[0] for c in INIT_CASES])
+                         ids=[c[0] + ("-gru" if c[2].torso == "gru" else "")
+                              if c[0] == "ppo" else c[0] for c in INIT_CASES])
 def test_init_gives_the_same_carry_for_every_structure_with_its_spec(algorithm, env, config,
                                                                      other):
     program = get_make_program(algorithm)(env, BUDGET)

@@ -87,6 +87,13 @@ ENV_INTRO = [
     "a CPU: one tiny PPO program on `brax.inverted_pendulum` took 38 s on 2 cores (16 s tracing, "
     "22 s XLA; 65 s with the cores busy) against 6 s for `gymnax.pendulum`. The persistent "
     "compile cache skips the XLA part on a rerun, not the tracing.",
+    "",
+    "Memory and meta-RL environments (`gymnax.memory_chain`, `meta_maze`, `point_robot`, "
+    "`bernoulli_bandit`, `gaussian_bandit`) run with every algorithm that can act in them, but "
+    "what they reward needs memory of earlier steps: PPO with `network.torso = \"gru\"` (the "
+    "`ppo_gru` recipe) carries a GRU's hidden state through each episode, reset at its end. On "
+    "MemoryChain a feed-forward policy stays at chance (return 0) and the GRU recalls the "
+    "context (tests/test_recurrent.py).",
 ]
 
 

@@ -28,6 +28,7 @@ class NetworkShape(NamedTuple):
     activation: str               # "same" already replaced by network.activation
     layer_norm: bool
     cnn: bool                     # starts with the convolutional torso (image observations)
+    gru: int = 0                  # starts with a GRU cell of this many units (0: none)
 
 
 class AlgorithmConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -50,12 +51,14 @@ class AlgorithmConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     def network(self, name: str) -> NetworkShape:
         """The network ``name`` ("actor", "critic", "q") as the runtime builds it: its fields
         ``<name>_layer_sizes``, ``<name>_activation``, ``<name>_layer_norm`` and the
-        algorithm's ``torso``, if it declares one."""
+        algorithm's ``torso``, if it declares one (with "gru", ``gru_hidden_size``)."""
+        torso = getattr(self, "torso", "mlp")
         return NetworkShape(tuple(getattr(self, f"{name}_layer_sizes")),
                             resolve_activation(getattr(self, f"{name}_activation"),
                                                getattr(self, "activation")),
                             bool(getattr(self, f"{name}_layer_norm")),
-                            getattr(self, "torso", "mlp") == "cnn")
+                            torso == "cnn",
+                            getattr(self, "gru_hidden_size") if torso == "gru" else 0)
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> Any:

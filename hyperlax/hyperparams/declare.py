@@ -34,6 +34,8 @@ Activation = Literal["tanh", "relu", "gelu", "silu", "elu", "leaky_relu"]
 SAME = "same"
 NetworkActivation = Literal["same", "tanh", "relu", "gelu", "silu", "elu", "leaky_relu"]
 Torso = Literal["mlp", "cnn"]
+# PPO's torsos: also a GRU, whose hidden state the rollout carries (hyperlax.train.recurrent)
+RecurrentTorso = Literal["mlp", "cnn", "gru"]
 Width = Annotated[int, Meta(ge=1, le=65_536)]
 
 
@@ -79,13 +81,21 @@ def layer_norm(network: str) -> Any:
                             "(before its activation)")
 
 
-def torso(networks: str) -> Any:
-    return structural(Torso, f"input stage of the {networks}: 'mlp' (the flat observation "
-                             "goes straight into the hidden layers) or 'cnn' (image "
-                             "observations only: the observation reshaped to height x width x "
-                             "channels, one 3x3 convolution with 16 channels and relu, as in "
-                             "MinAtar's networks, flattened into the hidden layers)",
-                      image_only=("cnn",))
+_TORSO_DOC = ("input stage of the {networks}: 'mlp' (the flat observation goes straight into "
+              "the hidden layers) or 'cnn' (image observations only: the observation reshaped "
+              "to height x width x channels, one 3x3 convolution with 16 channels and relu, as "
+              "in MinAtar's networks, flattened into the hidden layers)")
+_GRU_DOC = (", or 'gru' (a GRU cell of network.gru_hidden_size units on the flat observation, "
+            "its output into the hidden layers; the hidden state is carried from step to step "
+            "and reset to zeros at every episode end)")
+
+
+def torso(networks: str, gru: bool = False) -> Any:
+    """``gru``: the algorithm can carry a recurrent hidden state (PPO), so "gru" is a choice."""
+    if gru:
+        return structural(RecurrentTorso, _TORSO_DOC.format(networks=networks) + _GRU_DOC,
+                          image_only=("cnn",))
+    return structural(Torso, _TORSO_DOC.format(networks=networks), image_only=("cnn",))
 
 
 def resolve_activation(own: str, shared: str) -> str:

@@ -22,14 +22,22 @@ FLOAT = 4                     # bytes per float32
 class NetworkSize:
     params: int
     activations: int          # floats one example's forward pass keeps per layer, summed
+    hidden: int = 0           # floats of the recurrent hidden state carried between steps
 
 
 def network_size(shape: NetworkShape, env: EnvInfo, outputs: int, extra_inputs: int = 0,
                  value_head: bool = False) -> NetworkSize:
     """The size of a network as ``train.networks.MLP`` builds it: the optional
-    convolutional torso on image observations, the hidden layers (with LayerNorm's scale and
-    bias), the head of ``outputs`` and, for a dueling Q-network, a value head beside it."""
+    convolutional torso on image observations or the GRU cell (flax's ``GRUCell``: three
+    input kernels, three recurrent ones, a bias on the candidate's input and on each recurrent
+    kernel), the hidden layers (with LayerNorm's scale and bias), the head of ``outputs`` and,
+    for a dueling Q-network, a value head beside it."""
     params, activations, inputs = 0, 0, env.obs_size + extra_inputs
+    if shape.gru:
+        units = shape.gru
+        params += 3 * inputs * units + 3 * units * units + 4 * units
+        inputs = units
+        activations += 4 * units  # two gates, the candidate, the new state
     if shape.cnn and len(env.obs_shape) == 3:
         channels = env.obs_shape[2]
         params += CNN_KERNEL[0] * CNN_KERNEL[1] * channels * CNN_FEATURES + CNN_FEATURES
@@ -40,7 +48,7 @@ def network_size(shape: NetworkShape, env: EnvInfo, outputs: int, extra_inputs: 
     if shape.layer_norm:
         params += 2 * sum(shape.layer_sizes)
     params += (widths[-1] + 1) * (outputs + (1 if value_head else 0))
-    return NetworkSize(params, activations + sum(shape.layer_sizes))
+    return NetworkSize(params, activations + sum(shape.layer_sizes), shape.gru)
 
 
 @dataclass(frozen=True)

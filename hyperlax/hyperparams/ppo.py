@@ -61,13 +61,49 @@ class PPOConfig(AlgorithmConfig):
         "network.critic.activation", "same")
     actor_layer_norm: layer_norm("actor") = network_field("network.actor.layer_norm", False)
     critic_layer_norm: layer_norm("critic") = network_field("network.critic.layer_norm", False)
-    torso: torso("actor and critic") = network_field("network.torso", "mlp")
+    torso: torso("actor and critic", gru=True) = network_field("network.torso", "mlp")
+    # Recurrent PPO (purejaxrl's ppo_rnn.py): both shape the compiled program (the hidden
+    # state's width; the sequences' length and count), so structural. Added in 0.3.0 with
+    # defaults that change nothing, so plans leave them out at their defaults.
+    gru_hidden_size: structural(int, "units of the GRU cell of each network when "
+                                     "network.torso is 'gru' (unused otherwise)",
+                                since="0.3.0", ge=1, le=65_536) = network_field(
+        "network.gru_hidden_size", 128)
+    sequence_length: structural(int, "network.torso 'gru' only: the rollout is cut into "
+                                     "sequences of this many steps, each replayed in the update "
+                                     "from the hidden state the rollout had at its first step, "
+                                     "and minibatches are whole sequences; 0: the whole rollout "
+                                     "is one sequence per env, as in purejaxrl's recurrent PPO",
+                                since="0.3.0", ge=0, le=1_000_000) = 0
 
     def cross_field_problems(self) -> list[str]:
+        if self.torso == "gru":
+            return self._sequence_problems()
+        if self.sequence_length:
+            return [f"sequence_length = {self.sequence_length} needs network.torso 'gru' "
+                    f"(it is {self.torso!r}); leave it at 0"]
         batch = self.num_envs * self.rollout_length
         if batch % self.num_minibatches:
             return [f"num_envs x rollout_length = {self.num_envs} x {self.rollout_length} = "
                     f"{batch} is not divisible by num_minibatches = {self.num_minibatches}"]
+        return []
+
+    def sequence_shape(self) -> tuple[int, int]:
+        """(steps per sequence, sequences per rollout) of the GRU torso's update."""
+        length = self.sequence_length or self.rollout_length
+        return length, self.num_envs * (self.rollout_length // length)
+
+    def _sequence_problems(self) -> list[str]:
+        """Minibatches of the GRU torso are whole sequences (split along envs and sequence
+        starts, never inside a sequence)."""
+        length, count = self.sequence_shape()
+        if self.rollout_length % length:
+            return [f"rollout_length = {self.rollout_length} is not divisible by "
+                    f"sequence_length = {length}"]
+        if count % self.num_minibatches:
+            return [f"the GRU torso's {count} sequences (num_envs x rollout_length / "
+                    f"sequence_length = {self.num_envs} x {self.rollout_length} / {length}) "
+                    f"are not divisible by num_minibatches = {self.num_minibatches}"]
         return []
 
     def footprint(self, env: EnvInfo) -> Footprint:
@@ -82,6 +118,8 @@ class PPOConfig(AlgorithmConfig):
         minibatch = per_update // self.num_minibatches
         activations = minibatch * (actor.activations + critic.activations) * FLOAT * 3
         params = actor.params + critic.params
+        # the GRU torso keeps, per step, each network's hidden state in the rollout too
+        rollout += per_update * (actor.hidden + critic.hidden) * FLOAT
         # four copies of the parameters: themselves, Adam's two moments, the gradients
         return Footprint(params=params, param_copies=4, data_bytes=rollout + activations,
                          gradient_steps_per_update=self.update_epochs * self.num_minibatches,

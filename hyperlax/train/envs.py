@@ -148,29 +148,40 @@ def action_info(env: Any, env_params: Any) -> tuple[bool, int, float, float]:
     return False, int(space.shape[0]), float(jnp.min(space.low)), float(jnp.max(space.high))
 
 
-def evaluate(env: Any, env_params: Any, act: Callable[[jax.Array, jax.Array], jax.Array],
-             key: jax.Array, num_episodes: int) -> jax.Array:
+def evaluate(env: Any, env_params: Any, act: Callable[..., Any], key: jax.Array,
+             num_episodes: int, memory: Any = None) -> jax.Array:
     """Mean undiscounted return of ``num_episodes`` episodes run in parallel.
 
-    ``act(obs, key) -> action`` acts on one observation (it is vmapped here). Each episode
-    counts rewards until its first termination or truncation; gymnax auto-resets, so later
-    steps of a finished slot are ignored. The loop length is the env's episode limit, so every
-    episode ends inside it.
+    ``act(obs, key) -> action`` acts on one observation (it is vmapped here). A recurrent
+    policy passes ``memory``, its state for one episode's start (a pytree, copied to every
+    episode), and ``act(obs, memory, key) -> (action, memory)``: the loop carries each
+    episode's memory from step to step. Each episode counts rewards until its first
+    termination or truncation; gymnax auto-resets, so later steps of a finished slot (and its
+    memory) are ignored. The loop length is the env's episode limit, so every episode ends
+    inside it.
     """
+    if memory is None:
+        def step_policy(obs, _memory, act_key):
+            return act(obs, act_key), None
+    else:
+        step_policy = act
+        memory = jax.tree.map(lambda x: jnp.broadcast_to(x, (num_episodes,) + x.shape),
+                              memory)
     reset_keys = jax.random.split(jax.random.fold_in(key, 0), num_episodes)
     obs, state = jax.vmap(env.reset, in_axes=(0, None))(reset_keys, env_params)
 
     def step(carry, step_key):
-        obs, state, returns, alive = carry
+        obs, state, returns, alive, memory = carry
         act_keys, env_keys = jnp.split(jax.random.split(step_key, 2 * num_episodes), 2)
-        action = jax.vmap(act)(obs, act_keys)
+        action, memory = jax.vmap(step_policy)(obs, memory, act_keys)
         obs, state, reward, terminated, truncated, _ = jax.vmap(
             env.step, in_axes=(0, 0, 0, None))(env_keys, state, action, env_params)
         returns = returns + jnp.where(alive, reward, 0.0)
         alive = alive & ~(terminated | truncated)
-        return (obs, state, returns, alive), None
+        return (obs, state, returns, alive, memory), None
 
-    steps = jax.random.split(jax.random.fold_in(key, 1), env_params.max_steps_in_episode)
-    init = (obs, state, jnp.zeros(num_episodes), jnp.ones(num_episodes, dtype=bool))
-    (_, _, returns, _), _ = jax.lax.scan(step, init, steps)
+    # int: BernoulliBandit's limit is a float
+    steps = jax.random.split(jax.random.fold_in(key, 1), int(env_params.max_steps_in_episode))
+    init = (obs, state, jnp.zeros(num_episodes), jnp.ones(num_episodes, dtype=bool), memory)
+    (_, _, returns, _, _), _ = jax.lax.scan(step, init, steps)
     return returns.mean()

@@ -1,4 +1,4 @@
-"""PPO for discrete and continuous gymnax classic-control environments.
+"""PPO for discrete and continuous actions, with an MLP, CNN or GRU torso.
 
 Shaped like purejaxrl's ``ppo.py``: ``make_program`` does the Python setup and returns the pure
 ``init(config, key)``, ``train(config, runner)`` and ``evaluate(spec, policy, key)``
@@ -35,6 +35,17 @@ Choices, so a reader need not reverse-engineer them:
   that step's observations; the policy sees ``clip((obs - mean) / sqrt(var + 1e-8), -10, 10)``.
   The rollout stores the normalized observations it acted on, so the update's log-probs match
   the behaviour policy's. Evaluation uses the statistics at that point, frozen.
+- Recurrent torso (``network.torso`` "gru", as purejaxrl's ``ppo_rnn.py``): actor and critic
+  each start with a GRU cell of ``network.gru_hidden_size`` units (``train.recurrent``; each
+  its own, like the MLPs). The runner carries both hidden states and each env's "first step of
+  an episode" flag (``Runner.memory``); a step that ends an episode zeros its env's hidden
+  states. The rollout stores the memory each step started from; the update cuts every env's
+  rollout into sequences of ``sequence_length`` steps (0: the whole rollout), replays each
+  from the hidden states stored at its first step, resetting where acting did, and its
+  minibatches are whole sequences (split along envs and sequence starts, never along time).
+  The bootstrap value of a truncated episode's final observation steps the critic on from
+  that step's hidden state. Evaluation carries the actor's hidden state through each episode.
+  Feed-forward PPO traces exactly the code it did before (``memory`` is None: no leaves).
 - Losses (``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl``) are means over every
   minibatch step of a chunk's updates.
 - Evaluation at the end of each chunk uses ``hyperlax.train.envs.evaluate``; it depends on
@@ -65,6 +76,8 @@ from hyperlax.train.obs_norm import ObsNorm
 from hyperlax.train.obs_norm import norm_init as _norm_init
 from hyperlax.train.obs_norm import norm_update as _norm_update
 from hyperlax.train.obs_norm import normalize as _normalize
+from hyperlax.train.recurrent import (GRUNet, Memory, forget_ended, gru_net, initial_hidden,
+                                      replay, sequence_starts, start_memory, to_sequences)
 
 CONFIG = PPOConfig  # what this module trains (the registry finds it by its name)
 LOSS_NAMES = ("policy_loss", "value_loss", "entropy", "approx_kl")
@@ -87,6 +100,7 @@ class Runner(NamedTuple):
     obs: jax.Array  # raw observations the envs are in now, [num_envs, *obs_shape]
     key: jax.Array
     env_steps: jax.Array  # int32: env steps trained so far (updated once per chunk)
+    memory: Any = None    # the GRU torso's ``Memory``; None (no leaves) for feed-forward
 
 
 class Transition(NamedTuple):
@@ -97,6 +111,7 @@ class Transition(NamedTuple):
     reward: jax.Array
     done: jax.Array       # terminated or truncated: the GAE recursion stops here
     bootstrap: jax.Array  # value of the next state at an episode end (0 on termination)
+    memory: Any = None    # GRU torso: the ``Memory`` the step started from
 
 
 class Batch(NamedTuple):
@@ -106,6 +121,7 @@ class Batch(NamedTuple):
     value: jax.Array      # the rollout's value estimate (value-loss clipping moves from it)
     advantage: jax.Array
     target: jax.Array
+    memory: Any = None    # GRU torso: each sequence's starting hidden states, its first flags
 
 
 class Epoch(NamedTuple):
@@ -163,15 +179,23 @@ def _value_loss(value, old_value, target, clip_eps, clip):
     return loss, jnp.where(clip, plain + excess, plain)
 
 
-def _actor(spec: ActorSpec, env_id: str, action_dim: int) -> MLP:
+def _actor(spec: ActorSpec, env_id: str, action_dim: int) -> MLP | GRUNet:
     """The actor, from the evaluation's spec: training and evaluation build it alike."""
+    if spec.actor.gru:
+        return gru_net(spec.actor, out_dim=action_dim, gain=2.0 ** 0.5, head_gain=0.01)
     return mlp(spec.actor, env_id, out_dim=action_dim, gain=2.0 ** 0.5, head_gain=0.01)
+
+
+def _critic(shape, env_id: str) -> MLP | GRUNet:
+    if shape.gru:
+        return gru_net(shape, out_dim=1, gain=2.0 ** 0.5, head_gain=1.0)
+    return mlp(shape, env_id, out_dim=1, gain=2.0 ** 0.5, head_gain=1.0)
 
 
 # What ``init`` does not read (the rest of the structure is its spec: algos, ``init_spec``).
 # The optimizers' learning-rate schedule closes over the update counts they give, but
 # ``init`` evaluates it at step 0 only, where it is the rate itself whatever the counts.
-NOT_IN_INIT = ("rollout_length", "update_epochs", "num_minibatches")
+NOT_IN_INIT = ("rollout_length", "update_epochs", "num_minibatches", "sequence_length")
 
 
 # --- make_program ----------------------------------------------------------------------------
@@ -200,8 +224,10 @@ def make_program(env_id: str, budget: Budget) -> Program:
         if last_step > np.iinfo(np.int32).max:
             raise ValueError(f"{last_step} env steps do not fit the int32 eval_steps")
         actor = _actor(eval_spec(config), env_id, action_dim)
-        critic = mlp(config.network("critic"), env_id, out_dim=1, gain=2.0 ** 0.5,
-                     head_gain=1.0)
+        critic = _critic(config.network("critic"), env_id)
+        units = config.network("actor").gru  # 0: feed-forward
+        seq_length, num_sequences = config.sequence_shape()
+        seq_minibatch = num_sequences // num_minibatches
 
         # --- policy and value ---
 
@@ -214,6 +240,9 @@ def make_program(env_id: str, budget: Budget) -> Program:
 
         def log_prob_entropy(actor_params, obs, action):
             out, log_std = dist_params(actor_params, obs)
+            return logp_entropy(out, log_std, action)
+
+        def logp_entropy(out, log_std, action):
             if discrete:
                 logp_all = jax.nn.log_softmax(out)
                 logp = jnp.take_along_axis(logp_all, action[..., None].astype(jnp.int32),
@@ -226,13 +255,21 @@ def make_program(env_id: str, budget: Budget) -> Program:
                                            logp.shape)
             return logp, entropy
 
+        def draw(out, log_std, key):
+            if discrete:
+                return jax.random.categorical(key, out, axis=-1)
+            return out + jnp.exp(log_std) * jax.random.normal(key, out.shape)
+
         def sample_action(actor_params, obs, key):
             out, log_std = dist_params(actor_params, obs)
-            if discrete:
-                action = jax.random.categorical(key, out, axis=-1)
-            else:
-                action = out + jnp.exp(log_std) * jax.random.normal(key, out.shape)
+            action = draw(out, log_std, key)
             logp, _ = log_prob_entropy(actor_params, obs, action)
+            return action, logp
+
+        def sample_from(out, log_std, key):
+            """The GRU torso's sampling, from the actor's output of this step."""
+            action = draw(out, log_std, key)
+            logp, _ = logp_entropy(out, log_std, action)
             return action, logp
 
         def prepare(norm, obs):
@@ -277,9 +314,51 @@ def make_program(env_id: str, budget: Budget) -> Program:
             return runner._replace(norm=norm, env_state=env_state, obs=next_obs,
                                    key=key), transition
 
+        def recurrent_env_step(runner: Runner, _):
+            """``env_step`` with the GRU torso: both networks step from the memory, which
+            forgets the envs whose episode ended."""
+            learner, norm, memory = runner.learner, runner.norm, runner.memory
+            key, act_key, step_key = jax.random.split(runner.key, 3)
+            obs = prepare(norm, runner.obs)
+            actor_hidden, out = actor.apply(learner.actor_params["net"], memory.actor, obs,
+                                            memory.first)
+            action, log_prob = sample_from(out, learner.actor_params.get("log_std"), act_key)
+            critic_hidden, value = critic.apply(learner.critic_params, memory.critic, obs,
+                                                memory.first)
+            next_obs, env_state, reward, terminated, truncated, info = jax.vmap(
+                env.step, in_axes=(0, 0, 0, None))(
+                jax.random.split(step_key, num_envs), runner.env_state, env_action(action),
+                env_params)
+            # the final observation continues the episode: the critic steps on from this
+            # step's hidden state
+            _, final_value = critic.apply(learner.critic_params, critic_hidden,
+                                          prepare(norm, info["final_observation"]),
+                                          jnp.zeros_like(memory.first))
+            bootstrap = jnp.where(terminated, 0.0, final_value[..., 0])
+            if normalize:
+                norm = _norm_update(norm, next_obs)
+            done = terminated | truncated
+            transition = Transition(obs, action, log_prob, value[..., 0],
+                                    reward.astype(jnp.float32), done, bootstrap, memory)
+            return runner._replace(norm=norm, env_state=env_state, obs=next_obs, key=key,
+                                   memory=forget_ended(actor_hidden, critic_hidden, done)
+                                   ), transition
+
+        def minibatch_logp_entropy(actor_params, mb: Batch):
+            if not units:
+                return log_prob_entropy(actor_params, mb.obs, mb.action)
+            out = replay(actor, actor_params["net"], mb.memory.actor, mb.obs, mb.memory.first)
+            return logp_entropy(out, actor_params.get("log_std"), mb.action)
+
+        def minibatch_value(critic_params, mb: Batch):
+            if not units:
+                return value_fn(critic_params, mb.obs)
+            return replay(critic, critic_params, mb.memory.critic, mb.obs,
+                          mb.memory.first)[..., 0]
+
         def loss_fn(params, mb: Batch):
             actor_params, critic_params = params
-            log_prob, entropy = log_prob_entropy(actor_params, mb.obs, mb.action)
+            log_prob, entropy = minibatch_logp_entropy(actor_params, mb)
             log_ratio = log_prob - mb.log_prob
             ratio = jnp.exp(log_ratio)
             # Selecting the shift and scale, not the standardized array, keeps the flag-on
@@ -293,7 +372,7 @@ def make_program(env_id: str, budget: Budget) -> Program:
                                        jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * adv
                                        ).mean()
             value_loss, reported_value_loss = _value_loss(
-                value_fn(critic_params, mb.obs), mb.value, mb.target, clip_eps,
+                minibatch_value(critic_params, mb), mb.value, mb.target, clip_eps,
                 config.clip_value_loss)
             entropy = entropy.mean()
             total = policy_loss - config.ent_coef * entropy + config.vf_coef * value_loss
@@ -320,18 +399,58 @@ def make_program(env_id: str, budget: Budget) -> Program:
             learner, losses = jax.lax.scan(minibatch_step, learner, minibatches)
             return Epoch(learner, batch), losses
 
-        def update_step(runner: Runner, _):
-            runner, traj = jax.lax.scan(env_step, runner, None, rollout_length)
-            last_value = value_fn(runner.learner.critic_params,
-                                  prepare(runner.norm, runner.obs))
-            advantages, targets = _gae(traj, last_value, gamma, gae_lambda)
-            batch = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]),
+        def sequence_epoch_step(carry: Epoch, epoch_key):
+            """``epoch_step`` with the GRU torso: minibatches of whole sequences [L, B]."""
+            learner, batch = carry
+            order = jax.random.permutation(epoch_key, num_sequences)
+
+            def split(x):  # [L, S, ...] -> [minibatches, L, S / minibatches, ...]
+                x = x[:, order].reshape((seq_length, num_minibatches, seq_minibatch)
+                                        + x.shape[2:])
+                return jnp.swapaxes(x, 0, 1)
+
+            def split_starts(x):  # [S, units] -> [minibatches, S / minibatches, units]
+                return x[order].reshape((num_minibatches, seq_minibatch) + x.shape[1:])
+
+            memory = batch.memory
+            minibatches = jax.tree.map(split, batch._replace(memory=None))._replace(
+                memory=Memory(split_starts(memory.actor), split_starts(memory.critic),
+                              split(memory.first)))
+            learner, losses = jax.lax.scan(minibatch_step, learner, minibatches)
+            return Epoch(learner, batch), losses
+
+        def sequence_batch(traj: Transition, advantages, targets) -> Batch:
+            """The rollout [T, N] as sequences [L, S], with each sequence's starting memory."""
+            steps = jax.tree.map(lambda x: to_sequences(x, seq_length),
                                  Batch(traj.obs, traj.action, traj.log_prob, traj.value,
                                        advantages, targets))
+            memory = traj.memory
+            return steps._replace(memory=Memory(sequence_starts(memory.actor, seq_length),
+                                                sequence_starts(memory.critic, seq_length),
+                                                to_sequences(memory.first, seq_length)))
+
+        def update_step(runner: Runner, _):
+            if units:
+                runner, traj = jax.lax.scan(recurrent_env_step, runner, None, rollout_length)
+                memory = runner.memory
+                _, last_value = critic.apply(runner.learner.critic_params, memory.critic,
+                                             prepare(runner.norm, runner.obs), memory.first)
+                last_value = last_value[..., 0]
+            else:
+                runner, traj = jax.lax.scan(env_step, runner, None, rollout_length)
+                last_value = value_fn(runner.learner.critic_params,
+                                      prepare(runner.norm, runner.obs))
+            advantages, targets = _gae(traj, last_value, gamma, gae_lambda)
+            if units:
+                batch = sequence_batch(traj, advantages, targets)
+            else:
+                batch = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]),
+                                     Batch(traj.obs, traj.action, traj.log_prob, traj.value,
+                                           advantages, targets))
             key, epochs_key = jax.random.split(runner.key)
             epoch_keys = jax.random.split(epochs_key, update_epochs)
-            (learner, _), losses = jax.lax.scan(epoch_step, Epoch(runner.learner, batch),
-                                                epoch_keys)
+            (learner, _), losses = jax.lax.scan(sequence_epoch_step if units else epoch_step,
+                                                Epoch(runner.learner, batch), epoch_keys)
             losses = jax.tree.map(jnp.mean, losses)
             return runner._replace(learner=learner, key=key), losses
 
@@ -349,10 +468,12 @@ def make_program(env_id: str, budget: Budget) -> Program:
         def init(key: jax.Array) -> Runner:  # everything from `key`
             key, actor_key, critic_key, reset_key = jax.random.split(key, 4)
             dummy = jnp.zeros((1,) + obs_shape)
-            actor_params = {"net": actor.init(actor_key, dummy)}
+            inputs = (initial_hidden(1, units), dummy, jnp.ones((1,), bool)) if units else \
+                (dummy,)
+            actor_params = {"net": actor.init(actor_key, *inputs)}
             if not discrete:
                 actor_params["log_std"] = jnp.zeros(action_dim)
-            critic_params = critic.init(critic_key, dummy)
+            critic_params = critic.init(critic_key, *inputs)
             learner = Learner(actor_params, critic_params, actor_tx.init(actor_params),
                               critic_tx.init(critic_params))
             obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
@@ -360,7 +481,8 @@ def make_program(env_id: str, budget: Budget) -> Program:
             norm = _norm_init(obs_shape)
             if normalize:
                 norm = _norm_update(norm, obs)
-            return Runner(learner, norm, env_state, obs, key, jnp.zeros((), jnp.int32))
+            return Runner(learner, norm, env_state, obs, key, jnp.zeros((), jnp.int32),
+                          start_memory(num_envs, units) if units else None)
 
         return init, train_chunk
 
@@ -374,6 +496,17 @@ def make_program(env_id: str, budget: Budget) -> Program:
             out = actor.apply(policy.actor_params["net"], obs)
             return jnp.argmax(out, axis=-1) if discrete else env_action(out)
 
+        def recurrent_act(obs, hidden, _key):
+            """One episode's step with the GRU torso: its hidden state carried along."""
+            if spec.normalize:
+                obs = _normalize(policy.norm, obs)
+            hidden, out = actor.apply(policy.actor_params["net"], hidden, obs,
+                                      jnp.zeros((), bool))
+            return (jnp.argmax(out, axis=-1) if discrete else env_action(out)), hidden
+
+        if spec.actor.gru:  # every episode starts from zeros
+            return evaluate(env, env_params, recurrent_act, key, budget.eval_episodes,
+                            memory=initial_hidden(1, spec.actor.gru)[0])
         return evaluate(env, env_params, act, key, budget.eval_episodes)
 
     return program(build, evaluate_policy, eval_spec, NOT_IN_INIT)
