@@ -195,3 +195,26 @@ def test_check_names_the_change_of_hyperlax_behind_a_difference(tmp_path, monkey
     assert "written by hyperlax 0.1.0, this is " + hyperlax.__version__ in result.output
     assert "clip_value_loss" in result.output and "ppo_mlp_no_network_search" in result.output
     assert "DQN" not in result.output
+
+
+# search_id of tests/test_search.py's manifest (with the tiny recipe, and with ppo_mlp), as
+# hyperlax 0.2.0 computed it: a search started then is this search now, not "another search",
+# whatever hyperparameters were added since (at their behaviour-preserving defaults).
+SEARCH_IDS_0_2_0 = {
+    "tiny.toml": "6b98e0c061b84289938c7ba18c2d560b1249e7bfc40c421ef054ce776f6f0947",
+    "ppo_mlp": "04fbc35004bb74c1feda008f2da2cbc4c68e9e72768ef884eea9882ef0efbc19",
+}
+
+
+@pytest.mark.parametrize("recipe", sorted(SEARCH_IDS_0_2_0))
+def test_a_search_started_by_0_2_0_keeps_its_id(recipe, tmp_path):
+    from conftest import TINY_RECIPE
+    from hyperlax.search.run import SearchRequest, resolve_search, search_id
+    from test_search import MANIFEST
+
+    (tmp_path / "tiny.toml").write_text(TINY_RECIPE)
+    text = MANIFEST.replace('recipe = "tiny.toml"', f'recipe = "{recipe}"')
+    resolved, spec = resolve_search(SearchRequest(manifest_text=text,
+                                                  manifest_name="search.toml",
+                                                  manifest_dir=tmp_path, resume=""))
+    assert search_id(resolved, spec) == SEARCH_IDS_0_2_0[recipe]

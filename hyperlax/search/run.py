@@ -94,7 +94,11 @@ def search_id(resolved: Resolved, spec: SearchSpec) -> str:
     root, nor num_samples, which is the budget), constants, the space, the sampler and the
     objectives. ``trials`` is left out, so raising it continues a finished search."""
     settings = msgspec.structs.replace(resolved.settings, output_root="", num_samples=0)
-    basis = [SEARCH_ID_FORMAT, settings, resolved.constants,
+    # as a plan leaves them out: a hyperparameter added since at its behaviour-preserving
+    # default must not make a search started by an older hyperlax "another search"
+    constants = {n: v for n, v in resolved.constants.items()
+                 if not (n in resolved.table and resolved.table[n].omitted(v))}
+    basis = [SEARCH_ID_FORMAT, settings, constants,
              {n: to_builtins(d) for n, d in resolved.space.items()}, spec.method,
              spec.per_round, spec.startup, spec.metrics, spec.directions]
     return hashlib.sha256(msgspec.msgpack.encode(basis)).hexdigest()
