@@ -253,16 +253,20 @@ def attacks() -> list[Attack]:
                                                  "dev-zero"], search_more),
         Attack("search", "out/report", ["link-dir-out"], ["report", "out"]),
         Attack("search", "out/search.lock", ["link-file-out", "fifo", "dev-zero"], search),
-        Attack("search", "out/round_002", ["link-dir-out"], search_more),
+        Attack("search", "out/rounds/round_0002", ["link-dir-out"], search_more),
+        Attack("search", "out/rounds/round_0002.toml", ["link-file-out", "fifo"], search_more),
         Attack("bench", "out/a", ["link-dir-out"], ["benchmark", "a.toml", "--output-root",
                                                     "out", "-q"]),
         # while it runs: the command wrote its first file, then the link is planted
         Attack("sweep", "out/report", ["link-dir-out"], ["exec", "plan.msgpack",
                "--output-root", "fresh", "-q"], while_running=True,
                after="fresh/hyperlax-sweep.json"),
-        Attack("search", "out2/round_001", ["link-dir-out"], ["search", "search.toml",
+        Attack("search", "out2/rounds/round_0001", ["link-dir-out"], ["search", "search.toml",
                "--output-root", "out2", "-q"], while_running=True,
-               after="out2/search.json"),
+               after="out2/rounds/round_0000.toml"),
+        Attack("search", "out2/rounds", ["link-dir-out"], ["search", "search.toml",
+               "--output-root", "out2", "-q"], while_running=True,
+               after="out2/rounds/round_0000/hyperlax-sweep.json"),
     ]
 
 
