@@ -102,9 +102,18 @@ ENVS: dict[str, EnvInfo] = {
                 note="30x40 image, 3 channels"),
         _gymnax("reacher", "Reacher-misc", "misc", "continuous", 100, (8,), 2, (-1.0, 1.0)),
         _gymnax("swimmer", "Swimmer-misc", "misc", "continuous", 500, (16,), 2, (-1.0, 1.0)),
+        # Brax's eleven (brax.envs, as the original system offers them)
+        _brax("ant", 27, 8, (-1.0, 1.0)),
+        _brax("halfcheetah", 17, 6, (-1.0, 1.0)),
+        _brax("hopper", 11, 3, (-1.0, 1.0)),
+        _brax("humanoid", 244, 17, (-0.4, 0.4)),
+        _brax("humanoidstandup", 244, 17, (-0.4, 0.4)),
         _brax("inverted_pendulum", 4, 1, (-3.0, 3.0)),
         _brax("inverted_double_pendulum", 8, 1, (-1.0, 1.0)),
+        _brax("pusher", 23, 7, (-2.0, 2.0)),
         _brax("reacher", 11, 2, (-1.0, 1.0)),
+        _brax("swimmer", 8, 2, (-1.0, 1.0)),
+        _brax("walker2d", 17, 6, (-1.0, 1.0)),
     )
 }
 
