@@ -9,6 +9,7 @@ default and the rest are marked slow.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import sys
@@ -211,10 +212,11 @@ def test_parameter_estimates_match_the_networks_built(algorithm, torso, layer_no
 # --- Brax: facts, and the extra being absent ----------------------------------------------------
 
 @pytest.fixture
-def fresh_brax_cache():
-    runtime_envs._brax_env.cache_clear()
-    yield
-    runtime_envs._brax_env.cache_clear()
+def fresh_brax_cache(monkeypatch):
+    # an empty cache for this test only: the Brax systems other tests built (minutes each on a
+    # CPU) stay cached for the tests after it
+    monkeypatch.setattr(runtime_envs, "_brax_env",
+                        functools.lru_cache(maxsize=None)(runtime_envs._brax_env.__wrapped__))
 
 
 @needs_brax
