@@ -2,9 +2,10 @@
 environment is either registered or refused with a reason, the runtime hands the algorithms flat
 float32 observations, and PPO trains a few updates on every registered env.
 
-Compiling a tiny PPO program takes 5-25 s per gymnax env on 2 CPU cores and 40-65 s on Brax
-(cold; the test compile cache makes reruns fast), so training on one env of each family runs by
-default and the rest are marked slow.
+Compiling a tiny PPO program takes 5-25 s per gymnax env on 2 CPU cores and 40-65 s on Brax's
+pendulums (cold; the test compile cache makes reruns' XLA part fast), so training is marked
+`envs` (slow); on a Brax body, where building the system and compiling take minutes, also
+`heavy` (docs/environments.md has the measured times).
 """
 
 from __future__ import annotations
@@ -308,6 +309,12 @@ def check_trained(metrics, steps: int) -> None:
     assert metrics.eval_steps.ravel().tolist() == [steps]
 
 
+# Training even TINY_PPO on these took over two minutes each on a loaded 2-core CPU (building
+# the Brax system and compiling its step; docs/environments.md has the times): `heavy`, which
+# `make test` runs and `-m "not heavy"` leaves out.
+HEAVY_BRAX = {"brax.ant", "brax.halfcheetah", "brax.hopper", "brax.humanoid",
+              "brax.humanoidstandup", "brax.pusher", "brax.swimmer", "brax.walker2d"}
+
 # test_ppo trains PPO on these through the same entry point and env wrapper
 TRAINED_ELSEWHERE = {"gymnax.cartpole", "gymnax.pendulum"}
 
@@ -316,7 +323,8 @@ def _training_params():
     for env_id in sorted(set(GYMNAX) - TRAINED_ELSEWHERE):
         yield pytest.param(env_id, id=env_id)
     for env_id in BRAX:
-        yield pytest.param(env_id, marks=needs_brax, id=env_id)
+        marks = [needs_brax] + ([pytest.mark.heavy] if env_id in HEAVY_BRAX else [])
+        yield pytest.param(env_id, marks=marks, id=env_id)
 
 
 @pytest.mark.envs
