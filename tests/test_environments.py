@@ -313,7 +313,7 @@ def check_trained(metrics, steps: int) -> None:
 # the Brax system and compiling its step; docs/environments.md has the times): `heavy`, which
 # `make test` runs and `-m "not heavy"` leaves out.
 HEAVY_BRAX = {"brax.ant", "brax.halfcheetah", "brax.hopper", "brax.humanoid",
-              "brax.humanoidstandup", "brax.pusher", "brax.swimmer", "brax.walker2d"}
+              "brax.humanoidstandup", "brax.pusher", "brax.walker2d"}
 
 # test_ppo trains PPO on these through the same entry point and env wrapper
 TRAINED_ELSEWHERE = {"gymnax.cartpole", "gymnax.pendulum"}
@@ -324,6 +324,10 @@ def _training_params():
         yield pytest.param(env_id, id=env_id)
     for env_id in BRAX:
         marks = [needs_brax] + ([pytest.mark.heavy] if env_id in HEAVY_BRAX else [])
+        if env_id == "brax.swimmer":  # Brax's fluid model: see its note in ENVS
+            marks.append(pytest.mark.xfail(raises=TypeError, strict=True,
+                                           reason="Brax 0.14.2 calls jnp.clip(a_min=...), "
+                                                  "which JAX 0.10 removed"))
         yield pytest.param(env_id, marks=marks, id=env_id)
 
 
