@@ -62,11 +62,15 @@ def _gymnax(id: str, name: str, family: Family, actions: Literal["discrete", "co
 BRAX_EPISODE_LENGTH = 1000
 
 
-def _brax(name: str, obs_size: int, action_size: int, bounds: tuple[float, float]) -> EnvInfo:
+_BRAX_EXTRA = "needs the brax extra: pip install 'hyperlax[brax]'"
+
+
+def _brax(name: str, obs_size: int, action_size: int, bounds: tuple[float, float],
+          note: str = "") -> EnvInfo:
     return EnvInfo(id=f"brax.{name}", backend="brax", name=name, family="brax",
                    action_space="continuous", max_steps_in_episode=BRAX_EPISODE_LENGTH,
                    obs_shape=(obs_size,), action_size=action_size, action_bounds=bounds,
-                   note="needs the brax extra: pip install 'hyperlax[brax]'")
+                   note=f"{_BRAX_EXTRA}{'; ' + note if note else ''}")
 
 
 _MINATAR = "10x10 image with one channel per object kind"
@@ -119,9 +123,21 @@ ENVS: dict[str, EnvInfo] = {
                 note=_META.format(what="best arm")),
         _gymnax("gaussian_bandit", "GaussianBandit-misc", "misc", "discrete", 100, (4,), 2,
                 note=_META.format(what="second arm's mean")),
+        # Brax's eleven (brax.envs, as the original system offers them)
+        _brax("ant", 27, 8, (-1.0, 1.0)),
+        _brax("halfcheetah", 17, 6, (-1.0, 1.0)),
+        _brax("hopper", 11, 3, (-1.0, 1.0)),
+        _brax("humanoid", 244, 17, (-0.4, 0.4)),
+        _brax("humanoidstandup", 244, 17, (-0.4, 0.4)),
         _brax("inverted_pendulum", 4, 1, (-3.0, 3.0)),
         _brax("inverted_double_pendulum", 8, 1, (-1.0, 1.0)),
+        _brax("pusher", 23, 7, (-2.0, 2.0)),
         _brax("reacher", 11, 2, (-1.0, 1.0)),
+        _brax("swimmer", 8, 2, (-1.0, 1.0),
+              note="does not run with Brax 0.14.2 and JAX 0.10: Brax's fluid model (Swimmer's "
+                   "viscosity) calls jnp.clip(a_min=...), which JAX removed; exec fails "
+                   "compiling it until Brax is fixed"),
+        _brax("walker2d", 17, 6, (-1.0, 1.0)),
     )
 }
 

@@ -23,8 +23,11 @@ def pytest_configure(config):
 
 # Cost tiers (markers registered in pyproject.toml). Each of these costs seconds to minutes per
 # test, so each implies `slow`: `pytest -m "not slow"` (make test-fast) leaves them all out, and
-# `-m "not ray"` etc. leaves out one kind. tryfirst: before -m deselects.
-SLOW_KINDS = ("subprocess", "ray", "stops", "learning", "envs")
+# `-m "not ray"` etc. leaves out one kind. tryfirst: before -m deselects. `heavy` marks what
+# takes minutes even at the tiniest budget (training on a Brax body: building its system and
+# compiling its step cost 3-5 minutes on a loaded 2-core CPU); `make test` runs it, `-m "not
+# heavy"` leaves it out.
+SLOW_KINDS = ("subprocess", "ray", "stops", "learning", "envs", "heavy")
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -149,3 +149,40 @@ def test_show_records_env_defaults_as_constants(tmp_path):
     shown = CliRunner().invoke(main, ["show", str(out)]).output
     line = next(ln for ln in shown.splitlines() if ln.strip().startswith("ent_coef"))
     assert "env default" in line and "0.005" in line
+
+
+# Brax's training colab trains each of these with one algorithm (Swimmer with neither); the
+# accelerator-sized recipes carry them, sized as Brax runs them.
+BRAX_PPO = {f"brax.{n}" for n in ("ant", "halfcheetah", "humanoid", "humanoidstandup",
+                                  "inverted_pendulum", "inverted_double_pendulum", "pusher",
+                                  "reacher")}
+BRAX_SAC = {"brax.hopper", "brax.walker2d"}
+
+
+def test_the_accelerator_recipes_carry_braxs_own_settings_for_its_envs():
+    for name, envs in (("ppo_mlp", BRAX_PPO), ("sac_mlp", BRAX_SAC)):
+        text = resources.files("hyperlax.recipes").joinpath(f"{name}.toml").read_text("utf-8")
+        assert set(split_defaults(decode_recipe(text, name).defaults)[1]) == envs
+        assert "google/brax, notebooks/training.ipynb" in text
+
+
+@pytest.mark.parametrize("recipe, env, steps, expected", [
+    # Brax's Ant: 4096 envs, unroll 5, batch 2048 x 32 minibatches: 5 x 2048 x 32 / 4096 = 80
+    ("ppo_mlp", "brax.ant", 50_000_000, {"num_envs": 4096, "rollout_length": 80, "num_minibatches": 32,
+                             "update_epochs": 4, "gamma": 0.97, "ent_coef": 1e-2,
+                             "actor_lr": 3e-4, "clip_eps": 0.3}),
+    ("sac_mlp", "brax.hopper", 6_553_600, {"num_envs": 128, "train_epochs": 64, "replay_batch_size": 512,
+                                "warmup_steps": 8192, "gamma": 0.997, "q_lr": 6e-4,
+                                "target_entropy_scale": 0.5}),
+])
+def test_a_brax_env_plans_with_braxs_settings(tmp_path, recipe, env, steps, expected):
+    path = tmp_path / "sweep.toml"
+    path.write_text(f'[sweep]\nname = "t"\nrecipe = "{recipe}"\nrecipe_space = "exclude"\n'
+                    f'env = "{env}"\nnum_samples = 1\ntotal_timesteps = {steps}\n'
+                    'num_evaluations = 10\n[space]\n')  # Brax's run length
+    resolved = resolve_file(path)
+    assert {k: resolved.constants[k] for k in expected} == expected
+    assert {resolved.sources[k] for k in expected} == {"env default"}
+    out = tmp_path / "plan.msgpack"
+    result = CliRunner().invoke(main, ["plan", str(path), "-o", str(out)])
+    assert result.exit_code == 0, result.output

@@ -86,7 +86,8 @@ ENV_INTRO = [
     "auto-reset to a freshly sampled initial state, as gymnax does. They are slow to compile on "
     "a CPU: one tiny PPO program on `brax.inverted_pendulum` took 38 s on 2 cores (16 s tracing, "
     "22 s XLA; 65 s with the cores busy) against 6 s for `gymnax.pendulum`. The persistent "
-    "compile cache skips the XLA part on a rerun, not the tracing.",
+    "compile cache skips the XLA part on a rerun, not the tracing. The bodies (Ant, Humanoid, "
+    "...) take minutes to build and compile: see [Brax on a CPU](#brax-on-a-cpu).",
     "",
     "Memory and meta-RL environments (`gymnax.memory_chain`, `meta_maze`, `point_robot`, "
     "`bernoulli_bandit`, `gaussian_bandit`) run with every algorithm that can act in them, but "
@@ -95,6 +96,33 @@ ENV_INTRO = [
     "MemoryChain a feed-forward policy stays at chance (return 0) and the GRU recalls the "
     "context (tests/test_recurrent.py).",
 ]
+
+# Measured once (tests/test_environments.py, `pytest --durations=0`, cold compile cache) on 2
+# CPU cores shared with other jobs (load average 4-11): seconds to build the Brax system
+# (brax.envs.get_environment: MJCF parsing and eager JAX) and seconds to compile and run the
+# tests' tiny PPO program (2 envs x 8 steps, [8] networks, 2 updates, one evaluation episode).
+BRAX_CPU_SECONDS: dict[str, tuple[float, float | None]] = {  # None: fails (see its note)
+    "brax.ant": (134, 143),  # its build includes importing Brax (the first test)
+    "brax.halfcheetah": (166, 211),
+    "brax.hopper": (131, 181),
+    "brax.humanoid": (73, 260),
+    "brax.humanoidstandup": (59, 293),
+    "brax.inverted_pendulum": (13, 45),  # these three measured later, the load lower (4)
+    "brax.inverted_double_pendulum": (9, 55),  # its build includes importing Brax
+    "brax.pusher": (81, 260),
+    "brax.reacher": (15, 67),
+    "brax.swimmer": (33, None),
+    "brax.walker2d": (31, 193),
+}
+BRAX_TIMES_INTRO = (
+    "Measured on 2 CPU cores shared with other jobs (load average 4 to 11), each once with a "
+    "cold compile cache, by `tests/test_environments.py` (`pytest --durations=0`): *build* is "
+    "`brax.envs.get_environment` (MJCF parsing and eager JAX, once per process), *compile + "
+    "run* the tests' tiny PPO program (2 envs x 8 steps, [8] networks, 2 updates, one "
+    "evaluation episode of up to 1000 steps, XLA's cheapest optimization level), nearly all of "
+    "it compiling. An idle machine is faster. The two pendulums and Reacher were measured in a "
+    "later run, with the load nearer 4; the first build of each run (`brax.ant`, "
+    "`brax.inverted_double_pendulum`) includes importing Brax.")
 
 
 def _actions(env: EnvInfo) -> str:
@@ -120,6 +148,11 @@ def render_environments() -> str:
         lines.append(f"| `{env.id}` | {env.backend} `{env.name}` | {env.family} | "
                      f"{_actions(env)} | {shape} | {env.obs_size} | "
                      f"{env.max_steps_in_episode} | {algorithms} | {env.note} |")
+    lines += ["", "## Brax on a CPU", "", BRAX_TIMES_INTRO, "",
+              "| id | build s | compile + run s |", "| --- | --- | --- |"]
+    for env_id, (build, train) in BRAX_CPU_SECONDS.items():
+        lines.append(f"| `{env_id}` | {build:.0f} | "
+                     f"{'fails compiling' if train is None else f'{train:.0f}'} |")
     lines += ["", "## Not supported", "",
               "The other gymnax environments. A manifest naming one is refused with the reason.",
               "", "| id | gymnax name | family | why |", "| --- | --- | --- | --- |"]
