@@ -14,7 +14,7 @@ CONSTRAINTS := constraints.txt
 EXTRAS := dev,ray,brax,docs
 FRESH := .venv-constraints
 
-.PHONY: test test-fast demo docs schemas golden constraints clean
+.PHONY: test test-heavy test-fast demo docs schemas golden constraints clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,14 @@ $(DEV_STAMP): $(BIN)/python pyproject.toml $(CONSTRAINTS)
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[$(EXTRAS)]'
 	touch $(BASE_STAMP) $@
 
-# The whole suite, what CI runs; it ends with the 20 slowest tests.
+# The whole suite but the `heavy` tests, what CI runs; it ends with the 20 slowest tests.
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest --durations=20
+	$(BIN)/python -m pytest -m "not heavy" --durations=20
+
+# The heavy tier: training on each Brax body (minutes each on a CPU, about 40 minutes in all;
+# docs/development.md). Run it when Brax, JAX or the Brax wrapper changes.
+test-heavy: $(DEV_STAMP)
+	$(BIN)/python -m pytest -m heavy --durations=20
 
 # The tier for working: leaves out every test marked slow, which includes the subprocess, ray,
 # stops, learning and envs marks (pyproject.toml lists them; tests/conftest.py adds slow).

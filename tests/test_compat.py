@@ -218,3 +218,21 @@ def test_a_search_started_by_0_2_0_keeps_its_id(recipe, tmp_path):
                                                   manifest_name="search.toml",
                                                   manifest_dir=tmp_path, resume=""))
     assert search_id(resolved, spec) == SEARCH_IDS_0_2_0[recipe]
+
+
+def test_check_names_a_built_in_recipes_change_even_before_a_version_bump(tmp_path):
+    """A plan of ppo_mlp written with 0.2.0's recipe text (tests/compat/ppo_mlp-0.2.0.recipe
+    .toml) against the same manifest planned now: the recipe's text moved (Brax's settings),
+    and the change that did it is named whatever version either plan records."""
+    from hyperlax.compiler.lower import compile_manifest
+    from hyperlax.plan.changes import changes_between
+
+    manifest = tmp_path / "sweep.toml"
+    manifest.write_text('[sweep]\nname = "m"\nrecipe = "ppo_mlp"\nrecipe_space = "include"\n'
+                        'env = "gymnax.pendulum"\nnum_samples = 2\n')
+    new, _ = compile_manifest(manifest)
+    old_text = (ROOT / "tests" / "compat" / "ppo_mlp-0.2.0.recipe.toml").read_text()
+    old = msgspec.structs.replace(new, recipe_text=old_text)
+    named = [c.text for c in changes_between(old, new)]
+    assert any("Brax's published PPO and SAC settings" in t for t in named), named
+    assert changes_between(new, new) == []

@@ -57,14 +57,15 @@ CHANGES: tuple[Change, ...] = (
     Change("0.2.0", "a manifest says whether the recipe's space is sampled too "
                     "([sweep] recipe_space = \"include\" or \"exclude\"); one that relied on it "
                     "without saying so is refused with the line to add", every_plan=True),
+    Change("0.3.0", "recipes ppo_mlp and sac_mlp carry Brax's published PPO and SAC settings "
+                    "for the Brax environments Brax trains with them",
+           recipes=("ppo_mlp", "sac_mlp")),
 )
 
 
 def changes_between(old: Plan, new: Plan) -> list[Change]:
     """The changes of hyperlax that can explain why ``old`` (written by an earlier hyperlax)
     differs from ``new`` (the same manifest planned now)."""
-    if old.hyperlax_version == new.hyperlax_version:
-        return []
     old_rows: dict[str, Any] = {r.name: r.role for r in old.hyperparams}
     new_rows: dict[str, Any] = {r.name: r.role for r in new.hyperparams}
     moved = {n for n in new_rows if old_rows.get(n) != new_rows[n]}
