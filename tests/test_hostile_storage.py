@@ -131,3 +131,28 @@ def test_a_root_swapped_for_a_link_while_it_is_used_is_refused(tmp_path):
     with pytest.raises(OutsideRootError, match="outside"):
         sweep.fresh_entry_dir("a/samples/batch_00001")
     assert not (outside / "round_0001" / "a" / "samples" / "batch_00001").exists()
+
+
+@pytest.mark.parametrize("where", ["header", "plan"])
+def test_a_plan_file_nested_too_deeply_is_refused_not_a_traceback(tmp_path, where):
+    """msgpack nested 100,000 deep where a plan file's header or its plan would be: every
+    decoder recurses, and the plan reader turns that into its located refusal."""
+    import msgspec
+
+    from hyperlax.plan.format import FORMAT, FORMAT_VERSION
+
+    nested = b"\x91" * 100_000 + b"\xc0"
+    if where == "header":
+        blob = b"\x82" + msgspec.msgpack.encode("format") + msgspec.msgpack.encode(FORMAT) \
+            + msgspec.msgpack.encode("junk") + nested
+    else:
+        blob = b"\x83" + msgspec.msgpack.encode("format") + msgspec.msgpack.encode(FORMAT) \
+            + msgspec.msgpack.encode("format_version") \
+            + msgspec.msgpack.encode(FORMAT_VERSION) + msgspec.msgpack.encode("plan") + nested
+    plan_file = tmp_path / "plan.msgpack"
+    plan_file.write_bytes(blob)
+    for command in (["show", plan_file], ["status", plan_file, "--output-root", tmp_path]):
+        result = cli(*command)
+        assert result.exit_code == 2, result.output
+        assert f"{plan_file}: " in result.output and "nested too deeply" in result.output
+        assert "Traceback" not in result.output

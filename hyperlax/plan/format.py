@@ -276,6 +276,9 @@ def decode_plan(data: bytes, source: str) -> tuple[Plan, str]:
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise HyperlaxError(source, f"not a hyperlax plan file (corrupt or truncated: {exc})",
                             remake) from None
+    except RecursionError:  # hostile nesting: no plan hyperlax wrote is nested so deep
+        raise HyperlaxError(source, "not a hyperlax plan file (nested too deeply to be one)",
+                            remake) from None
     if header.format != FORMAT:
         raise HyperlaxError(source, "not a hyperlax plan file", remake)
     if header.format_version > FORMAT_VERSION:
@@ -287,7 +290,7 @@ def decode_plan(data: bytes, source: str) -> tuple[Plan, str]:
                                     f"this hyperlax reads ({FORMAT_VERSION})", remake)
     try:
         writer = msgspec.msgpack.decode(data, type=_Envelope).plan.hyperlax_version
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         writer = ""  # the full decode below says what is wrong
     if newer_than_this(writer):
         raise HyperlaxError(source, f"this plan was written by hyperlax {writer}, which is newer "
@@ -298,6 +301,9 @@ def decode_plan(data: bytes, source: str) -> tuple[Plan, str]:
         envelope = msgspec.msgpack.decode(data, type=PlanFile)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise HyperlaxError(source, f"damaged plan file: {exc}", remake) from None
+    except RecursionError:
+        raise HyperlaxError(source, "damaged plan file: nested too deeply to be one hyperlax "
+                                    "wrote", remake) from None
     actual = plan_id(envelope.plan)
     if actual != envelope.plan_id:
         raise HyperlaxError(source, "plan id does not match its contents: the file was edited "
