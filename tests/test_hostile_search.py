@@ -26,6 +26,8 @@ from hyperlax.cli.main import main
 
 optuna = pytest.importorskip("optuna")
 
+from test_search import MANIFEST  # noqa: E402 (the tests' tiny search, after the skip)
+
 CORPUS = Path(__file__).parent / "hostile_files" / "study_files"
 
 # corpus file -> what the message must say (beside the file's path)
@@ -46,21 +48,6 @@ EXPECTED = {
     "round_index_out_of_place.json": "rounds[0].index: is 5, not 0",
 }
 
-MANIFEST = """\
-[sweep]
-name = "tiny-search"
-recipe = "tiny.toml"
-recipe_space = "include"
-env = "gymnax.cartpole"
-batch_size = 2
-output_root = "runs/tiny-search"
-
-[search]
-method = "tpe"
-trials = 4
-trials_per_round = 2
-objectives = [{ metric = "final_return" }, ]
-"""
 
 
 def invoke(*args: object):

@@ -149,6 +149,17 @@ def all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
+def shuffled_minibatches(key: jax.Array, batch: Any, batch_size: int,
+                         num_minibatches: int) -> Any:
+    """One epoch's minibatches: ``batch`` (leaves [batch_size, ...]) reordered by a
+    permutation drawn from ``key`` and cut into [num_minibatches, batch_size //
+    num_minibatches, ...], for a ``lax.scan`` over them."""
+    order = jax.random.permutation(key, batch_size)
+    return jax.tree.map(
+        lambda x: x[order].reshape((num_minibatches, batch_size // num_minibatches)
+                                   + x.shape[1:]), batch)
+
+
 def check_config(config: Any) -> None:
     """Refuse, while tracing, a structure the compiler would have refused (a plan is input)."""
     problems = config.cross_field_problems()

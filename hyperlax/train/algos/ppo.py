@@ -68,7 +68,8 @@ import optax
 from hyperlax.hyperparams.budget import Budget
 from hyperlax.hyperparams.ppo import PPOConfig
 from hyperlax.train.algos.common import (ActorPolicy, ActorSpec, Program, Trained,
-                                           all_finite, check_config, program)
+                                           all_finite, check_config, program,
+                                           shuffled_minibatches)
 from hyperlax.train.algos.common import actor_spec as eval_spec
 from hyperlax.train.envs import action_info, evaluate, make_env
 from hyperlax.train.networks import MLP, make_optimizer, mlp
@@ -218,7 +219,6 @@ def make_program(env_id: str, budget: Budget) -> Program:
         update_epochs, num_minibatches = config.update_epochs, config.num_minibatches
         normalize = config.normalize_observations
         batch_size = num_envs * rollout_length
-        minibatch_size = batch_size // num_minibatches
         updates_per_eval, _ = budget.updates(batch_size)
         last_step = budget.num_evaluations * updates_per_eval * batch_size
         if last_step > np.iinfo(np.int32).max:
@@ -392,10 +392,7 @@ def make_program(env_id: str, budget: Budget) -> Program:
 
         def epoch_step(carry: Epoch, epoch_key):
             learner, batch = carry
-            order = jax.random.permutation(epoch_key, batch_size)
-            minibatches = jax.tree.map(
-                lambda x: x[order].reshape((num_minibatches, minibatch_size) + x.shape[1:]),
-                batch)
+            minibatches = shuffled_minibatches(epoch_key, batch, batch_size, num_minibatches)
             learner, losses = jax.lax.scan(minibatch_step, learner, minibatches)
             return Epoch(learner, batch), losses
 

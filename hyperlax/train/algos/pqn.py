@@ -49,7 +49,7 @@ from hyperlax.hyperparams.budget import Budget
 from hyperlax.hyperparams.config import NetworkShape
 from hyperlax.hyperparams.pqn import PQNConfig
 from hyperlax.train.algos.common import (Program, Trained, all_finite, check_config,
-                                           program)
+                                           program, shuffled_minibatches)
 from hyperlax.train.envs import action_info, evaluate, make_env
 from hyperlax.train.networks import MLP, mlp
 
@@ -133,7 +133,6 @@ def make_program(env_id: str, budget: Budget) -> Program:
         num_envs, rollout_length = config.num_envs, config.rollout_length
         update_epochs, num_minibatches = config.update_epochs, config.num_minibatches
         batch_size = num_envs * rollout_length
-        minibatch_size = batch_size // num_minibatches
         updates_per_eval, total_updates = budget.updates(batch_size)
         if total_updates * batch_size > np.iinfo(np.int32).max:
             raise ValueError(f"{total_updates * batch_size} env steps do not fit the int32 "
@@ -186,10 +185,7 @@ def make_program(env_id: str, budget: Budget) -> Program:
 
         def epoch_step(carry: Epoch, epoch_key):
             learner, batch = carry
-            order = jax.random.permutation(epoch_key, batch_size)
-            minibatches = jax.tree.map(
-                lambda x: x[order].reshape((num_minibatches, minibatch_size) + x.shape[1:]),
-                batch)
+            minibatches = shuffled_minibatches(epoch_key, batch, batch_size, num_minibatches)
             learner, losses = jax.lax.scan(minibatch_step, learner, minibatches)
             return Epoch(learner, batch), losses
 
