@@ -154,3 +154,36 @@ def test_the_scan_finds_each_kind_of_access(line, expected):
                                   "within=r)", "msgspec.json.encode(x)", "p.exists()"])
 def test_the_scan_leaves_other_calls_alone(line):
     assert file_accesses(line) == []
+
+
+# The writer's functions whose ``within`` is the point: a call without it fails when it runs
+# (a required keyword), which only a test that reaches it would notice; this notices at once.
+NEEDS_WITHIN = {"atomic_write", "publish_new", "make_dirs", "make_new_dir", "remove_file",
+                "remove_tree", "remove_empty_dir", "rename_within", "open_lock_file"}
+
+
+def calls_without_within(source: str) -> list[tuple[int, str]]:
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else \
+            func.attr if isinstance(func, ast.Attribute) else None
+        if name in NEEDS_WITHIN and not any(k.arg in ("within", None) for k in node.keywords):
+            found.append((node.lineno, name))
+    return found
+
+
+def test_every_write_says_which_directory_it_must_stay_in():
+    missing = [f"hyperlax/{path.relative_to(PACKAGE).as_posix()}:{line}: {name}(...) "
+               "without within="
+               for path in sorted(PACKAGE.rglob("*.py"))
+               if path.relative_to(PACKAGE).as_posix() not in THE_READER_AND_THE_WRITER
+               for line, name in calls_without_within(path.read_text("utf-8"))]
+    assert not missing, "\n".join(missing)
+
+
+def test_the_within_scan_finds_a_call_without_it():
+    assert calls_without_within("atomic.atomic_write(p, b'')") == [(1, "atomic_write")]
+    assert calls_without_within("atomic_write(p, b'', within=r)") == []

@@ -301,7 +301,8 @@ def plot_benchmark(request: PlotRequest, note: Callable[[str], None]
     out = plots_dir(request.benchmark)
     for name, data in files.items():
         try:
-            atomic.atomic_write(out / name, data)
+            # beside the benchmark, in the directory that holds it: never through a link
+            atomic.atomic_write(out / name, data, within=out.parent)
         except OSError as exc:
             raise atomic.storage_error(out / name, exc, "cannot write the benchmark's plots"
                                        ) from None

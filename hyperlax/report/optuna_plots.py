@@ -16,6 +16,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+from hyperlax.errors import HyperlaxError
+
 PLOTS_DIR = "optuna_plots"
 
 
@@ -94,10 +96,10 @@ def write_optuna_plots(root: Path, storage: str, study_name: str,
     out = root / PLOTS_DIR
     try:
         for name, data in drawn.items():
-            atomic_write(out / name, data)
-    except OSError as exc:
+            atomic_write(out / name, data, within=root)
+    except (OSError, HyperlaxError) as exc:  # a disk error, or a link planted out of root
         return lines + [f"warning: could not write the Optuna figures to {out}: "
-                        f"{exc.strerror or exc}"]
+                        f"{getattr(exc, 'strerror', None) or exc}"]
     if drawn:
         lines.append(f"wrote {len(drawn)} Optuna figures to {out}")
     return lines
