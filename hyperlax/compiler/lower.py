@@ -9,6 +9,7 @@ from typing import Any
 import hyperlax
 from hyperlax.compiler.cost import DEFAULT_WARN_GIB, cost_review
 from hyperlax.compiler.halving import checkpoint_problems, halving_problems
+from hyperlax.compiler.pbt import pbt_problems, pbt_training, population_problems
 from hyperlax.compiler.sample import (grid_unit_points, saltelli_points, sample_seed,
                                       sobol_balance_warning,
                                       structured_points,
@@ -38,6 +39,7 @@ def lower(resolved: Resolved, manifest_name: str,
     sweep = resolved.manifest.sweep
     halving, halving_issues, halving_warnings = halving_problems(sweep, settings)
     halving_issues += checkpoint_problems(sweep, settings)
+    halving_issues += pbt_problems(resolved.manifest, settings, resolved.table, resolved.space)
     if halving_issues:
         raise HyperlaxError(source, halving_issues)
     warnings += halving_warnings
@@ -103,6 +105,12 @@ def lower(resolved: Resolved, manifest_name: str,
         error.budget = _budget_needed(resolved, problems, samples)
         raise error
 
+    pbt = None
+    if resolved.manifest.pbt is not None:
+        lonely = population_problems(samples)
+        if lonely:
+            raise HyperlaxError(source, lonely)
+        halving, pbt = pbt_training(resolved.manifest, settings)
     groups = _groups(samples, len(structures))
     entries = _entries(settings, samples, groups)
     rows = [HyperParamRow(
@@ -120,7 +128,7 @@ def lower(resolved: Resolved, manifest_name: str,
         structures=structures,
         samples=samples, groups=groups, entries=entries,
         samples_file_sha256=resolved.samples_file_sha256,
-        training=Training(checkpoint_every=sweep.checkpoint_every, halving=halving)
+        training=Training(checkpoint_every=sweep.checkpoint_every, halving=halving, pbt=pbt)
         if sweep.checkpoint_every or halving else None,
     )
     # The plan format's own checks, the ones exec applies to any plan file it reads (paths

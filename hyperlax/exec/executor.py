@@ -273,8 +273,9 @@ def run_entry(runner: CompiledRunner, entry: Entry,
                                      last_sub_batch=i == len(entry.sub_batches) - 1)}
         subs.append(runner.run(sb.structure, sb.samples, sb.width, start=snapshot,
                                end_calls=end, keep_carry=rung is not None and rung.keep_carry,
-                               training=began, **saving))
-    return EntryResult(sub_batches=subs, seconds=time.perf_counter() - start)
+                               training=began, explored=rung.values if rung else None, **saving))
+    return EntryResult(sub_batches=subs, seconds=time.perf_counter() - start,
+                       explored=rung.values if rung else None)
 
 
 def selected_entries(plan: Plan, entries: list[int] | None) -> list[Entry]:

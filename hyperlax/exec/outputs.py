@@ -59,6 +59,7 @@ class SubBatchResult:
 class EntryResult:
     sub_batches: list[SubBatchResult]
     seconds: float
+    explored: dict[int, dict[str, Any]] | None = None   # PBT: this interval's explored values
 
 
 def _num(x: float) -> float | None:
@@ -125,9 +126,12 @@ def write_entry(sweep: SweepDir, plan: Plan, owner: Owner, entry: Entry,
     else:
         eval_steps_arr = eval_steps
 
+    # PBT: the values each sample trained with in this interval, explored since the plan's
+    explored = result.explored or {}
     samples_doc = [{"sample": i, "seed": plan.samples[i].seed,
                     "structure": plan.samples[i].structure,
-                    "values": plan.sample_values(i)} for i in order]
+                    "values": {**plan.sample_values(i), **explored.get(i, {})}}
+                   for i in order]
     _write(directory / "samples.json", json_bytes(samples_doc), sweep.within)
 
     buf = io.BytesIO()

@@ -87,7 +87,8 @@ class ExecRun:
             done = sum(self.sweep.state(e.path) == "done" for e in view.entries or [])
         except (OSError, HyperlaxError):
             return ""
-        return (f": rung {view.rung} of {len(views)} (from 0), {done} of "
+        stage = "interval" if self.plan.pbt is not None else "rung"
+        return (f": {stage} {view.rung} of {len(views)} (from 0), {done} of "
                 f"{len(view.entries or [])} entries complete")
 
     def hint(self, signum: int) -> str:
@@ -223,6 +224,12 @@ def _halving_line(plan: Plan, todo: list[Any], skipped: int, devices: int,
     programs = len(programs_needed(todo, devices))
     how = (f"{workers} compile worker{'s' if workers != 1 else ''}" if workers
            else "compiling when needed")
+    if plan.pbt is not None:  # every interval runs the same samples, on the same programs
+        return (f"exec: population-based training in {len(halving.rungs)} intervals of "
+                f"{plan.pbt.interval} evaluations (of {total}), exploit and explore by "
+                f"{halving.metric} between them; interval 0: {len(todo)} of "
+                f"{len(todo) + skipped} entries to run, {programs} program"
+                f"{'s' if programs != 1 else ''} to compile ({how})")
     # later rungs' entries (and programs) depend on the decisions, not known yet
     return (f"exec: successive halving in {len(halving.rungs)} rungs ({rungs} samples, to "
             + ", ".join(f"{r.evaluations}" for r in halving.rungs) + f" of {total} "

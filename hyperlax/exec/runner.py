@@ -116,12 +116,14 @@ class CompiledRunner:
         """The sub-batches (``schedule.Use``) that run next, the current one first."""
         self.programs.want(upcoming)
 
-    def inputs(self, samples: list[int], width: int) -> tuple[Any, jax.Array]:
+    def inputs(self, samples: list[int], width: int,
+               explored: dict[int, dict[str, Any]] | None = None) -> tuple[Any, jax.Array]:
         """The stacked configs (scalars vmapped, structure static) and [width, replicates] keys,
         placed on the devices. Padding lanes repeat the first sample; their results are dropped
-        by the caller."""
+        by the caller. ``explored``: PBT's values of each sample in this interval (scalars
+        only: the same program runs them)."""
         lanes = padded_lanes(samples, width)
-        configs = stack([self.plan.sample_config(i) for i in lanes])
+        configs = stack([self.plan.sample_config(i, explored and explored[i]) for i in lanes])
         keys = replicate_keys([self.plan.samples[i].seed for i in lanes],
                               self.plan.settings.seeds_per_sample)
         if self.sharded:
@@ -183,13 +185,15 @@ class CompiledRunner:
             save: Callable[[Snapshot], None] | None = None,
             due: Callable[[int], bool] = lambda calls: False,
             keep_carry: bool = False,
-            training: Callable[[], None] | None = None) -> SubBatchResult:
+            training: Callable[[], None] | None = None,
+            explored: dict[int, dict[str, Any]] | None = None) -> SubBatchResult:
         """Train the sub-batch from ``init`` (or from ``start``, a snapshot of an earlier run:
         a checkpoint, or the end of the rung before) up to ``end_calls`` calls (default: the
         whole budget). After each call for which ``due(calls done)`` holds, ``save`` gets a
         snapshot (the carry copied to the host, the metrics so far). ``keep_carry``: the
         result holds the final carry too (a rung's end). ``training()`` is called once its
-        program is compiled, right before the first training call."""
+        program is compiled, right before the first training call. ``explored``: PBT's values
+        of each sample in this interval, over the plan's."""
         key = self.key(structure, width)
         end = self.calls if end_calls is None else end_calls
         first = 0 if start is None else start.calls
@@ -203,7 +207,7 @@ class CompiledRunner:
         host: list[Any] = []
         if first < end:  # a snapshot at the end needs no program at all
             parts, compile_seconds = self.programs.get(key, samples)
-            configs, keys = self.inputs(samples, key.width)
+            configs, keys = self.inputs(samples, key.width, explored)
             if training is not None:
                 training()
             started = time.perf_counter()

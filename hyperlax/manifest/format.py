@@ -92,6 +92,24 @@ class SearchSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     study_name: str | None = None       # the Optuna study's name; None: the sweep's name
 
 
+class PbtSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[pbt]``: population-based training (Jaderberg et al. 2017) inside the vmapped batch.
+    Ray Tune's ``PopulationBasedTraining`` knobs under names of ours; the population is each
+    structure's samples (compiler.pbt). Values are checked by the compiler, which names the
+    place and the fix, so the types here are loose on purpose."""
+
+    # evaluations between two exploit/explore steps (Ray: perturbation_interval)
+    interval: int
+    # the hyperparameters that explore may change: sampled in [space], scalar (not structural)
+    # (Ray: hyperparam_mutations)
+    explore: list[str]
+    quantile_fraction: float = 0.25       # the bottom fraction copies the top (Ray's default)
+    perturbation_factors: list[float] = msgspec.field(default_factory=lambda: [1.2, 0.8])
+    resample_probability: float = 0.25    # else perturbed by a factor (Ray's default)
+    # what ranks the members at the end of each interval, over that interval's evaluations
+    metric: RungMetric = "final_return"
+
+
 class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     sweep: SweepSection
     fixed: dict[str, Any] = {}
@@ -101,6 +119,7 @@ class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     space: dict[str, Distribution] | None = None
     samples: list[dict[str, Any]] = []   # [[samples]]: configurations to run, listed
     search: SearchSection | None = None  # [search]: hyperlax search runs it, not plan
+    pbt: PbtSection | None = None        # [pbt]: population-based training (compiler.pbt)
 
 
 class Recipe(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -151,12 +170,14 @@ def _decode(raw: dict[str, Any], struct: type, source: str) -> Any:
             problems.append((key, "must be a table"))
         else:
             problems.extend(_search_choices(_struct_problems(raw[key], sub, key)))
-    if struct is Manifest and "search" in raw:  # optional, checked key by key when present
-        if not isinstance(raw["search"], dict):
-            problems.append(("search", "must be a table"))
-        else:
-            problems.extend(_search_choices(_struct_problems(raw["search"], SearchSection,
-                                                             "search")))
+    for optional, sub in ((("search", SearchSection), ("pbt", PbtSection))
+                          if struct is Manifest else ()):
+        if optional in raw:  # optional, checked key by key when present
+            if not isinstance(raw[optional], dict):
+                problems.append((optional, "must be a table"))
+            else:
+                problems.extend(_search_choices(_struct_problems(raw[optional], sub,
+                                                                 optional)))
     space: dict[str, Any] = {}
     if "space" in raw:
         if not isinstance(raw["space"], dict):

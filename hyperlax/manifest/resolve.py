@@ -299,6 +299,10 @@ def _search_problems(manifest: Manifest) -> list[tuple[str, str]]:
         problems.append(("sweep.rungs", "successive halving does not combine with a search "
                                         "(each round trains its trials to the full budget); "
                                         "remove rungs, eta and rung_metric"))
+    if manifest.pbt is not None:
+        problems.append(("pbt", "population-based training does not combine with a search "
+                                "(each round trains its trials to the full budget); remove "
+                                "[pbt] or [search]"))
     if sweep.checkpoint_every:
         problems.append(("sweep.checkpoint_every", "a search's rounds do not checkpoint; remove "
                                                    "checkpoint_every"))

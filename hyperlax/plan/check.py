@@ -12,6 +12,8 @@ nothing touched.
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, get_args
 
 import hyperlax
@@ -174,7 +176,9 @@ def _halving_problems(plan: Plan) -> list[tuple[str, str]]:
         return problems
     if halving.metric not in RUNG_METRICS:
         problems.append(("halving.metric", f"unknown metric {halving.metric!r}"))
-    if not 2 <= halving.eta <= 1000:
+    if plan.pbt is not None:  # PBT's intervals: every sample in every one
+        problems += _pbt_problems(plan)
+    elif not 2 <= halving.eta <= 1000:
         problems.append(("halving.eta", f"must be in [2, 1000], got {halving.eta}"))
         return problems
     evaluations = [r.evaluations for r in halving.rungs]
@@ -187,6 +191,35 @@ def _halving_problems(plan: Plan) -> list[tuple[str, str]]:
                                                           len(evaluations)):
         problems.append(("halving.rungs", "the samples of each rung must be the top 1/eta of "
                                           "the rung before"))
+    return problems
+
+
+def _pbt_problems(plan: Plan) -> list[tuple[str, str]]:
+    """PBT as the compiler makes it (``compiler.pbt``): intervals, knobs, explored names."""
+    pbt, halving = plan.pbt, plan.halving
+    assert pbt is not None and halving is not None
+    problems = []
+    total = plan.settings.num_evaluations
+    ends = [r.evaluations for r in halving.rungs]
+    if halving.eta != 1 or not 0 < pbt.interval < total or \
+            ends != list(range(pbt.interval, total, pbt.interval)) + [total]:
+        problems.append(("pbt.interval", "the intervals must split num_evaluations evenly "
+                                         "(eta 1), the last one possibly shorter"))
+    if not 0 < pbt.quantile_fraction <= 0.5 or not 0 <= pbt.resample_probability <= 1 or \
+            not pbt.perturbation_factors or \
+            not all(math.isfinite(f) and f > 0 for f in pbt.perturbation_factors):
+        problems.append(("pbt", "quantile_fraction must be in (0, 0.5], resample_probability "
+                                "in [0, 1], perturbation_factors positive"))
+    roles = {row.name: row.role for row in plan.hyperparams}
+    bad = [n for n in pbt.explore if n not in plan.sampled or roles.get(n) != "scalar"]
+    if bad or not pbt.explore or pbt.explore != sorted(set(pbt.explore)):
+        problems.append(("pbt.explore", f"must name sampled scalar hyperparameters, sorted; "
+                                        f"not {bad[:4]}"))
+    sizes: dict[int, int] = {}
+    for sample in plan.samples:
+        sizes[sample.structure] = sizes.get(sample.structure, 0) + 1
+    if any(n < 2 for n in sizes.values()):
+        problems.append(("pbt", "every population (a structure's samples) needs two samples"))
     return problems
 
 

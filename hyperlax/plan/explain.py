@@ -47,7 +47,12 @@ def describe(plan: Plan, plan_id: str, fmt: str) -> str:
                                               for i, (cost, width) in enumerate(costs)]},
             **({"checkpoint_every": plan.checkpoint_every} if plan.checkpoint_every else {}),
             **({"halving": {**msgspec.to_builtins(plan.halving),
-                            "estimated_env_steps": halving_steps}} if plan.halving else {}),
+                            "estimated_env_steps": halving_steps}}
+               if plan.halving and not plan.pbt else {}),
+            **({"pbt": {**msgspec.to_builtins(plan.pbt),
+                        "metric": plan.halving.metric,
+                        "intervals": [r.evaluations for r in plan.halving.rungs],
+                        "populations": _populations(plan)}} if plan.pbt else {}),
             **({"estimated_checkpoint_bytes": carries} if carries else {}),
             "hyperparams": msgspec.to_builtins(plan.hyperparams),
             **({"not_in_plan": {n: p.default for n, p in absent.items()}}
@@ -78,7 +83,8 @@ def describe(plan: Plan, plan_id: str, fmt: str) -> str:
            "(estimated)",
            "  batch widths (width: calls) "
            + ", ".join(f"{w}: {n}" for w, n in sorted(widths.items()))]
-    out += _halving_lines(plan, halving_steps, total_steps) + _checkpoint_lines(plan, carries)
+    out += (_pbt_lines(plan) if plan.pbt else _halving_lines(plan, halving_steps, total_steps)
+            ) + _checkpoint_lines(plan, carries)
     out += ["", "hyperparameters"]
     absent = absent_hyperparams(plan)
     name_width = max(len(n) for n in [r.name for r in plan.hyperparams] + list(absent))
@@ -134,10 +140,47 @@ def _halving_steps(plan: Plan, total_steps: int) -> int | None:
     return int(total)
 
 
+def _populations(plan: Plan) -> list[dict[str, Any]]:
+    """Each PBT population (a structure's samples): its size and its quantile's."""
+    assert plan.pbt is not None
+    sizes = Counter(sample.structure for sample in plan.samples)
+    return [{"structure": s, "members": n, "quantile": plan.pbt.quantile(n)}
+            for s, n in sorted(sizes.items())]
+
+
+def _pbt_lines(plan: Plan) -> list[str]:
+    """What population-based training will do, and what it costs beyond the plain sweep."""
+    pbt, stages = plan.pbt, plan.halving
+    assert pbt is not None and stages is not None
+    total = plan.settings.num_evaluations
+    pops = _populations(plan)
+    who = (f"{len(pops)} population{'s' if len(pops) > 1 else ''} (one per structure) of "
+           + ", ".join(str(p["members"]) for p in pops) + " samples")
+    last = stages.rungs[-1].evaluations - stages.rungs[-2].evaluations
+    steps = f"{len(stages.rungs)} intervals of {pbt.interval} evaluations" + (
+        f" (the last {last})" if last != pbt.interval else "")
+    moved = ", ".join(f"{p['quantile']} of {p['members']}" for p in pops)
+    factors = " or ".join(f"x{f:g}" for f in pbt.perturbation_factors)
+    return [f"  pbt        population-based training: {who}; {steps} of {total}",
+            f"             after each interval but the last, the bottom {moved} by "
+            f"{stages.metric} (over the interval) take the training state of a member of the "
+            "top quantile and its values of " + ", ".join(pbt.explore) + f", each {factors} "
+            "(clipped to its distribution) or, with probability "
+            f"{pbt.resample_probability:g}, drawn anew",
+            f"             cost: the plain sweep's env steps and programs (no compile more); "
+            f"{len(stages.rungs) - 1} decisions written once in rungs/, carries kept between "
+            "intervals"]
+
+
 def _halving_text(plan: Plan) -> str:
     halving = plan.halving
     if halving is None:
         return "none"
+    if plan.pbt is not None:
+        pbt = plan.pbt
+        return (f"PBT every {pbt.interval} evaluations by {halving.metric}, quantile "
+                f"{pbt.quantile_fraction:g}, factors {pbt.perturbation_factors}, resample "
+                f"{pbt.resample_probability:g}, explore {pbt.explore}")
     return (f"rungs at {[r.evaluations for r in halving.rungs]} evaluations, eta "
             f"{halving.eta}, by {halving.metric}")
 
@@ -241,8 +284,9 @@ def differences(old: Plan, new: Plan, limit: int = 10) -> list[str]:
             lines.append(f"settings.{field}: {a!r} -> {b!r}")
     if old.checkpoint_every != new.checkpoint_every:
         lines.append(f"checkpoint_every: {old.checkpoint_every} -> {new.checkpoint_every}")
-    if old.halving != new.halving:
-        lines.append(f"successive halving: {_halving_text(old)} -> {_halving_text(new)}")
+    if old.halving != new.halving or old.pbt != new.pbt:
+        what = "staged training" if old.pbt or new.pbt else "successive halving"
+        lines.append(f"{what}: {_halving_text(old)} -> {_halving_text(new)}")
     old_rows = {r.name: r for r in old.hyperparams}
     for r in new.hyperparams:
         o = old_rows.get(r.name)

@@ -11,6 +11,7 @@ no host names. JAX-free.
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Any, Literal
 
 import msgspec
@@ -145,6 +146,28 @@ class Halving(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     rungs: list[Rung]
 
 
+class Pbt(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Population-based training: the population is each structure's samples; training is cut
+    into intervals (``Training.halving``'s rungs, every sample in every one, eta 1). After each
+    interval but the last, in every population, the bottom ``quantile_fraction`` by the
+    halving's metric (over the interval's evaluations) takes the training carry of a member
+    of the top quantile (exploit) and that member's ``explore`` values, each perturbed by one of
+    ``perturbation_factors`` or, with ``resample_probability``, drawn anew from its
+    distribution (explore). ``exec.halving.pbt`` has the rules."""
+
+    interval: int                       # evaluations per interval
+    quantile_fraction: float
+    perturbation_factors: list[float]
+    resample_probability: float
+    explore: list[str]                  # sampled scalar hyperparameters, sorted
+
+    def quantile(self, members: int) -> int:
+        """How many of a population of ``members`` are in its top (and its bottom) quantile:
+        the fraction rounded up, at most half (as Ray Tune counts)."""
+        count = math.ceil(members * self.quantile_fraction)
+        return count if count <= members / 2 else members // 2
+
+
 class Training(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True,
                omit_defaults=True):
     """How training proceeds beyond the budget: checkpoints and successive halving. A plan
@@ -156,6 +179,8 @@ class Training(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     # entry resumes from it. Results are bit-identical either way: not in results_id.
     checkpoint_every: int = 0
     halving: Halving | None = None  # successive halving: rungs, see Halving
+    # population-based training: its intervals are ``halving``'s rungs (every sample in each)
+    pbt: Pbt | None = None
 
 
 def pow2_width(n: int, cap: int) -> int:
@@ -201,15 +226,24 @@ class Plan(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
 
     @property
     def halving(self) -> Halving | None:
+        """The stages of a staged training: successive halving's rungs, or PBT's intervals."""
         return None if self.training is None else self.training.halving
+
+    @property
+    def pbt(self) -> Pbt | None:
+        return None if self.training is None else self.training.pbt
 
     def sample_values(self, index: int) -> dict[str, Any]:
         """Every hyperparameter's value for one sample."""
         return {**self.constants, **self.samples[index].values}
 
-    def sample_config(self, index: int) -> AlgorithmConfig:
-        """One sample's configuration: the algorithm's config Struct (validated on the way)."""
-        return CONFIGS[self.settings.algorithm].from_values(self.sample_values(index))
+    def sample_config(self, index: int, explored: dict[str, Any] | None = None
+                      ) -> AlgorithmConfig:
+        """One sample's configuration: the algorithm's config Struct (validated on the way);
+        ``explored``: values PBT gave it since, over the plan's."""
+        values = self.sample_values(index)
+        return CONFIGS[self.settings.algorithm].from_values(
+            values if not explored else {**values, **explored})
 
 
 class PlanFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -33,13 +33,14 @@ import hashlib
 import json
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hyperlax.errors import HyperlaxError
+from hyperlax.exec.halving import pbt as P
 from hyperlax.plan.format import Entry, Plan, SubBatch, pow2_width
 from hyperlax.plan.check import RUNGS_DIR
 from hyperlax.plan.metrics import sample_metric
@@ -49,6 +50,7 @@ from hyperlax.storage.read import MAX_RECORD_BYTES, decode_json, read_bytes, rea
 from hyperlax.storage.sweepdir import Owner, SweepDir
 
 DECISION_FORMAT = "hyperlax-rung-decision-1"
+PBT_DECISION_FORMAT = "hyperlax-pbt-decision-1"   # a PBT interval's: also exploit and explore
 RUNG_STRIDE = 1_000_000   # rung r's entry k has index r * RUNG_STRIDE + k (plans: < 1e6 samples)
 
 
@@ -91,6 +93,14 @@ def rung_span(plan: Plan, rung: int) -> tuple[int, int]:
     assert halving is not None
     return (halving.rungs[rung - 1].evaluations if rung else 0,
             halving.rungs[rung].evaluations)
+
+
+def metric_window(plan: Plan, rung: int) -> tuple[int, int]:
+    """The evaluations a decision after ``rung`` ranks by: all so far for successive halving
+    (a sample's whole training), the interval's own for PBT (what its current weights and
+    values did, not what an ancestor did before a copy)."""
+    start, end = rung_span(plan, rung)
+    return (start if plan.pbt is not None else 0), end
 
 
 def rung_share(plan: Plan, rung: int) -> float:
@@ -143,13 +153,21 @@ class Decision:
     metric: str
     ranking: list[tuple[int, float | None]]   # (sample, value), best first
     survivors: list[int]                      # sorted
+    # PBT: loser -> the member whose carry it takes; every member's explored values for the
+    # next interval (both empty for successive halving)
+    exploit: dict[int, int] = field(default_factory=dict)
+    values: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def document(self, owner: Owner) -> dict[str, Any]:
-        body = {"format": DECISION_FORMAT, **owner.record(), "rung": self.rung,
-                "evaluations": self.evaluations, "metric": self.metric,
+        pbt = bool(self.values)
+        body = {"format": PBT_DECISION_FORMAT if pbt else DECISION_FORMAT, **owner.record(),
+                "rung": self.rung, "evaluations": self.evaluations, "metric": self.metric,
                 "ranking": [{"rank": k + 1, "sample": i, "value": v}
                             for k, (i, v) in enumerate(self.ranking)],
                 "survivors": self.survivors}
+        if pbt:
+            body["exploit"] = [{"sample": i, "copies": w} for i, w in self.exploit.items()]
+            body["values"] = [{"sample": i, "values": v} for i, v in self.values.items()]
         return {**body, "checksum": _checksum(body)}
 
 
@@ -158,18 +176,34 @@ def _checksum(body: dict[str, Any]) -> str:
                           .encode("utf-8")).hexdigest()
 
 
-def decide(plan: Plan, rung: int, values: dict[int, float | None]) -> Decision:
+def decide(plan: Plan, rung: int, values: dict[int, float | None],
+           current: dict[int, dict[str, Any]] | None = None) -> Decision:
+    """The decision after ``rung`` from its samples' metric ``values``; with PBT, ``current``
+    is each sample's explored values during the interval (``explored_before``)."""
     halving = plan.halving
     assert halving is not None
     order = ranking(values)
     keep = halving.rungs[rung + 1].samples
+    exploit, following = {}, {}
+    if plan.pbt is not None:
+        assert current is not None
+        exploit, following = P.step(plan, rung, order, current)
     return Decision(rung=rung, evaluations=halving.rungs[rung].evaluations,
                     metric=halving.metric, ranking=[(i, values[i]) for i in order],
-                    survivors=sorted(order[:keep]))
+                    survivors=sorted(order[:keep]), exploit=exploit, values=following)
+
+
+def explored_before(plan: Plan, before: Decision | None) -> dict[int, dict[str, Any]] | None:
+    """With PBT, each sample's explored values in the stage after decision ``before`` (the
+    plan's in the first); None without PBT."""
+    if plan.pbt is None:
+        return None
+    return P.initial_values(plan) if before is None else before.values
 
 
 def entry_values(sweep: SweepDir, owner: Owner, entry: Entry, evaluations: int,
-                 metric: str, verified: set[str] | None = None) -> dict[int, float | None]:
+                 metric: str, verified: set[str] | None = None,
+                 first: int = 0) -> dict[int, float | None]:
     """The metric of each sample of a complete entry, from its curves (checked against its
     marker first, unless its path is in ``verified``, the entries this exec checked already;
     it is added there). Raises StorageError when the entry is damaged."""
@@ -196,12 +230,14 @@ def entry_values(sweep: SweepDir, owner: Owner, entry: Entry, evaluations: int,
     if sorted(order) != sorted(entry.samples) or returns.shape[-1] < evaluations:
         raise StorageError(str(directory), "its curves are not this rung's",
                            "re-run it with hyperlax exec ... --redo-corrupt")
-    return {i: metric_value(returns[k][:, :evaluations], finite[k][:, :evaluations], metric)
+    return {i: metric_value(returns[k][:, first:evaluations], finite[k][:, first:evaluations],
+                            metric)
             for k, i in enumerate(order)}
 
 
 def publish_decision(root: Path, plan: Plan, owner: Owner, decision: Decision,
-                     entries: list[Entry]) -> Decision:
+                     entries: list[Entry],
+                     current: dict[int, dict[str, Any]] | None = None) -> Decision:
     """Publish ``decision`` unless a decision of its rung is there already, and return the one
     on disk. Several deciders (plain execs, shards) may get here at once: the file is written
     whole under a private name, then hard-linked into place, which exactly one of them wins,
@@ -219,7 +255,7 @@ def publish_decision(root: Path, plan: Plan, owner: Owner, decision: Decision,
     except OSError as exc:
         raise storage_error(path, exc, "cannot write the rung decision",
                             "run the same command again") from None
-    written = read_decision(root, plan, owner, decision.rung, entries)
+    written = read_decision(root, plan, owner, decision.rung, entries, current)
     if written is None or not same_decision(written, decision):
         raise StorageError(str(path), "another worker published a different decision for "
                                       f"rung {decision.rung} from the same entries",
@@ -243,14 +279,18 @@ def check_values(path: Path, decision: Decision, values: dict[int, float | None]
 
 
 def same_decision(a: Decision, b: Decision) -> bool:
-    return (a.rung, a.ranking, a.survivors) == (b.rung, b.ranking, b.survivors)
+    return (a.rung, a.ranking, a.survivors, a.exploit, a.values) == \
+        (b.rung, b.ranking, b.survivors, b.exploit, b.values)
 
 
 def read_decision(root: Path, plan: Plan, owner: Owner, rung: int,
-                  entries: list[Entry]) -> Decision | None:
+                  entries: list[Entry],
+                  current: dict[int, dict[str, Any]] | None = None) -> Decision | None:
     """The decision after ``rung`` (whose entries are ``entries``), or None when it is not
     written yet. A decision that is damaged, another plan's, or does not fit the plan is a
-    StorageError: it may have been acted on, so it is never silently replaced."""
+    StorageError: it may have been acted on, so it is never silently replaced. With PBT,
+    ``current`` is the explored values during the interval (``explored_before``): its exploit
+    and explore must be the ones its ranking gives."""
     path = root / decision_path(rung)
     halving = plan.halving
     assert halving is not None
@@ -276,7 +316,7 @@ def read_decision(root: Path, plan: Plan, owner: Owner, rung: int,
         body = {k: v for k, v in doc.items() if k != "checksum"}
         if doc.get("checksum") != _checksum(body):
             raise ValueError("its checksum does not match its content")
-        if doc.get("format") != DECISION_FORMAT:
+        if doc.get("format") != (PBT_DECISION_FORMAT if plan.pbt else DECISION_FORMAT):
             raise ValueError(f"unknown format {doc.get('format')!r}")
         if not owner.owns(doc):
             raise ValueError("it is another plan's")
@@ -296,6 +336,16 @@ def read_decision(root: Path, plan: Plan, owner: Owner, rung: int,
         if sorted(ranked) != sorted(i for e in entries for i in e.samples) or \
                 decision.survivors != sorted(ranked[:keep]):
             raise ValueError("its samples do not fit the plan's rungs")
+        if plan.pbt is not None:
+            assert current is not None
+            exploit = {int(r["sample"]): int(r["copies"]) for r in doc["exploit"]}
+            following = {int(r["sample"]): dict(r["values"]) for r in doc["values"]}
+            decision = Decision(**{**decision.__dict__, "exploit": exploit,
+                                   "values": following})
+            # deciding is a pure function of the ranking: an edited copy or value is caught
+            if not same_decision(decision, decide(plan, rung, dict(decision.ranking),
+                                                  current)):
+                raise ValueError("its exploit and explore are not what its ranking gives")
     except HyperlaxError as exc:
         message = exc.problems[0][1] if exc.problems else str(exc)
         if not message.startswith("damaged"):
@@ -326,8 +376,9 @@ def rung_views(plan: Plan, root: Path, owner: Owner) -> list[RungView]:
     for r, rung in enumerate(halving.rungs):
         entries = rung_entries(plan, r, survivors) if survivors is not None else None
         last = r == len(halving.rungs) - 1
+        before = views[-1].decision if views else None
         decision = None if last or entries is None else \
-            read_decision(root, plan, owner, r, entries)
+            read_decision(root, plan, owner, r, entries, explored_before(plan, before))
         views.append(RungView(r, rung.evaluations, rung.samples, entries, decision))
         survivors = decision.survivors if decision is not None else None
     return views

@@ -42,6 +42,10 @@ class RungJob:
     sweep: SweepDir
     owner: Owner
     like: Callable[[int, int], list[Any]]     # (structure, width) -> the carry's leaf structs
+    # PBT: a sample whose carry is another's (exploit: sample -> whose), and every sample's
+    # explored values in this interval (None: the plan's)
+    carry_from: dict[int, int] = field(default_factory=dict)
+    values: dict[int, dict[str, Any]] | None = None
     _lanes: dict[tuple[str, int], dict[int, list[np.ndarray]]] = field(default_factory=dict)
     _curves: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     # entries whose files this worker checked against their markers already (shared by the
@@ -53,7 +57,8 @@ class RungJob:
         if self.previous is None:
             return None
         lanes = padded_lanes(sb.samples, width)
-        needed = {(self.previous[i].entry.path, self.previous[i].sub_batch) for i in sb.samples}
+        owners = [self.carry_from.get(i, i) for i in sb.samples]
+        needed = {(self.previous[i].entry.path, self.previous[i].sub_batch) for i in owners}
         for key in [k for k in self._lanes if k not in needed]:
             del self._lanes[key]  # carries can be large (replay buffers): hold this batch's only
         carry = [np.stack(leaf) for leaf in zip(*(self._lane(i, sb.structure) for i in lanes))]
@@ -78,6 +83,8 @@ class RungJob:
         return directory
 
     def _lane(self, sample: int, structure: int) -> list[np.ndarray]:
+        """The carry ``sample`` continues from: its own, or (PBT's exploit) another's."""
+        sample = self.carry_from.get(sample, sample)
         source = self.previous[sample]
         key = (source.entry.path, source.sub_batch)
         if key not in self._lanes:
@@ -121,10 +128,12 @@ class RungJob:
 
 
 def rung_job(plan: Plan, rung: int, before: list[Entry] | None, sweep: SweepDir,
-             owner: Owner, runner: CompiledRunner, verified: set[str] | None = None) -> RungJob:
+             owner: Owner, runner: CompiledRunner, verified: set[str] | None = None,
+             decision: H.Decision | None = None) -> RungJob:
     """How ``rung``'s entries run on ``runner``: ``before`` is the entries of the rung before
-    (None for rung 0), whose carries the survivors continue from. The one construction of
-    every worker: an exec (plain or a shard) and a Ray task."""
+    (None for rung 0), whose carries the survivors continue from, as ``decision`` (the one
+    before ``rung``) tells with PBT. The one construction of every worker: an exec (plain or
+    a shard) and a Ray task."""
     halving = plan.halving
     assert halving is not None
     start, end = H.rung_span(plan, rung)
@@ -132,7 +141,9 @@ def rung_job(plan: Plan, rung: int, before: list[Entry] | None, sweep: SweepDir,
                    share=H.rung_share(plan, rung), keep_carry=rung < len(halving.rungs) - 1,
                    previous=H.sources(before) if before is not None else None,
                    sweep=sweep, owner=owner, like=runner.carry_like,
-                   verified=verified if verified is not None else set())
+                   verified=verified if verified is not None else set(),
+                   carry_from=decision.exploit if decision is not None else {},
+                   values=H.explored_before(plan, decision))
 
 
 def entry_job(plan: Plan, sweep: SweepDir, owner: Owner, runner: CompiledRunner,
@@ -151,4 +162,6 @@ def entry_job(plan: Plan, sweep: SweepDir, owner: Owner, runner: CompiledRunner,
         raise StorageError(str(sweep.root), f"rung {rung} has no entry {index}",
                            "run the same command again")
     before = views[rung - 1].entries if rung else None
-    return entries[position], rung_job(plan, rung, before, sweep, owner, runner)
+    decision = views[rung - 1].decision if rung else None
+    return entries[position], rung_job(plan, rung, before, sweep, owner, runner,
+                                       decision=decision)

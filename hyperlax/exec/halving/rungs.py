@@ -47,6 +47,7 @@ class Rung:
     before: list[Entry] | None
     redo: set[str]
     verified: set[str]      # entries checked against their markers so far (all rungs)
+    decision: H.Decision | None = None   # the decision before it (None for rung 0)
 
 
 def walk_rungs(plan: Plan, sweep: SweepDir, owner: Owner, redo: Collection[str],
@@ -61,6 +62,7 @@ def walk_rungs(plan: Plan, sweep: SweepDir, owner: Owner, redo: Collection[str],
     assert halving is not None
     survivors = [s.index for s in plan.samples]
     before: list[Entry] | None = None
+    decision: H.Decision | None = None
     verified: set[str] = set()
     last = len(halving.rungs) - 1
     for r, rung in enumerate(halving.rungs):
@@ -69,14 +71,15 @@ def walk_rungs(plan: Plan, sweep: SweepDir, owner: Owner, redo: Collection[str],
         again = _intact_or_redone(sweep, owner, r, entries, redo, verified)
         mine = H.shard_entries(entries, shard)
         if log:
-            log(f"rung {r}: {rung.samples} samples to {rung.evaluations} of "
+            stage = "interval" if plan.pbt is not None else "rung"
+            log(f"{stage} {r}: {rung.samples} samples to {rung.evaluations} of "
                 f"{plan.settings.num_evaluations} evaluations, {len(entries)} entries"
                 + (f"; shard {shard[0]}/{shard[1]} runs {len(mine)} of them" if shard else ""))
-        yield Rung(r, entries, mine, before, again, verified)
+        yield Rung(r, entries, mine, before, again, verified, decision)
         if r == last:
             return
         wait_for_rung(sweep, owner, r, entries, again, claim_timeout, log)
-        decision = rung_decision(plan, sweep, owner, r, entries, log, verified)
+        decision = rung_decision(plan, sweep, owner, r, entries, log, verified, decision)
         before, survivors = entries, decision.survivors
 
 
@@ -115,26 +118,35 @@ def wait_for_rung(sweep: SweepDir, owner: Owner, rung: int, entries: list[Entry]
 
 def rung_decision(plan: Plan, sweep: SweepDir, owner: Owner, rung: int, entries: list[Entry],
                   log: Callable[[str], None] | None,
-                  verified: set[str] | None = None) -> H.Decision:
+                  verified: set[str] | None = None,
+                  before: H.Decision | None = None) -> H.Decision:
     """The decision after ``rung`` (complete): read back if written, else made from its
-    entries' results and published (the first publisher wins: ``halving.publish_decision``)."""
+    entries' results and published (the first publisher wins: ``halving.publish_decision``).
+    ``before``: the decision before ``rung`` (PBT's explore continues from its values)."""
     halving = plan.halving
     assert halving is not None
-    decision = H.read_decision(sweep.root, plan, owner, rung, entries)
+    current = H.explored_before(plan, before)
+    decision = H.read_decision(sweep.root, plan, owner, rung, entries, current)
+    first, end = H.metric_window(plan, rung)
     values: dict[int, float | None] = {}
     for entry in entries:
-        values.update(H.entry_values(sweep, owner, entry, halving.rungs[rung].evaluations,
-                                     halving.metric, verified))
+        values.update(H.entry_values(sweep, owner, entry, end, halving.metric, verified,
+                                     first))
     if decision is not None:
         # Read back, it must be the one these results give: a value edited with the checksum
         # recomputed would otherwise choose which samples go on.
         H.check_values(sweep.root / H.decision_path(rung), decision, values)
         return decision
-    mine = H.decide(plan, rung, values)
+    mine = H.decide(plan, rung, values, current)
     stopping.check()
     with stopping.writing():
-        decision = H.publish_decision(sweep.root, plan, owner, mine, entries)
-    if log:
+        decision = H.publish_decision(sweep.root, plan, owner, mine, entries, current)
+    if log and plan.pbt is not None:
+        log(f"interval {rung} decided: " + (", ".join(
+            f"{i} takes {w}'s weights" for i, w in decision.exploit.items())
+            or "no member copies another") + f" (by {halving.metric}; "
+            f"{H.decision_path(rung)})")
+    elif log:
         log(f"rung {rung} decided: samples {_short(decision.survivors)} go on "
             f"(top {len(decision.survivors)} of {len(values)} by {halving.metric}; "
             f"{H.decision_path(rung)})")
@@ -155,7 +167,8 @@ def run_rungs(plan: Plan, sweep: SweepDir, owner: Owner, runner: CompiledRunner,
     for rung in walk_rungs(plan, sweep, owner, redo, claim_timeout, log, shard):
         if not rung.mine:  # a shard with no entry in this rung
             continue
-        job = rung_job(plan, rung.index, rung.before, sweep, owner, runner, rung.verified)
+        job = rung_job(plan, rung.index, rung.before, sweep, owner, runner, rung.verified,
+                       rung.decision)
         _add(total, run_entries(plan, sweep, owner, runner, progress, rung.mine, rung.redo,
                                 claim_timeout, log, rung=job))
     total.compiles, total.compile_seconds = runner.compiles, runner.compile_seconds
