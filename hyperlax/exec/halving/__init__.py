@@ -1,2 +1,6 @@
-"""Successive halving at run time: ``decide`` (JAX-free: rung entries, ranking, the decision
-files that status and report read too) and ``rungs`` (the rung loop that exec runs)."""
+"""Staged training at run time: successive halving's rungs and PBT's intervals.
+
+The two share one machinery (stages, carries, decisions written once): ``decide`` (JAX-free:
+stage entries, ranking, the decision files that status and report read too), ``pbt``
+(JAX-free: PBT's exploit and explore between intervals) and ``rungs`` (the stage loop that exec
+runs)."""
