@@ -297,3 +297,67 @@ def test_an_edited_decision_is_refused(finished, tmp_path):
     path.write_text(json.dumps(doc))
     with pytest.raises(StorageError, match="exploit and explore are not what its ranking"):
         H.rung_views(plan, root, Owner.of(plan, pid))
+
+
+# --- a replayed schedule ----------------------------------------------------------------------
+
+REPLAY = """\
+[sweep]
+name = "replay"
+recipe = "ppo_mlp_fixed_net"
+recipe_space = "exclude"
+env = "gymnax.cartpole"
+num_samples = 1
+seeds_per_sample = 2
+total_timesteps = 256
+num_evaluations = 4
+eval_episodes = 2
+
+[fixed]
+num_envs = 4
+rollout_length = 16
+update_epochs = 1
+num_minibatches = 2
+"network.actor.layer_sizes" = [16]
+"network.critic.layer_sizes" = [16]
+
+[space]
+
+[pbt]
+interval = 2
+explore = ["actor_lr", "critic_lr"]
+schedule = [{schedule}]
+"""
+ROWS = "{ actor_lr = 1e-3, critic_lr = 2e-3 }, { actor_lr = 5e-4, critic_lr = 1e-3 }"
+
+
+@pytest.mark.parametrize("rows, where, says", [
+    ("{ actor_lr = 1e-3, critic_lr = 2e-3 }", "pbt.schedule", "1 rows for 2 intervals"),
+    ("{ actor_lr = 1e-3 }, { actor_lr = 1e-3, critic_lr = 2e-3 }", "pbt.schedule[0]",
+     "exactly the explore names"),
+    ("{ actor_lr = -1.0, critic_lr = 2e-3 }, " + ROWS.split(", {")[0], "pbt.schedule[0].actor_lr",
+     ""),
+])
+def test_a_bad_schedule_is_refused(tmp_path, rows, where, says):
+    path = tmp_path / "replay.toml"
+    path.write_text(REPLAY.format(schedule=rows))
+    with pytest.raises(HyperlaxError) as caught:
+        compile_manifest(path)
+    problems = dict(caught.value.problems)
+    assert where in problems and says in problems[where], caught.value.problems
+
+
+@pytest.mark.slow
+def test_a_schedule_is_replayed_interval_by_interval(tmp_path):
+    path = tmp_path / "replay.toml"
+    path.write_text(REPLAY.format(schedule=ROWS))
+    plan, _ = compile_manifest(path)  # a population of one is fine: nothing is copied
+    pid, data = plan_id(plan), encode_plan(plan)
+    execute(plan, pid, data, tmp_path / "out")
+    _, _, views = outcome(tmp_path / "out", plan, pid)
+    assert views[0].decision.exploit == {}
+    rows = [{"actor_lr": 1e-3, "critic_lr": 2e-3}, {"actor_lr": 5e-4, "critic_lr": 1e-3}]
+    for view, row in zip(views, rows):
+        doc = json.loads((tmp_path / "out").joinpath(*view.entries[0].path.split("/"),
+                                                     "samples.json").read_text())
+        assert {n: doc[0]["values"][n] for n in row} == row

@@ -107,7 +107,7 @@ def lower(resolved: Resolved, manifest_name: str,
 
     pbt = None
     if resolved.manifest.pbt is not None:
-        lonely = population_problems(samples)
+        lonely = [] if resolved.manifest.pbt.schedule else population_problems(samples)
         if lonely:
             raise HyperlaxError(source, lonely)
         halving, pbt = pbt_training(resolved.manifest, settings)

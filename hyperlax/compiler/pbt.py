@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 from hyperlax.compiler.halving import DEFAULT_METRIC
+from hyperlax.hyperparams.declare import value_problems
 from hyperlax.manifest.format import did_you_mean
 from hyperlax.plan.format import Halving, Pbt, Rung, Sample, Settings, chunk_group
 
@@ -67,7 +68,40 @@ def pbt_problems(manifest: Any, settings: Settings, table: dict[str, Any],
     if not 0 <= pbt.resample_probability <= 1:
         problems.append(("pbt.resample_probability", f"{pbt.resample_probability} is not a "
                                                      "probability in [0, 1]"))
-    problems += _explore_problems(pbt.explore, table, space)
+    if pbt.schedule is None:
+        problems += _explore_problems(pbt.explore, table, space)
+    else:
+        problems += _schedule_problems(pbt.explore, pbt.schedule, table, space,
+                                       math.ceil(total / max(pbt.interval, 1)))
+    return problems
+
+
+def _schedule_problems(names: list[str], schedule: list[dict[str, Any]],
+                       table: dict[str, Any], space: dict[str, Any],
+                       intervals: int) -> list[tuple[str, str]]:
+    """A replayed schedule: one row per interval, each a legal value of every scheduled
+    scalar hyperparameter, none of them sampled (the schedule sets them)."""
+    problems = []
+    for i, name in enumerate(names):
+        where = f"pbt.explore[{i}]"
+        if name not in table:
+            problems.append((where, f"unknown hyperparameter {name!r}"
+                                    f"{did_you_mean(name, table)}"))
+        elif table[name].role == "structural":
+            problems.append((where, f"{name!r} is structural: a schedule can change only "
+                                    "scalar hyperparameters during training"))
+        elif name in space:
+            problems.append((where, f"{name!r} is scheduled, so it cannot be sampled too; "
+                                    "remove it from [space]"))
+    if len(schedule) != intervals:
+        problems.append(("pbt.schedule", f"has {len(schedule)} rows for {intervals} intervals; "
+                                         "give one table of values per interval"))
+    for k, row in enumerate(schedule):
+        where = f"pbt.schedule[{k}]"
+        if sorted(row) != sorted(names):
+            problems.append((where, f"must give exactly the explore names {sorted(names)}; "
+                                    f"has {sorted(row)}"))
+        problems += value_problems({n: v for n, v in row.items() if n in table}, table, where)
     return problems
 
 
@@ -126,4 +160,6 @@ def pbt_training(manifest: Any, settings: Settings) -> tuple[Halving, Pbt]:
     return stages, Pbt(interval=pbt.interval, quantile_fraction=pbt.quantile_fraction,
                        perturbation_factors=list(pbt.perturbation_factors),
                        resample_probability=pbt.resample_probability,
-                       explore=sorted(pbt.explore))
+                       explore=sorted(pbt.explore),
+                       schedule=None if pbt.schedule is None else
+                       [dict(sorted(row.items())) for row in pbt.schedule])

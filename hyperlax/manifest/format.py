@@ -108,6 +108,10 @@ class PbtSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     resample_probability: float = 0.25    # else perturbed by a factor (Ray's default)
     # what ranks the members at the end of each interval, over that interval's evaluations
     metric: RungMetric = "final_return"
+    # replay: one table per interval of the values of the explore names (what `hyperlax
+    # report` writes for a PBT sweep's best member); every sample trains interval k with
+    # schedule[k], and nothing is exploited or explored
+    schedule: list[dict[str, Any]] | None = None
 
 
 class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -211,10 +211,18 @@ def _pbt_problems(plan: Plan) -> list[tuple[str, str]]:
         problems.append(("pbt", "quantile_fraction must be in (0, 0.5], resample_probability "
                                 "in [0, 1], perturbation_factors positive"))
     roles = {row.name: row.role for row in plan.hyperparams}
-    bad = [n for n in pbt.explore if n not in plan.sampled or roles.get(n) != "scalar"]
+    replay = pbt.schedule is not None
+    bad = [n for n in pbt.explore if (n in plan.sampled) == replay or roles.get(n) != "scalar"]
     if bad or not pbt.explore or pbt.explore != sorted(set(pbt.explore)):
-        problems.append(("pbt.explore", f"must name sampled scalar hyperparameters, sorted; "
-                                        f"not {bad[:4]}"))
+        problems.append(("pbt.explore", f"must name scalar hyperparameters, sorted, sampled "
+                                        f"(scheduled in a replay); not {bad[:4]}"))
+    if replay and (len(pbt.schedule) != len(halving.rungs) or
+                   any(sorted(row) != pbt.explore for row in pbt.schedule)):
+        problems.append(("pbt.schedule", "must give the explore names' values, one row per "
+                                         "interval"))
+        return problems
+    if replay:
+        return problems
     sizes: dict[int, int] = {}
     for sample in plan.samples:
         sizes[sample.structure] = sizes.get(sample.structure, 0) + 1

@@ -159,6 +159,13 @@ def _pbt_lines(plan: Plan) -> list[str]:
     last = stages.rungs[-1].evaluations - stages.rungs[-2].evaluations
     steps = f"{len(stages.rungs)} intervals of {pbt.interval} evaluations" + (
         f" (the last {last})" if last != pbt.interval else "")
+    if pbt.schedule is not None:
+        return [f"  pbt        a replayed schedule: {len(stages.rungs)} intervals of "
+                f"{pbt.interval} evaluations of {total}; every sample trains interval k with "
+                "row k of the schedule of " + ", ".join(pbt.explore) + "; nothing is "
+                "exploited or explored",
+                "             cost: the plain sweep's env steps and programs (no compile "
+                "more); carries kept between intervals"]
     moved = ", ".join(f"{p['quantile']} of {p['members']}" for p in pops)
     factors = " or ".join(f"x{f:g}" for f in pbt.perturbation_factors)
     return [f"  pbt        population-based training: {who}; {steps} of {total}",

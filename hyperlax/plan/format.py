@@ -146,7 +146,8 @@ class Halving(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     rungs: list[Rung]
 
 
-class Pbt(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class Pbt(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True,
+          omit_defaults=True):
     """Population-based training: the population is each structure's samples; training is cut
     into intervals (``Training.halving``'s rungs, every sample in every one, eta 1). After each
     interval but the last, in every population, the bottom ``quantile_fraction`` by the
@@ -160,6 +161,9 @@ class Pbt(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True)
     perturbation_factors: list[float]
     resample_probability: float
     explore: list[str]                  # sampled scalar hyperparameters, sorted
+    # a replay: the explore names' values in each interval, for every sample; no exploit and
+    # no explore (then the explore names are scalars pinned by the schedule, not sampled)
+    schedule: list[dict[str, Any]] | None = None
 
     def quantile(self, members: int) -> int:
         """How many of a population of ``members`` are in its top (and its bottom) quantile:

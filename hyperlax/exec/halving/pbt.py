@@ -2,15 +2,18 @@
 function of the plan and the interval's results. JAX-free: exec decides with it, and a decision
 read back is checked against it.
 
-In each population (a structure's samples; ``compiler.pbt``), the members are ranked by the
-plan's metric over the interval's evaluations (means over replicates; diverged members last,
-ties by sample index: ``decide.ranking``). Each member of the bottom quantile (``Pbt.quantile``)
-takes the training carry of a member of the top quantile, drawn uniformly (exploit), and that
-member's explored values, each then either drawn anew from its distribution
+A member's values are those of every sampled scalar hyperparameter (``tracked``). In each
+population (a structure's samples; ``compiler.pbt``), the members are ranked by the plan's
+metric over the interval's evaluations (means over replicates; diverged members last, ties by
+sample index: ``decide.ranking``). Each member of the bottom quantile (``Pbt.quantile``) takes
+the training carry of a member of the top quantile, drawn uniformly (exploit), and that
+member's values (its whole configuration, as Ray Tune's PBT clones a trial's config), each of
+the ``explore`` names then either drawn anew from its distribution
 (``resample_probability``) or multiplied by one of ``perturbation_factors`` and brought back
 into the distribution: clipped to its bounds, rounded to its integers or grid points, and for a
 categorical, moved to a neighbouring value instead (explore, as Ray Tune's PBT does). The other
-members go on unchanged.
+members go on unchanged. A replay (``Pbt.schedule``) exploits and explores nothing: every
+sample trains interval k with the schedule's row k.
 
 Every random draw is a sha256 of the plan's seed, the interval, the member and what is drawn,
 read as a number in [0, 1): the same on every machine and every version of every library, and
@@ -36,10 +39,23 @@ def draw(seed: int, interval: int, sample: int, what: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0 ** 64
 
 
-def initial_values(plan: Plan) -> dict[int, dict[str, Any]]:
-    """Each sample's explored values during the first interval: the plan's."""
+def tracked(plan: Plan) -> list[str]:
+    """The names whose values a member carries from interval to interval: every sampled scalar
+    hyperparameter (an exploiting member takes them all from the member it copies), and the
+    explore names (scheduled in a replay)."""
     assert plan.pbt is not None
-    return {s.index: {n: s.values[n] for n in plan.pbt.explore} for s in plan.samples}
+    scalar = {row.name for row in plan.hyperparams if row.role == "scalar"}
+    return sorted({n for n in plan.sampled if n in scalar} | set(plan.pbt.explore))
+
+
+def initial_values(plan: Plan) -> dict[int, dict[str, Any]]:
+    """Each sample's values during the first interval: the plan's (a replay's first row)."""
+    pbt = plan.pbt
+    assert pbt is not None
+    names = tracked(plan)
+    first = pbt.schedule[0] if pbt.schedule is not None else {}
+    return {s.index: {n: first.get(n, plan.sample_values(s.index)[n]) for n in names}
+            for s in plan.samples}
 
 
 def populations(plan: Plan) -> dict[int, list[int]]:
@@ -57,6 +73,9 @@ def step(plan: Plan, interval: int, order: list[int], current: dict[int, dict[st
     ``current`` (each sample's explored values during the interval)."""
     pbt = plan.pbt
     assert pbt is not None
+    if pbt.schedule is not None:  # a replay: the schedule's next row, for everyone
+        row = pbt.schedule[interval + 1]
+        return {}, {i: {**current[i], **row} for i in sorted(current)}
     seed = plan.settings.seed
     rank = {sample: k for k, sample in enumerate(order)}
     exploit: dict[int, int] = {}
@@ -68,10 +87,10 @@ def step(plan: Plan, interval: int, order: list[int], current: dict[int, dict[st
         for loser in sorted(bottom):
             winner = top[min(int(draw(seed, interval, loser, "exploit") * count), count - 1)]
             exploit[loser] = winner
-            following[loser] = {name: explore(plan, name, current[winner][name],
-                                              lambda what: draw(seed, interval, loser,
-                                                                f"{name}/{what}"))
-                                for name in pbt.explore}
+            following[loser] = {**current[winner], **{
+                name: explore(plan, name, current[winner][name],
+                              lambda what: draw(seed, interval, loser, f"{name}/{what}"))
+                for name in pbt.explore}}
     return dict(sorted(exploit.items())), dict(sorted(following.items()))
 
 
