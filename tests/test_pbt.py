@@ -27,7 +27,7 @@ from hyperlax.exec.halving import decide as H
 from hyperlax.exec.halving import pbt as P
 from hyperlax.exec.local_exec import execute
 from hyperlax.manifest.distributions import IntLogUniform, IntUniform, Quantized
-from hyperlax.plan.format import encode_plan, plan_id
+from hyperlax.plan.format import encode_plan, plan_id, results_id
 from hyperlax.storage.atomic import StorageError
 from hyperlax.storage.sweepdir import Owner
 from test_checkpoints import Chunks, Crash, crash_at
@@ -127,6 +127,10 @@ def test_plan_and_show_say_what_will_happen(tmp_path):
     again, _ = compile_manifest(manifest(tmp_path, name="again.toml"))
     same = msgspec.structs.replace(again, manifest_name="pbt.toml")
     assert encode_plan(same) == data  # the same manifest, the same plan bytes
+    # other PBT knobs are other results: a sweep directory is not shared between them
+    other, _ = compile_manifest(manifest(tmp_path, pbt=PBT + "quantile_fraction = 0.5\n",
+                                         name="other.toml"))
+    assert results_id(other) != results_id(plan)
 
 
 # --- exploit and explore -----------------------------------------------------------------------

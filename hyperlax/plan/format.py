@@ -363,4 +363,6 @@ def results_id(plan: Plan) -> str:
              plan.structures, plan.samples, plan.entries]
     if plan.halving is not None:  # which samples reach which budget; absent: ids unchanged
         basis.append(plan.halving)
+    if plan.pbt is not None:      # what each interval continues from, with which values
+        basis.append(plan.pbt)
     return hashlib.sha256(encode(basis)).hexdigest()
