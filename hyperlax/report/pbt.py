@@ -1,4 +1,4 @@
-"""A population-based training sweep's lineage and schedules, read from its decisions. JAX-free.
+"""A population-based training sweep's lineage and schedules, read from its decisions (JAX-free).
 
 The decisions (``rungs/rung_<r>.json``, read through ``decide.rung_views``) say, after each
 interval r, who copied whom (``exploit``: loser -> winner) and every member's values for

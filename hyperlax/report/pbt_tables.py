@@ -1,5 +1,6 @@
-"""A PBT sweep in the report: its lineage and its members' schedules as report.json's part,
-pbt_lineage.csv, pbt_schedule.csv and the tables printed. JAX-free.
+"""A PBT sweep's lineage and schedules as report prints and writes them: tables and CSVs.
+
+report.json's ``pbt``, pbt_lineage.csv, pbt_schedule.csv and the tables printed. JAX-free.
 
 The lineage is every copy (after which interval, at which env step, who copied whom, and the
 metric each was ranked by); a schedule is resolved through the weights a member carried
