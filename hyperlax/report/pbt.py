@@ -157,9 +157,18 @@ def history(plan: Plan, views: Sequence[H.RungView],
         decisions.append(view.decision)
     during = [first_values(plan, decisions[0] if decisions else None)]
     for d in decisions:
-        # a replayed schedule may carry no values: every member goes on with the schedule's
-        during.append({i: {**during[-1][i], **d.values.get(i, {})} for i in during[-1]})
+        # what a decision does not say a member goes on with: a replayed schedule's values
+        # (``[pbt] schedule``: every member trains interval k with its k-th table), else its own
+        replay = _replayed(plan, d.rung + 1)
+        during.append({i: {**during[-1][i], **replay, **d.values.get(i, {})}
+                       for i in during[-1]})
     return History(plan, decisions, during, dict(eval_steps or {}))
+
+
+def _replayed(plan: Plan, interval: int) -> dict[str, Any]:
+    """The values a replayed schedule gives ``interval`` (none for a PBT plan without one)."""
+    schedule = getattr(plan.pbt, "schedule", None) or []
+    return dict(schedule[interval]) if interval < len(schedule) else {}
 
 
 def first_values(plan: Plan, first: H.Decision | None) -> dict[int, dict[str, Any]]:
@@ -173,5 +182,5 @@ def first_values(plan: Plan, first: H.Decision | None) -> dict[int, dict[str, An
     for sample in plan.samples:
         values = plan.sample_values(sample.index)
         out[sample.index] = {**{n: values[n] for n in sorted(names) if n in values},
-                             **start.get(sample.index, {})}
+                             **_replayed(plan, 0), **start.get(sample.index, {})}
     return out

@@ -104,5 +104,9 @@ def pbt_lines(collected: Collected, table: dict[str, Any]) -> list[str]:
     widths = [max(len(h), *(len(c[k]) for c in cells)) if cells else len(h)
               for k, h in enumerate(header)]
     out.append("  " + "  ".join(h.rjust(w) for h, w in zip(header, widths)))
-    out += ["  " + "  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in cells]
+    out += ["  " + "  ".join(c.rjust(w) for c, w in zip(line, widths))
+            for line in cells[:MAX_INTERVALS_SHOWN]]
+    if len(cells) > MAX_INTERVALS_SHOWN:
+        out.append(f"  ... {len(cells) - MAX_INTERVALS_SHOWN} more intervals in "
+                   "pbt_schedule.csv and below")
     return out
