@@ -24,6 +24,7 @@ from click.testing import CliRunner
 from hyperlax.cli.main import main
 from hyperlax.exec.halving import decide as H
 from hyperlax.report.pbt import history
+from hyperlax.storage.sweepdir import Owner
 from test_pbt import make_plan
 
 
@@ -169,12 +170,61 @@ def test_the_block_to_feed_back_parses_with_one_row_per_interval(swept):
     doc = tomllib.loads(text)
     best = json.loads((report / "report.json").read_text())["best"]["sample"]
     expected = expected_schedules(plan, decisions_on_disk(root))[best]
-    assert doc["pbt"]["interval"] == 1 and doc["pbt"]["explore"] == plan.pbt.explore
+    # a replay schedules its explore names: every name the decisions' values carry
+    carried = sorted({n for d in decisions_on_disk(root) for row in d["values"]
+                      for n in row["values"]})
+    assert doc["pbt"]["interval"] == 1 and doc["pbt"]["explore"] == carried
+    assert set(plan.pbt.explore) <= set(carried)
     assert len(doc["pbt"]["schedule"]) == len(plan.halving.rungs)
     assert doc["pbt"]["schedule"] == [v for _, v in expected]
     # the rest pinned once: what the sweep sampled or fixed, and is not scheduled
-    assert not set(doc["fixed"]) & set(plan.pbt.explore)
+    assert not set(doc["fixed"]) & set(carried)
     assert doc["fixed"]["num_envs"] == 4 and doc["fixed"]["rollout_length"] == 16
+
+
+REPLAY = """\
+[sweep]
+name = "replay"
+recipe = "ppo_mlp_fixed_net"
+recipe_space = "exclude"
+env = "gymnax.cartpole"
+num_samples = 1
+seed = 5
+total_timesteps = 256
+num_evaluations = 4
+eval_episodes = 2
+
+[space]
+
+"""
+
+
+@pytest.mark.slow
+def test_the_fed_back_block_plans_and_trains_the_schedule(swept, tmp_path):
+    """Pasted as the docs say, the block plans (with the compiler's [pbt] schedule) and exec
+    trains every interval with its row."""
+    from hyperlax.compiler import compile_manifest
+    from hyperlax.exec.local_exec import execute
+    from hyperlax.manifest.format import PbtSection
+    from hyperlax.plan.format import encode_plan, plan_id
+
+    if "schedule" not in PbtSection.__struct_fields__:
+        pytest.skip("this compiler has no [pbt] schedule (replay) yet")
+    _, _, _, report, _ = swept
+    block = (report / "pbt_schedule.toml").read_text()
+    manifest = tmp_path / "replay.toml"
+    manifest.write_text(REPLAY + block)
+    plan, _ = compile_manifest(manifest)
+    rows = tomllib.loads(block)["pbt"]["schedule"]
+    assert plan.pbt.schedule == rows and len(plan.samples) == 1
+    pid = plan_id(plan)
+    execute(plan, pid, encode_plan(plan), tmp_path / "out")
+    views = H.rung_views(plan, tmp_path / "out", Owner.of(plan, pid))
+    for view, row in zip(views, rows):
+        entry = view.entries[0]
+        doc = json.loads((tmp_path / "out").joinpath(*entry.path.split("/"), "samples.json")
+                         .read_text())
+        assert {n: doc[0]["values"][n] for n in row} == row, view.rung
 
 
 @pytest.mark.slow

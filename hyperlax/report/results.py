@@ -324,8 +324,10 @@ def schedule_block(collected: Collected, best: SampleResult, metric: str) -> str
     comments.append("# to train it again: paste into a manifest whose [space] is empty and "
                     "num_samples = 1 (seeds_per_sample for several seeds), then hyperlax plan "
                     "and hyperlax exec")
+    # a replay schedules exactly its explore names: every name the member's values carry,
+    # since a copy takes the winner's whole configuration, not only what explore changed
     lines = [*comments, "[pbt]", f"interval = {toml_value(pbt.interval)}",
-             f"explore = {toml_value(list(pbt.explore))}", "schedule = ["]
+             f"explore = {toml_value(sorted(history.names()))}", "schedule = ["]
     lines += [f"  {inline_table(stage.values)},  # interval {stage.interval}, from env step "
               f"{stage.step:,}, weights of sample {stage.weights_of}" for stage in stages]
     return "\n".join(lines + ["]", ""]) + "\n" + fixed_toml([], best_fixed(collected, best))
