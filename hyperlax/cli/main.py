@@ -239,6 +239,8 @@ def report_command(plan_file: Path, output_root: Path | None, report_dir: Path |
                    tensorboard_dir: Path | None) -> None:
     """Results of PLAN_FILE's sweep: results.csv (one row per sample), the top configurations,
     the [fixed] block that pins the best, and PNG plots. A partial sweep reports what it has.
+    A population-based training sweep adds its lineage and the best member's schedule, with a
+    [pbt] block that trains that schedule again in place of the [fixed] block.
     PLAN_FILE may also be a sweep directory (its plan.msgpack is used). With --tensorboard,
     each sample's curve and hyperparameters also go to TensorBoard's HParams dashboard."""
     from hyperlax.report.study import is_search_dir, write_search_report

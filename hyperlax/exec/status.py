@@ -59,8 +59,9 @@ def sweep_status(plan_file: Path, output_root: Path | None, verify: bool) -> Sta
     status.lines.append(f"{counts['done']}/{len(entries)} done, {counts['partial']} "
                         f"partial, {counts['pending']} pending"
                         + (f", {counts['corrupt']} corrupt" if verify else "") + f" in {root}"
-                        + (f"; rungs decided: {sum(1 for h, es in rungs[1:] if es is not None)}"
-                           f" of {len(rungs) - 1}" if rungs else ""))
+                        + (f"; {_stage(plan)}s decided: "
+                           f"{sum(1 for h, es in rungs[1:] if es is not None)} of "
+                           f"{len(rungs) - 1}" if rungs else ""))
     status.lines += provenance_lines(records, "complete entries")
     if rungs and any(es is None for _, es in rungs):
         counts["pending"] += 1  # rungs to come: not finished, whatever the entries say
@@ -77,26 +78,33 @@ def sweep_status(plan_file: Path, output_root: Path | None, verify: bool) -> Sta
     return status
 
 
+def _stage(plan: Plan) -> str:
+    """What a stage of training is called: PBT's are intervals, successive halving's rungs."""
+    return "interval" if plan.pbt is not None else "rung"
+
+
 def _rungs(plan: Plan, root: Path, owner: Owner,
            sweep: SweepDir) -> list[tuple[str, list[Entry] | None]] | None:
-    """Successive halving: per rung a header line and its entries (None while the decision
-    before it is not made). None for a plan without rungs."""
+    """Successive halving (PBT): per rung (interval) a header line and its entries (None while
+    the decision before it is not made). None for a plan without rungs."""
     if plan.halving is None:
         return None
     from hyperlax.exec.halving.decide import rung_views
 
     out = []
     total = plan.settings.num_evaluations
+    stage = _stage(plan)
     for view in rung_views(plan, root, owner):
         if view.entries is None:
-            what = f"waiting for rung {view.rung - 1}'s decision"
+            what = f"waiting for {stage} {view.rung - 1}'s decision"
         else:
             done = sum(sweep.state(e.path) == "done" for e in view.entries) \
                 if root.exists() else 0
             what = f"{done}/{len(view.entries)} entries done"
             if view.decision is not None:
-                what += (f"; decided: {len(view.decision.survivors)} go on "
-                         f"(rungs/rung_{view.rung}.json)")
-        out.append((f"rung {view.rung}: {view.samples} samples to {view.evaluations} of {total} "
-                    f"evaluations, {what}", view.entries))
+                went = (f"{len(view.decision.exploit)} copied another" if plan.pbt is not None
+                        else f"{len(view.decision.survivors)} go on")
+                what += f"; decided: {went} (rungs/rung_{view.rung}.json)"
+        out.append((f"{stage} {view.rung}: {view.samples} samples to {view.evaluations} of "
+                    f"{total} evaluations, {what}", view.entries))
     return out

@@ -1,5 +1,6 @@
 """The report's PNGs: learning curves of the top samples, final return against each sampled
-hyperparameter, and a one-page overview.
+hyperparameter, a one-page overview, and for a population-based training sweep its best
+member's schedule (each explored hyperparameter against env steps).
 
 matplotlib is imported inside ``render_plots`` only, and figures are drawn on the Agg canvas
 directly (no pyplot, no global backend switch), so importing this module costs nothing and a
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from hyperlax.plan.format import HyperParamRow
-from hyperlax.report.results import Collected, SampleResult, ranked, value_text
+from hyperlax.report.results import Collected, SampleResult, ranked, sample_values, value_text
 
 TOP_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
               "#17becf", "#bcbd22", "#7f7f7f"]
@@ -119,11 +120,12 @@ def _param_points(collected: Collected, name: str, metric: str
                   ) -> tuple[HyperParamRow, list[tuple[SampleResult, Any, float]],
                              list[tuple[SampleResult, Any]]]:
     row = next(r for r in collected.plan.hyperparams if r.name == name)
-    values = collected.plan.samples
-    scored = [(s, values[s.index].values[name], s.score(metric)) for s in ranked(collected,
-                                                                               metric)]
-    diverged = [(s, values[s.index].values[name]) for s in collected.samples
-                if s.status == "diverged"]
+
+    def value(s: SampleResult) -> Any:  # with PBT, the last interval's
+        return sample_values(collected, s.index)[name]
+
+    scored = [(s, value(s), s.score(metric)) for s in ranked(collected, metric)]
+    diverged = [(s, value(s)) for s in collected.samples if s.status == "diverged"]
     return row, scored, diverged
 
 
@@ -274,7 +276,8 @@ def _overview(figure_class: Any, collected: Collected, order: list[SampleResult]
         best = order[0]
         lines = [f"best: sample {best.index}",
                  f"{metric} return {best.score(metric):.4g} ± {best.spread(metric) or 0:.3g}", ""]
-        values = plan.samples[best.index].values
+        values = {n: v for n, v in sample_values(collected, best.index).items()
+                  if n in plan.samples[best.index].values}
         shown = list(values.items())[:14]
         lines += [f"{n} = {value_text(v)}" for n, v in shown]
         if len(values) > len(shown):
@@ -284,3 +287,67 @@ def _overview(figure_class: Any, collected: Collected, order: list[SampleResult]
                   "(ρ: |rank correlation|,", " η: correlation ratio)"]
     text.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=9)
     return fig
+
+
+# --- population-based training ---------------------------------------------------------------
+
+MAX_SCHEDULES = 50   # other members' schedules drawn faintly behind the best's
+
+
+def render_schedule(collected: Collected, order: list[SampleResult]) -> bytes:
+    """pbt_schedule.png: one panel per explored hyperparameter, its value against env steps
+    as a step line, for the best member (``order[0]``) through the weights it carried, over
+    the other finished members' schedules."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    history = collected.pbt
+    assert history is not None and order
+    names = [n for n in history.explored() if n in history.names()] or history.names()
+    ncols = max(1, min(3, len(names)))
+    nrows = max(1, math.ceil(len(names) / ncols))
+    fig = Figure(figsize=(4.8 * ncols, 3.4 * nrows), dpi=100)
+    best = order[0]
+    for k, name in enumerate(names):
+        ax = fig.add_subplot(nrows, ncols, k + 1)
+        row = next(r for r in collected.plan.hyperparams if r.name == name)
+        categorical = is_categorical(row)
+        cats = _categories(row, []) if categorical else []
+
+        def y_of(v: Any) -> float:
+            if categorical:
+                text = value_text(v)
+                return float(cats.index(text)) if text in cats else float(len(cats))
+            return float(v)
+
+        for s in order[1:MAX_SCHEDULES + 1]:
+            x, y = _schedule_line(history, s.index, name, y_of)
+            ax.step(x, y, where="post", color=OTHERS, alpha=0.7, linewidth=0.9)
+        x, y = _schedule_line(history, best.index, name, y_of)
+        ax.step(x, y, where="post", color=TOP_COLORS[0], linewidth=2,
+                label=f"best: sample {best.index}")
+        if categorical:
+            ax.set_yticks(range(len(cats)))
+            ax.set_yticklabels(cats, fontsize=8)
+        elif row.log_scale and min(y) > 0:
+            ax.set_yscale("log")
+        ax.set_title(name + (" (log scale)" if row.log_scale else ""), fontsize=9)
+        ax.set_xlabel("env steps", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=8)
+        if k == 0:
+            ax.legend(fontsize=8, loc="best")
+    fig.suptitle(f"{collected.plan.settings.name}: the best member's schedule (sample "
+                 f"{best.index}, through the weights it carried); grey: the other members'",
+                 fontsize=10)
+    fig.tight_layout()
+    return png_bytes(fig, FigureCanvasAgg)
+
+
+def _schedule_line(history: Any, sample: int, name: str, y_of: Any
+                   ) -> tuple[list[int], list[float]]:
+    """A member's schedule of ``name`` as step-line points, held to the end of training."""
+    stages = [s for s in history.schedule(sample) if name in s.values]
+    x = [s.step for s in stages] + [history.end_step(sample)]
+    y = [y_of(s.values[name]) for s in stages]
+    return x, y + y[-1:]

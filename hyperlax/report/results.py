@@ -1,6 +1,9 @@
 """A sweep's results, read back from its entries' files: one row per sample, the ranking, and the
 ``[fixed]`` block that pins the best configuration. JAX-free and matplotlib-free.
 
+A population-based training sweep's samples are its members: their rows hold the values of the
+last interval (what their final weights trained with last, ``report.pbt``), not the plan's.
+
 Only entries whose completion marker is present are read, and only after every file the marker
 vouches for matches its checksum (the check of ``status --verify``, ``SweepDir.verify``); every
 other entry's samples are reported as missing, so a partial sweep still reports what it has.
@@ -22,6 +25,7 @@ from hyperlax.errors import HyperlaxError
 from hyperlax.exec.options import exec_command_line
 from hyperlax.plan.explain import ranges_text
 from hyperlax.plan.format import Entry, Plan
+from hyperlax.report.pbt import History, history
 from hyperlax.storage.provenance import groups, mixed_warning, read_provenance
 from hyperlax.storage.read import read_json, read_npz
 from hyperlax.storage.sweepdir import PLAN_COPY, Owner, SweepDir, another_plan
@@ -68,6 +72,7 @@ class Collected:
     rungs: list[Any] | None = None    # successive halving: ``halving.RungView`` per rung
     # complete entries' provenance records (entry path -> record; None: written before 0.2.0)
     provenance: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    pbt: History | None = None        # population-based training: lineage and schedules
 
     def environment_warning(self) -> str | None:
         """A warning naming what differs when the entries come from several environments."""
@@ -144,6 +149,9 @@ def collect(plan: Plan, plan_id: str, root: Path, plan_source: str,
     result = Collected(plan, plan_id, root, entries,
                        [samples[s.index] for s in plan.samples], output_root, views,
                        provenance)
+    if plan.pbt is not None and views is not None:
+        result.pbt = history(plan, views, {i: r.eval_steps for i, r in samples.items()
+                                           if r.eval_steps is not None})
     if not any(e.state == "done" for e in entries):
         counts = result.entry_counts()
         raise HyperlaxError(str(root), f"no completed entries yet ({_counts_text(counts)})",
@@ -187,13 +195,24 @@ def ranked(collected: Collected, metric: str) -> list[SampleResult]:
 
 # --- the results table -----------------------------------------------------------------------
 
+def sample_values(collected: Collected, index: int) -> dict[str, Any]:
+    """Every hyperparameter's value for one sample: the plan's, and with PBT those of the last
+    interval known (``History.last_values``)."""
+    values = collected.plan.sample_values(index)
+    if collected.pbt is not None:
+        values.update(collected.pbt.last_values().get(index, {}))
+    return values
+
+
 def hyperparam_names(plan: Plan) -> list[str]:
     """Sampled hyperparameters first (the ones that vary), then the constants."""
     return plan.sampled + [r.name for r in plan.hyperparams if r.name not in plan.sampled]
 
 
 def result_columns(plan: Plan) -> list[str]:
-    rung = ["rung"] if plan.halving is not None else []  # the last rung each sample finished
+    # the last rung (PBT: interval) each sample finished; PBT's rows are marked as members
+    rung = (["interval", "pbt_member"] if plan.pbt is not None else
+            ["rung"] if plan.halving is not None else [])
     return ["sample", "status", "rank", *rung, "entry", "seed", "replicates",
             *hyperparam_names(plan),
             "final_return", "final_return_std", "best_return", "best_return_std",
@@ -206,9 +225,10 @@ def result_rows(collected: Collected, metric: str) -> list[dict[str, Any]]:
     rows = []
     for s in collected.samples:
         summary = s.summary or {}
-        values = plan.sample_values(s.index)
-        row = {"sample": s.index, "status": s.status, "rank": rank.get(s.index),
-               **({"rung": s.rung} if plan.halving is not None else {}),
+        values = sample_values(collected, s.index)
+        staged = ({"interval": s.rung, "pbt_member": True} if plan.pbt is not None else
+                  {"rung": s.rung} if plan.halving is not None else {})
+        row = {"sample": s.index, "status": s.status, "rank": rank.get(s.index), **staged,
                "entry": s.entry, "seed": plan.samples[s.index].seed,
                "replicates": plan.settings.seeds_per_sample}
         row.update({name: values[name] for name in hyperparam_names(plan)})
@@ -256,7 +276,12 @@ def pinned_values(plan: Plan, sample: int) -> dict[str, Any]:
 
 
 def best_fixed(collected: Collected, best: SampleResult) -> dict[str, Any]:
-    return pinned_values(collected.plan, best.index)
+    """What pins the best; with PBT, what its schedule (``schedule_block``) does not."""
+    values = pinned_values(collected.plan, best.index)
+    if collected.pbt is not None:
+        scheduled = set(collected.pbt.names())
+        values = {name: v for name, v in values.items() if name not in scheduled}
+    return values
 
 
 def fixed_toml(comments: list[str], values: dict[str, Any]) -> str:
@@ -267,12 +292,51 @@ def fixed_toml(comments: list[str], values: dict[str, Any]) -> str:
 
 
 def fixed_block(collected: Collected, best: SampleResult, metric: str) -> str:
+    """The block to paste: ``[fixed]``, or with PBT ``schedule_block``."""
+    if collected.pbt is not None:
+        return schedule_block(collected, best, metric)
     s = collected.plan.settings
-    return fixed_toml([f"# sample {best.index} of plan {collected.plan_id[:12]} ({s.name}: "
-                       f"{s.recipe} on {s.env}), {metric} return {_num(best.score(metric))} ± "
-                       f"{_num(best.spread(metric))} over {s.seeds_per_sample} replicate(s)",
+    return fixed_toml([_best_comment(collected, best, metric),
                        f"# found with total_timesteps = {s.total_timesteps} in [sweep]"],
                       best_fixed(collected, best))
+
+
+def _best_comment(collected: Collected, best: SampleResult, metric: str) -> str:
+    s = collected.plan.settings
+    return (f"# sample {best.index} of plan {collected.plan_id[:12]} ({s.name}: {s.recipe} on "
+            f"{s.env}), {metric} return {_num(best.score(metric))} ± "
+            f"{_num(best.spread(metric))} over {s.seeds_per_sample} replicate(s)")
+
+
+def schedule_block(collected: Collected, best: SampleResult, metric: str) -> str:
+    """A PBT sweep's best member as a ``[pbt]`` block whose ``schedule`` replays the values its
+    weights trained with, interval by interval (``History.schedule``), and a ``[fixed]`` block
+    of the rest: a manifest with both trains that schedule again, without exploit or explore."""
+    history, pbt, s = collected.pbt, collected.plan.pbt, collected.plan.settings
+    assert history is not None and pbt is not None
+    stages = history.schedule(best.index)
+    comments = [_best_comment(collected, best, metric),
+                f"# its schedule, through the weights it carried, found with total_timesteps = "
+                f"{s.total_timesteps} and num_evaluations = {s.num_evaluations} in [sweep]"]
+    if len(stages) < history.intervals:
+        comments.append(f"# PARTIAL: {len(stages)} of {history.intervals} intervals decided; "
+                        "finish the sweep for the whole schedule")
+    comments.append("# to train it again: paste into a manifest whose [space] is empty and "
+                    "num_samples = 1 (seeds_per_sample for several seeds), then hyperlax plan "
+                    "and hyperlax exec")
+    # a replay schedules exactly its explore names: every name the member's values carry,
+    # since a copy takes the winner's whole configuration, not only what explore changed
+    lines = [*comments, "[pbt]", f"interval = {toml_value(pbt.interval)}",
+             f"explore = {toml_value(sorted(history.names()))}", "schedule = ["]
+    lines += [f"  {inline_table(stage.values)},  # interval {stage.interval}, from env step "
+              f"{stage.step:,}, weights of sample {stage.weights_of}" for stage in stages]
+    return "\n".join(lines + ["]", ""]) + "\n" + fixed_toml([], best_fixed(collected, best))
+
+
+def inline_table(values: dict[str, Any]) -> str:
+    """``values`` as one TOML inline table."""
+    return "{ " + ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in values.items()) \
+        + " }"
 
 
 # --- text for the terminal -------------------------------------------------------------------
@@ -334,7 +398,8 @@ def top_table(collected: Collected, top: list[SampleResult], metric: str) -> lis
     plan = collected.plan
     other = "best" if metric == "final" else "final"
     reps = plan.settings.seeds_per_sample
-    halving = ", the furthest rung first" if plan.halving is not None else ""
+    halving = ("; PBT members, with the values of the last interval" if plan.pbt is not None
+               else ", the furthest rung first" if plan.halving is not None else "")
     header = [f"top {len(top)} of {len(ranked(collected, metric))} finished samples by "
               f"{metric} return{halving} (mean ± std over {reps} replicate"
               f"{'s' if reps > 1 else ''})"]
@@ -346,7 +411,8 @@ def top_table(collected: Collected, top: list[SampleResult], metric: str) -> lis
         (f"{other} return", [_num(s.score(other)) for s in top]),
     ]
     for name in plan.sampled:
-        rows.append((name, [value_text(plan.samples[s.index].values[name]) for s in top]))
+        rows.append((name, [value_text(sample_values(collected, s.index)[name])
+                            for s in top]))
     label_w = max(len(label) for label, _ in rows)
     col_w = [max(len(cells[k]) for _, cells in rows) for k in range(len(top))]
     for label, cells in rows:
@@ -378,7 +444,10 @@ def report_document(collected: Collected, metric: str, top_k: int,
         "best": None if best is None else {
             "sample": best.index, "score": best.score(metric), "spread": best.spread(metric),
             "fixed": best_fixed(collected, best),
-            "fixed_toml": fixed_block(collected, best, metric)},
+            "fixed_toml": fixed_block(collected, best, metric),
+            # PBT: the values its weights trained with, interval by interval
+            **({} if collected.pbt is None else {"schedule": [
+                stage.values for stage in collected.pbt.schedule(best.index)]})},
         "columns": result_columns(plan),
         "rows": result_rows(collected, metric),
         "files": files,

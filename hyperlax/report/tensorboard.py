@@ -3,6 +3,12 @@
 replicates) as the dashboard's metrics, and its learning curve (mean over replicates, and each
 replicate when there are several) at the evaluation steps.
 
+A population-based training member's run also carries its lineage: ``pbt/copied_from`` (the
+member whose weights it took) at the env step of each copy, a ``pbt/lineage`` text of the
+same, and its schedule through the weights it carried (``report.pbt``) as ``pbt/<name>``
+scalars at the start of each interval and at its end (booleans as 0 and 1; a text value in
+``pbt/lineage``). Its HParams are the values of the last interval, as in results.csv.
+
 results.csv and report.json stay the source of truth; this is a view of them. tensorboardX is an
 optional extra (``pip install 'hyperlax[tensorboard]'``): only its protobuf messages and its
 CRC are used, and each event file is assembled in memory and written atomically, so an
@@ -21,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from hyperlax.errors import HyperlaxError
-from hyperlax.report.results import Collected
+from hyperlax.report.results import Collected, sample_values
 from hyperlax.storage import atomic
 
 EXTRA = "pip install 'hyperlax[tensorboard]'"
@@ -51,7 +57,7 @@ def export_tensorboard(collected: Collected, out_dir: Path) -> int:
     for result in collected.samples:
         if result.status == "missing" or result.returns is None:
             continue
-        values = plan.samples[result.index].values
+        values = sample_values(collected, result.index)  # with PBT, the last interval's
         hparams = {name: _hparam(values[name]) for name in plan.sampled}
         metrics = {METRICS[0]: result.score("final"), METRICS[1]: result.score("best")}
         experiment, start, end = summary.hparams(hparams, {k: 0.0 for k in METRICS})
@@ -59,6 +65,8 @@ def export_tensorboard(collected: Collected, out_dir: Path) -> int:
                   event_pb2.Event(wall_time=wall, summary=experiment),
                   event_pb2.Event(wall_time=wall, summary=start)]
         events += _curve_events(result, summary, event_pb2, wall)
+        if collected.pbt is not None:
+            events += _lineage_events(collected.pbt, result.index, summary, event_pb2, wall)
         last = int(result.eval_steps[-1]) if len(result.eval_steps) else 0
         events += [event_pb2.Event(wall_time=wall, step=last, summary=summary.scalar(k, v))
                    for k, v in metrics.items() if v is not None and math.isfinite(v)]
@@ -92,6 +100,31 @@ def _curve_events(result: Any, summary: Any, event_pb2: Any, wall: float) -> lis
                     events.append(event_pb2.Event(
                         wall_time=wall, step=int(step),
                         summary=summary.scalar(f"return/replicate_{r}", float(value))))
+    return events
+
+
+def _lineage_events(history: Any, sample: int, summary: Any, event_pb2: Any,
+                    wall: float) -> list[Any]:
+    """A PBT member's copies and its schedule (see the module docstring)."""
+    def event(step: int, value: Any) -> Any:
+        return event_pb2.Event(wall_time=wall, step=int(step), summary=value)
+
+    copies = history.lineage(sample)
+    events = [event(c.step, summary.scalar("pbt/copied_from", float(c.copied))) for c in copies]
+    stages = history.schedule(sample)
+    lines = [f"after interval {c.interval} (env step {c.step}): copied sample {c.copied}"
+             for c in copies] or ["copied no one"]
+    lines += [f"interval {s.interval} from env step {s.step}: weights of sample "
+              f"{s.weights_of}, " + ", ".join(f"{n} = {v}" for n, v in s.values.items())
+              for s in stages]
+    events.append(event(0, summary.text("pbt/lineage", "  \n".join(lines))))
+    end = history.end_step(sample)
+    for k, stage in enumerate(stages):
+        for name, value in stage.values.items():
+            if isinstance(value, (bool, int, float)):
+                steps = [stage.step] + ([end] if k == len(stages) - 1 else [])
+                events += [event(step, summary.scalar(f"pbt/{name}", float(value)))
+                           for step in steps]
     return events
 
 

@@ -1,6 +1,10 @@
 """The report use case: collect a sweep's results, write results.csv, report.json and the
 plots into the report directory, and compose what ``hyperlax report`` prints. JAX-free;
-matplotlib is imported only when plots are drawn."""
+matplotlib is imported only when plots are drawn.
+
+A successive-halving sweep adds rungs.csv; a population-based training sweep adds its lineage
+and schedules (pbt_lineage.csv, pbt_schedule.csv, pbt_schedule.png) and, in place of the
+``[fixed]`` block, pbt_schedule.toml: the best member's schedule, to feed back."""
 
 from __future__ import annotations
 
@@ -39,11 +43,18 @@ class Report:
         order = R.ranked(c, metric)
         if order:
             out += [line + "\n" for line in R.top_table(c, order[:top_k], metric)]
-            out += ["\n", "to pin the best in a follow-up manifest, paste:\n",
-                    R.fixed_block(c, order[0], metric)]
+        if c.pbt is not None:  # its lineage and the best's schedule before the block to paste
+            from hyperlax.report.pbt_tables import pbt_lines
+
+            out += ["\n"] + [line + "\n" for line in pbt_lines(c, self.document["pbt"])]
+        if order:
+            paste = ("to train the best member's schedule again, paste (or use "
+                     "pbt_schedule.toml):\n" if c.pbt is not None else
+                     "to pin the best in a follow-up manifest, paste:\n")
+            out += ["\n", paste, R.fixed_block(c, order[0], metric)]
         else:
             out.append("no sample finished without diverging: there is no best configuration\n")
-        if c.rungs is not None:
+        if c.rungs is not None and c.pbt is None:
             from hyperlax.report.rungs import rung_lines
 
             out += ["\n"] + [line + "\n" for line in rung_lines(c, self.document["rungs"])]
@@ -78,17 +89,32 @@ def write_report(plan_file: Path, output_root: Path | None, report_dir: Path | N
     if plots and analysis and "indices" in analysis:
         files["sensitivity.png"] = render_sensitivity(
             analysis, f"{plan.settings.name}: which hyperparameters matter")
-    table = None
-    if collected.rungs is not None:  # successive halving: who survived where
+    table = pbt = None
+    if collected.pbt is not None:  # population-based training: who copied whom, schedules
+        from hyperlax.report.pbt_tables import pbt_csvs, pbt_table
+
+        order = R.ranked(collected, metric)
+        pbt = pbt_table(collected, order)
+        files.update({name: text.encode("utf-8") for name, text in pbt_csvs(pbt).items()})
+        if order:
+            files["pbt_schedule.toml"] = R.fixed_block(collected, order[0], metric).encode()
+        if plots and order:
+            from hyperlax.report.plots import render_schedule
+
+            files["pbt_schedule.png"] = render_schedule(collected, order)
+    elif collected.rungs is not None:  # successive halving: who survived where
         from hyperlax.report.rungs import rung_table, rungs_csv
 
         table = rung_table(collected)
         files["rungs.csv"] = rungs_csv(collected, table).encode("utf-8")
-    names = ["results.csv", *(["rungs.csv"] if "rungs.csv" in files else []), "report.json",
-             *(n for n in files if n.endswith(".png"))]
+    staged = [n for n in ("rungs.csv", "pbt_lineage.csv", "pbt_schedule.csv",
+                          "pbt_schedule.toml") if n in files]
+    names = ["results.csv", *staged, "report.json", *(n for n in files if n.endswith(".png"))]
     document = R.report_document(collected, metric, top_k, [str(report_dir / n) for n in names])
     if table is not None:
         document["rungs"] = table
+    if pbt is not None:
+        document["pbt"] = pbt
     if analysis is not None:
         document["sensitivity"] = analysis
     json_text = json.dumps(document, indent=2, allow_nan=False) + "\n"
