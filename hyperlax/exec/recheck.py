@@ -43,9 +43,10 @@ def recheck_entry(plan_file: Path, output_root: Path | None, index: int) -> Rech
     or the plan is a successive-halving one (its entries depend on earlier rungs' decisions)."""
     plan, pid, data = read_plan_file(plan_file)
     if plan.halving is not None:
+        kind = "population-based training" if plan.pbt else "successive-halving"
         raise HyperlaxError(str(plan_file), "--recheck re-runs one entry of a plain plan; a "
-                                            "successive-halving plan's entries depend on its "
-                                            "earlier rungs")
+                                            f"{kind} plan's entries depend on its earlier "
+                                            "decisions")
     if not 0 <= index < len(plan.entries):
         raise HyperlaxError("--recheck", f"entry {index} does not exist: the plan has "
                                          f"{len(plan.entries)} entries (0 to "

@@ -214,8 +214,9 @@ def _checkpoint_lines(plan: Plan, carries: dict[str, int] | None) -> list[str]:
                      f"{human_bytes(carries['periodic'])} for all entries at once "
                      "(estimated; each removed once its entry completes)")
     if "rung_ends" in carries:
-        lines.append(f"  rung ends  ~{human_bytes(carries['rung_ends'])} of carries kept "
-                     "with the results for the next rungs (estimated)")
+        stage = "interval" if plan.pbt else "rung"
+        lines.append(f"  {stage} ends  ~{human_bytes(carries['rung_ends'])} of carries kept "
+                     f"with the results for the next {stage}s (estimated)")
     return lines
 
 
