@@ -134,9 +134,9 @@ ENVS: dict[str, EnvInfo] = {
         _brax("pusher", 23, 7, (-2.0, 2.0)),
         _brax("reacher", 11, 2, (-1.0, 1.0)),
         _brax("swimmer", 8, 2, (-1.0, 1.0),
-              note="does not run with Brax 0.14.2 and JAX 0.10: Brax's fluid model (Swimmer's "
-                   "viscosity) calls jnp.clip(a_min=...), which JAX removed; exec fails "
-                   "compiling it until Brax is fixed"),
+              note="Brax 0.14.2's fluid model (Swimmer's viscosity) calls jnp.clip(a_min=...), "
+                   "a keyword JAX 0.10 removed; hyperlax lets that call through as "
+                   "clip(min=...), the same clip (hyperlax/train/envs.py)"),
         _brax("walker2d", 17, 6, (-1.0, 1.0)),
     )
 }

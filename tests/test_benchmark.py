@@ -90,6 +90,12 @@ def test_run_benchmark_takes_the_originals_flags_and_layout(tmp_path, monkeypatc
     assert (run / "sweep.toml").is_file() and (run / "plan.msgpack").is_file()
     assert markers(run) == ["tiny/gymnax_cartpole/samples/batch_00000"]
     assert "benchmark: 1 of 1 sweeps complete (0 were already), 0 failed" in result.output
+    # --save-logs (on by default): what it printed, from the cost lines on, in the benchmark
+    # directory's hyperlax.log, beside the sweeps (plot-benchmark reads only those)
+    log = [line[20:] for line in Path("out/B/hyperlax.log").read_text().splitlines()]
+    printed = result.output.splitlines()
+    assert log == printed[len(printed) - len(log):] and "benchmark: 1 of 1" in "".join(log)
+    assert log[0].startswith("tiny.toml") or log[0].startswith("tiny_")
 
     again = invoke(*flags)   # the same command: nothing to do
     assert again.exit_code == 0 and "complete in out/B/tiny_" in again.output

@@ -240,6 +240,28 @@ def test_facts_agree_with_brax(env_id):
     assert (low, high) == bounds
 
 
+def test_brax_fluid_clip_takes_the_keywords_jax_removed():
+    fluid_jnp = runtime_envs._NumpyForBraxFluid()
+    x = jnp.array([-2.0, 0.0, 1e-13, 0.5, 3.0])
+    # Brax 0.14.2's call, clip(a_min=1e-12), is JAX's clip(min=1e-12), bit for bit
+    np.testing.assert_array_equal(fluid_jnp.clip(x, a_min=1e-12), jnp.clip(x, min=1e-12))
+    np.testing.assert_array_equal(fluid_jnp.clip(x, a_min=0.0, a_max=1.0), jnp.clip(x, 0.0, 1.0))
+    np.testing.assert_array_equal(fluid_jnp.clip(x, min=0.0, max=1.0), jnp.clip(x, 0.0, 1.0))
+    assert fluid_jnp.sum is jnp.sum and fluid_jnp.pi == jnp.pi  # the rest is jax.numpy
+
+
+@needs_brax
+@pytest.mark.envs
+def test_swimmer_step_traces_through_brax_fluid_model():
+    # tracing Swimmer's step raised TypeError (clip(a_min=...)) before hyperlax translated the
+    # keyword; tracing is enough to check it (training it is the heavy test below)
+    env, params = runtime_envs.make_env("brax.swimmer")
+    assert env.env.sys.enable_fluid  # the fluid model is on the path traced
+    obs, state = env.reset(jax.random.key(0), params)
+    out = jax.eval_shape(lambda s: env.step(jax.random.key(1), s, jnp.ones(2), params), state)
+    assert out[0].shape == obs.shape == (ENVS["brax.swimmer"].obs_size,)
+
+
 def test_a_brax_env_plans_without_brax_and_exec_names_the_extra(write_manifest, tmp_path,
                                                                 monkeypatch,
                                                                 fresh_brax_cache):
@@ -310,11 +332,11 @@ def check_trained(metrics, steps: int) -> None:
     assert metrics.eval_steps.ravel().tolist() == [steps]
 
 
-# Training even TINY_PPO on these took over two minutes each on a loaded 2-core CPU (building
+# Training even TINY_PPO on these took about two minutes or more each on a 2-core CPU (building
 # the Brax system and compiling its step; docs/environments.md has the times): `heavy`, which
-# `make test` runs and `-m "not heavy"` leaves out.
+# `make test-heavy` runs and `make test` (-m "not heavy") leaves out.
 HEAVY_BRAX = {"brax.ant", "brax.halfcheetah", "brax.hopper", "brax.humanoid",
-              "brax.humanoidstandup", "brax.pusher", "brax.walker2d"}
+              "brax.humanoidstandup", "brax.pusher", "brax.swimmer", "brax.walker2d"}
 
 # test_ppo trains PPO on these through the same entry point and env wrapper
 TRAINED_ELSEWHERE = {"gymnax.cartpole", "gymnax.pendulum"}
@@ -325,10 +347,6 @@ def _training_params():
         yield pytest.param(env_id, id=env_id)
     for env_id in BRAX:
         marks = [needs_brax] + ([pytest.mark.heavy] if env_id in HEAVY_BRAX else [])
-        if env_id == "brax.swimmer":  # Brax's fluid model: see its note in ENVS
-            marks.append(pytest.mark.xfail(raises=TypeError, strict=True,
-                                           reason="Brax 0.14.2 calls jnp.clip(a_min=...), "
-                                                  "which JAX 0.10 removed"))
         yield pytest.param(env_id, marks=marks, id=env_id)
 
 

@@ -159,7 +159,8 @@ def test_the_scan_leaves_other_calls_alone(line):
 # The writer's functions whose ``within`` is the point: a call without it fails when it runs
 # (a required keyword), which only a test that reaches it would notice; this notices at once.
 NEEDS_WITHIN = {"atomic_write", "publish_new", "make_dirs", "make_new_dir", "remove_file",
-                "remove_tree", "remove_empty_dir", "rename_within", "open_lock_file"}
+                "remove_tree", "remove_empty_dir", "rename_within", "open_lock_file",
+                "append_text"}
 
 
 def calls_without_within(source: str) -> list[tuple[int, str]]:

@@ -156,3 +156,50 @@ def test_a_plan_file_nested_too_deeply_is_refused_not_a_traceback(tmp_path, wher
         assert result.exit_code == 2, result.output
         assert f"{plan_file}: " in result.output and "nested too deeply" in result.output
         assert "Traceback" not in result.output
+
+
+APPEND_TO_HOSTILE_LOGS = """
+import os, sys
+from pathlib import Path
+from hyperlax.storage.atomic import NotRegularFileError, OutsideRootError, append_text
+root, outside = Path(sys.argv[1]), Path(sys.argv[2])
+for name in ("fifo", "link", "dir"):
+    try:
+        append_text(root / name, "a line\\n", within=root)
+        print(name, "written")
+    except OutsideRootError:
+        print(name, "outside")
+    except NotRegularFileError:
+        print(name, "not regular")
+    except OSError as exc:
+        print(name, "refused", exc.errno)
+try:
+    append_text(root / "out" / "hyperlax.log", "a line\\n", within=root)
+except OutsideRootError:
+    print("out outside")
+append_text(root / "hyperlax.log", "one\\n", within=root)
+append_text(root / "hyperlax.log", "two\\n", within=root)
+print(repr((root / "hyperlax.log").read_text()))
+"""
+
+
+def test_a_log_is_appended_only_to_a_regular_file_inside_its_directory(tmp_path):
+    # a subprocess with a timeout: opening the FIFO for writing must never block
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    os.mkfifo(root / "fifo")
+    (outside / "log").write_text("")
+    (root / "link").symlink_to(outside / "log")
+    (root / "dir").mkdir()
+    (root / "out").symlink_to(outside)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", APPEND_TO_HOSTILE_LOGS, root, outside],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("fifo refused")          # no reader: ENXIO, not a hang
+    assert lines[1].startswith("link refused")          # O_NOFOLLOW: ELOOP
+    assert lines[2].startswith("dir refused")           # EISDIR
+    assert lines[3:] == ["out outside", "'one\\ntwo\\n'"]
+    assert (outside / "log").read_text() == "" and list(outside.iterdir()) == [outside / "log"]

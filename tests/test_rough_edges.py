@@ -308,3 +308,43 @@ def test_cost_of_a_partial_sweep_is_what_is_left(reference_run, tmp_path, monkey
     left = cost_lines(plan, root)[0]
     assert left.startswith(f"cost: {len(last.samples)} configurations (left of "
                            f"{len(plan.samples)})")
+
+
+def _hint_lines(text: str) -> list[str]:
+    """The lines that carry a hint; each must start with it (issue #24 item 15 saw `show`
+    print `...per runhint:`, a hint glued to the end of the line before)."""
+    lines = [line for line in text.splitlines() if "hint:" in line]
+    assert all(line.startswith("hint:") for line in lines), lines
+    return lines
+
+
+def test_every_hint_starts_its_own_line_in_plan_show_and_the_seed_cost(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from conftest import SPECS
+    from hyperlax.cli.main import main
+    from hyperlax.cli.seed.sweep import cost_lines
+    from hyperlax.plan.read import read_plan
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    manifests = sorted(SPECS.glob("*.toml"))
+    # and one that hints: ppo_structures without `structures = 4` gives nearly every sample a
+    # structure of its own, which `plan` and the seed commands' cost line both hint about
+    one_each = tmp_path / "one_each.toml"
+    one_each.write_text((SPECS / "ppo_structures.toml").read_text()
+                        .replace("structures = 4\n", "").replace("#:schema", "#"))
+    hints = []
+    for manifest in [*manifests, one_each]:
+        plan_file = tmp_path / f"{manifest.stem}.msgpack"
+        planned = CliRunner().invoke(main, ["plan", str(manifest), "-o", str(plan_file)])
+        assert planned.exit_code == 0, planned.output
+        hints += _hint_lines(planned.output)  # stdout and stderr, interleaved as printed
+        for flags in ([], ["--samples"]):
+            shown = CliRunner().invoke(main, ["show", *flags, str(plan_file)])
+            assert shown.exit_code == 0, shown.output
+            assert shown.output.endswith("\n")  # what a shell prints next starts a line
+            hints += _hint_lines(shown.output)
+        lines = cost_lines(read_plan(plan_file)[0])
+        assert all("\n" not in line for line in lines), lines  # each printed by one echo
+        hints += _hint_lines("\n".join(lines))
+    assert len(manifests) >= 8 and len(hints) == 2, hints  # plan's and the cost line's

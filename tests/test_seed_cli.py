@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,9 @@ from click.testing import CliRunner
 
 from conftest import TINY_RECIPE
 from hyperlax.cli.main import main
+from hyperlax.cli.seed.logfile import LOG_NAME
 from hyperlax.compiler import compile_manifest
+from hyperlax.errors import HyperlaxError
 from hyperlax.plan.read import read_plan
 from hyperlax.storage.sweepdir import MARKER, SWEEP_RECORD
 
@@ -143,12 +146,95 @@ output_root = "runs/pendulum"
 def test_rerunning_the_same_command_skips_everything(seed_sweep):
     recipe, root, _ = seed_sweep
     before = files_of(root)
+    log_before = before.pop(LOG_NAME)
     result = invoke(*seed_flags(recipe, root))
     assert result.exit_code == 0, result.output
     assert "continuing sweep" in result.output and "0 entries run, 2 skipped" in result.output
     quiet = invoke(*seed_flags(recipe, root, "--log-level", "WARNING"))
     assert quiet.exit_code == 0 and quiet.output == ""
-    assert files_of(root) == before
+    after = files_of(root)
+    log_after = after.pop(LOG_NAME)
+    assert after == before
+    # --save-logs (on by default, as in the original) appends this run's lines to the log
+    assert log_after.startswith(log_before)
+    assert b"continuing sweep" in log_after[len(log_before):]
+
+
+def logged(root: Path) -> list[str]:
+    """The log's lines without their time stamps, which every line must carry."""
+    lines = (root / LOG_NAME).read_text("utf-8").splitlines()
+    assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", line) for line in lines), lines
+    return [line[20:] for line in lines]
+
+
+def test_save_logs_keeps_what_the_sweep_printed_in_its_directory(seed_sweep):
+    recipe, root, output = seed_sweep
+    printed = output.splitlines()
+    started = next(i for i, line in enumerate(printed) if line.startswith("started sweep"))
+    log = logged(root)
+    # the log starts when the sweep directory is the sweep's, and has every line printed since
+    # (stdout and stderr: the cost, exec's progress and summary) in the order printed
+    assert log[:len(printed) - started] == printed[started:]
+    assert any(line.startswith("cost: 4 configurations") for line in log)
+    assert any("2 entries run, 0 skipped" in line for line in log)
+    assert f"next: hyperlax report {root}" in log
+
+
+def test_save_logs_false_writes_no_log_and_a_log_is_never_written_through_a_link(seed_sweep,
+                                                                               tmp_path):
+    recipe, root, _ = seed_sweep
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    (copy / LOG_NAME).unlink()
+    result = invoke("sweep-hp-samples", "--resume-from", copy, "--save-logs", "False")
+    assert result.exit_code == 0 and "resuming the sweep" in result.output
+    assert not (copy / LOG_NAME).exists()
+    # a symbolic link planted where the log goes is not followed: said once, the run goes on
+    outside = tmp_path / "outside.log"
+    outside.write_text("")
+    (copy / LOG_NAME).symlink_to(outside)
+    result = invoke("sweep-hp-samples", "--resume-from", copy)
+    assert result.exit_code == 0 and "0 entries run, 2 skipped" in result.output
+    assert result.output.count("warning: --save-logs: cannot append to") == 1
+    assert outside.read_text() == ""
+
+
+def test_a_redrawn_progress_line_is_logged_once_as_it_last_read(tmp_path):
+    from hyperlax.cli.seed.logfile import saving_logs
+
+    with saving_logs(True, tmp_path, within=tmp_path):
+        for text in ("\r\033[Kentries 0/2", "\r\033[Kentries 1/2", "\r\033[K",
+                     "batch_00000: done\n", "\r\033[Kentries 2/2", "\n", "no newline"):
+            sys.stderr.write(text)   # as exec's progress draws on a terminal
+        print("on stdout")
+    assert logged(tmp_path) == ["batch_00000: done", "entries 2/2", "on stdout",
+                                "no newline"]
+    with saving_logs(True, tmp_path, within=tmp_path):
+        print("a second run appends")
+    assert logged(tmp_path)[-1] == "a second run appends"
+    with saving_logs(False, tmp_path, within=tmp_path):
+        print("--save-logs False")
+    assert len(logged(tmp_path)) == 5
+
+
+def test_save_logs_keeps_the_error_that_ended_a_run(seed_sweep, tmp_path, monkeypatch):
+    from hyperlax.cli.seed import sweep as S
+
+    recipe, root, _ = seed_sweep
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+
+    def disk_full(*args, **kwargs):
+        raise HyperlaxError(str(copy), "cannot write: No space left on device",
+                            "free disk space")
+
+    monkeypatch.setattr(S, "execute", disk_full)
+    result = invoke("sweep-hp-samples", "--resume-from", copy)
+    assert result.exit_code == 2
+    log = logged(copy)
+    assert log[-2:] == [f"error: {copy}: cannot write: No space left on device",
+                        "hint: free disk space"]
+    assert result.output.splitlines()[-2:] == log[-2:]  # as the user saw it
 
 
 def test_resume_from_skips_completed_entries(seed_sweep, tmp_path):

@@ -64,7 +64,7 @@ def test_bad_run_length_and_the_shared_flags(tmp_path):
     result, _ = emitted(tmp_path, "--num-seeds", 0)
     assert result.exit_code == 2 and "--num-seeds" in result.output
     _, plain = emitted(tmp_path)
-    # --save-logs: accepted (the original's default is True), the same manifest either way
+    # --save-logs (the original's default is True) changes no manifest
     for value in ("True", "False"):
         result, text = emitted(tmp_path, "--save-logs", value)
         assert result.exit_code == 0 and text == plain, result.output
@@ -91,6 +91,11 @@ def test_a_short_search_trains_the_run_length_and_draws_optunas_figures(tmp_path
     assert sorted(p.name for p in (root / "optuna_plots").iterdir()) == FIGURES
     assert all((root / "optuna_plots" / f).read_bytes()[:4] == b"\x89PNG" for f in FIGURES)
     assert "wrote 3 Optuna figures" in result.output
+    # --save-logs (on by default): the search's lines, from its claim to its figures, in its
+    # directory's hyperlax.log, each after its time
+    log = [line[20:] for line in (root / "hyperlax.log").read_text().splitlines()]
+    assert any("2,048 env steps" in line for line in log)
+    assert log[-1] == result.output.splitlines()[-1] and "Optuna figures" in "".join(log)
 
     # the run length and seeds are the search's: resuming with others is refused
     for flag, value in (("--run-length-modifier", 512), ("--num-seeds", 3)):

@@ -18,9 +18,15 @@ from hyperlax.errors import HyperlaxError
 EXIT_BAD_INPUT = 2
 
 
+def error_lines(exc: HyperlaxError) -> list[str]:
+    """What the user sees of ``exc``: ``error: ...`` lines, then its ``hint: ...``."""
+    return [line if line.startswith("hint: ") else f"error: {line}"
+            for line in exc.render().splitlines()]
+
+
 def print_error(exc: HyperlaxError) -> None:
-    for line in exc.render().splitlines():
-        click.echo(line if line.startswith("hint: ") else f"error: {line}", err=True)
+    for line in error_lines(exc):
+        click.echo(line, err=True)
 
 
 def exit_status(exc: HyperlaxError) -> int:

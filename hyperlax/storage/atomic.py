@@ -279,6 +279,26 @@ def open_lock_file(path: Path, *, within: Path) -> int:
     return fd
 
 
+def append_text(path: Path, text: str, *, within: Path) -> None:
+    """Append ``text`` (UTF-8) to the log file ``path``, created if missing, in a directory
+    below ``within``: never through a symbolic link (O_NOFOLLOW) and never into anything but a
+    regular file (a FIFO is opened non-blocking, then refused; with no reader it fails to
+    open). Not atomic, as a log need not be: it only grows, O_APPEND puts each write at its
+    end, and a reader may see the last line partly written. No fsync: a crash may lose the
+    last lines of a log, never a result."""
+    inside_root(path.parent, within)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_NOFOLLOW
+                 | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFileError(path, f"is {describe_kind(path)}")
+        data = text.encode("utf-8")
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def scratch_dir(prefix: str) -> Iterator[Path]:
     """A new private directory in the system's temporary directory (mode 0700, a name no one

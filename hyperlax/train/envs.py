@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import io
 import math
 import warnings
@@ -137,7 +138,36 @@ def _brax_env(name: str) -> BraxEnv:
             raise HyperlaxError("settings.env", f"brax.{name} needs Brax, which is not "
                                                 f"installed ({exc})",
                                 "install the brax extra: pip install 'hyperlax[brax]'") from None
+        _let_brax_fluid_clip()
         return BraxEnv(brax_envs.get_environment(name))
+
+
+class _NumpyForBraxFluid:
+    """``jax.numpy`` as ``brax.fluid`` sees it: the same functions, and a ``clip`` that also
+    takes the ``a_min``/``a_max`` keywords, translated to ``min``/``max`` (the same clip)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(jnp, name)
+
+    @staticmethod
+    def clip(x: Any, min: Any = None, max: Any = None, *, a_min: Any = None,
+             a_max: Any = None) -> jax.Array:
+        return jnp.clip(x, min=min if a_min is None else a_min,
+                        max=max if a_max is None else a_max)
+
+
+def _let_brax_fluid_clip() -> None:
+    """Brax 0.14.2's fluid model (``brax.fluid.force``, which only systems with a viscosity or
+    density call: of Brax's eleven, Swimmer) calls ``jp.clip(..., a_min=1e-12)``, a keyword
+    JAX 0.10 removed, so tracing Swimmer's step raised a TypeError. The call is in a module
+    function of Brax, not a method an env subclass could override; so that module's ``jp``
+    becomes ``_NumpyForBraxFluid``, and Brax's own code runs unchanged: the same clip, the same
+    physics. Where JAX still takes ``a_min`` (older JAX, which may lack ``min=``) nothing is
+    changed; once Brax calls ``clip(min=...)`` the translation is simply unused."""
+    if "a_min" in inspect.signature(jnp.clip).parameters:
+        return
+    from brax import fluid
+    fluid.jp = _NumpyForBraxFluid()
 
 
 def action_info(env: Any, env_params: Any) -> tuple[bool, int, float, float]:

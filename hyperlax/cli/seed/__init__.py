@@ -7,4 +7,5 @@ and executed as ours.
     cli.py         sweep-hp-samples, generate-hp-samples, run-single-hp
     benchmark.py   run-benchmark: one sweep per algorithm x environment
     optuna.py      optuna-hp-search, onto ``hyperlax search``
+    logfile.py     --save-logs: what a command prints while it runs, also in hyperlax.log
 """

@@ -27,6 +27,7 @@ from hyperlax.cli.errors import user_errors
 from hyperlax.errors import HyperlaxError
 from hyperlax.storage.atomic import inside_root
 from hyperlax.cli.seed.cli import CACHE_OPTION, given, is_quiet, warn
+from hyperlax.cli.seed.logfile import saving_logs
 from hyperlax.cli.seed.flags import (LOG_LEVEL_OPTION, LOG_LEVELS, OUTPUT_DIR_OPTION,
                                  RUN_LENGTH_OPTION, SAVE_LOGS_OPTION, SEEDS_OPTION,
                                  SeedCommand, SeedSweep, bool_option, manifest_text, options,
@@ -270,19 +271,23 @@ def run_benchmark_command(**flags: Any) -> None:
     if given("output_dir"):
         warn("--output-dir has no effect (the original overwrote it too); use --output-root")
     runs = plan_runs(flags, command, click.echo)
-    if not quiet:
-        for run in runs:
-            click.echo(f"{run.label}: " + S.cost_lines(run.plan)[0][len("cost: "):], err=True)
-    with stopping.handling():
-        outcome = benchmark.run_all(runs, click.echo, quiet, flags["compile_cache"],
-                                    flags["compile_workers"], resume=resume_line())
-        if outcome.stopped:
-            stopping.finish(outcome.stopped)
-    for line in benchmark.summary_lines(runs, outcome):
-        click.echo(line)
-    if not quiet and not outcome.status:
-        click.echo("plot them: hyperlax plot-benchmark --results-dir-to-plot "
-                   f"{runs[0].root.parent}")
+    # the benchmark directory holds every sweep's directory and the benchmark's one log
+    root = benchmark_dir(flags, command)
+    resumed = flags["resume_from"] is not None or flags["resume"]
+    with saving_logs(flags["save_logs"], root, within=root if resumed else flags["output_root"]):
+        if not quiet:
+            for run in runs:
+                click.echo(f"{run.label}: " + S.cost_lines(run.plan)[0][len("cost: "):],
+                           err=True)
+        with stopping.handling():
+            outcome = benchmark.run_all(runs, click.echo, quiet, flags["compile_cache"],
+                                        flags["compile_workers"], resume=resume_line())
+            if outcome.stopped:
+                stopping.finish(outcome.stopped)
+        for line in benchmark.summary_lines(runs, outcome):
+            click.echo(line)
+        if not quiet and not outcome.status:
+            click.echo(f"plot them: hyperlax plot-benchmark --results-dir-to-plot {root}")
     if outcome.status:
         raise SystemExit(outcome.status)
 

@@ -18,6 +18,7 @@ from click.core import ParameterSource
 
 from hyperlax.cli.seed import sweep as S
 from hyperlax.cli.errors import user_errors
+from hyperlax.cli.seed.logfile import saving_logs
 from hyperlax.errors import HyperlaxError
 from hyperlax.exec.options import (COMPILE_CACHE_HELP, COMPILE_CACHE_VARIABLE,
                                     COMPILE_WORKERS_OPTION)
@@ -152,14 +153,15 @@ def run_new(spec: SeedSweep, root: Path, flags: dict[str, Any]) -> None:
     for warning in warnings:
         warn(warning)
     pid, continuing = S.start_sweep(root, text, plan, spec.command)
-    if not quiet:
-        what = "continuing" if continuing else "started"
-        click.echo(f"{what} sweep in {root}: {S.SEED_MANIFEST} and plan.msgpack (plan "
-                   f"{pid[:12]}, {len(plan.samples)} samples, {len(plan.entries)} entries, "
-                   f"{spec.mode})")
-        for line in S.cost_lines(plan, root):  # a finished sweep run again: none
-            click.echo(line, err=True)
-    run_plan_in(root, flags)
+    with saving_logs(flags["save_logs"], root, within=root):  # the sweep is ours from here
+        if not quiet:
+            what = "continuing" if continuing else "started"
+            click.echo(f"{what} sweep in {root}: {S.SEED_MANIFEST} and plan.msgpack (plan "
+                       f"{pid[:12]}, {len(plan.samples)} samples, {len(plan.entries)} "
+                       f"entries, {spec.mode})")
+            for line in S.cost_lines(plan, root):  # a finished sweep run again: none
+                click.echo(line, err=True)
+        run_plan_in(root, flags)
 
 
 def run_plan_in(root: Path, flags: dict[str, Any]) -> None:
@@ -262,11 +264,12 @@ def sweep_command(**flags: Any) -> None:
             raise HyperlaxError(f"{command} --resume-from {resume_from}", conflicts,
                                 "drop those flags (the sweep's plan fixes them), or start a new "
                                 "sweep with a new --output-root")
-        if not is_quiet(flags):
-            click.echo(f"resuming the sweep in {root} (plan {pid[:12]})")
-            for line in S.cost_lines(plan, root):  # what is left; none when done
-                click.echo(line, err=True)
-        run_plan_in(root, flags)
+        with saving_logs(flags["save_logs"], root, within=root):
+            if not is_quiet(flags):
+                click.echo(f"resuming the sweep in {root} (plan {pid[:12]})")
+                for line in S.cost_lines(plan, root):  # what is left; none when done
+                    click.echo(line, err=True)
+            run_plan_in(root, flags)
         return
 
     spec = seed_sweep(flags, command, output_root)

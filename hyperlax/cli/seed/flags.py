@@ -287,8 +287,9 @@ LOG_LEVEL_OPTION = click.option(
     "--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="INFO",
     show_default=True, help="WARNING and above: no progress output")
 SAVE_LOGS_OPTION = bool_option(
-    "--save-logs", "accepted for compatibility; no effect: a run's record is its files "
-                   "(summary.json, curves, markers); redirect the output to keep it",
+    "--save-logs", "also append what the command prints while it runs (with the time) to "
+                   "hyperlax.log in its sweep, benchmark or search directory, as the "
+                   "original did; generate-hp-samples has none",
     default=True)
 OUTPUT_DIR_OPTION = click.option(
     "--output-dir", type=click.Path(path_type=Path), default=None, hidden=True,

@@ -29,6 +29,7 @@ from hyperlax.errors import HyperlaxError
 from hyperlax.exec.options import (COMPILE_CACHE_HELP, COMPILE_CACHE_VARIABLE,
                                     SEARCH_SHARD_REFUSAL, ExecOptions, declared)
 from hyperlax.cli.seed.cli import given
+from hyperlax.cli.seed.logfile import ConsoleLog, saving_logs
 from hyperlax.cli.seed.flags import (LOG_LEVEL_OPTION, OUTPUT_DIR_OPTION, QUIET_LEVELS,
                                      RUN_LENGTH_OPTION, RUN_LENGTHS, SAVE_LOGS_OPTION,
                                      SEEDS_OPTION, SeedCommand, bool_option)
@@ -324,15 +325,17 @@ def optuna_command(algo_and_network_config: str, env_config: str, study_name: st
                             "pass a new or empty directory for the search")
     else:
         root = output_root
-    status = _run(flags, root, storage, quiet, compile_cache, options)
-    if save_optuna_plots and status == 0:
-        from hyperlax.report.optuna_plots import write_optuna_plots
+    # logged from when the search has claimed its directory (lines before wait in memory)
+    with saving_logs(save_logs, None, within=root) as log:
+        status = _run(flags, root, storage, quiet, compile_cache, options, log)
+        if save_optuna_plots and status == 0:
+            from hyperlax.report.optuna_plots import write_optuna_plots
 
-        lines = write_optuna_plots(root, storage, flags.study_name,
-                                   [m for m, _ in flags.objectives])
-        if not quiet:
-            for line in lines:
-                click.echo(line, err=True)
+            lines = write_optuna_plots(root, storage, flags.study_name,
+                                       [m for m, _ in flags.objectives])
+            if not quiet:
+                for line in lines:
+                    click.echo(line, err=True)
 
 
 # tyro's list flags: --objective-names a b (each value one use of the `multiple` option)
@@ -378,7 +381,7 @@ def resume_line(root: Path, storage: str, compile_cache: Path | None,
 
 
 def _run(flags: SeedSearch, root: Path, storage: str, quiet: bool,
-         compile_cache: Path | None, options: ExecOptions) -> int:
+         compile_cache: Path | None, options: ExecOptions, log: ConsoleLog | None) -> int:
     """Run (or resume) the search; its exit status, 0 when every trial was told (a stop
     ends the process here)."""
     from hyperlax.exec import stopping
@@ -397,6 +400,8 @@ def _run(flags: SeedSearch, root: Path, storage: str, quiet: bool,
             same = False
         if not same:
             write_file(directory, SEED_MANIFEST, text.encode("utf-8"))
+        if log is not None:  # --save-logs: the directory is the search's now
+            log.attach(directory)
 
     request = SearchRequest(manifest_text=text, manifest_name=SEED_MANIFEST,
                             manifest_dir=root, output_root=root, storage=storage,
