@@ -118,6 +118,34 @@ def clipped_adam(learning_rate: float, max_grad_norm: float, eps: float = 1e-8,
 
 def make_optimizer(learning_rate, max_grad_norm, eps: float = 1e-8,
                    grad_clip_mode: str = "global_norm") -> optax.GradientTransformation:
-    return optax.inject_hyperparams(clipped_adam, static_args=("eps", "grad_clip_mode"))(
-        learning_rate=learning_rate, max_grad_norm=max_grad_norm, eps=eps,
-        grad_clip_mode=grad_clip_mode)
+    return inject_current_hyperparams(clipped_adam, static_args=("eps", "grad_clip_mode"),
+                                      learning_rate=learning_rate, max_grad_norm=max_grad_norm,
+                                      eps=eps, grad_clip_mode=grad_clip_mode)
+
+
+def inject_current_hyperparams(factory: Callable[..., optax.GradientTransformation],
+                               static_args: tuple[str, ...] = (),
+                               **hyperparams) -> optax.GradientTransformationExtraArgs:
+    """``optax.inject_hyperparams(factory, static_args)(**hyperparams)``, except that every
+    update uses the numeric hyperparameters given here, not those in the state.
+
+    inject_hyperparams stores a numeric (not callable) hyperparameter in the optimizer state
+    at ``init`` and every ``update`` reads it back from ``state.hyperparams``. A training
+    carry continued under a config with another learning rate or clip bound (population-based
+    training) would go on with the old values. So ``update`` first overwrites those entries
+    with the values given here, cast to the stored leaf's dtype, then delegates: ``init``, the
+    state's tree (leaves, shapes, dtypes: old carries and checkpoints load) and, when the
+    values are those the state was initialized with, every number are inject_hyperparams'
+    own. Schedules (callables) are evaluated at every update anyway and are left alone."""
+    tx = optax.inject_hyperparams(factory, static_args=static_args)(**hyperparams)
+    numeric = {name: value for name, value in hyperparams.items()
+               if name not in static_args and not callable(value)}
+
+    def update(updates, state, params=None, **extra_args):
+        stored = state.hyperparams
+        current = {name: jnp.asarray(value, jnp.asarray(stored[name]).dtype)
+                   for name, value in numeric.items() if name in stored}  # bools: not stored
+        state = state._replace(hyperparams={**stored, **current})
+        return tx.update(updates, state, params, **extra_args)
+
+    return optax.GradientTransformationExtraArgs(tx.init, update)

@@ -21,9 +21,10 @@ Choices, so a reader need not reverse-engineer them:
   Q-learning.
 - Loss ``0.5 * mean((Q(s, a) - G)^2)`` (reported as ``td_loss``, the mean over a chunk's
   gradient steps); RAdam after global-norm gradient clipping, as purejaxql; learning rate and
-  clip bound are data (``optax.inject_hyperparams``). With ``decay_learning_rate`` the rate
-  falls linearly to 0 over all gradient steps of training (a schedule of the optimizer's own
-  step count selected by data, so the flag costs no compile).
+  clip bound are data, read from the config at every update
+  (``networks.inject_current_hyperparams``). With ``decay_learning_rate`` the rate falls
+  linearly to 0 over all gradient steps of training (a schedule of the optimizer's own step
+  count selected by data, so the flag costs no compile).
 - Epsilon decays linearly from ``epsilon_start`` to ``epsilon_end`` over
   ``epsilon_decay_fraction`` of the updates actually trained, held for a whole rollout (as
   purejaxql's, a function of the update count). Evaluation acts greedily (argmax Q).
@@ -51,7 +52,7 @@ from hyperlax.hyperparams.pqn import PQNConfig
 from hyperlax.train.algos.common import (Program, Trained, all_finite, check_config,
                                            program, shuffled_minibatches)
 from hyperlax.train.envs import action_info, evaluate, make_env
-from hyperlax.train.networks import MLP, mlp
+from hyperlax.train.networks import MLP, inject_current_hyperparams, mlp
 
 CONFIG = PQNConfig  # what this module trains (the registry finds it by its name)
 
@@ -145,8 +146,8 @@ def make_program(env_id: str, budget: Budget) -> Program:
             return jnp.where(config.decay_learning_rate, config.learning_rate * frac,
                              config.learning_rate)
 
-        tx = optax.inject_hyperparams(_clipped_radam)(learning_rate=learning_rate,
-                                                      max_grad_norm=config.max_grad_norm)
+        tx = inject_current_hyperparams(_clipped_radam, learning_rate=learning_rate,
+                                        max_grad_norm=config.max_grad_norm)
 
         def epsilon(updates):
             frac = jnp.clip(updates / (config.epsilon_decay_fraction * total_updates), 0.0, 1.0)
