@@ -168,6 +168,15 @@ def _run_sweep(work: Path, method: str, seed: int, manifest_text: str) -> dict:
             "steps": sum(s.summary["steps"] for s in collected.samples if s.summary)}
 
 
+def pbt_manifest(name: str, env: str, seed: int, steps: int, trials: int,
+                 interval: int = PBT_INTERVAL) -> str:
+    """PBT's manifest: N Sobol configurations in one batch, every name of the space explored."""
+    explore = ", ".join(f'"{n}"' for n in PBT_EXPLORE)
+    return (sweep_table(name, env, seed, steps, trials)
+            + f'num_samples = {trials}\nsampling = "qmc_sobol"\n'
+              f"\n[pbt]\ninterval = {interval}\nexplore = [{explore}]\n")
+
+
 def run_pbt(work: Path, env: str, seed: int, steps: int, trials: int,
             interval: int = PBT_INTERVAL) -> dict:
     """A population of N Sobol configurations, each trained the full budget in one vmapped
@@ -175,10 +184,8 @@ def run_pbt(work: Path, env: str, seed: int, steps: int, trials: int,
     member (``report``'s ranking); the values it hands over are those that member trained with
     in the last interval (its entry's samples.json), not the ones it started with."""
     method = "pbt" if interval == PBT_INTERVAL else f"pbt-interval{interval}"
-    explore = ", ".join(f'"{n}"' for n in PBT_EXPLORE)
-    row = _run_sweep(work, method, seed, sweep_table(method, env, seed, steps, trials)
-                     + f'num_samples = {trials}\nsampling = "qmc_sobol"\n'
-                       f"\n[pbt]\ninterval = {interval}\nexplore = [{explore}]\n")
+    row = _run_sweep(work, method, seed, pbt_manifest(method, env, seed, steps, trials,
+                                                      interval))
     members = json.loads((Path(row["best_dir"]) / "samples.json").read_text())
     row["values"] = next(m["values"] for m in members if m["sample"] == row["best_index"])
     return row
