@@ -14,10 +14,10 @@ takes the training state of a member of the top quarter and a perturbed copy of 
 (Ray Tune's defaults; every name of the space explored); it hands over the best final member,
 whose values changed during training: its recheck trains the values it ended with, fixed, from
 scratch (what a user who wants one configuration would take; PBT's own product, a schedule
-with its trained weights, is not rechecked). Per (env, seed, method) it reports the best final return found
-(mean over the trial's replicates, as `report` ranks), the median over the trials that
-trained the full budget (where a method spends its budget; for halving: over its last rung's
-survivors, so it is not comparable) and, because the maximum of N noisy evaluations flatters
+with its trained weights, is not rechecked). Per (env, seed, method) it reports the best
+final return found (mean over the trial's replicates, as `report` ranks), the median over the
+trials that trained the full budget (where a method spends its budget; for halving: over its
+last rung's survivors, so it is not comparable) and, because the maximum of N noisy evaluations flatters
 whoever evaluated the luckiest run, the best configuration trained again with R fresh seeds
 ("recheck"): the quality of what each method would hand to the user. From the Sobol runs'
 full curves it also prints how well each evaluation point ranks the configurations as the
