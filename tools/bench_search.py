@@ -1,16 +1,23 @@
-"""Benchmark adaptive search (issue 16): plain Sobol, successive halving and TPE rounds, on one
-fixed budget of env steps, over several manifest seeds and environments.
+"""Benchmark adaptive search (issues 16 and 25): plain Sobol, successive halving, TPE rounds and
+population-based training, on one fixed budget of env steps, over several manifest seeds and
+environments.
 
-All three spend the same budget: N full trainings' worth of env steps on the same space.
+All four spend the same budget: N full trainings' worth of env steps on the same space.
 Sobol plans N configurations at once (one vmapped batch); TPE asks N in rounds of K (the
 first round is random, the model is used from the second on); successive halving draws as
 many Sobol configurations as the budget allows when most of them stop early (rungs at
 1, 3 and 8 of 8 evaluations, the top third going on from the rung before's carries), so
 it tries about 3.6 N configurations (116 for N = 32), and hands over the best of those that
-trained the full budget. Per (env, seed, method) it reports the best final return found
-(mean over the trial's replicates, as `report` ranks), the median over the trials that
-trained the full budget (where a method spends its budget; for halving: over its last rung's
-survivors, so it is not comparable) and, because the maximum of N noisy evaluations flatters
+trained the full budget. PBT trains a population of N Sobol configurations the full budget in
+one vmapped batch (Sobol's program), and every ``--pbt-interval`` evaluations the bottom quarter
+takes the training state of a member of the top quarter and a perturbed copy of its values
+(Ray Tune's defaults; every name of the space explored); it hands over the best final member,
+whose values changed during training: its recheck trains the values it ended with, fixed, from
+scratch (what a user who wants one configuration would take; PBT's own product, a schedule
+with its trained weights, is not rechecked). Per (env, seed, method) it reports the best
+final return found (mean over the trial's replicates, as `report` ranks), the median over the
+trials that trained the full budget (where a method spends its budget; for halving: over its
+last rung's survivors, so it is not comparable) and, because the maximum of N noisy evaluations flatters
 whoever evaluated the luckiest run, the best configuration trained again with R fresh seeds
 ("recheck"): the quality of what each method would hand to the user. From the Sobol runs'
 full curves it also prints how well each evaluation point ranks the configurations as the
@@ -18,7 +25,8 @@ final one does (Spearman's rho), which is what successive halving's early rungs 
 
     python tools/bench_search.py [--envs cartpole pendulum] [--seeds 0 1 2] [--trials 32]
                                  [--per-round 8] [--recheck 4] [--work DIR]
-                                 [--methods sobol halving tpe] [--rungs 1 3 8] [--eta 3]
+                                 [--methods sobol halving tpe pbt] [--rungs 1 3 8] [--eta 3]
+                                 [--pbt-interval 2] [--timesteps N]
 
 Everything runs in this process (JAX imported once); each run has its own directory under
 --work, and a persistent compilation cache there, so each program compiles once.
@@ -62,10 +70,12 @@ ent_coef = { dist = "uniform", low = 0.0, high = 0.02 }
 """
 
 ENVS = {"cartpole": ("gymnax.cartpole", 16_384), "pendulum": ("gymnax.pendulum", 65_536)}
-METHODS = ("sobol", "halving", "tpe")
+METHODS = ("sobol", "halving", "tpe", "pbt")
 EVALUATIONS = 8                 # the recipe's num_evaluations
 RUNGS = (1, 3, EVALUATIONS)     # successive halving's rungs, in evaluations (default)
 ETA = 3
+PBT_INTERVAL = 2                # evaluations between PBT's exploit/explore steps (default)
+PBT_EXPLORE = ("actor_lr", "critic_lr", "gamma", "gae_lambda", "clip_eps", "ent_coef")  # all
 
 
 def halving_samples(trials: int, rungs: tuple[int, ...] = RUNGS, eta: int = ETA) -> int:
@@ -87,7 +97,10 @@ def halving_samples(trials: int, rungs: tuple[int, ...] = RUNGS, eta: int = ETA)
 
 
 def sweep_table(name: str, env: str, seed: int, steps: int, batch: int) -> str:
-    return (f'[sweep]\nname = "{name}"\nrecipe = "bench.toml"\nenv = "{env}"\nseed = {seed}\n'
+    # recipe_space = "include": the recipe's space is what is sampled (since hyperlax 0.2 a
+    # manifest without [space] must say so)
+    return (f'[sweep]\nname = "{name}"\nrecipe = "bench.toml"\nrecipe_space = "include"\n'
+            f'env = "{env}"\nseed = {seed}\n'
             f"batch_size = {batch}\ntotal_timesteps = {steps}\n")
 
 
@@ -148,10 +161,34 @@ def _run_sweep(work: Path, method: str, seed: int, manifest_text: str) -> dict:
     full = [s for s in order if s.rung == best.rung]  # trained the full budget
     return {"method": method, "best": best.score("final"),
             "values": plan.samples[best.index].values,
+            "best_dir": str(root / best.entry), "best_index": best.index,
             "median": statistics.median(s.score("final") for s in full),
             "configurations": len(plan.samples), "wall": wall,
             # a sample's last result counts all its training (a rung continues the one before)
             "steps": sum(s.summary["steps"] for s in collected.samples if s.summary)}
+
+
+def pbt_manifest(name: str, env: str, seed: int, steps: int, trials: int,
+                 interval: int = PBT_INTERVAL) -> str:
+    """PBT's manifest: N Sobol configurations in one batch, every name of the space explored."""
+    explore = ", ".join(f'"{n}"' for n in PBT_EXPLORE)
+    return (sweep_table(name, env, seed, steps, trials)
+            + f'num_samples = {trials}\nsampling = "qmc_sobol"\n'
+              f"\n[pbt]\ninterval = {interval}\nexplore = [{explore}]\n")
+
+
+def run_pbt(work: Path, env: str, seed: int, steps: int, trials: int,
+            interval: int = PBT_INTERVAL) -> dict:
+    """A population of N Sobol configurations, each trained the full budget in one vmapped
+    batch, with exploit and explore every ``interval`` evaluations. Its best is the best final
+    member (``report``'s ranking); the values it hands over are those that member trained with
+    in the last interval (its entry's samples.json), not the ones it started with."""
+    method = "pbt" if interval == PBT_INTERVAL else f"pbt-interval{interval}"
+    row = _run_sweep(work, method, seed, pbt_manifest(method, env, seed, steps, trials,
+                                                      interval))
+    members = json.loads((Path(row["best_dir"]) / "samples.json").read_text())
+    row["values"] = next(m["values"] for m in members if m["sample"] == row["best_index"])
+    return row
 
 
 def run_tpe(work: Path, env: str, seed: int, steps: int, trials: int, per_round: int) -> dict:
@@ -223,11 +260,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rungs", nargs="+", type=int, default=list(RUNGS),
                         help=f"halving's rungs in evaluations (of {EVALUATIONS})")
     parser.add_argument("--eta", type=int, default=ETA, help="halving keeps the top 1/eta")
+    parser.add_argument("--pbt-interval", type=int, default=PBT_INTERVAL,
+                        help=f"PBT's evaluations between exploit/explore steps (of {EVALUATIONS})")
+    parser.add_argument("--timesteps", type=int, default=None,
+                        help="env steps of one full training in every env, instead of ENVS's "
+                             "(a smaller budget for a quick, less telling run)")
     args = parser.parse_args(argv)
     work_root = args.work or Path(tempfile.mkdtemp(prefix="bench-search-"))
     rows = []
     for env_name in args.envs:
         env, steps = ENVS[env_name]
+        steps = args.timesteps or steps
         for seed in args.seeds:
             work = work_root / env_name
             work.mkdir(parents=True, exist_ok=True)
@@ -235,6 +278,8 @@ def main(argv: list[str]) -> int:
             for method in args.methods:
                 if method == "tpe":
                     row = run_tpe(work, env, seed, steps, args.trials, args.per_round)
+                elif method == "pbt":
+                    row = run_pbt(work, env, seed, steps, args.trials, args.pbt_interval)
                 else:
                     row = run_sobol(work, env, seed, steps, args.trials) if method == "sobol" \
                         else run_halving(work, env, seed, steps, args.trials,
@@ -245,12 +290,13 @@ def main(argv: list[str]) -> int:
                                              steps, args.recheck)
                 row.update(env=env_name, seed=seed)
                 rows.append(row)
-                print(json.dumps({k: v for k, v in row.items() if k != "values"}),
+                print(json.dumps({k: v for k, v in row.items()
+                                  if k not in ("values", "best_dir")}),
                       file=sys.stderr, flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
     print(f"\na budget of {args.trials} full trainings per run; TPE in rounds of "
-          f"{args.per_round}; halving starts "
+          f"{args.per_round}; PBT every {args.pbt_interval} evaluations; halving starts "
           f"{halving_samples(args.trials, tuple(args.rungs), args.eta)} configurations, rungs "
           f"{args.rungs} of {EVALUATIONS} evaluations, eta {args.eta}; recheck: the best "
           f"configuration trained again with {args.recheck} new seeds\n")
