@@ -61,7 +61,8 @@ class RungJob:
         needed = {(self.previous[i].entry.path, self.previous[i].sub_batch) for i in owners}
         for key in [k for k in self._lanes if k not in needed]:
             del self._lanes[key]  # carries can be large (replay buffers): hold this batch's only
-        carry = [np.stack(leaf) for leaf in zip(*(self._lane(i, sb.structure) for i in lanes))]
+        carry = [np.stack(leaf)
+                 for leaf in zip(*(self._lane(i, sb.structure, width) for i in lanes))]
         metrics: dict[str, np.ndarray] = {}
         curves = [self._sample_curves(i) for i in lanes]
         for name in curves[0]:
@@ -82,7 +83,7 @@ class RungJob:
             self.verified.add(path)
         return directory
 
-    def _lane(self, sample: int, structure: int) -> list[np.ndarray]:
+    def _lane(self, sample: int, structure: int, width: int) -> list[np.ndarray]:
         """The carry ``sample`` continues from: its own, or (PBT's exploit) another's."""
         sample = self.carry_from.get(sample, sample)
         source = self.previous[sample]
@@ -91,7 +92,9 @@ class RungJob:
             directory = self._source_dir(source)
             sb = source.entry.sub_batches[source.sub_batch]
             name = directory / H.carry_file(source.sub_batch)
-            like = self.like(structure, 1)
+            # the program's own carry shapes (lanes_from drops the lane axis): asking for a
+            # width of 1 would trace and stack a one-lane input just for its shapes
+            like = self.like(structure, width)
             try:
                 data = read_bytes(name, "rung carry", MAX_CARRY_BYTES, within=self.sweep.within)
                 self._lanes[key] = lanes_from(data, like, sb.samples)
