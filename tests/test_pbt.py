@@ -365,3 +365,61 @@ def test_a_schedule_is_replayed_interval_by_interval(tmp_path):
         doc = json.loads((tmp_path / "out").joinpath(*view.entries[0].path.split("/"),
                                                      "samples.json").read_text())
         assert {n: doc[0]["values"][n] for n in row} == row
+
+
+DEVICES_SCRIPT = """\
+import sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+import jax
+import numpy as np
+import exec_points
+from hyperlax.exec.local_exec import execute
+from test_pbt import make_plan, outcome, assert_same
+
+assert len(jax.devices()) == 2, jax.devices()
+tmp = Path({tmp!r})
+plan, pid, data = make_plan(tmp)
+devices = jax.devices()
+execute(plan, pid, data, tmp / "a", devices=devices)
+
+
+class Crash(Exception):
+    pass
+
+
+crashed = []
+
+
+def crash(point, entry):
+    if point == "rung-decided:1" and not crashed:  # once: the resumed exec goes through
+        crashed.append(point)
+        raise Crash(point)
+
+
+exec_points.install(crash)
+try:
+    execute(plan, pid, data, tmp / "b", devices=devices)
+    raise AssertionError("no crash")
+except Crash:
+    pass
+execute(plan, pid, data, tmp / "b", devices=devices)
+assert_same(outcome(tmp / "b", plan, pid), outcome(tmp / "a", plan, pid))
+print("DEVICES OK", flush=True)
+"""
+
+
+@pytest.mark.subprocess
+def test_over_two_devices_a_stopped_and_resumed_run_gives_the_same_bytes(tmp_path):
+    """--devices: the population's lanes split over 2 (forced CPU) devices; killed after the
+    second decision and resumed, the decisions and curves are those of an uninterrupted run
+    on the same devices."""
+    import os
+    import subprocess
+    import sys
+    script = tmp_path / "devices.py"
+    script.write_text(DEVICES_SCRIPT.format(tests=str(Path(__file__).parent), tmp=str(tmp_path)))
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0 and "DEVICES OK" in done.stdout, done.stdout + done.stderr
