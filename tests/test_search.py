@@ -166,8 +166,8 @@ def test_seed_front_end_runs_resumes_and_refuses_contradicting_flags(searched):
     result = invoke(*flags, "--output-root", root)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in root.iterdir()) == [
-        "optuna_plots", "optuna_study.db", "rounds", "search.json", "search.lock",
-        "search.toml"]
+        "hyperlax.log", "optuna_plots", "optuna_study.db", "rounds", "search.json",
+        "search.lock", "search.toml"]  # hyperlax.log: --save-logs, True by default
     # two objectives: Optuna's figures once per objective
     assert len(list((root / "optuna_plots").glob("optimization_history_*.png"))) == 2
     record = study(root)
