@@ -221,9 +221,26 @@ def fresh_brax_cache(monkeypatch):
                         functools.lru_cache(maxsize=None)(runtime_envs._brax_env.__wrapped__))
 
 
+# Training even TINY_PPO on these took about two minutes or more each on a 2-core CPU (building
+# the Brax system and compiling its step; docs/environments.md has the times): `heavy`, which
+# `make test-heavy` runs and `make test` (-m "not heavy") leaves out.
+HEAVY_BRAX = {"brax.ant", "brax.halfcheetah", "brax.hopper", "brax.humanoid",
+              "brax.humanoidstandup", "brax.pusher", "brax.swimmer", "brax.walker2d"}
+
+
+
+def _facts_params():
+    # Building a heavy body's system alone takes 25-50 s here; its facts are checked with its
+    # training, in `make test-heavy`. Swimmer is built in `make test` anyway (its fluid model's
+    # trace test), and the light bodies by their training tests.
+    for env_id in BRAX:
+        heavy = env_id in HEAVY_BRAX and env_id != "brax.swimmer"
+        yield pytest.param(env_id, marks=[pytest.mark.heavy] if heavy else [], id=env_id)
+
+
 @needs_brax
 @pytest.mark.envs
-@pytest.mark.parametrize("env_id", BRAX)
+@pytest.mark.parametrize("env_id", list(_facts_params()))
 def test_facts_agree_with_brax(env_id):
     info = ENVS[env_id]
     env, params = runtime_envs.make_env(env_id)
@@ -331,12 +348,6 @@ def check_trained(metrics, steps: int) -> None:
     assert metrics.finite.all()
     assert metrics.eval_steps.ravel().tolist() == [steps]
 
-
-# Training even TINY_PPO on these took about two minutes or more each on a 2-core CPU (building
-# the Brax system and compiling its step; docs/environments.md has the times): `heavy`, which
-# `make test-heavy` runs and `make test` (-m "not heavy") leaves out.
-HEAVY_BRAX = {"brax.ant", "brax.halfcheetah", "brax.hopper", "brax.humanoid",
-              "brax.humanoidstandup", "brax.pusher", "brax.swimmer", "brax.walker2d"}
 
 # test_ppo trains PPO on these through the same entry point and env wrapper
 TRAINED_ELSEWHERE = {"gymnax.cartpole", "gymnax.pendulum"}
