@@ -271,7 +271,14 @@ def open_lock_file(path: Path, *, within: Path) -> int:
     a symbolic link (O_NOFOLLOW) nor anything but a regular file (a FIFO is opened
     non-blocking, then refused), in a directory below ``within``."""
     make_dirs(path.parent, within=within)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | os.O_NOFOLLOW
+    return _open_regular(path, os.O_RDWR)
+
+
+def _open_regular(path: Path, flags: int) -> int:
+    """A descriptor of ``path`` opened with ``flags`` (created if missing), which must be a
+    regular file: never opened through a symbolic link (O_NOFOLLOW), and anything else (a FIFO,
+    opened non-blocking so it cannot hang, a device) closed and refused."""
+    fd = os.open(path, flags | os.O_CREAT | os.O_NONBLOCK | os.O_NOFOLLOW
                  | getattr(os, "O_CLOEXEC", 0), 0o666)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
@@ -287,11 +294,8 @@ def append_text(path: Path, text: str, *, within: Path) -> None:
     end, and a reader may see the last line partly written. No fsync: a crash may lose the
     last lines of a log, never a result."""
     inside_root(path.parent, within)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_NOFOLLOW
-                 | getattr(os, "O_CLOEXEC", 0), 0o666)
+    fd = _open_regular(path, os.O_WRONLY | os.O_APPEND)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotRegularFileError(path, f"is {describe_kind(path)}")
         data = text.encode("utf-8")
         while data:
             data = data[os.write(fd, data):]
