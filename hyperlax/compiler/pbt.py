@@ -17,7 +17,8 @@ from typing import Any
 from hyperlax.compiler.halving import DEFAULT_METRIC
 from hyperlax.hyperparams.declare import value_problems
 from hyperlax.manifest.format import did_you_mean
-from hyperlax.plan.format import Halving, Pbt, Rung, Sample, Settings, chunk_group
+from hyperlax.plan.format import (Halving, Pbt, Rung, Sample, Settings, chunk_group,
+                                  interval_ends, populations)
 
 MAX_INTERVALS = 1000
 
@@ -51,9 +52,9 @@ def pbt_problems(manifest: Any, settings: Settings, table: dict[str, Any],
         problems.append(("pbt.interval", f"with num_evaluations = {total} the runtime trains "
                                          f"{group} evaluation chunks per call and can stop "
                                          f"only between calls; use a multiple of {group}"))
-    elif math.ceil(total / pbt.interval) > MAX_INTERVALS:
-        problems.append(("pbt.interval", f"{math.ceil(total / pbt.interval)} intervals is more "
-                                         f"than {MAX_INTERVALS}; use a longer interval"))
+    elif len(interval_ends(pbt.interval, total)) > MAX_INTERVALS:
+        problems.append(("pbt.interval", f"{len(interval_ends(pbt.interval, total))} intervals "
+                                         f"is more than {MAX_INTERVALS}; use a longer interval"))
     if not 0 < pbt.quantile_fraction <= 0.5:
         problems.append(("pbt.quantile_fraction", f"{pbt.quantile_fraction} is outside (0, 0.5]:"
                                                   " the bottom fraction copies the top one, so "
@@ -72,7 +73,7 @@ def pbt_problems(manifest: Any, settings: Settings, table: dict[str, Any],
         problems += _explore_problems(pbt.explore, table, space)
     else:
         problems += _schedule_problems(pbt.explore, pbt.schedule, table, space,
-                                       math.ceil(total / max(pbt.interval, 1)))
+                                       len(interval_ends(max(pbt.interval, 1), total)))
     return problems
 
 
@@ -135,10 +136,7 @@ def _explore_problems(explore: list[str], table: dict[str, Any],
 
 def population_problems(samples: list[Sample]) -> list[tuple[str, str]]:
     """A population of one cannot exploit anyone: every structure needs two samples."""
-    sizes: dict[int, int] = {}
-    for sample in samples:
-        sizes[sample.structure] = sizes.get(sample.structure, 0) + 1
-    lonely = sorted(s for s, n in sizes.items() if n < 2)
+    lonely = sorted(s for s, members in populations(samples).items() if len(members) < 2)
     if not lonely:
         return []
     which = ("the sweep has one sample" if len(samples) == 1 else
@@ -153,10 +151,10 @@ def pbt_training(manifest: Any, settings: Settings) -> tuple[Halving, Pbt]:
     """The intervals as stages (every sample in each) and the PBT settings, for a manifest
     whose ``[pbt]`` has no problems."""
     pbt = manifest.pbt
-    total, n = settings.num_evaluations, settings.num_samples
-    ends = list(range(pbt.interval, total, pbt.interval)) + [total]
+    n = settings.num_samples
     stages = Halving(metric=pbt.metric or DEFAULT_METRIC, eta=1,
-                     rungs=[Rung(evaluations=e, samples=n) for e in ends])
+                     rungs=[Rung(evaluations=e, samples=n)
+                            for e in interval_ends(pbt.interval, settings.num_evaluations)])
     return stages, Pbt(interval=pbt.interval, quantile_fraction=pbt.quantile_fraction,
                        perturbation_factors=list(pbt.perturbation_factors),
                        resample_probability=pbt.resample_probability,

@@ -22,7 +22,8 @@ from hyperlax.environments import ENVS, unknown_env_message
 from hyperlax.errors import HyperlaxError
 from hyperlax.hyperparams import ALGORITHMS, CONFIGS
 from hyperlax.hyperparams.declare import env_value_problem, value_problems
-from hyperlax.plan.format import Plan, RungMetric, chunk_group, rung_sizes
+from hyperlax.plan.format import (Plan, RungMetric, chunk_group, interval_ends, populations,
+                                  rung_sizes)
 from hyperlax.storage.paths import path_problem
 
 # Names at the top of a sweep directory that entries must leave alone (storage.sweepdir has
@@ -202,7 +203,7 @@ def _pbt_problems(plan: Plan) -> list[tuple[str, str]]:
     total = plan.settings.num_evaluations
     ends = [r.evaluations for r in halving.rungs]
     if halving.eta != 1 or not 0 < pbt.interval < total or \
-            ends != list(range(pbt.interval, total, pbt.interval)) + [total]:
+            ends != interval_ends(pbt.interval, total):
         problems.append(("pbt.interval", "the intervals must split num_evaluations evenly "
                                          "(eta 1), the last one possibly shorter"))
     if not 0 < pbt.quantile_fraction <= 0.5 or not 0 <= pbt.resample_probability <= 1 or \
@@ -216,17 +217,13 @@ def _pbt_problems(plan: Plan) -> list[tuple[str, str]]:
     if bad or not pbt.explore or pbt.explore != sorted(set(pbt.explore)):
         problems.append(("pbt.explore", f"must name scalar hyperparameters, sorted, sampled "
                                         f"(scheduled in a replay); not {bad[:4]}"))
-    if replay and (len(pbt.schedule) != len(halving.rungs) or
-                   any(sorted(row) != pbt.explore for row in pbt.schedule)):
-        problems.append(("pbt.schedule", "must give the explore names' values, one row per "
-                                         "interval"))
+    if replay:  # nothing is copied: a population of one is fine
+        if len(pbt.schedule) != len(halving.rungs) or \
+                any(sorted(row) != pbt.explore for row in pbt.schedule):
+            problems.append(("pbt.schedule", "must give the explore names' values, one row "
+                                             "per interval"))
         return problems
-    if replay:
-        return problems
-    sizes: dict[int, int] = {}
-    for sample in plan.samples:
-        sizes[sample.structure] = sizes.get(sample.structure, 0) + 1
-    if any(n < 2 for n in sizes.values()):
+    if any(len(members) < 2 for members in populations(plan.samples).values()):
         problems.append(("pbt", "every population (a structure's samples) needs two samples"))
     return problems
 

@@ -16,7 +16,7 @@ from hyperlax.compiler.cost import human_bytes, plan_carry_bytes, plan_costs
 from hyperlax.compiler.lower import plan_summary
 from hyperlax.hyperparams import ALGORITHMS, HyperParam
 from hyperlax.plan.changes import changes_between
-from hyperlax.plan.format import Plan, results_id
+from hyperlax.plan.format import Plan, populations, results_id
 
 
 def describe(plan: Plan, plan_id: str, fmt: str) -> str:
@@ -143,9 +143,8 @@ def _halving_steps(plan: Plan, total_steps: int) -> int | None:
 def _populations(plan: Plan) -> list[dict[str, Any]]:
     """Each PBT population (a structure's samples): its size and its quantile's."""
     assert plan.pbt is not None
-    sizes = Counter(sample.structure for sample in plan.samples)
-    return [{"structure": s, "members": n, "quantile": plan.pbt.quantile(n)}
-            for s, n in sorted(sizes.items())]
+    return [{"structure": s, "members": len(m), "quantile": plan.pbt.quantile(len(m))}
+            for s, m in sorted(populations(plan.samples).items())]
 
 
 def _pbt_lines(plan: Plan) -> list[str]:

@@ -187,6 +187,22 @@ class Training(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     pbt: Pbt | None = None
 
 
+def interval_ends(interval: int, num_evaluations: int) -> list[int]:
+    """Where PBT's intervals end, in evaluations: every ``interval``, the last one at the full
+    budget (possibly shorter). The compiler lowers them, and a plan read back is checked
+    against them."""
+    return list(range(interval, num_evaluations, interval)) + [num_evaluations]
+
+
+def populations(samples: list[Sample]) -> dict[int, list[int]]:
+    """PBT's populations: structure -> its samples' indices, in sample order (a copy moves a
+    training carry, whose shapes are its structure's)."""
+    members: dict[int, list[int]] = {}
+    for sample in samples:
+        members.setdefault(sample.structure, []).append(sample.index)
+    return members
+
+
 def pow2_width(n: int, cap: int) -> int:
     """Batched mode's call width for a sub-batch of ``n`` samples: ``n`` rounded up to a power
     of two, at most ``cap``. Few widths, so few compiles, and padding never more than doubles

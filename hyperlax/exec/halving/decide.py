@@ -33,7 +33,7 @@ import hashlib
 import json
 import os
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -340,8 +340,7 @@ def read_decision(root: Path, plan: Plan, owner: Owner, rung: int,
             assert current is not None
             exploit = {int(r["sample"]): int(r["copies"]) for r in doc["exploit"]}
             following = {int(r["sample"]): dict(r["values"]) for r in doc["values"]}
-            decision = Decision(**{**decision.__dict__, "exploit": exploit,
-                                   "values": following})
+            decision = replace(decision, exploit=exploit, values=following)
             # deciding is a pure function of the ranking: an edited copy or value is caught
             if not same_decision(decision, decide(plan, rung, dict(decision.ranking),
                                                   current)):

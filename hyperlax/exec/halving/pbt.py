@@ -29,7 +29,7 @@ import msgspec
 
 from hyperlax.manifest.distributions import (Categorical, Distribution, IntLogUniform,
                                              IntUniform, Quantized)
-from hyperlax.plan.format import Plan
+from hyperlax.plan.format import Plan, populations
 
 
 def draw(seed: int, interval: int, sample: int, what: str) -> float:
@@ -54,16 +54,11 @@ def initial_values(plan: Plan) -> dict[int, dict[str, Any]]:
     assert pbt is not None
     names = tracked(plan)
     first = pbt.schedule[0] if pbt.schedule is not None else {}
-    return {s.index: {n: first.get(n, plan.sample_values(s.index)[n]) for n in names}
-            for s in plan.samples}
-
-
-def populations(plan: Plan) -> dict[int, list[int]]:
-    """structure -> its samples, in sample order."""
-    members: dict[int, list[int]] = {}
+    out = {}
     for sample in plan.samples:
-        members.setdefault(sample.structure, []).append(sample.index)
-    return members
+        values = {**plan.sample_values(sample.index), **first}
+        out[sample.index] = {n: values[n] for n in names}
+    return out
 
 
 def step(plan: Plan, interval: int, order: list[int], current: dict[int, dict[str, Any]]
@@ -80,7 +75,7 @@ def step(plan: Plan, interval: int, order: list[int], current: dict[int, dict[st
     rank = {sample: k for k, sample in enumerate(order)}
     exploit: dict[int, int] = {}
     following = {i: dict(v) for i, v in current.items()}
-    for members in populations(plan).values():
+    for members in populations(plan.samples).values():
         ranked = sorted(members, key=rank.__getitem__)
         count = pbt.quantile(len(ranked))
         top, bottom = ranked[:count], ranked[len(ranked) - count:]
